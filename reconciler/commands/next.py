@@ -1,0 +1,79 @@
+"""`reconciler next`: the next fire times of an expression or of a schedule in the directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from reconciler.core import cron
+from reconciler.core.describe import describe, local_text, relative, utc_text
+from reconciler.core.loader import Loader, PathError, parse_timestamp, zone
+from reconciler.core.timing import Timing
+from reconciler.errors import FatalError, UsageError
+
+
+def next_times(
+    name: str | None,
+    expression: str | None,
+    timezone: str,
+    after: str | None,
+    count: int,
+    fmt: str,
+    directory: str = "schedules",
+    out: TextIO = sys.stdout,
+    now: datetime | None = None,
+) -> int:
+    if fmt not in ("text", "json"):
+        raise UsageError(f"unknown format {fmt!r}: choose text or json")
+    if (name is None) == (expression is None):
+        raise UsageError("give either a schedule NAME or --cron EXPR")
+    if count < 1:
+        raise UsageError("-n must be at least 1")
+    now = now or datetime.now(UTC)
+    timing = _timing_of(name, directory, now) if name else _timing_for(expression or "", timezone)
+    start = now
+    if after is not None:
+        try:
+            start = parse_timestamp(after, timing.tz)
+        except ValueError as e:
+            raise UsageError(f"--after: {e}") from e
+    slots = list(timing.slots(start, count))
+    if fmt == "json":
+        json.dump({"next": [utc_text(s) for s in slots]}, out)
+        out.write("\n")
+        return 0
+    out.write(f"{describe(timing)}  [{timing.tz.key}]\n")
+    for s in slots:
+        fire = timing.fire_time(s)
+        jit = f"  (fires {utc_text(fire)} with jitter)" if fire != s else ""
+        out.write(f"  {local_text(s, timing)}  {utc_text(s)}  {relative(s, now)}{jit}\n")
+    if not slots:
+        out.write("  no further fire times\n")
+    return 0
+
+
+def _timing_for(expression: str, timezone: str) -> Timing:
+    tz = zone(timezone)
+    if tz is None:
+        raise FatalError(f"unknown time zone {timezone!r}: use an IANA name such as Europe/Berlin or UTC")
+    try:
+        parsed = cron.parse(expression)
+    except cron.CronError as e:
+        raise FatalError(f"invalid cron expression {expression!r}: {e}") from e
+    return Timing(name="", tz=tz, cron=parsed)
+
+
+def _timing_of(name: str, directory: str, now: datetime) -> Timing:
+    try:
+        result = Loader().load_paths([directory], now=now)
+    except PathError as e:
+        raise UsageError(str(e)) from e
+    for s in result.schedules:
+        if s.name == name:
+            return s.timing
+    for p in result.problems:
+        if p.severity == "error":
+            print(p.format_text(), file=sys.stderr)
+    raise FatalError(f"no valid schedule named {name!r} in {directory}")

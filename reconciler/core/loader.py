@@ -1,0 +1,335 @@
+"""Files to schedules: the one loader behind `validate`, `plan`, `next` and the daemon.
+
+Pure apart from reading the files it is handed: bad input becomes Problems (values), and a
+document becomes a Schedule only when it has no error at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from reconciler.core import cron
+from reconciler.core.durations import DurationError, parse_duration
+from reconciler.core.model import (
+    CommandRun,
+    EnvValue,
+    HttpRun,
+    Policy,
+    Retries,
+    Schedule,
+    Source,
+)
+from reconciler.core.problems import JsonPath, Problem, has_errors
+from reconciler.core.schema import SchemaValidator
+from reconciler.core.timing import EPOCH, Timing
+from reconciler.core.yamlstrict import Document, decode, load_documents
+
+SUFFIXES = (".yaml", ".yml")
+_MIN_EVERY = timedelta(seconds=1)
+
+
+class PathError(Exception):
+    """A path to load does not exist or cannot be read: a usage error, never 'zero schedules'."""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    schedules: tuple[Schedule, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    files: tuple[FileResult, ...]
+    schedules: tuple[Schedule, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not has_errors(self.problems)
+
+
+@dataclass
+class Loader:
+    """Holds what is costly to build once (the validators); everything else is per call."""
+
+    validator: SchemaValidator = field(default_factory=SchemaValidator)
+
+    def load_bytes(self, path: str, data: bytes, now: datetime) -> FileResult:
+        text, problems = decode(data, path)
+        if text is None:
+            return FileResult(path, (), tuple(problems))
+        docs, problems = load_documents(text, path)
+        schedules: list[Schedule] = []
+        for doc in docs:
+            doc_problems = self._check(doc, path, now)
+            problems.extend(doc_problems)
+            if not any(p.document == doc.index and p.severity == "error" for p in problems):
+                schedules.append(build(doc, path))
+        if not docs and not problems:
+            problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
+        return FileResult(path, tuple(schedules), tuple(problems))
+
+    def _check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
+        if not isinstance(doc.value, dict):
+            line, col = doc.location(())
+            kind = "a list" if isinstance(doc.value, list) else repr(doc.value)
+            return [Problem(path, line, col, (), f"a schedule is a mapping of fields, got {kind}",
+                            document=doc.index)]
+        problems = self.validator.problems(doc, path)
+        problems.extend(semantic_problems(doc, path, now))
+        return problems
+
+    def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None) -> LoadResult:
+        now = now or datetime.now(UTC)
+        results = []
+        for f in discover(paths):
+            try:
+                data = f.read_bytes()
+            except OSError as e:
+                raise PathError(f"{f}: cannot read: {e.strerror}") from e
+            results.append(self.load_bytes(str(f), data, now))
+        return combine(results)
+
+
+def combine(results: Iterable[FileResult]) -> LoadResult:
+    """The set-level view: all schedules, all problems, and names unique across files."""
+    files = tuple(results)
+    schedules = [s for r in files for s in r.schedules]
+    problems = [p for r in files for p in r.problems]
+    by_name: dict[str, list[Schedule]] = {}
+    for s in schedules:
+        by_name.setdefault(s.name, []).append(s)
+    dupes = {n for n, group in by_name.items() if len(group) > 1}
+    for name in sorted(dupes):
+        group = by_name[name]
+        for s in group:
+            others = ", ".join(f"{o.source.path}:{o.source.line}" for o in group if o is not s)
+            problems.append(Problem(s.source.path, s.source.line, 1, ("name",),
+                                    f"name {name!r} is used more than once (also at {others})",
+                                    document=s.source.document))
+    return LoadResult(files, tuple(s for s in schedules if s.name not in dupes), tuple(problems))
+
+
+def discover(paths: Sequence[str | Path]) -> list[Path]:
+    """Files named, and *.yaml/*.yml below directories named, skipping hidden entries (.git)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = [f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file()
+                     and not any(part.startswith(".") for part in f.relative_to(p).parts)]
+            out.extend(sorted(found))
+        elif p.is_file():
+            out.append(p)
+        elif p.exists():
+            raise PathError(f"{p}: not a regular file or directory")
+        else:
+            raise PathError(f"{p}: no such file or directory")
+    return out
+
+
+# ---- semantic checks: what the schema cannot say ---------------------------------------------
+
+@lru_cache(maxsize=4096)
+def zone(name: str) -> ZoneInfo | None:
+    if name != name.strip() or name.lower() in ("localtime", "posixrules"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+@lru_cache(maxsize=16384)
+def _cron(expression: str) -> cron.CronExpr | str:
+    try:
+        return cron.parse(expression)
+    except cron.CronError as e:
+        return str(e)
+
+
+_TS_FIX = re.compile(r"[tz]")
+
+
+def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
+    """RFC 3339; without an offset the wall time is read in `tz` (and must exist there)."""
+    value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    aware = value.replace(tzinfo=tz)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise ValueError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
+    return aware.astimezone(UTC)
+
+
+class _Checker:
+    def __init__(self, doc: Document, path: str) -> None:
+        self.doc, self.path, self.problems = doc, path, list[Problem]()
+
+    def add(self, ptr: JsonPath, message: str, severity: str = "error", key: bool = False) -> None:
+        line, col = self.doc.location(ptr, key=key)
+        self.problems.append(Problem(self.path, line, col, ptr, message,
+                                     "warning" if severity == "warning" else "error", self.doc.index))
+
+    def duration(self, mapping: Any, ptr: JsonPath, key: str) -> timedelta | None:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return None
+        try:
+            return parse_duration(mapping[key])
+        except DurationError:
+            return None  # the schema reports it
+
+    def timestamp(self, mapping: dict[str, Any], ptr: JsonPath, key: str, tz: ZoneInfo) -> datetime | None:
+        value = mapping.get(key)
+        if not isinstance(value, str):
+            return None
+        try:
+            return parse_timestamp(value, tz)
+        except ValueError as e:
+            msg = str(e)
+            self.add((*ptr, key), msg if "does not exist" in msg else f"{value!r} is not a valid timestamp: {msg}")
+            return None
+
+
+def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
+    c = _Checker(doc, path)
+    spec = doc.value
+    sched = spec.get("schedule")
+    if isinstance(sched, dict):
+        _check_schedule(c, sched, now)
+    run = spec.get("run")
+    if isinstance(run, dict):
+        _check_run(c, run)
+    policy = spec.get("policy")
+    if isinstance(policy, dict):
+        deadline = c.duration(policy, ("policy",), "starting_deadline")
+        if deadline is not None and deadline <= timedelta(0):
+            c.add(("policy", "starting_deadline"), "starting_deadline must be longer than 0")
+        retries = policy.get("retries")
+        if isinstance(retries, dict):
+            b = c.duration(retries, ("policy", "retries"), "backoff")
+            mb = c.duration(retries, ("policy", "retries"), "max_backoff")
+            if b is not None and mb is not None and b > mb:
+                c.add(("policy", "retries", "backoff"), "backoff is longer than max_backoff")
+    if "notify" in spec:
+        c.add(("notify",), "notifications are not delivered by this version yet; the block is ignored",
+              "warning", key=True)
+    return c.problems
+
+
+def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
+    ptr: JsonPath = ("schedule",)
+    tz = ZoneInfo("UTC")
+    tzname = sched.get("timezone", "UTC")
+    if isinstance(tzname, str):
+        found = zone(tzname)
+        if found is None:
+            c.add((*ptr, "timezone"), f"unknown time zone {tzname!r}: use an IANA name such as Europe/Berlin or UTC")
+        else:
+            tz = found
+    expr = sched.get("cron")
+    if isinstance(expr, str):
+        parsed = _cron(expr)
+        if isinstance(parsed, str):
+            c.add((*ptr, "cron"), parsed)
+    every = c.duration(sched, ptr, "every")
+    if every is not None and every < _MIN_EVERY:
+        c.add((*ptr, "every"), "every must be at least 1s")
+    if "anchor" in sched and "every" not in sched:
+        c.add((*ptr, "anchor"), "anchor only applies to `every`", key=True)
+    jitter = c.duration(sched, ptr, "jitter")
+    if jitter is not None and every is not None and every >= _MIN_EVERY and jitter >= every:
+        c.add((*ptr, "jitter"), "jitter must be shorter than the interval of `every`")
+    stamps = {k: c.timestamp(sched, ptr, k, tz) for k in ("start", "end", "at", "anchor")}
+    start, end, at = stamps["start"], stamps["end"], stamps["at"]
+    if start and end and start >= end:
+        c.add((*ptr, "end"), "end must be after start")
+    if at is not None:
+        if (start and at < start) or (end and at > end):
+            c.add((*ptr, "at"), "at lies outside start..end: the schedule would never fire")
+        elif at <= now:
+            c.add((*ptr, "at"), f"at is in the past ({at.isoformat().replace('+00:00', 'Z')}): "
+                  "this one-time schedule will not fire", "warning")
+
+
+def _check_run(c: _Checker, run: dict[str, Any]) -> None:
+    ptr: JsonPath = ("run",)
+    timeout = c.duration(run, ptr, "timeout")
+    if timeout is not None and timeout <= timedelta(0):
+        c.add((*ptr, "timeout"), "timeout must be longer than 0")
+    http = run.get("http")
+    if isinstance(http, dict):
+        for key in ("workdir", "env", "timeout"):
+            if key in run:
+                where = "run.http.timeout" if key == "timeout" else "run.command"
+                c.add((*ptr, key), f"{key} applies to commands only (see {where})", key=True)
+        if "json" in http and "body" in http:
+            c.add((*ptr, "http", "body"), "json and body cannot be used together: choose one", key=True)
+        if http.get("method", "GET") in ("GET", "HEAD") and ("json" in http or "body" in http):
+            c.add((*ptr, "http", "method"), "a request body needs a method such as POST or PUT")
+        t = c.duration(http, (*ptr, "http"), "timeout")
+        if t is not None and t <= timedelta(0):
+            c.add((*ptr, "http", "timeout"), "timeout must be longer than 0")
+
+
+# ---- building the records --------------------------------------------------------------------
+
+def _env(mapping: dict[str, Any] | None) -> tuple[tuple[str, EnvValue], ...]:
+    out = []
+    for k, v in (mapping or {}).items():
+        if isinstance(v, str):
+            out.append((k, EnvValue(literal=v)))
+        else:
+            out.append((k, EnvValue(from_env=v.get("from_env"), from_file=v.get("from_file"))))
+    return tuple(out)
+
+
+def build(doc: Document, path: str) -> Schedule:
+    """A Schedule from a document that passed every check (so fields are well-formed)."""
+    spec: dict[str, Any] = doc.value
+    s = spec["schedule"]
+    tz = zone(s.get("timezone", "UTC"))
+    assert tz is not None
+    ts = {k: parse_timestamp(s[k], tz) for k in ("start", "end", "at", "anchor") if k in s}
+    parsed = _cron(s["cron"]) if "cron" in s else None
+    assert not isinstance(parsed, str)
+    timing = Timing(
+        name=spec["name"], tz=tz, cron=parsed,
+        every=parse_duration(s["every"]) if "every" in s else None,
+        anchor=ts.get("anchor", EPOCH), at=ts.get("at"), start=ts.get("start"), end=ts.get("end"),
+        jitter=parse_duration(s.get("jitter", 0)),
+    )
+    r = spec["run"]
+    run: CommandRun | HttpRun
+    if "command" in r:
+        run = CommandRun(tuple(r["command"]), r.get("workdir"), _env(r.get("env")),
+                         parse_duration(r.get("timeout", "30m")))
+    else:
+        h = r["http"]
+        run = HttpRun(h["url"], h.get("method", "GET"), _env(h.get("headers")), h.get("json"), "json" in h,
+                      h.get("body"), parse_duration(h.get("timeout", "10s")), tuple(h.get("expect_status", ())))
+    p = spec.get("policy", {})
+    rt = p.get("retries", {})
+    policy = Policy(
+        concurrency=p.get("concurrency", "forbid"),
+        starting_deadline=parse_duration(p.get("starting_deadline", "1m")),
+        catchup=p.get("catchup", "none"),
+        retries=Retries(rt.get("limit", 0), parse_duration(rt.get("backoff", "10s")),
+                        parse_duration(rt.get("max_backoff", "10m"))),
+        max_runs=p.get("max_runs"),
+    )
+    return Schedule(
+        name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
+        labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
+        history_keep=spec.get("history", {}).get("keep", 100), spec=spec,
+        source=Source(path, doc.location(("name",), key=True)[0], doc.index),
+    )

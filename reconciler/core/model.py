@@ -1,0 +1,101 @@
+"""Immutable records for a validated schedule. Built only by `loader.build()`, after validation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from reconciler.core.timing import Timing
+
+Concurrency = Literal["forbid", "allow", "replace"]
+Catchup = Literal["none", "latest"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvValue:
+    """A literal, or a reference resolved only at run time (never logged or stored)."""
+
+    literal: str | None = None
+    from_env: str | None = None
+    from_file: str | None = None
+
+    @property
+    def secret(self) -> bool:
+        return self.literal is None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRun:
+    argv: tuple[str, ...]
+    workdir: str | None
+    env: tuple[tuple[str, EnvValue], ...]
+    timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRun:
+    url: str
+    method: str
+    headers: tuple[tuple[str, EnvValue], ...]
+    json_body: Any  # the JSON value to send; `has_json` tells null apart from absent
+    has_json: bool
+    body: str | None
+    timeout: timedelta
+    expect_status: tuple[int, ...]  # empty: any 2xx
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    limit: int = 0
+    backoff: timedelta = timedelta(seconds=10)
+    max_backoff: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    concurrency: Concurrency = "forbid"
+    starting_deadline: timedelta = timedelta(minutes=1)
+    catchup: Catchup = "none"
+    retries: Retries = Retries()
+    max_runs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: str
+    line: int
+    document: int
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    description: str
+    enabled: bool
+    labels: tuple[tuple[str, str], ...]
+    timing: Timing
+    run: CommandRun | HttpRun
+    policy: Policy
+    history_keep: int
+    spec: dict[str, Any]  # the document as written, for snapshots and plans
+    source: Source
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what drives behaviour; description, labels and source do not move it."""
+        essence = {k: v for k, v in self.spec.items() if k not in ("description", "labels", "name")}
+        essence.setdefault("enabled", True)
+        return _digest({"name": self.name, **essence})
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of the whole spec: any edit, metadata included, changes it."""
+        return _digest(self.spec)
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

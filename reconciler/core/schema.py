@@ -1,0 +1,154 @@
+"""The JSON Schema, and validation of documents against it with precise locations.
+
+Two validators with one schema: a compiled fastjsonschema validator answers "valid?" in a few
+microseconds, and only documents it rejects go through `jsonschema`, which reports every error
+with its path. A test keeps the two in agreement on every example file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+from reconciler.core.problems import JsonPath, Problem
+from reconciler.core.yamlstrict import Document
+
+_YAML11_BOOLEANS = frozenset(
+    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+     "True", "TRUE", "False", "FALSE"])
+
+
+def schema_text() -> str:
+    return resources.files("reconciler.data").joinpath("schedule.schema.json").read_text("utf-8")
+
+
+@dataclass
+class SchemaValidator:
+    """Built once per process and reused: compiling either validator costs milliseconds."""
+
+    schema: dict[str, Any] = field(default_factory=lambda: json.loads(schema_text()))
+
+    @cached_property
+    def _fast(self) -> Callable[[Any], Any]:
+        import fastjsonschema
+
+        # fastjsonschema speaks draft-07; the schema keeps to keywords both drafts share.
+        draft7 = {**self.schema, "$schema": "http://json-schema.org/draft-07/schema#"}
+        return fastjsonschema.compile(draft7, use_default=False, use_formats=False)
+
+    @cached_property
+    def _full(self) -> Any:
+        import jsonschema
+
+        return jsonschema.Draft202012Validator(self.schema)
+
+    def is_valid(self, value: Any) -> bool:
+        import fastjsonschema
+
+        try:
+            self._fast(value)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    def problems(self, doc: Document, path: str) -> list[Problem]:
+        if self.is_valid(doc.value):
+            return []
+        out = [self._problem(e, doc, path) for e in _leaf_errors(self._full.iter_errors(doc.value))]
+        out.sort(key=lambda p: (p.line, p.column))
+        return out
+
+    def _problem(self, error: Any, doc: Document, path: str) -> Problem:
+        ptr: JsonPath = tuple(error.absolute_path)
+        message, ptr, on_key = _message(error, ptr)
+        line, col = doc.location(ptr, key=on_key)
+        return Problem(path, line, col, ptr, message, document=doc.index)
+
+
+def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
+    """Errors a person can act on: for a oneOf over value shapes, the branch that fits best."""
+    from jsonschema.exceptions import best_match
+
+    for e in errors:
+        if e.validator in ("oneOf", "anyOf") and e.context and not _exclusive_keys(e):
+            yield best_match(e.context, key=_relevance)
+        else:
+            yield e
+
+
+def _relevance(error: Any) -> tuple[int, int]:
+    # Prefer the branch whose type matches the value (deeper errors inside it), then deeper paths.
+    return (0 if error.validator == "type" else 1, len(error.path))
+
+
+def _exclusive_keys(error: Any) -> list[str] | None:
+    """For `oneOf: [{required: [a]}, {required: [b]}]`, the names a, b."""
+    branches = error.validator_value
+    if all(isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1 for b in branches):
+        return [b["required"][0] for b in branches]
+    return None
+
+
+def _choices(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+
+def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
+    """A message that says what to write, the pointer to report, and whether the key's line fits."""
+    v, value, sub = error.validator, error.instance, error.schema
+    if v == "oneOf" and (keys := _exclusive_keys(error)):
+        present = [k for k in keys if isinstance(value, dict) and k in value]
+        if present:
+            return f"{_choices(present).replace(' or ', ' and ')} cannot be used together: choose one", ptr, True
+        return f"one of {_choices(keys)} is required", ptr, True
+    if v == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        extra = [k for k in value if k not in sub.get("properties", {})]
+        key = extra[0]
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; expected one of: {', '.join(allowed)}"
+        return f"unknown field '{key}'{hint}", (*ptr, key), True
+    if v == "required":
+        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
+        return f"required field '{missing[0]}' is missing", ptr, True
+    if v == "type":
+        want = error.validator_value
+        if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:
+            return f"{value!r} is not a boolean here: write true or false", ptr, False
+        if want == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+            return f"expected a string, got the number {value!r}: quote it", ptr, False
+        return f"expected {_article(want)}, got {_describe(value)}", ptr, False
+    if v == "pattern" and "propertyNames" in error.schema_path:
+        what = sub.get("patternErrorMessage", f"must match {error.validator_value}")
+        return f"key {value!r} is not valid: {what}", (*ptr, value), True
+    if v == "pattern" and "patternErrorMessage" in sub:
+        return f"{value!r} is not valid: {sub['patternErrorMessage']}", ptr, False
+    if v == "enum":
+        return f"{value!r} is not one of {', '.join(map(repr, error.validator_value))}", ptr, False
+    return error.message, ptr, False
+
+
+def _article(kind: Any) -> str:
+    names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+             "boolean": "true or false", "number": "a number", "null": "nothing"}
+    if isinstance(kind, list):
+        return " or ".join(names.get(str(k), str(k)) for k in kind)
+    return names.get(kind, str(kind))
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}".replace("str ", "the string ").replace("int ", "the number ")

@@ -1,0 +1,69 @@
+"""Slots and fire times of a schedule: cron, every or at, clipped by start/end, with jitter.
+
+A slot is the nominal instant (its identity, in UTC); the fire time is the slot plus a
+deterministic jitter, so every process computes the same slots and the same delays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from reconciler.core.cron import CronExpr
+
+_TICK = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    name: str
+    tz: ZoneInfo
+    cron: CronExpr | None = None
+    every: timedelta | None = None
+    anchor: datetime = EPOCH
+    at: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    jitter: timedelta = timedelta(0)
+
+    @property
+    def kind(self) -> str:
+        return "cron" if self.cron else "every" if self.every else "at"
+
+    def next_slot(self, after: datetime) -> datetime | None:
+        """The first slot strictly after `after` (aware), in UTC, or None when there is no more."""
+        if self.start is not None and after < self.start:
+            after = self.start - _TICK
+        if self.cron is not None:
+            slot = self.cron.next_after(after, self.tz)
+        elif self.every is not None:
+            k = (after - self.anchor) // self.every + 1
+            slot = self.anchor + k * self.every
+        else:
+            slot = self.at if self.at is not None and self.at > after else None
+        if slot is None or (self.end is not None and slot > self.end):
+            return None
+        return slot
+
+    def slots(self, after: datetime, count: int) -> Iterator[datetime]:
+        slot: datetime | None = after
+        for _ in range(count):
+            assert slot is not None
+            slot = self.next_slot(slot)
+            if slot is None:
+                return
+            yield slot
+
+    def jitter_for(self, slot: datetime) -> timedelta:
+        if not self.jitter:
+            return timedelta(0)
+        key = f"{self.name}@{slot.astimezone(UTC).isoformat()}".encode()
+        n = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+        return timedelta(milliseconds=n % max(1, int(self.jitter.total_seconds() * 1000)))
+
+    def fire_time(self, slot: datetime) -> datetime:
+        return slot + self.jitter_for(slot)
