@@ -285,7 +285,6 @@ def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int
                     f"{name} field: a step needs a range: write '{base}-{high}/{step}' "
                     f"(or '*/{step}') instead of '{element}'"
                 )
-        if slash and step > high - low + 1 and base == "*":
-            raise CronError(f"{name} field: step {step} is larger than the field's range {low}-{high}")
+        # A step larger than the range is accepted, as cronie does (it only warns).
         values.update(range(lo, hi + 1, step))
     return values

@@ -72,18 +72,16 @@ class SchemaValidator:
 
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
     """Errors a person can act on: for a oneOf over value shapes, the branch that fits best."""
-    from jsonschema.exceptions import best_match
-
     for e in errors:
-        if e.validator in ("oneOf", "anyOf") and e.context and not _exclusive_keys(e):
-            yield best_match(e.context, key=_relevance)
-        else:
-            yield e
+        while e.validator in ("oneOf", "anyOf") and e.context and not _exclusive_keys(e):
+            e = max(e.context, key=_relevance)  # first of equals: the order the schema lists them
+        yield e
 
 
 def _relevance(error: Any) -> tuple[int, int]:
-    # Prefer the branch whose type matches the value (deeper errors inside it), then deeper paths.
-    return (0 if error.validator == "type" else 1, len(error.path))
+    # The deepest error shows the branch the value was meant for ({from_env: 5}: the from_env
+    # branch); among equals, an error inside a branch beats "wrong type for this branch".
+    return (len(error.absolute_path), 0 if error.validator == "type" else 1)
 
 
 def _exclusive_keys(error: Any) -> list[str] | None:

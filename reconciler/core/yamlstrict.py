@@ -26,7 +26,8 @@ MAX_DEPTH = 64
 MAX_DOCUMENTS = 1000
 
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
+# A float needs a point or an exponent, and no leading zero before other digits (`0755` stays text).
+_FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)\.[0-9]*|\.[0-9]+|(?:0|[1-9][0-9]*)(?=[eE]))(?:[eE][-+]?[0-9]+)?\Z")
 _NULLS = frozenset(("", "~", "null"))
 Location = tuple[int, int]
 
@@ -77,7 +78,7 @@ def resolve_plain(value: str) -> Any:
         return False
     if _INT.match(value):
         return int(value)
-    if _FLOAT.match(value) and any(c.isdigit() for c in value):
+    if _FLOAT.match(value):
         return float(value)
     return value
 

@@ -1,0 +1,141 @@
+"""Semantic checks the schema cannot express, and the set-level rules, with exact lines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.core.loader import Loader, PathError, discover
+from tests.conftest import NOW
+
+HEAD = 'name: job\nrun: {command: [/bin/true]}\n'
+
+
+def problems(text: str, now: datetime = NOW) -> list[tuple[int, int, str, str]]:
+    result = Loader().load_bytes("f.yaml", text.encode(), now)
+    return [(p.line, p.column, p.severity, p.message) for p in result.problems]
+
+
+def test_a_valid_schedule_builds_with_documented_defaults() -> None:
+    result = Loader().load_bytes("f.yaml", (HEAD + 'schedule: {cron: "0 2 * * *"}\n').encode(), NOW)
+    (s,) = result.schedules
+    assert (s.enabled, s.policy.concurrency, s.policy.catchup, s.history_keep) == (True, "forbid", "none", 100)
+    assert s.policy.starting_deadline == timedelta(minutes=1)
+    assert s.policy.retries.limit == 0
+    assert s.run.timeout == timedelta(minutes=30)  # type: ignore[union-attr]
+    assert s.timing.tz.key == "UTC"
+    assert (s.source.path, s.source.line) == ("f.yaml", 1)
+
+
+@pytest.mark.parametrize(("schedule", "at", "message"), [
+    ('{cron: "0 25 * * *"}', '"0 25', "hour field: 25 is out of range 0-23"),
+    ('{cron: "0 0 31 2 *"}', '"0 0', "can never fire"),
+    ('{cron: "0 2 * * *", timezone: Mars/Olympus}', "Mars", "unknown time zone 'Mars/Olympus'"),
+    ('{cron: "0 2 * * *", timezone: " UTC"}', '" UTC', "unknown time zone"),
+    ('{every: 500ms}', "500ms", "every must be at least 1s"),
+    ('{every: 1m, jitter: 2m}', "2m", "jitter must be shorter than the interval"),
+    ('{cron: "0 2 * * *", anchor: "2026-01-01T00:00:00Z"}', "anchor", "anchor only applies to `every`"),
+    ('{every: 1h, start: "2026-02-01T00:00:00Z", end: "2026-01-01T00:00:00Z"}', '"2026-01', "end must be after start"),
+    ('{at: "2026-02-30T00:00:00Z"}', '"2026', "is not a valid timestamp"),
+    ('{at: "2030-01-01T00:00:00Z", end: "2029-01-01T00:00:00Z"}', '"2030', "outside start..end"),
+])
+def test_semantic_errors_name_the_line_and_column_of_the_field(schedule: str, at: str, message: str) -> None:
+    line = f"schedule: {schedule}"
+    found = problems(HEAD + line + "\n")
+    col = line.index(at) + 1
+    assert any((l, c) == (3, col) and s == "error" and message in m for l, c, s, m in found), (col, found)
+
+
+def test_a_one_time_run_in_the_past_is_a_warning_not_an_error() -> None:
+    text = HEAD + 'schedule: {at: "2026-01-01T00:00:00Z"}\n'
+    assert problems(text) == [(3, 16, "warning", "at is in the past (2026-01-01T00:00:00Z): "
+                                                 "this one-time schedule will not fire")]
+    assert Loader().load_bytes("f.yaml", text.encode(), NOW).schedules
+
+
+def test_timestamps_without_offset_are_read_in_the_schedule_zone() -> None:
+    text = HEAD + 'schedule: {at: "2030-07-01T09:00:00", timezone: Europe/Berlin}\n'
+    (s,) = Loader().load_bytes("f.yaml", text.encode(), NOW).schedules
+    assert s.timing.at == datetime(2030, 7, 1, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("run", "message"), [
+    ("{http: {url: 'https://x.test/'}, workdir: /tmp}", "workdir applies to commands only"),
+    ("{http: {url: 'https://x.test/', method: POST, json: {}, body: x}}", "json and body cannot be used together"),
+    ("{http: {url: 'https://x.test/', json: {a: 1}}}", "a request body needs a method such as POST"),
+    ("{http: {url: 'ftp://x.test/'}}", "an http(s) URL"),
+    ("{command: [/bin/true], timeout: 0}", "timeout must be longer than 0"),
+    ("{command: [/bin/true], env: {1BAD: x}}", "key '1BAD' is not valid: an environment variable name"),
+    ("{command: [/bin/true], env: {PORT: 8080}}", "expected a string, got the number 8080: quote it"),
+    ("{command: [/bin/true], env: {T: {from_env: 5}}}", "expected a string, got the number 5"),
+    ("{command: []}", "should be non-empty"),
+])
+def test_run_block_problems_say_what_to_write(run: str, message: str) -> None:
+    found = problems('name: job\nschedule: {cron: "0 2 * * *"}\nrun: ' + run + "\n")
+    assert any(message in m for *_, m in found), found
+
+
+def test_policy_checks() -> None:
+    found = problems(HEAD + 'schedule: {cron: "0 2 * * *"}\npolicy: {retries: {backoff: 1h, max_backoff: 1m}, '
+                     'concurrency: sometimes}\n')
+    messages = [m for *_, m in found]
+    assert "backoff is longer than max_backoff" in messages
+    assert "'sometimes' is not one of 'forbid', 'allow', 'replace'" in messages
+
+
+def test_names_must_be_unique_across_files_and_both_places_are_named(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(HEAD + 'schedule: {cron: "0 2 * * *"}\n')
+    (tmp_path / "b.yaml").write_text('# comment\n' + HEAD + 'schedule: {cron: "0 3 * * *"}\n')
+    result = Loader().load_paths([tmp_path], now=NOW)
+    assert not result.valid
+    assert result.schedules == ()
+    assert sorted(p.format_text() for p in result.problems) == [
+        f"{tmp_path}/a.yaml:1:1: $.name: name 'job' is used more than once (also at {tmp_path}/b.yaml:2)",
+        f"{tmp_path}/b.yaml:2:1: $.name: name 'job' is used more than once (also at {tmp_path}/a.yaml:1)",
+    ]
+
+
+def test_every_problem_in_every_document_is_reported() -> None:
+    text = ('name: a\nschedule: {cron: "bad"}\nrun: {command: [/bin/true]}\n---\n'
+            'name: b\nschedule: {every: 1m}\nrun: {command: [/bin/true], timeout: soon}\n')
+    found = problems(text)
+    assert [(l, s) for l, _, s, _ in found] == [(2, "error"), (7, "error")]
+
+
+def test_one_bad_document_does_not_hide_the_good_ones() -> None:
+    text = 'name: a\nschedule: {cron: "bad"}\nrun: {command: [/bin/true]}\n---\n' + HEAD.replace("job", "b") + \
+        'schedule: {every: 1m}\n'
+    result = Loader().load_bytes("f.yaml", text.encode(), NOW)
+    assert [s.name for s in result.schedules] == ["b"]
+
+
+def test_a_file_without_schedules_is_a_warning() -> None:
+    assert problems("# nothing here\n") == [(1, 1, "warning", "file holds no schedule")]
+
+
+def test_a_document_that_is_not_a_mapping_is_an_error() -> None:
+    assert problems("- a\n- b\n")[0][3] == "a schedule is a mapping of fields, got a list"
+
+
+def test_discovery_recurses_skips_hidden_entries_and_sorts(tmp_path: Path) -> None:
+    for rel in ["b.yaml", "a/c.yml", "a/d.txt", ".git/e.yaml", "a/.hidden.yaml", "z/.cache/f.yaml"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x: 1\n")
+    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path])] == ["a/c.yml", "b.yaml"]
+
+
+def test_a_missing_path_is_an_error_never_zero_schedules(tmp_path: Path) -> None:
+    with pytest.raises(PathError, match="no such file or directory"):
+        discover([tmp_path / "nope"])
+
+
+def test_fingerprint_ignores_metadata_but_spec_hash_does_not() -> None:
+    def one(extra: str) -> object:
+        text = HEAD + 'schedule: {cron: "0 2 * * *"}\n' + extra
+        return Loader().load_bytes("f.yaml", text.encode(), NOW).schedules[0]
+
+    base, meta, real = one(""), one("description: hi\nlabels: {a: b}\n"), one("enabled: false\n")
+    assert base.fingerprint == meta.fingerprint != real.fingerprint  # type: ignore[attr-defined]
+    assert base.spec_hash != meta.spec_hash  # type: ignore[attr-defined]
