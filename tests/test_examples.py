@@ -30,7 +30,7 @@ def test_invalid_example_reports_its_expected_problem(path: Path) -> None:
     assert result.schedules == ()
     got = [(p.line, p.column, p.message) for p in result.problems if p.severity == "error"]
     for line, col, message in expected:
-        assert any((l, c) == (int(line), int(col)) and message in m for l, c, m in got), got
+        assert any((ln, c) == (int(line), int(col)) and message in m for ln, c, m in got), got
 
 
 @pytest.mark.parametrize("path", VALID + INVALID, ids=lambda p: p.name)

@@ -45,7 +45,7 @@ def test_semantic_errors_name_the_line_and_column_of_the_field(schedule: str, at
     line = f"schedule: {schedule}"
     found = problems(HEAD + line + "\n")
     col = line.index(at) + 1
-    assert any((l, c) == (3, col) and s == "error" and message in m for l, c, s, m in found), (col, found)
+    assert any((ln, c) == (3, col) and s == "error" and message in m for ln, c, s, m in found), (col, found)
 
 
 def test_a_one_time_run_in_the_past_is_a_warning_not_an_error() -> None:
@@ -101,7 +101,7 @@ def test_every_problem_in_every_document_is_reported() -> None:
     text = ('name: a\nschedule: {cron: "bad"}\nrun: {command: [/bin/true]}\n---\n'
             'name: b\nschedule: {every: 1m}\nrun: {command: [/bin/true], timeout: soon}\n')
     found = problems(text)
-    assert [(l, s) for l, _, s, _ in found] == [(2, "error"), (7, "error")]
+    assert [(ln, s) for ln, _, s, _ in found] == [(2, "error"), (7, "error")]
 
 
 def test_one_bad_document_does_not_hide_the_good_ones() -> None:
