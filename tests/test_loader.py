@@ -139,3 +139,9 @@ def test_fingerprint_ignores_metadata_but_spec_hash_does_not() -> None:
     base, meta, real = one(""), one("description: hi\nlabels: {a: b}\n"), one("enabled: false\n")
     assert base.fingerprint == meta.fingerprint != real.fingerprint  # type: ignore[attr-defined]
     assert base.spec_hash != meta.spec_hash  # type: ignore[attr-defined]
+
+
+def test_an_env_reference_names_exactly_one_source() -> None:
+    found = problems('name: job\nschedule: {cron: "0 2 * * *"}\n'
+                     'run: {command: [/bin/true], env: {A: {from_env: X, from_file: /y}, B: {}}}\n')
+    assert [m for *_, m in found] == ["write a string, {from_env: NAME} or {from_file: PATH}"] * 2

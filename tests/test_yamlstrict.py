@@ -135,7 +135,7 @@ def test_syntax_errors_report_the_line_of_the_problem() -> None:
 
 def test_empty_documents_are_skipped_and_each_document_keeps_its_index() -> None:
     docs, problems = load_documents("---\n---\na: 1\n---\nb: 2\n", "f.yaml")
-    assert [(d.index, d.value, d.line) for d in docs] == [(0, {"a": 1}, 2), (1, {"b": 2}, 4)]
+    assert [(d.index, d.value, d.line) for d in docs] == [(0, {"a": 1}, 3), (1, {"b": 2}, 5)]  # root node lines
     assert problems == []
 
 

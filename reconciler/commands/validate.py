@@ -20,7 +20,7 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     try:
-        result = Loader().load_paths(paths or ["schedules"], now=now)
+        result = Loader().load_paths(paths or ["schedules"], now=now, build_records=False)
     except PathError as e:
         raise UsageError(str(e)) from e
     problems = list(result.problems)
@@ -42,7 +42,7 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
 def summary(result: LoadResult, problems: Sequence[Problem]) -> str:
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
-    files, scheds = len(result.files), len(result.schedules)
+    files, scheds = len(result.files), len(result.names)
     head = f"{files} file{'s' * (files != 1)}, {scheds} schedule{'s' * (scheds != 1)}"
     if not errors:
         return f"{head}: valid" + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else "")
@@ -55,7 +55,7 @@ def as_json(result: LoadResult, problems: Sequence[Problem]) -> dict[str, object
     return {
         "valid": not any(p.severity == "error" for p in problems),
         "files": len(result.files),
-        "schedules": len(result.schedules),
+        "schedules": len(result.names),
         "problems": [
             {"path": p.path, "line": p.line, "column": p.column, "pointer": p.json_pointer,
              "jsonpath": p.jsonpath, "message": p.message, "severity": p.severity, "document": p.document}

@@ -42,8 +42,9 @@ class PathError(Exception):
 @dataclass(frozen=True)
 class FileResult:
     path: str
-    schedules: tuple[Schedule, ...]
+    schedules: tuple[Schedule, ...]  # empty when loaded with build=False
     problems: tuple[Problem, ...]
+    names: tuple[tuple[str, Source], ...]  # every valid document's name, built or not
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class LoadResult:
     files: tuple[FileResult, ...]
     schedules: tuple[Schedule, ...]
     problems: tuple[Problem, ...]
+    names: tuple[str, ...]  # of every valid schedule with a unique name
 
     @property
     def valid(self) -> bool:
@@ -63,20 +65,23 @@ class Loader:
 
     validator: SchemaValidator = field(default_factory=SchemaValidator)
 
-    def load_bytes(self, path: str, data: bytes, now: datetime) -> FileResult:
+    def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
+        """One file's problems and schedules; `build_records=False` (validate) keeps names only."""
         text, problems = decode(data, path)
         if text is None:
-            return FileResult(path, (), tuple(problems))
+            return FileResult(path, (), tuple(problems), ())
         docs, problems = load_documents(text, path)
         schedules: list[Schedule] = []
+        names: list[tuple[str, Source]] = []
         for doc in docs:
-            doc_problems = self._check(doc, path, now)
-            problems.extend(doc_problems)
+            problems.extend(self._check(doc, path, now))
             if not any(p.document == doc.index and p.severity == "error" for p in problems):
-                schedules.append(build(doc, path))
+                names.append((doc.value["name"], Source(path, doc.line, doc.index)))
+                if build_records:
+                    schedules.append(build(doc, path))
         if not docs and not problems:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
-        return FileResult(path, tuple(schedules), tuple(problems))
+        return FileResult(path, tuple(schedules), tuple(problems), tuple(names))
 
     def _check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
         if not isinstance(doc.value, dict):
@@ -88,7 +93,8 @@ class Loader:
         problems.extend(semantic_problems(doc, path, now))
         return problems
 
-    def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None) -> LoadResult:
+    def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None, *,
+                   build_records: bool = True) -> LoadResult:
         now = now or datetime.now(UTC)
         results = []
         for f in discover(paths):
@@ -96,27 +102,29 @@ class Loader:
                 data = f.read_bytes()
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
-            results.append(self.load_bytes(str(f), data, now))
+            results.append(self.load_bytes(str(f), data, now, build_records=build_records))
         return combine(results)
 
 
 def combine(results: Iterable[FileResult]) -> LoadResult:
     """The set-level view: all schedules, all problems, and names unique across files."""
     files = tuple(results)
-    schedules = [s for r in files for s in r.schedules]
     problems = [p for r in files for p in r.problems]
-    by_name: dict[str, list[Schedule]] = {}
-    for s in schedules:
-        by_name.setdefault(s.name, []).append(s)
+    by_name: dict[str, list[Source]] = {}
+    for r in files:
+        for name, source in r.names:
+            by_name.setdefault(name, []).append(source)
     dupes = {n for n, group in by_name.items() if len(group) > 1}
     for name in sorted(dupes):
         group = by_name[name]
-        for s in group:
-            others = ", ".join(f"{o.source.path}:{o.source.line}" for o in group if o is not s)
-            problems.append(Problem(s.source.path, s.source.line, 1, ("name",),
+        for src in group:
+            others = ", ".join(f"{o.path}:{o.line}" for o in group if o is not src)
+            problems.append(Problem(src.path, src.line, 1, ("name",),
                                     f"name {name!r} is used more than once (also at {others})",
-                                    document=s.source.document))
-    return LoadResult(files, tuple(s for s in schedules if s.name not in dupes), tuple(problems))
+                                    document=src.document))
+    schedules = tuple(s for r in files for s in r.schedules if s.name not in dupes)
+    names = tuple(n for n in by_name if n not in dupes)
+    return LoadResult(files, schedules, tuple(problems), names)
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:
@@ -331,5 +339,5 @@ def build(doc: Document, path: str) -> Schedule:
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
         history_keep=spec.get("history", {}).get("keep", 100), spec=spec,
-        source=Source(path, doc.location(("name",), key=True)[0], doc.index),
+        source=Source(path, doc.line, doc.index),
     )

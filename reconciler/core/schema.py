@@ -119,7 +119,8 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
         want = error.validator_value
         if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:
             return f"{value!r} is not a boolean here: write true or false", ptr, False
-        if want == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+        wants_string = want == "string" or (isinstance(want, list) and "string" in want)
+        if wants_string and isinstance(value, int | float) and not isinstance(value, bool):
             return f"expected a string, got the number {value!r}: quote it", ptr, False
         return f"expected {_article(want)}, got {_describe(value)}", ptr, False
     if v == "pattern" and "propertyNames" in error.schema_path:
@@ -127,6 +128,8 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
         return f"key {value!r} is not valid: {what}", (*ptr, value), True
     if v == "pattern" and "patternErrorMessage" in sub:
         return f"{value!r} is not valid: {sub['patternErrorMessage']}", ptr, False
+    if v in ("minProperties", "maxProperties") and {"from_env", "from_file"} <= set(sub.get("properties", {})):
+        return "write a string, {from_env: NAME} or {from_file: PATH}", ptr, False
     if v == "enum":
         return f"{value!r} is not one of {', '.join(map(repr, error.validator_value))}", ptr, False
     return error.message, ptr, False

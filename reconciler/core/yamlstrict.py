@@ -9,7 +9,6 @@ stay strings for the schema to judge.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -32,16 +31,39 @@ _NULLS = frozenset(("", "~", "null"))
 Location = tuple[int, int]
 
 
-@dataclass(slots=True)
 class Document:
-    """One YAML document: its value and where each node (and each mapping key) stands."""
+    """One YAML document: its value and where each node (and each mapping key) stands.
 
-    index: int
-    value: Any
-    line: int
-    locations: dict[JsonPath, Location] = field(default_factory=dict)
-    key_locations: dict[JsonPath, Location] = field(default_factory=dict)
-    duplicates: list[tuple[JsonPath, Location, int]] = field(default_factory=list)
+    Locations are found lazily: valid files are read once without them, and a document asked
+    where a problem is gets them from one more, tracked, reading of its file.
+    """
+
+    __slots__ = ("_key_locations", "_locations", "_stream", "duplicates", "index", "line", "value")
+
+    def __init__(self, index: int, value: Any, line: int, stream: _Stream | None = None) -> None:
+        self.index, self.value, self.line, self._stream = index, value, line, stream
+        self._locations: dict[JsonPath, Location] | None = None if stream else {}
+        self._key_locations: dict[JsonPath, Location] | None = None if stream else {}
+        self.duplicates: list[tuple[JsonPath, Location, int]] = []
+
+    @property
+    def locations(self) -> dict[JsonPath, Location]:
+        if self._locations is None:
+            self._fill()
+        assert self._locations is not None
+        return self._locations
+
+    @property
+    def key_locations(self) -> dict[JsonPath, Location]:
+        if self._key_locations is None:
+            self._fill()
+        assert self._key_locations is not None
+        return self._key_locations
+
+    def _fill(self) -> None:
+        assert self._stream is not None
+        tracked = self._stream.tracked(self.index)
+        self._locations, self._key_locations = tracked.locations, tracked.key_locations
 
     def problems(self, path: str) -> list[Problem]:
         return [
@@ -60,6 +82,23 @@ class Document:
                 return self.locations[p]
             p = p[:-1]
         return self.locations.get((), (self.line, 1))
+
+
+class _Stream:
+    """The text of a file, read again with locations on demand (at most once)."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text, self.path = text, path
+        self._docs: list[Document] | None = None
+
+    def tracked(self, index: int) -> Document:
+        if self._docs is None:
+            self._docs = _read(self.text, self.path, track=True)[0]
+        return self._docs[index]
+
+
+class _Untracked(Exception):
+    """Raised by a fast, untracked reading at anything irregular: read again, tracked."""
 
 
 class _Reject(Exception):
@@ -113,8 +152,16 @@ def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
 
 def load_documents(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     """All non-empty documents of a stream, or the first problem that stops the reading."""
+    try:
+        return _read(text, path, track=False)
+    except _Untracked:
+        return _read(text, path, track=True)
+
+
+def _read(text: str, path: str, *, track: bool) -> tuple[list[Document], list[Problem]]:
     docs: list[Document] = []
     problems: list[Problem] = []
+    stream = None if track else _Stream(text, path)
     loader = _Loader(text)
     try:
         get = loader.get_event
@@ -126,13 +173,16 @@ def load_documents(text: str, path: str) -> tuple[list[Document], list[Problem]]
             # DocumentStart
             if len(docs) >= MAX_DOCUMENTS:
                 raise _Reject(f"more than {MAX_DOCUMENTS} documents in one file", *_mark(event))
-            doc = Document(index=len(docs), value=None, line=_mark(event)[0])
-            doc.value = _node(get, get(), (), doc, 0)
+            event = get()
+            doc = Document(index=len(docs), value=None, line=_mark(event)[0], stream=stream)
+            doc.value = _node(get, event, (), doc, 0, track)
             get()  # DocumentEnd
             problems.extend(doc.problems(path))
             if doc.value is not None:  # an empty document (a lone `---`) holds no schedule
                 docs.append(doc)
     except _Reject as r:
+        if not track:
+            raise _Untracked from r
         return docs, [*problems, Problem(path, r.line, r.column, r.pointer, r.message, document=len(docs))]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -146,7 +196,7 @@ def load_documents(text: str, path: str) -> tuple[list[Document], list[Problem]]
     return docs, problems
 
 
-def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int) -> Any:
+def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track: bool) -> Any:
     if depth > MAX_DEPTH:
         raise _Reject(f"nesting deeper than {MAX_DEPTH} levels", *_mark(event), ptr)
     if isinstance(event, yaml.AliasEvent):
@@ -161,8 +211,8 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int) -> Any
     if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!" and event.style):
         # libyaml reports quoted scalars with the non-specific tag "!"; every explicit tag is refused.
         raise _Reject(f"tags ({tag}) are not allowed in schedule files", *_mark(event), ptr)
-    loc = _mark(event)
-    doc.locations[ptr] = loc
+    if track:
+        doc.locations[ptr] = _mark(event)
     if isinstance(event, yaml.ScalarEvent):
         if not event.style and event.implicit[0]:  # plain (libyaml says "" or None)
             return resolve_plain(event.value)
@@ -171,7 +221,7 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int) -> Any
         items: list[Any] = []
         event = get()
         while not isinstance(event, yaml.SequenceEndEvent):
-            items.append(_node(get, event, (*ptr, len(items)), doc, depth + 1))
+            items.append(_node(get, event, (*ptr, len(items)) if track else ptr, doc, depth + 1, track))
             event = get()
         return items
     if isinstance(event, yaml.MappingStartEvent):
@@ -183,15 +233,19 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int) -> Any
             if event.anchor is not None or (event.tag is not None and not event.style):
                 raise _Reject("anchors and tags are not allowed on keys", *_mark(event), ptr)
             key = event.value  # keys are always strings: `on:` stays "on"
-            kloc = _mark(event)
-            kptr = (*ptr, key)
-            if key in mapping:
+            if not track:
+                if key in mapping:
+                    raise _Untracked
+                mapping[key] = _node(get, get(), ptr, doc, depth + 1, track)
+            elif key in mapping:
                 # Reported, and the first value kept, so the rest of the file is still checked.
-                doc.duplicates.append((kptr, kloc, doc.key_locations[kptr][0]))
-                _node(get, get(), (*ptr, "\0dup"), doc, depth + 1)
+                kptr = (*ptr, key)
+                doc.duplicates.append((kptr, _mark(event), doc.key_locations[kptr][0]))
+                _node(get, get(), (*ptr, "\0dup"), doc, depth + 1, track)
             else:
-                doc.key_locations[kptr] = kloc
-                mapping[key] = _node(get, get(), kptr, doc, depth + 1)
+                kptr = (*ptr, key)
+                doc.key_locations[kptr] = _mark(event)
+                mapping[key] = _node(get, get(), kptr, doc, depth + 1, track)
             event = get()
         return mapping
-    raise _Reject(f"unexpected YAML event {type(event).__name__}", *loc, ptr)  # pragma: no cover
+    raise _Reject(f"unexpected YAML event {type(event).__name__}", *_mark(event), ptr)  # pragma: no cover
