@@ -55,5 +55,35 @@ def next_(
     raise typer.Exit(exit_code_of(next_times)(name, cron, timezone, after, count, fmt, directory))
 
 
+@app.command()
+def plan(
+    directory: Annotated[str, typer.Option("--dir", help="Schedules directory.")] = "schedules",
+    base: Annotated[str | None, typer.Option("--base", help="Compare with the directory at this git ref.")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", help="Compare with the revision last applied.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or markdown.")] = "text",
+) -> None:
+    """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors."""
+    from reconciler.commands.plan import run_plan
+
+    raise typer.Exit(exit_code_of(run_plan)(directory, base, ledger, fmt))
+
+
+@app.command()
+def run(
+    directory: Annotated[str, typer.Option("--dir", help="Schedules directory (a git-sync link too).")] = "schedules",
+    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Apply a revision removing all.")] = False,
+    rescan: Annotated[str, typer.Option("--rescan", help="Full rescan interval (catches lost events).")] = "60s",
+    selector: Annotated[list[str] | None, typer.Option("--selector", help="Only labels key=value.")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    grace: Annotated[str, typer.Option("--grace", help="Time running jobs get to finish on SIGTERM.")] = "25s",
+) -> None:
+    """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
+    from reconciler.commands.run import run as run_command
+
+    raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [], log_format,
+                                               grace))
+
+
 def main() -> None:
     app()

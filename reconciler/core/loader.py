@@ -25,6 +25,8 @@ from reconciler.core.model import (
     Retries,
     Schedule,
     Source,
+    fingerprint,
+    spec_hash,
 )
 from reconciler.core.problems import JsonPath, Problem, has_errors
 from reconciler.core.schema import SchemaValidator
@@ -339,5 +341,14 @@ def build(doc: Document, path: str) -> Schedule:
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
         history_keep=spec.get("history", {}).get("keep", 100), spec=spec,
-        source=Source(path, doc.line, doc.index),
+        source=Source(path, doc.line, doc.index), fingerprint=fingerprint(spec), spec_hash=spec_hash(spec),
     )
+
+
+def build_from_spec(spec: dict[str, Any], origin: str, now: datetime | None = None) -> Schedule | None:
+    """A Schedule from a stored spec (a ledger snapshot), checked again by the same rules."""
+    doc = Document(index=0, value=spec, line=1)
+    checked = Loader()._check(doc, origin, now or datetime.now(UTC))
+    if has_errors(checked):
+        return None
+    return build(doc, origin)

@@ -82,18 +82,27 @@ class Schedule:
     history_keep: int
     spec: dict[str, Any]  # the document as written, for snapshots and plans
     source: Source
+    fingerprint: str  # see fingerprint(); computed once, at build
+    spec_hash: str  # see spec_hash()
 
     @property
-    def fingerprint(self) -> str:
-        """Hash of what drives behaviour; description, labels and source do not move it."""
-        essence = {k: v for k, v in self.spec.items() if k not in ("description", "labels", "name")}
-        essence.setdefault("enabled", True)
-        return _digest({"name": self.name, **essence})
+    def labels_dict(self) -> dict[str, str]:
+        return dict(self.labels)
 
-    @property
-    def spec_hash(self) -> str:
-        """Hash of the whole spec: any edit, metadata included, changes it."""
-        return _digest(self.spec)
+
+METADATA_FIELDS = frozenset(("description", "labels"))
+
+
+def fingerprint(spec: dict[str, Any]) -> str:
+    """Hash of what drives behaviour; description and labels do not move it."""
+    essence = {k: v for k, v in spec.items() if k not in METADATA_FIELDS}
+    essence.setdefault("enabled", True)
+    return _digest(essence)
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """Hash of the whole spec: any edit, metadata included, changes it."""
+    return _digest(spec)
 
 
 def _digest(value: Any) -> str:

@@ -1,0 +1,38 @@
+"""`reconciler run`: load, apply, watch until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from reconciler.core.durations import DurationError, parse_duration
+from reconciler.errors import UsageError
+
+
+def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
+        log_format: str, grace: str) -> int:
+    from reconciler.ledger import open_ledger
+    from reconciler.service.daemon import Options, parse_selector, run_daemon
+    from reconciler.service.log import make_log
+
+    if log_format not in ("text", "json"):
+        raise UsageError("--log-format: choose text or json")
+    try:
+        options = Options(directory=directory, allow_empty=allow_empty, rescan=parse_duration(rescan),
+                          selector=parse_selector(selector), grace=parse_duration(grace).total_seconds())
+    except (DurationError, ValueError) as e:
+        raise UsageError(str(e)) from e
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ledger = open_ledger(ledger_path)
+    try:
+        return run_daemon(options, ledger, make_log(log_format), lambda: datetime.now(UTC), stop)
+    finally:
+        ledger.close()

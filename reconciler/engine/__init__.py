@@ -1,0 +1,1 @@
+"""The imperative engine: APScheduler as the timer, the runner, and applying plans."""

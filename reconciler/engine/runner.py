@@ -1,0 +1,214 @@
+"""The runner: claim a slot in the ledger, apply the schedule's policy, execute, record.
+
+Slots arrive from the timer thread and are handed to a worker pool at once, so a slow job never
+delays another schedule's fire. Only the process whose claim insert succeeds runs a slot.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reconciler.core.describe import utc_text
+from reconciler.core.model import CommandRun, Schedule
+from reconciler.engine.execute import Attempt, Handle, run_command, run_http
+from reconciler.ledger.base import Ledger, Outcome
+
+Clock = Callable[[], datetime]
+Log = Callable[..., None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A schedule as the runner knows it: the spec and the revision it came from."""
+
+    schedule: Schedule
+    revision: str
+
+
+def backoff_delay(schedule: Schedule, attempt: int) -> timedelta:
+    """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
+    r = schedule.policy.retries
+    delay: timedelta = min(r.backoff * (2 ** (attempt - 2)), r.max_backoff)
+    return delay
+
+
+class Runner:
+    def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
+                 environ: Mapping[str, str] | None = None, max_workers: int = 64) -> None:
+        self._ledger, self._log, self._clock = ledger, log, clock
+        self._environ = environ if environ is not None else os.environ
+        self._owner = owner_id()
+        self._live: dict[str, Live] = {}
+        self._active: dict[str, list[Handle]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
+        self._timers: set[threading.Timer] = set()
+        self._accepting = True
+        self.on_finished: Callable[[str, str], None] | None = None  # name, status (for the service)
+
+    # ---- wiring ---------------------------------------------------------------------------------
+
+    def update(self, live: Mapping[str, Live]) -> None:
+        with self._lock:
+            self._live = dict(live)
+
+    def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
+                 trigger: str = "schedule", attempt: int = 1) -> None:
+        """Called on the timer thread: never blocks."""
+        if self._accepting:
+            self._pool.submit(self._guarded, name, slot, fire_time or slot, trigger, attempt)
+
+    def trigger_now(self, name: str) -> None:
+        if name not in self._live:
+            raise KeyError(name)
+        now = self._clock()
+        self.dispatch(name, now, now, trigger="manual")
+
+    def running(self, name: str | None = None) -> int:
+        with self._lock:
+            return sum(len(h) for n, h in self._active.items() if name is None or n == name)
+
+    # ---- one slot -----------------------------------------------------------------------------------
+
+    def _guarded(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
+        try:
+            self._run(name, slot, fire_time, trigger, attempt)
+        except Exception as e:  # a bug here must not kill the worker pool silently
+            self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
+
+    def _run(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
+        live = self._live.get(name)
+        if live is None or not self._accepting:
+            return  # removed (or shutting down) between the fire and now
+        s, now = live.schedule, self._clock()
+        common: dict[str, Any] = {"attempt": attempt, "trigger": trigger, "revision": live.revision}
+        if trigger in ("schedule", "catchup") and now - fire_time > s.policy.starting_deadline:
+            late = now - fire_time
+            self._skip(name, slot, "missed", f"could not start within starting_deadline (late by {late})", common)
+            return
+        with self._lock:
+            running = list(self._active[name])
+        if running and attempt == 1 and trigger != "manual":
+            if s.policy.concurrency == "forbid":
+                self._skip(name, slot, "skipped", "the previous run is still running (concurrency: forbid)", common)
+                return
+            if s.policy.concurrency == "replace":
+                for h in running:
+                    h.stop("cancelled")
+        run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, **common)
+        if run_id is None:
+            return  # claimed already: by another process, or before a restart
+        handle = Handle()
+        with self._lock:
+            self._active[name].append(handle)
+        self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **common)
+        try:
+            result = self._execute(s, name, slot, run_id, attempt, live.revision, handle)
+        finally:
+            with self._lock:
+                self._active[name].remove(handle)
+                if not self._active[name]:
+                    del self._active[name]
+            handle.done.set()
+        end = self._clock()
+        self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status, result.error,
+                                            result.output, result.dropped), keep=s.history_keep)
+        self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
+                  exit_code=result.exit_code, http_status=result.http_status, error=result.error,
+                  duration_ms=round((end - now).total_seconds() * 1000, 1), **common)
+        if self.on_finished:
+            self.on_finished(name, result.status)
+        if result.status in ("failed", "timed_out") and attempt <= s.policy.retries.limit and self._accepting:
+            self._retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
+
+    def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
+                 handle: Handle) -> Attempt:
+        ids = {"RECONCILER_SCHEDULE": name, "RECONCILER_SLOT": utc_text(slot), "RECONCILER_RUN_ID": str(run_id),
+               "RECONCILER_ATTEMPT": str(attempt), "RECONCILER_REVISION": revision}
+        if isinstance(s.run, CommandRun):
+            return run_command(s.run, ids, self._environ, handle)
+        return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
+
+    def _skip(self, name: str, slot: datetime, status: str, why: str, common: dict[str, Any]) -> None:
+        now = self._clock()
+        run_id = self._ledger.record(name, slot, outcome=Outcome(status, now, error=why), **common)
+        if run_id is not None:
+            self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why, **common)
+
+    def _retry(self, name: str, slot: datetime, attempt: int, delay: timedelta) -> None:
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self.dispatch(name, slot, self._clock(), trigger="retry", attempt=attempt)
+
+        timer = threading.Timer(delay.total_seconds(), fire)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    # ---- shutdown -------------------------------------------------------------------------------
+
+    def shutdown(self, grace: float) -> None:
+        """Stop claiming; let running jobs finish within `grace` seconds; interrupt the rest."""
+        self._accepting = False
+        with self._lock:
+            for t in self._timers:
+                t.cancel()
+            handles = [h for hs in self._active.values() for h in hs]
+        deadline = threading.Event()
+        waiter = threading.Timer(grace, deadline.set)
+        waiter.start()
+        for h in handles:
+            while not h.done.is_set() and not deadline.is_set():
+                h.done.wait(0.05)
+        waiter.cancel()
+        for h in handles:
+            if not h.done.is_set():
+                h.stop("interrupted")
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool]) -> int:
+    """Runs left `running` by a process that is gone become `abandoned`; they are not run again."""
+    count = 0
+    for record, owner in ledger.open_runs():
+        if owner and alive(owner):
+            continue
+        ledger.finish(record.id, Outcome("abandoned", clock(), error="the reconciler stopped during this run"))
+        log("run.abandoned", schedule=record.schedule, slot=utc_text(record.slot), run_id=record.id,
+            revision=record.revision)
+        count += 1
+    return count
+
+
+def owner_alive(owner: str) -> bool:
+    """Is the process that claimed a run still alive? (Same host only; other hosts count as alive.)"""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname() and bool(host)
+    if int(pid) == os.getpid():
+        return False  # our own earlier incarnation with a recycled pid cannot be running here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

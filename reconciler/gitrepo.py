@@ -1,0 +1,55 @@
+"""Reading a directory as it was at a git ref, from git objects (no checkout, no work-tree change)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from reconciler.core.loader import SUFFIXES
+
+
+class GitError(Exception):
+    pass
+
+
+def _git(cwd: Path, *args: str, data: bytes | None = None) -> bytes:
+    try:
+        out = subprocess.run(["git", "-C", str(cwd), *args], input=data, capture_output=True, timeout=60,
+                             check=False)
+    except FileNotFoundError as e:
+        raise GitError("git is not installed") from e
+    if out.returncode != 0:
+        raise GitError(out.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
+    return out.stdout
+
+
+def files_at(directory: str | Path, ref: str) -> dict[str, bytes]:
+    """Schedule files under `directory` at `ref`: relative path -> content."""
+    d = Path(os.path.abspath(directory))
+    probe = d if d.is_dir() else d.parent
+    top = Path(_git(probe, "rev-parse", "--show-toplevel").decode().strip())
+    commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+    prefix = os.path.relpath(d.resolve() if d.exists() else d, top.resolve())
+    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+    listing = _git(top, "ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix or ".")
+    blobs: list[tuple[str, str]] = []
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, path = entry.decode().split("\t", 1)
+        _, kind, sha = meta.split()
+        rel = path[len(prefix):]
+        if kind == "blob" and rel.endswith(SUFFIXES) and not any(p.startswith(".") for p in rel.split("/")):
+            blobs.append((rel, sha))
+    if not blobs:
+        return {}
+    raw = _git(top, "cat-file", "--batch", data="".join(f"{sha}\n" for _, sha in blobs).encode())
+    out: dict[str, bytes] = {}
+    pos = 0
+    for rel, _ in blobs:
+        header_end = raw.index(b"\n", pos)
+        size = int(raw[pos:header_end].split()[2])
+        out[rel] = raw[header_end + 1:header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+    return out

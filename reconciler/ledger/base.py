@@ -1,0 +1,102 @@
+"""The ledger's contract: the truth of what happened. One contract-test suite runs against every
+backend (SQLite now, PostgreSQL later), so nothing above this layer knows which one it has."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+RUN_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed",
+              "interrupted", "abandoned")
+FINISHED_STATES = frozenset(RUN_STATES) - {"running"}
+TRIGGERS = ("schedule", "catchup", "retry", "manual")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRevision:
+    seq: int
+    revision: str
+    applied_at: datetime
+    counts: dict[str, int]
+    hashes: dict[str, str]  # name -> spec hash
+
+    def specs(self, ledger: Ledger) -> dict[str, dict[str, Any]]:
+        return ledger.specs(self.hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    schedule: str
+    slot: datetime
+    attempt: int
+    trigger: str
+    status: str
+    revision: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    http_status: int | None
+    error: str | None
+    output: str | None = None
+    output_dropped: int = 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str
+    finished_at: datetime
+    exit_code: int | None = None
+    http_status: int | None = None
+    error: str | None = None
+    output: str | None = None
+    output_dropped: int = 0
+
+
+class Ledger(Protocol):
+    def close(self) -> None: ...
+
+    # revisions
+    def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int: ...
+    def last_revision(self) -> AppliedRevision | None: ...
+    def revisions(self, limit: int = 20) -> list[AppliedRevision]: ...
+    def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]: ...
+
+    # runs
+    def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+              started_at: datetime, owner: str = "") -> int | None: ...
+    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None: ...
+    def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+               outcome: Outcome, started_at: datetime | None = None) -> int | None: ...
+    def run(self, run_id: int) -> RunRecord | None: ...
+    def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
+             limit: int = 50, before_id: int | None = None) -> list[RunRecord]: ...
+    def last_slot(self, schedule: str) -> datetime | None: ...
+    def open_runs(self) -> list[tuple[RunRecord, str]]: ...
+    def prune(self, schedule: str, keep: int) -> int: ...
+    def count_runs(self, schedule: str | None = None, status: str | None = None) -> int: ...
+
+
+def status_names(statuses: Sequence[str]) -> list[str]:
+    bad = [s for s in statuses if s not in RUN_STATES]
+    if bad:
+        raise ValueError(f"unknown run status {bad[0]!r}: one of {', '.join(RUN_STATES)}")
+    return list(statuses)

@@ -1,0 +1,268 @@
+"""The SQLite ledger: WAL, synchronous=FULL, BEGIN IMMEDIATE for every write, versioned schema.
+
+One connection shared under a lock: SQLite serialises writers anyway, and one connection keeps
+the claim (an INSERT under a UNIQUE constraint) and its visibility simple. Other processes (a
+second reconciler, `reconciler history`) open their own connections; WAL lets them read while
+we write, and `busy_timeout` makes concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.ledger.base import AppliedRevision, Outcome, RunRecord, from_micros, to_micros
+
+DEFAULT_PATH = Path(".reconciler") / "ledger.db"
+
+# Each entry moves the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE specs (
+        hash TEXT PRIMARY KEY,
+        spec TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE revisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        revision TEXT NOT NULL,
+        applied_at INTEGER NOT NULL,
+        counts TEXT NOT NULL,
+        snapshot BLOB NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        status TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        http_status INTEGER,
+        error TEXT,
+        output TEXT,
+        output_dropped INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        UNIQUE (schedule, slot, attempt)
+    );
+    CREATE INDEX runs_by_schedule ON runs (schedule, id DESC);
+    CREATE INDEX runs_by_status ON runs (status, id DESC);
+    """,
+)
+
+_RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
+                "exit_code, http_status, error")
+
+
+class SqliteLedger:
+    def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write() as db:  # atomic: a half-migrated ledger never exists
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"{self.path}: ledger schema v{version} is newer than this reconciler "
+                                   f"(v{len(MIGRATIONS)}); upgrade the reconciler")
+            for i in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ---- revisions ---------------------------------------------------------------------------
+
+    def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
+        """Content-addressed: each distinct spec is stored once; a revision stores name -> hash."""
+        snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
+        with self._write() as db:
+            known = self._known_hashes(db, set(hashes.values()))
+            db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
+                           [(h, json.dumps(specs[n], sort_keys=True)) for n, h in hashes.items() if h not in known])
+            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) VALUES (?, ?, ?, ?)",
+                             (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot))
+            return int(cur.lastrowid or 0)
+
+    def _known_hashes(self, db: sqlite3.Connection, hashes: set[str]) -> set[str]:
+        known: set[str] = set()
+        items = list(hashes)
+        for i in range(0, len(items), 500):
+            chunk = items[i:i + 500]
+            rows = db.execute(f"SELECT hash FROM specs WHERE hash IN ({','.join('?' * len(chunk))})", chunk)
+            known.update(r[0] for r in rows)
+        return known
+
+    def last_revision(self) -> AppliedRevision | None:
+        revisions = self.revisions(limit=1)
+        return revisions[0] if revisions else None
+
+    def revisions(self, limit: int = 20) -> list[AppliedRevision]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
+                                    "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [AppliedRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
+                for seq, rev, at, counts, snap in rows]
+
+    def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        wanted = set(hashes.values())
+        found: dict[str, dict[str, Any]] = {}
+        items = list(wanted)
+        with self._lock:
+            for i in range(0, len(items), 500):
+                chunk = items[i:i + 500]
+                for h, spec in self._db.execute(
+                        f"SELECT hash, spec FROM specs WHERE hash IN ({','.join('?' * len(chunk))})", chunk):
+                    found[h] = json.loads(spec)
+        return {name: found[h] for name, h in hashes.items() if h in found}
+
+    # ---- runs ---------------------------------------------------------------------------------
+
+    def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+              started_at: datetime, owner: str = "") -> int | None:
+        """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (schedule, to_micros(slot), attempt, trigger, revision, to_micros(started_at), owner))
+            return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+
+    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
+        """Record how a run ended; with `keep`, prune that schedule's history in the same write."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
+                "output = ?, output_dropped = ? WHERE id = ? RETURNING schedule",
+                (outcome.status, to_micros(outcome.finished_at), outcome.exit_code, outcome.http_status,
+                 outcome.error, outcome.output, outcome.output_dropped, run_id)).fetchone()
+            if keep is not None and row is not None:
+                self._prune(db, row[0], keep)
+
+    def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+               outcome: Outcome, started_at: datetime | None = None) -> int | None:
+        """A run that never started (skipped, missed): claimed and finished in one write."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, "
+                "finished_at, exit_code, http_status, error, output, output_dropped) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (schedule, to_micros(slot), attempt, trigger, outcome.status, revision,
+                 to_micros(started_at) if started_at else None, to_micros(outcome.finished_at),
+                 outcome.exit_code, outcome.http_status, outcome.error, outcome.output, outcome.output_dropped))
+            return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+
+    def run(self, run_id: int) -> RunRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped FROM runs WHERE id = ?",
+                                   (run_id,)).fetchone()
+        return _record(row, with_output=True) if row else None
+
+    def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
+             limit: int = 50, before_id: int | None = None) -> list[RunRecord]:
+        where: list[str] = []
+        args: list[str | int] = []
+        if schedule is not None:
+            where.append("schedule = ?")
+            args.append(schedule)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if since is not None:
+            where.append("slot >= ?")
+            args.append(to_micros(since))
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(before_id)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def count_runs(self, schedule: str | None = None, status: str | None = None) -> int:
+        where, args = [], []
+        if schedule is not None:
+            where.append("schedule = ?")
+            args.append(schedule)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT count(*) FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            return int(self._db.execute(sql, args).fetchone()[0])
+
+    def last_slot(self, schedule: str) -> datetime | None:
+        with self._lock:
+            row = self._db.execute("SELECT max(slot) FROM runs WHERE schedule = ? AND trigger != 'manual'",
+                                   (schedule,)).fetchone()
+        return from_micros(row[0]) if row and row[0] is not None else None
+
+    def open_runs(self) -> list[tuple[RunRecord, str]]:
+        """Runs still marked running, with the owner that claimed them."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running' "
+                                    "ORDER BY id").fetchall()
+        return [(_record(r), r[12] or "") for r in rows]
+
+    def prune(self, schedule: str, keep: int) -> int:
+        """Keep at most `keep` finished runs of a schedule (the newest)."""
+        with self._write() as db:
+            return self._prune(db, schedule, keep)
+
+    @staticmethod
+    def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
+        cur = db.execute(
+            "DELETE FROM runs WHERE schedule = ? AND status != 'running' AND id < ("
+            "  SELECT min(id) FROM (SELECT id FROM runs WHERE schedule = ? AND status != 'running' "
+            "  ORDER BY id DESC LIMIT ?))", (schedule, schedule, keep))
+        return cur.rowcount
+
+
+def _record(row: Any, *, with_output: bool = False) -> RunRecord:
+    (rid, schedule, slot, attempt, trigger, status, revision, started, finished, code, http, error) = row[:12]
+    return RunRecord(
+        id=rid, schedule=schedule, slot=from_micros(slot), attempt=attempt, trigger=trigger, status=status,
+        revision=revision, started_at=from_micros(started) if started is not None else None,
+        finished_at=from_micros(finished) if finished is not None else None, exit_code=code,
+        http_status=http, error=error,
+        output=row[12] if with_output else None, output_dropped=row[13] if with_output else 0,
+    )

@@ -1,0 +1,1 @@
+"""The long-running service: watch loop, daemon wiring, logging."""

@@ -1,0 +1,218 @@
+"""The daemon: wiring of source, plan, timer, runner and ledger, and the watch loop.
+
+`Reconciler.reconcile(snapshot)` is one reconcile step, a plain function of its inputs; the
+watch loop only decides when to call it. Git is the truth of what should run, the ledger of what
+happened, and APScheduler is only the timer, rebuilt from both at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from reconciler.core.loader import PathError, build_from_spec
+from reconciler.core.model import Schedule
+from reconciler.core.plan import Plan, plan
+from reconciler.core.problems import Problem
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.executor import SlotExecutor
+from reconciler.engine.runner import Clock, Live, Runner, abandon_open_runs, owner_alive
+from reconciler.ledger.base import Ledger
+from reconciler.service.log import Log
+from reconciler.service.source import DirectorySource, Snapshot
+
+
+@dataclass
+class Status:
+    """What operators need to see: what is live, and why a newer revision was not applied."""
+
+    applied_revision: str | None = None
+    applied_at: datetime | None = None
+    attempted_revision: str | None = None
+    attempted_at: datetime | None = None
+    problems: tuple[Problem, ...] = ()
+    error: str | None = None
+    ready: bool = False
+    reconciles: int = 0
+    last_reconcile_seconds: float = 0.0
+
+
+@dataclass
+class Options:
+    directory: str = "schedules"
+    allow_empty: bool = False
+    rescan: timedelta = timedelta(seconds=60)
+    selector: Mapping[str, str] = field(default_factory=dict)
+    grace: float = 25.0
+
+
+def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
+    labels = schedule.labels_dict
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class Reconciler:
+    def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
+        self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
+        self.source = DirectorySource(options.directory)
+        self.runner = Runner(ledger, log=log, clock=clock)
+        self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": SlotExecutor(self.runner.dispatch)})
+        self.status = Status()
+        self.applied: dict[str, Schedule] = {}
+        self._ledger_had_schedules = False  # after a restart, "applied" starts empty in memory
+        self._lock = threading.Lock()
+
+    # ---- start-up -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        abandon_open_runs(self.ledger, self.clock, self.log, alive=owner_alive)
+        last = self.ledger.last_revision()
+        self._ledger_had_schedules = bool(last and last.hashes)
+        self.scheduler.start(paused=True)
+        try:
+            snapshot = self.source.full(self.clock())
+        except PathError as e:
+            self._fail(str(e))
+            snapshot = None
+        if snapshot is None or not self.reconcile(snapshot):
+            self._restore_from_ledger()
+        self.scheduler.resume()
+
+    def _restore_from_ledger(self) -> None:
+        """The directory cannot be applied at start-up: run what the ledger says was live."""
+        last = self.ledger.last_revision()
+        if last is None:
+            return
+        specs = last.specs(self.ledger)
+        restored = {}
+        for name, spec in specs.items():
+            schedule = build_from_spec(spec, f"ledger:{last.revision}")
+            if schedule is not None and matches(self.options.selector, schedule):
+                restored[name] = schedule
+        self._apply(restored, last.revision, plan({n: s.spec for n, s in restored.items()}, {}))
+        self.log("revision.restored", revision=last.revision, schedules=len(restored),
+                 reason="the directory could not be applied; running the last applied revision")
+
+    # ---- one reconcile step -----------------------------------------------------------------
+
+    def reconcile(self, snapshot: Snapshot) -> bool:
+        """Apply a snapshot if it is wholly valid and safe; otherwise keep what runs. True if applied."""
+        started = time.perf_counter()
+        now = self.clock()
+        with self._lock:
+            self.status.attempted_revision, self.status.attempted_at = snapshot.revision, now
+            result = snapshot.result
+            errors = tuple(p for p in result.problems if p.severity == "error")
+            if errors:
+                self.status.problems, self.status.error = errors, f"{len(errors)} problem(s) in the directory"
+                self.log("revision.rejected", revision=snapshot.revision, problems=len(errors),
+                         first=errors[0].format_text())
+                for p in errors[:20]:
+                    self.log("revision.problem", revision=snapshot.revision, problem=p.format_text())
+                return False
+            desired = {s.name: s for s in result.schedules if matches(self.options.selector, s)}
+            had = self.applied or (self._ledger_had_schedules and self.status.applied_revision is None)
+            if not desired and had and not self.options.allow_empty:
+                self.status.problems = ()
+                self.status.error = "refused: the revision would remove every schedule (use --allow-empty)"
+                self.log("revision.refused", revision=snapshot.revision, reason=self.status.error)
+                return False
+            the_plan = plan({n: s.spec for n, s in desired.items()}, {n: s.spec for n, s in self.applied.items()},
+                            desired_hashes={n: s.spec_hash for n, s in desired.items()},
+                            applied_hashes={n: s.spec_hash for n, s in self.applied.items()})
+            if the_plan.empty and self.status.applied_revision is not None:
+                self.status.problems, self.status.error = (), None
+                if snapshot.revision != self.status.applied_revision:
+                    self._record(snapshot.revision, desired, the_plan, now)
+                return True
+            self._apply(desired, snapshot.revision, the_plan, now)
+            self._record(snapshot.revision, desired, the_plan, now)
+            self.status.problems, self.status.error = (), None
+            self.status.reconciles += 1
+            self.status.last_reconcile_seconds = time.perf_counter() - started
+        return True
+
+    def _apply(self, desired: dict[str, Schedule], revision: str, the_plan: Plan,
+               now: datetime | None = None) -> None:
+        # The runner learns the new set before the timer changes, so a slot of a removed schedule
+        # never starts and a new schedule's first slot always finds its spec.
+        self.runner.update({n: Live(s, revision) for n, s in desired.items()})
+        apply_plan(self.scheduler, the_plan, desired, now or self.clock())
+        self.applied = desired
+        self.status.applied_revision, self.status.applied_at, self.status.ready = revision, self.clock(), True
+        self.log("revision.applied", revision=revision, summary=the_plan.summary(), **the_plan.counts())
+
+    def _record(self, revision: str, desired: dict[str, Schedule], the_plan: Plan, now: datetime) -> None:
+        self.status.applied_revision = revision
+        self.ledger.record_revision(revision, now, the_plan.counts(), {n: s.spec for n, s in desired.items()},
+                                    {n: s.spec_hash for n, s in desired.items()})
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self.status.error = message
+        self.log("revision.error", error=message)
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    def watch(self, stop: threading.Event) -> None:
+        """React to file events within milliseconds; rescan everything every `rescan` anyway,
+        since an inotify queue overflow is dropped silently."""
+        from watchfiles import watch
+
+        rescan_ms = max(100, int(self.options.rescan.total_seconds() * 1000))
+        last_full = time.monotonic()
+        while not stop.is_set():
+            try:
+                for changes in watch(self.source.watch_path, step=10, debounce=100, rust_timeout=rescan_ms,
+                                     yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
+                    full = not changes or time.monotonic() - last_full >= self.options.rescan.total_seconds()
+                    try:
+                        now = self.clock()
+                        snapshot = self.source.full(now) if full else self.source.changed(
+                            [p for _, p in changes], now)
+                    except PathError as e:
+                        self._fail(str(e))
+                        continue
+                    if full:
+                        last_full = time.monotonic()
+                    self.reconcile(snapshot)
+            except FileNotFoundError as e:  # the watched directory itself went away
+                self._fail(f"{self.source.watch_path}: {e}")
+                stop.wait(1.0)
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        self.runner.shutdown(self.options.grace)
+
+
+def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,
+               on_ready: Callable[[Reconciler], Any] | None = None) -> int:
+    reconciler = Reconciler(options, ledger, log, clock)
+    reconciler.start()
+    if on_ready:
+        on_ready(reconciler)
+    log("reconciler.started", directory=options.directory, watch=str(reconciler.source.watch_path),
+        ready=reconciler.status.ready)
+    try:
+        reconciler.watch(stop)
+    finally:
+        log("reconciler.stopping", grace=options.grace)
+        reconciler.stop()
+        log("reconciler.stopped")
+    return 0
+
+
+def parse_selector(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--selector {item!r}: write key=value")
+        out[key] = value
+    return out
