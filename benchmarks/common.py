@@ -17,7 +17,7 @@ CRONS = ["0 2 * * *", "*/15 * * * *", "0 8-23 * * mon-fri", "0 9,14,19 * * sat,s
          "@hourly", "@daily", "5 4 * * 0", "0 */6 * * *", "15 10 1-7 * mon"]
 
 
-def schedule_yaml(i: int, rng: random.Random) -> str:
+def schedule_yaml(i: int, rng: random.Random, start: str | None = None) -> str:
     kind = rng.random()
     if kind < 0.7:
         when = f'  cron: "{rng.choice(CRONS)}"\n  timezone: {rng.choice(ZONES)}\n'
@@ -25,6 +25,8 @@ def schedule_yaml(i: int, rng: random.Random) -> str:
         when = f"  every: {rng.choice(['30s', '5m', '15m', '1h'])}\n"
     else:
         when = '  at: "2030-06-01T09:00:00Z"\n'
+    if start:
+        when += f'  start: "{start}"\n'
     if rng.random() < 0.8:
         run = (f"run:\n  command: [/opt/jobs/bin/job-{i % 97}, --shard, \"{i % 16}\", --verbose]\n"
                f"  workdir: /opt/jobs\n  timeout: {rng.choice(['5m', '30m', '1h'])}\n"
@@ -41,13 +43,13 @@ def schedule_yaml(i: int, rng: random.Random) -> str:
     )
 
 
-def make_tree(directory: Path, count: int, seed: int = 7) -> list[Path]:
+def make_tree(directory: Path, count: int, seed: int = 7, start: str | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     paths = []
     for i in range(count):
         p = directory / f"job-{i:05d}.yaml"
-        text = schedule_yaml(i, rng)
+        text = schedule_yaml(i, rng, start)
         if not p.exists() or p.read_text() != text:
             p.write_text(text)
         paths.append(p)

@@ -7,7 +7,7 @@ document becomes a Schedule only when it has no error at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -117,16 +117,22 @@ def combine(results: Iterable[FileResult]) -> LoadResult:
         for name, source in r.names:
             by_name.setdefault(name, []).append(source)
     dupes = {n for n, group in by_name.items() if len(group) > 1}
-    for name in sorted(dupes):
-        group = by_name[name]
-        for src in group:
-            others = ", ".join(f"{o.path}:{o.line}" for o in group if o is not src)
-            problems.append(Problem(src.path, src.line, 1, ("name",),
-                                    f"name {name!r} is used more than once (also at {others})",
-                                    document=src.document))
+    problems.extend(duplicate_problems({n: by_name[n] for n in dupes}))
     schedules = tuple(s for r in files for s in r.schedules if s.name not in dupes)
     names = tuple(n for n in by_name if n not in dupes)
     return LoadResult(files, schedules, tuple(problems), names)
+
+
+def duplicate_problems(groups: Mapping[str, Sequence[Source]]) -> list[Problem]:
+    """One problem at each place a name is used more than once, naming the other places."""
+    out = []
+    for name in sorted(groups):
+        group = groups[name]
+        for src in group:
+            others = ", ".join(f"{o.path}:{o.line}" for o in group if o is not src)
+            out.append(Problem(src.path, src.line, 1, ("name",),
+                               f"name {name!r} is used more than once (also at {others})", document=src.document))
+    return out
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:

@@ -12,7 +12,6 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,14 +32,6 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Live:
-    """A schedule as the runner knows it: the spec and the revision it came from."""
-
-    schedule: Schedule
-    revision: str
-
-
 def backoff_delay(schedule: Schedule, attempt: int) -> timedelta:
     """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
     r = schedule.policy.retries
@@ -54,7 +45,8 @@ class Runner:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
         self._owner = owner_id()
-        self._live: dict[str, Live] = {}
+        self._live: Mapping[str, Schedule] = {}
+        self._revision = ""
         self._active: dict[str, list[Handle]] = defaultdict(list)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
@@ -64,9 +56,10 @@ class Runner:
 
     # ---- wiring ---------------------------------------------------------------------------------
 
-    def update(self, live: Mapping[str, Live]) -> None:
+    def update(self, schedules: Mapping[str, Schedule], revision: str) -> None:
+        """The schedules now live and their revision. Kept by reference: never mutate it afterwards."""
         with self._lock:
-            self._live = dict(live)
+            self._live, self._revision = schedules, revision
 
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  trigger: str = "schedule", attempt: int = 1) -> None:
@@ -93,11 +86,12 @@ class Runner:
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
     def _run(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
-        live = self._live.get(name)
-        if live is None or not self._accepting:
+        with self._lock:
+            s, revision = self._live.get(name), self._revision
+        if s is None or not self._accepting:
             return  # removed (or shutting down) between the fire and now
-        s, now = live.schedule, self._clock()
-        common: dict[str, Any] = {"attempt": attempt, "trigger": trigger, "revision": live.revision}
+        now = self._clock()
+        common: dict[str, Any] = {"attempt": attempt, "trigger": trigger, "revision": revision}
         if trigger in ("schedule", "catchup") and now - fire_time > s.policy.starting_deadline:
             late = now - fire_time
             self._skip(name, slot, "missed", f"could not start within starting_deadline (late by {late})", common)
@@ -119,7 +113,7 @@ class Runner:
             self._active[name].append(handle)
         self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **common)
         try:
-            result = self._execute(s, name, slot, run_id, attempt, live.revision, handle)
+            result = self._execute(s, name, slot, run_id, attempt, revision, handle)
         finally:
             with self._lock:
                 self._active[name].remove(handle)

@@ -110,24 +110,18 @@ class SqliteLedger:
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
-        """Content-addressed: each distinct spec is stored once; a revision stores name -> hash."""
+        """Content-addressed: each distinct spec is stored once; a revision stores name -> hash.
+
+        `specs` needs to hold only the specs that may be new (the plan's additions and changes);
+        every hash in `hashes` must then be stored already or be among them.
+        """
         snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
         with self._write() as db:
-            known = self._known_hashes(db, set(hashes.values()))
             db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
-                           [(h, json.dumps(specs[n], sort_keys=True)) for n, h in hashes.items() if h not in known])
+                           [(hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()])
             cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) VALUES (?, ?, ?, ?)",
                              (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot))
             return int(cur.lastrowid or 0)
-
-    def _known_hashes(self, db: sqlite3.Connection, hashes: set[str]) -> set[str]:
-        known: set[str] = set()
-        items = list(hashes)
-        for i in range(0, len(items), 500):
-            chunk = items[i:i + 500]
-            rows = db.execute(f"SELECT hash FROM specs WHERE hash IN ({','.join('?' * len(chunk))})", chunk)
-            known.update(r[0] for r in rows)
-        return known
 
     def last_revision(self) -> AppliedRevision | None:
         revisions = self.revisions(limit=1)

@@ -18,14 +18,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.core.loader import PathError, build_from_spec
 from reconciler.core.model import Schedule
-from reconciler.core.plan import Plan, plan
+from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.executor import SlotExecutor
-from reconciler.engine.runner import Clock, Live, Runner, abandon_open_runs, owner_alive
+from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
 from reconciler.ledger.base import Ledger
 from reconciler.service.log import Log
-from reconciler.service.source import DirectorySource, Snapshot
+from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
 
 
 @dataclass
@@ -65,6 +65,7 @@ class Reconciler:
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": SlotExecutor(self.runner.dispatch)})
         self.status = Status()
         self.applied: dict[str, Schedule] = {}
+        self.applied_hashes: dict[str, str] = {}
         self._ledger_had_schedules = False  # after a restart, "applied" starts empty in memory
         self._lock = threading.Lock()
 
@@ -75,13 +76,14 @@ class Reconciler:
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
         self.scheduler.start(paused=True)
-        try:
-            snapshot = self.source.full(self.clock())
-        except PathError as e:
-            self._fail(str(e))
-            snapshot = None
-        if snapshot is None or not self.reconcile(snapshot):
-            self._restore_from_ledger()
+        with quiet_gc():
+            try:
+                snapshot = self.source.full(self.clock())
+            except PathError as e:
+                self._fail(str(e))
+                snapshot = None
+            if snapshot is None or not self.reconcile(snapshot):
+                self._restore_from_ledger()
         self.scheduler.resume()
 
     def _restore_from_ledger(self) -> None:
@@ -95,7 +97,9 @@ class Reconciler:
             schedule = build_from_spec(spec, f"ledger:{last.revision}")
             if schedule is not None and matches(self.options.selector, schedule):
                 restored[name] = schedule
-        self._apply(restored, last.revision, plan({n: s.spec for n, s in restored.items()}, {}))
+        hashes = {n: s.spec_hash for n, s in restored.items()}
+        self._apply(restored, hashes, last.revision, plan(SpecsOf(restored), {}, desired_hashes=hashes,
+                                                          applied_hashes={}))
         self.log("revision.restored", revision=last.revision, schedules=len(restored),
                  reason="the directory could not be applied; running the last applied revision")
 
@@ -107,8 +111,7 @@ class Reconciler:
         now = self.clock()
         with self._lock:
             self.status.attempted_revision, self.status.attempted_at = snapshot.revision, now
-            result = snapshot.result
-            errors = tuple(p for p in result.problems if p.severity == "error")
+            errors = tuple(p for p in snapshot.problems if p.severity == "error")
             if errors:
                 self.status.problems, self.status.error = errors, f"{len(errors)} problem(s) in the directory"
                 self.log("revision.rejected", revision=snapshot.revision, problems=len(errors),
@@ -116,42 +119,48 @@ class Reconciler:
                 for p in errors[:20]:
                     self.log("revision.problem", revision=snapshot.revision, problem=p.format_text())
                 return False
-            desired = {s.name: s for s in result.schedules if matches(self.options.selector, s)}
+            desired, hashes = self._select(snapshot)
             had = self.applied or (self._ledger_had_schedules and self.status.applied_revision is None)
             if not desired and had and not self.options.allow_empty:
                 self.status.problems = ()
                 self.status.error = "refused: the revision would remove every schedule (use --allow-empty)"
                 self.log("revision.refused", revision=snapshot.revision, reason=self.status.error)
                 return False
-            the_plan = plan({n: s.spec for n, s in desired.items()}, {n: s.spec for n, s in self.applied.items()},
-                            desired_hashes={n: s.spec_hash for n, s in desired.items()},
-                            applied_hashes={n: s.spec_hash for n, s in self.applied.items()})
-            if the_plan.empty and self.status.applied_revision is not None:
-                self.status.problems, self.status.error = (), None
-                if snapshot.revision != self.status.applied_revision:
-                    self._record(snapshot.revision, desired, the_plan, now)
-                return True
-            self._apply(desired, snapshot.revision, the_plan, now)
-            self._record(snapshot.revision, desired, the_plan, now)
+            the_plan = plan(SpecsOf(desired), SpecsOf(self.applied), desired_hashes=hashes,
+                            applied_hashes=self.applied_hashes)
             self.status.problems, self.status.error = (), None
+            if the_plan.empty and self.status.applied_revision is not None:
+                if snapshot.revision != self.status.applied_revision:
+                    self.runner.update(desired, snapshot.revision)
+                    self.status.applied_revision = snapshot.revision
+                    self._record(snapshot.revision, desired, hashes, the_plan, now)
+                return True
+            self._apply(desired, hashes, snapshot.revision, the_plan, now)
+            self._record(snapshot.revision, desired, hashes, the_plan, now)
             self.status.reconciles += 1
             self.status.last_reconcile_seconds = time.perf_counter() - started
         return True
 
-    def _apply(self, desired: dict[str, Schedule], revision: str, the_plan: Plan,
+    def _select(self, snapshot: Snapshot) -> tuple[dict[str, Schedule], dict[str, str]]:
+        if not self.options.selector:
+            return dict(snapshot.schedules), dict(snapshot.hashes)
+        chosen = {n: s for n, s in snapshot.schedules.items() if matches(self.options.selector, s)}
+        return chosen, {n: s.spec_hash for n, s in chosen.items()}
+
+    def _apply(self, desired: dict[str, Schedule], hashes: dict[str, str], revision: str, the_plan: Plan,
                now: datetime | None = None) -> None:
         # The runner learns the new set before the timer changes, so a slot of a removed schedule
         # never starts and a new schedule's first slot always finds its spec.
-        self.runner.update({n: Live(s, revision) for n, s in desired.items()})
+        self.runner.update(desired, revision)
         apply_plan(self.scheduler, the_plan, desired, now or self.clock())
-        self.applied = desired
+        self.applied, self.applied_hashes = desired, hashes
         self.status.applied_revision, self.status.applied_at, self.status.ready = revision, self.clock(), True
         self.log("revision.applied", revision=revision, summary=the_plan.summary(), **the_plan.counts())
 
-    def _record(self, revision: str, desired: dict[str, Schedule], the_plan: Plan, now: datetime) -> None:
-        self.status.applied_revision = revision
-        self.ledger.record_revision(revision, now, the_plan.counts(), {n: s.spec for n, s in desired.items()},
-                                    {n: s.spec_hash for n, s in desired.items()})
+    def _record(self, revision: str, desired: dict[str, Schedule], hashes: dict[str, str], the_plan: Plan,
+                now: datetime) -> None:
+        new = {c.name: desired[c.name].spec for c in (*the_plan.added, *the_plan.changed)}
+        self.ledger.record_revision(revision, now, the_plan.counts(), new, hashes)
 
     def _fail(self, message: str) -> None:
         with self._lock:
@@ -169,7 +178,7 @@ class Reconciler:
         last_full = time.monotonic()
         while not stop.is_set():
             try:
-                for changes in watch(self.source.watch_path, step=10, debounce=100, rust_timeout=rescan_ms,
+                for changes in watch(self.source.watch_path, step=5, debounce=50, rust_timeout=rescan_ms,
                                      yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
                     full = not changes or time.monotonic() - last_full >= self.options.rescan.total_seconds()
                     try:

@@ -1,0 +1,134 @@
+"""The reconciler with 10,000 schedules: cold start to ready, one file change to live, memory.
+
+Run: .venv/bin/python benchmarks/bench_reconcile.py [--schedules 10000] [--trials 50]
+Targets (issue 4): cold start < 2 s; change to live p50 < 30 ms, p99 < 100 ms; RSS < 100 MB.
+Beside it, bare APScheduler adding the same number of jobs (interval triggers) in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BIN, WORK, make_tree, schedule_yaml
+
+FUTURE = "2030-01-01T00:00:00Z"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def events(log: Path, kind: str) -> list[dict[str, object]]:
+    out = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            e = json.loads(line)
+            if e["event"] == kind:
+                out.append(e)
+    return out
+
+
+def wait(log: Path, kind: str, count: int, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = events(log, kind)
+        if len(found) >= count:
+            return found[count - 1]
+        time.sleep(0.002)
+    raise SystemExit(f"timed out waiting for {kind} #{count} in {log}")
+
+
+def ts(event: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00")).timestamp()
+
+
+def bare_apscheduler(n: int) -> tuple[float, float]:
+    code = f"""
+import time, resource
+from datetime import timedelta
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+def noop(): pass
+t = time.perf_counter()
+s = BackgroundScheduler(timezone="UTC")
+s.start()
+for i in range({n}):
+    s.add_job(noop, IntervalTrigger(minutes=15 + i % 60), id=f"job-{{i}}")
+dt = time.perf_counter() - t
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
+print(dt, int(rss) / 1024)
+s.shutdown(wait=False)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    secs, rss = out.stdout.split()
+    return float(secs), float(rss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--schedules", type=int, default=10_000)
+    ap.add_argument("--trials", type=int, default=50)
+    args = ap.parse_args()
+    base = WORK / f"reconcile-{args.schedules}"
+    shutil.rmtree(base, ignore_errors=True)
+    sched = base / "schedules"
+    # Slots start in 2030: nothing fires while we measure reconciling (firing has its own benchmark).
+    make_tree(sched, args.schedules, start=FUTURE)
+    log = base / "daemon.log"
+    with log.open("w") as fh:
+        t0 = time.time()
+        proc = subprocess.Popen([str(BIN), "run", "--dir", str(sched), "--ledger", str(base / "ledger.db"),
+                                 "--log-format", "json"], stdout=fh, stderr=subprocess.STDOUT, cwd=base)
+        try:
+            ready = wait(log, "reconciler.started", 1)
+            cold = ts(ready) - t0
+            rss_ready = rss_mib(proc.pid)
+            time.sleep(1.0)  # let the watcher settle
+            rng = random.Random(11)
+            latencies = []
+            for trial in range(args.trials):
+                i = rng.randrange(args.schedules)
+                target = sched / f"job-{i:05d}.yaml"
+                text = schedule_yaml(i, random.Random(7), FUTURE).replace(
+                    "history: {keep: 50}", f"history: {{keep: {51 + trial}}}")
+                tmp = sched / f".tmp-{trial}.yaml"
+                tmp.write_text(text)
+                start = time.time()
+                os.replace(tmp, target)  # an atomic write, as editors and git do
+                applied = wait(log, "revision.applied", trial + 2)
+                latencies.append((ts(applied) - start) * 1000)
+                time.sleep(0.05)
+            rss_after = rss_mib(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    bare_secs, bare_rss = bare_apscheduler(args.schedules)
+    print(f"schedules: {args.schedules}, trials: {args.trials}")
+    print(f"cold start to ready : {cold:6.2f} s   (target < 2 s)")
+    print(f"change to live      : p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {latencies[-1]:6.1f} ms "
+          f"(targets p50 < 30, p99 < 100; log timestamps have 1 ms resolution)")
+    print(f"resident memory     : {rss_ready:6.1f} MiB at ready, {rss_after:6.1f} MiB after the trials (target < 100)")
+    print(f"bare APScheduler    : {bare_secs:6.2f} s to add {args.schedules} interval jobs, {bare_rss:6.1f} MiB RSS")
+    print(f"ratios              : start {cold / bare_secs:.1f}x, "
+          f"memory {rss_after / bare_rss:.2f}x of bare APScheduler")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Starting the real `reconciler run` as a subprocess and watching what it does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EXE = str(Path(sys.executable).with_name("reconciler"))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Daemon:
+    def __init__(self, directory: Path, workdir: Path, *args: str) -> None:
+        self.log_path = workdir / f"daemon-{time.monotonic_ns()}.log"
+        self.ledger = workdir / "ledger.db"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [EXE, "run", "--dir", str(directory), "--ledger", str(self.ledger), "--log-format", "json",
+             "--rescan", "2s", *args],
+            cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if kind is None or e.get("event") == kind:
+                out.append(e)
+        return out
+
+    def wait_event(self, kind: str, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for e in self.events(kind):
+                if all(e.get(k) == v for k, v in match.items()):
+                    return e
+            return None
+
+        return wait_for(found, timeout, f"{kind} {match} in {self.log_path}")  # type: ignore[no-any-return]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+
+def job(name: str, marker: Path, every: str = "1s", text: str | None = None, **extra: str) -> str:
+    """A schedule whose runs append a line to `marker`."""
+    line = text or name
+    more = "".join(f"{k}: {v}\n" for k, v in extra.items())
+    return (f"name: {name}\nschedule: {{every: {every}}}\n"
+            f"run: {{command: [/bin/sh, -c, 'echo {line} $RECONCILER_REVISION >> {marker}']}}\n{more}")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30)
+    return out.stdout.strip()
+
+
+def init_repo(repo: Path) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "ci@example.invalid")
+    git(repo, "config", "user.name", "CI")
+    git(repo, "config", "commit.gpgsign", "false")
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")

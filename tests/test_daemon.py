@@ -1,0 +1,202 @@
+"""`reconciler run` as a real subprocess on real directories and git repositories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Daemon, commit_all, init_repo, job, lines, wait_for
+
+
+@pytest.fixture
+def started() -> Iterator[list[Daemon]]:
+    daemons: list[Daemon] = []
+    yield daemons
+    for d in daemons:
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def start(daemons: list[Daemon], directory: Path, workdir: Path, *args: str) -> Daemon:
+    d = Daemon(directory, workdir, *args)
+    daemons.append(d)
+    return d
+
+
+def test_add_change_suspend_and_remove_take_effect_on_real_jobs(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    a, b = tmp_path / "a.out", tmp_path / "b.out"
+    (sched / "a.yaml").write_text(job("alpha", a))
+    d = start(started, sched, tmp_path)
+    d.wait_event("revision.applied", add=1)
+    wait_for(lambda: len(lines(a)) >= 2, what="alpha to run twice")
+
+    (sched / "b.yaml").write_text(job("beta", b))  # add
+    d.wait_event("revision.applied", add=1, unchanged=1)
+    wait_for(lambda: lines(b), what="beta to run")
+
+    (sched / "a.yaml").write_text(job("alpha", a, text="alpha-v2"))  # change
+    d.wait_event("revision.applied", change=1)
+    wait_for(lambda: any(x.startswith("alpha-v2") for x in lines(a)), what="the changed command")
+
+    (sched / "a.yaml").write_text(job("alpha", a, text="alpha-v2", enabled="false"))  # suspend
+    d.wait_event("revision.applied", change=1, unchanged=1, add=0, remove=0)
+    time.sleep(1.2)  # a run already handed to a worker may still write
+    n = len(lines(a))
+    time.sleep(2.5)
+    assert len(lines(a)) == n, "a suspended schedule ran"
+
+    (sched / "b.yaml").unlink()  # remove
+    d.wait_event("revision.applied", remove=1)
+    time.sleep(1.2)
+    m = len(lines(b))
+    time.sleep(2.5)
+    assert len(lines(b)) == m, "a removed schedule ran"
+    assert d.stop() == 0
+
+
+def test_a_rename_stops_the_old_name_and_keeps_its_history(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "out"
+    (sched / "a.yaml").write_text(job("old-name", out))
+    d = start(started, sched, tmp_path)
+    wait_for(lambda: lines(out), what="old-name to run")
+    (sched / "a.yaml").write_text(job("new-name", out))
+    d.wait_event("revision.applied", add=1, remove=1)
+    wait_for(lambda: any(x.startswith("new-name") for x in lines(out)), what="new-name to run")
+    time.sleep(1.2)
+    n_old = sum(x.startswith("old-name") for x in lines(out))
+    time.sleep(2.2)
+    assert sum(x.startswith("old-name") for x in lines(out)) == n_old
+    assert d.stop() == 0
+    with sqlite3.connect(d.ledger) as db:
+        history = dict(db.execute("SELECT schedule, count(*) FROM runs GROUP BY schedule").fetchall())
+    assert history["old-name"] >= 1
+    assert history["new-name"] >= 1
+
+
+def test_an_invalid_commit_keeps_the_old_jobs_running_and_reports_file_and_line(
+        tmp_path: Path, started: list[Daemon]) -> None:
+    repo = tmp_path / "repo"
+    init_repo(repo)
+    (repo / "schedules").mkdir()
+    out = tmp_path / "out"
+    (repo / "schedules" / "a.yaml").write_text(job("steady", out))
+    first = commit_all(repo, "first")
+    d = start(started, repo / "schedules", tmp_path)
+    d.wait_event("revision.applied", revision=first)
+    wait_for(lambda: lines(out), what="steady to run")
+
+    (repo / "schedules" / "a.yaml").write_text(job("steady", out, text="broken") + "policy: {concurrency: sometimes}\n")
+    (repo / "schedules" / "b.yaml").write_text("name: broken\nschedule: {cron: '0 0 30 2 *'}\nrun: {command: [x]}\n")
+    bad = commit_all(repo, "bad")
+    rejected = d.wait_event("revision.rejected", revision=bad)
+    assert rejected["problems"] == 2
+    problems = [e["problem"] for e in d.events("revision.problem") if e["revision"] == bad]
+    assert any(p.startswith(f"{repo}/schedules/a.yaml:4:") and "sometimes" in p for p in problems), problems
+    assert any(p.startswith(f"{repo}/schedules/b.yaml:2:") and "can never fire" in p for p in problems), problems
+    n = len(lines(out))
+    wait_for(lambda: len(lines(out)) >= n + 2, what="the old job to keep running")
+    assert all(x == f"steady {first}" for x in lines(out)), "a line came from the rejected revision"
+    assert d.stop() == 0
+
+
+def test_an_empty_directory_is_refused_and_the_jobs_keep_running(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "out"
+    (sched / "a.yaml").write_text(job("keeper", out))
+    d = start(started, sched, tmp_path)
+    wait_for(lambda: lines(out), what="keeper to run")
+    (sched / "a.yaml").unlink()
+    d.wait_event("revision.refused")
+    n = len(lines(out))
+    wait_for(lambda: len(lines(out)) >= n + 2, what="keeper to keep running")
+    assert d.stop() == 0
+
+
+def test_allow_empty_applies_a_revision_that_removes_everything(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(job("goner", tmp_path / "out"))
+    d = start(started, sched, tmp_path, "--allow-empty")
+    d.wait_event("revision.applied", add=1)
+    (sched / "a.yaml").unlink()
+    d.wait_event("revision.applied", remove=1)
+    assert d.stop() == 0
+
+
+def test_a_missing_directory_is_an_error_never_zero_schedules(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "out"
+    (sched / "a.yaml").write_text(job("persist", out))
+    d = start(started, sched, tmp_path)
+    wait_for(lambda: lines(out), what="persist to run")
+    assert d.stop() == 0
+    shutil.rmtree(sched)
+    d2 = start(started, sched, tmp_path)
+    d2.wait_event("revision.error")
+    d2.wait_event("revision.restored", schedules=1)
+    n = len(lines(out))
+    wait_for(lambda: len(lines(out)) >= n + 2, what="the ledger's last revision to run")
+    assert d2.stop() == 0
+
+
+def test_a_git_sync_link_swap_applies_the_new_worktree_and_its_deletion_removes_nothing(
+        tmp_path: Path, started: list[Daemon]) -> None:
+    root = tmp_path / "git"
+    out = tmp_path / "out"
+    old, new = "a" * 40, "b" * 40
+    for sha, _text in ((old, "v1"), (new, "v2")):
+        (root / ".worktrees" / sha / "schedules").mkdir(parents=True)
+    (root / ".worktrees" / old / "schedules" / "a.yaml").write_text(job("synced", out, text="v1"))
+    os.symlink(f".worktrees/{old}", root / "current")
+    d = start(started, root / "current" / "schedules", tmp_path)
+    d.wait_event("revision.applied", revision=old)
+    wait_for(lambda: lines(out), what="v1 to run")
+
+    # git-sync: write the new worktree, swap the link atomically, delete the old worktree.
+    (root / ".worktrees" / new / "schedules" / "a.yaml").write_text(job("synced", out, text="v2"))
+    os.symlink(f".worktrees/{new}", root / "tmp-link")
+    os.replace(root / "tmp-link", root / "current")
+    shutil.rmtree(root / ".worktrees" / old)
+    d.wait_event("revision.applied", revision=new, change=1)
+    wait_for(lambda: any(x.startswith("v2") for x in lines(out)), what="v2 to run")
+    time.sleep(2.5)  # past a periodic rescan too
+    applied = d.events("revision.applied")
+    assert all(e["remove"] == 0 for e in applied), applied
+    assert not d.events("revision.refused")
+    assert lines(out)[-1].startswith("v2")
+    assert d.stop() == 0
+
+
+def test_a_burst_of_50_commits_in_a_second_ends_on_the_last(tmp_path: Path, started: list[Daemon]) -> None:
+    repo = tmp_path / "repo"
+    init_repo(repo)
+    (repo / "schedules").mkdir()
+    out = tmp_path / "out"
+    (repo / "schedules" / "a.yaml").write_text(job("bursty", out, text="c0"))
+    commit_all(repo, "c0")
+    d = start(started, repo / "schedules", tmp_path)
+    d.wait_event("revision.applied", add=1)
+    t = time.monotonic()
+    for i in range(1, 51):
+        (repo / "schedules" / "a.yaml").write_text(job("bursty", out, text=f"c{i}"))
+        last = commit_all(repo, f"c{i}")
+    burst = time.monotonic() - t
+    d.wait_event("revision.applied", revision=last, timeout=20)
+    wait_for(lambda: any(x == f"c50 {last}" for x in lines(out)), what="the last commit's job to run")
+    time.sleep(2.5)  # nothing older is applied afterwards
+    assert d.events("revision.applied")[-1]["revision"] == last
+    assert lines(out)[-1] == f"c50 {last}"
+    assert d.stop() == 0
+    assert burst < 10  # the burst itself was quick (about a second here)
