@@ -130,9 +130,11 @@ class Reconciler:
                             applied_hashes=self.applied_hashes)
             self.status.problems, self.status.error = (), None
             if the_plan.empty and self.status.applied_revision is not None:
-                if snapshot.revision != self.status.applied_revision:
+                if snapshot.revision != self.status.applied_revision:  # e.g. a commit of what was saved
                     self.runner.update(desired, snapshot.revision)
-                    self.status.applied_revision = snapshot.revision
+                    self.status.applied_revision, self.status.applied_at = snapshot.revision, self.clock()
+                    self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
+                             **the_plan.counts())
                     self._record(snapshot.revision, desired, hashes, the_plan, now)
                 return True
             self._apply(desired, hashes, snapshot.revision, the_plan, now)
@@ -178,7 +180,7 @@ class Reconciler:
         last_full = time.monotonic()
         while not stop.is_set():
             try:
-                for changes in watch(self.source.watch_path, step=5, debounce=50, rust_timeout=rescan_ms,
+                for changes in watch(*self.source.watch_paths, step=5, debounce=50, rust_timeout=rescan_ms,
                                      yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
                     full = not changes or time.monotonic() - last_full >= self.options.rescan.total_seconds()
                     try:

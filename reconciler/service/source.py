@@ -143,6 +143,17 @@ class DirectorySource:
         """What to watch: the link's parent under git-sync, else the directory itself."""
         return self.link.parent if self.link is not None else self.directory
 
+    @property
+    def watch_paths(self) -> list[Path]:
+        """The watch path, and the git dir when the directory lies in a git work tree: a commit
+        changes the revision id without touching a schedule file."""
+        paths = [self.watch_path]
+        if self._git is not None and self.link is None:
+            paths.append(self._git.git_dir)
+            if self._git.common_dir != self._git.git_dir:
+                paths.append(self._git.common_dir)
+        return paths
+
     def resolve(self) -> Path:
         try:
             target = self.directory.resolve(strict=True)
