@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 # Kept in sync with the schema's `duration` pattern (a test compares them).
 DURATION_PATTERN = r"^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$"
@@ -15,6 +16,7 @@ class DurationError(ValueError):
     pass
 
 
+@lru_cache(maxsize=1024)
 def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise DurationError("a duration is a string such as 90s, 15m or 1h30m, or a number of seconds")

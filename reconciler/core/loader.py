@@ -25,7 +25,6 @@ from reconciler.core.model import (
     Retries,
     Schedule,
     Source,
-    fingerprint,
     spec_hash,
 )
 from reconciler.core.problems import JsonPath, Problem, has_errors
@@ -176,6 +175,7 @@ def _cron(expression: str) -> cron.CronExpr | str:
 _TS_FIX = re.compile(r"[tz]")
 
 
+@lru_cache(maxsize=4096)
 def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
     """RFC 3339; without an offset the wall time is read in `tz` (and must exist there)."""
     value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
@@ -347,7 +347,7 @@ def build(doc: Document, path: str) -> Schedule:
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
         history_keep=spec.get("history", {}).get("keep", 100), spec=spec,
-        source=Source(path, doc.line, doc.index), fingerprint=fingerprint(spec), spec_hash=spec_hash(spec),
+        source=Source(path, doc.line, doc.index), spec_hash=spec_hash(spec),
     )
 
 

@@ -82,8 +82,11 @@ class Schedule:
     history_keep: int
     spec: dict[str, Any]  # the document as written, for snapshots and plans
     source: Source
-    fingerprint: str  # see fingerprint(); computed once, at build
-    spec_hash: str  # see spec_hash()
+    spec_hash: str  # see spec_hash(); computed once, at build
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.spec)
 
     @property
     def labels_dict(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ stay strings for the schema to judge.
 from __future__ import annotations
 
 import re
+from sys import intern
 from typing import Any
 
 import yaml
@@ -107,6 +108,11 @@ class _Reject(Exception):
         self.message, self.line, self.column, self.pointer = message, line, column, pointer
 
 
+# 10,000 schedules repeat the same keys and short values ("schedule", "forbid", "10s"):
+# interning them shares one string each instead of one per document.
+_INTERN_MAX = 24
+
+
 def resolve_plain(value: str) -> Any:
     """Type of an unquoted scalar under our rules (a strict subset of YAML 1.2 core)."""
     if value in _NULLS:
@@ -119,7 +125,7 @@ def resolve_plain(value: str) -> Any:
         return int(value)
     if _FLOAT.match(value):
         return float(value)
-    return value
+    return intern(value) if len(value) <= _INTERN_MAX else value
 
 
 def _mark(event: Any) -> Location:
@@ -232,7 +238,7 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
                 raise _Reject("mapping keys must be plain strings", *_mark(event), ptr)
             if event.anchor is not None or (event.tag is not None and not event.style):
                 raise _Reject("anchors and tags are not allowed on keys", *_mark(event), ptr)
-            key = event.value  # keys are always strings: `on:` stays "on"
+            key = intern(event.value)  # keys are always strings: `on:` stays "on"
             if not track:
                 if key in mapping:
                     raise _Untracked
