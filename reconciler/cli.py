@@ -85,5 +85,33 @@ def run(
                                                grace))
 
 
+@app.command()
+def history(
+    name: Annotated[str | None, typer.Argument(help="Only this schedule's runs.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="A duration ago (1h) or an RFC 3339 time.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")] = 50,
+    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    run_id: Annotated[int | None, typer.Option("--run", help="Show one run with its output.")] = None,
+) -> None:
+    """Show what ran, newest first."""
+    from reconciler.commands.history import history as run_history
+
+    raise typer.Exit(exit_code_of(run_history)(name, status, since, limit, ledger, fmt, run_id))
+
+
+@app.command()
+def trigger(
+    name: Annotated[str, typer.Argument(help="The schedule to run now.")],
+    directory: Annotated[str, typer.Option("--dir", help="Schedules directory.")] = "schedules",
+    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
+) -> None:
+    """Run a schedule now, as a manual run recorded in the ledger. Exit 0 if it succeeded."""
+    from reconciler.commands.trigger import trigger as run_trigger
+
+    raise typer.Exit(exit_code_of(run_trigger)(name, directory, ledger))
+
+
 def main() -> None:
     app()

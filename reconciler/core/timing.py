@@ -67,3 +67,25 @@ class Timing:
 
     def fire_time(self, slot: datetime) -> datetime:
         return slot + self.jitter_for(slot)
+
+
+@dataclass(frozen=True, slots=True)
+class Missed:
+    count: int  # slots strictly after `last` and strictly before `now` (capped at the limit)
+    first: datetime
+    latest: datetime
+    capped: bool
+
+
+def missed_slots(timing: Timing, last: datetime, now: datetime, limit: int = 1_000_000) -> Missed | None:
+    """The slots a stopped reconciler missed: after the last one claimed, before now."""
+    count, first, latest = 0, None, None
+    slot = timing.next_slot(last)
+    while slot is not None and slot < now and count < limit:
+        count += 1
+        first = first or slot
+        latest = slot
+        slot = timing.next_slot(slot)
+    if not count or first is None or latest is None:
+        return None
+    return Missed(count, first, latest, capped=count >= limit)

@@ -53,6 +53,7 @@ class Runner:
         self._timers: set[threading.Timer] = set()
         self._accepting = True
         self.on_finished: Callable[[str, str], None] | None = None  # name, status (for the service)
+        self.on_completed: Callable[[str], None] | None = None  # max_runs reached
 
     # ---- wiring ---------------------------------------------------------------------------------
 
@@ -68,10 +69,18 @@ class Runner:
             self._pool.submit(self._guarded, name, slot, fire_time or slot, trigger, attempt)
 
     def trigger_now(self, name: str) -> None:
+        """A manual run, in the background (the daemon's API)."""
         if name not in self._live:
             raise KeyError(name)
         now = self._clock()
         self.dispatch(name, now, now, trigger="manual")
+
+    def run_now(self, name: str) -> int | None:
+        """A manual run in the calling thread (`reconciler trigger`); its run id."""
+        if name not in self._live:
+            raise KeyError(name)
+        now = self._clock()
+        return self._run(name, now, now, "manual", 1)
 
     def running(self, name: str | None = None) -> int:
         with self._lock:
@@ -85,29 +94,36 @@ class Runner:
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
+    def _run(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> int | None:
         with self._lock:
             s, revision = self._live.get(name), self._revision
         if s is None or not self._accepting:
-            return  # removed (or shutting down) between the fire and now
+            return None  # removed (or shutting down) between the fire and now
         now = self._clock()
         common: dict[str, Any] = {"attempt": attempt, "trigger": trigger, "revision": revision}
-        if trigger in ("schedule", "catchup") and now - fire_time > s.policy.starting_deadline:
+        # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
+        if trigger == "schedule" and now - fire_time > s.policy.starting_deadline:
             late = now - fire_time
             self._skip(name, slot, "missed", f"could not start within starting_deadline (late by {late})", common)
-            return
+            return None
         with self._lock:
             running = list(self._active[name])
         if running and attempt == 1 and trigger != "manual":
             if s.policy.concurrency == "forbid":
                 self._skip(name, slot, "skipped", "the previous run is still running (concurrency: forbid)", common)
-                return
+                return None
             if s.policy.concurrency == "replace":
                 for h in running:
                     h.stop("cancelled")
-        run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, **common)
+        run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, max_runs=s.policy.max_runs,
+                                    **common)
         if run_id is None:
-            return  # claimed already: by another process, or before a restart
+            # Claimed already (by another process, or before a restart), or max_runs reached.
+            if s.policy.max_runs is not None and self._ledger.started_count(name) >= s.policy.max_runs:
+                self._log("schedule.completed", schedule=name, reason=f"max_runs {s.policy.max_runs} reached")
+                if self.on_completed:
+                    self.on_completed(name)
+            return None
         handle = Handle()
         with self._lock:
             self._active[name].append(handle)
@@ -130,6 +146,7 @@ class Runner:
             self.on_finished(name, result.status)
         if result.status in ("failed", "timed_out") and attempt <= s.policy.retries.limit and self._accepting:
             self._retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
+        return run_id
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
                  handle: Handle) -> Attempt:

@@ -57,6 +57,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_schedule ON runs (schedule, id DESC);
     CREATE INDEX runs_by_status ON runs (status, id DESC);
     """,
+    # v2: runs started per schedule, kept apart from `runs` because retention prunes those.
+    """
+    CREATE TABLE counters (
+        schedule TEXT PRIMARY KEY,
+        started INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
@@ -149,14 +156,33 @@ class SqliteLedger:
     # ---- runs ---------------------------------------------------------------------------------
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "") -> int | None:
-        """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins."""
+              started_at: datetime, owner: str = "", max_runs: int | None = None) -> int | None:
+        """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
+
+        A first attempt of a scheduled slot counts towards `max_runs`; once reached, nothing more
+        is claimed for that schedule (the check and the count are one transaction).
+        """
+        counts = attempt == 1 and trigger in ("schedule", "catchup")
         with self._write() as db:
+            if counts and max_runs is not None:
+                row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
+                if row and row[0] >= max_runs:
+                    return None
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner) "
                 "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                 (schedule, to_micros(slot), attempt, trigger, revision, to_micros(started_at), owner))
-            return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+            if cur.rowcount != 1 or not cur.lastrowid:
+                return None
+            if counts:
+                db.execute("INSERT INTO counters (schedule, started) VALUES (?, 1) "
+                           "ON CONFLICT (schedule) DO UPDATE SET started = started + 1", (schedule,))
+            return int(cur.lastrowid)
+
+    def started_count(self, schedule: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
+        return int(row[0]) if row else 0
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
         """Record how a run ended; with `keep`, prune that schedule's history in the same write."""

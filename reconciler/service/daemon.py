@@ -21,6 +21,7 @@ from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
+from reconciler.engine.catchup import catch_up
 from reconciler.engine.executor import SlotExecutor
 from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
 from reconciler.ledger.base import Ledger
@@ -66,6 +67,7 @@ class Reconciler:
         self.status = Status()
         self.applied: dict[str, Schedule] = {}
         self.applied_hashes: dict[str, str] = {}
+        self.completed: set[str] = set()
         self._ledger_had_schedules = False  # after a restart, "applied" starts empty in memory
         self._lock = threading.Lock()
 
@@ -84,7 +86,19 @@ class Reconciler:
                 snapshot = None
             if snapshot is None or not self.reconcile(snapshot):
                 self._restore_from_ledger()
+        if self.status.applied_revision is not None:
+            catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
+                     self.log)
+        self.runner.on_completed = self._completed
         self.scheduler.resume()
+
+    def _completed(self, name: str) -> None:
+        """max_runs reached: the timer stops firing the schedule; it stays listed as completed."""
+        with self._lock:
+            self.completed.add(name)
+        job = self.scheduler.get_job(name)
+        if job is not None:
+            self.scheduler.remove_job(name)
 
     def _restore_from_ledger(self) -> None:
         """The directory cannot be applied at start-up: run what the ledger says was live."""

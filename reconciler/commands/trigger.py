@@ -1,0 +1,39 @@
+"""`reconciler trigger NAME`: run a schedule now, as a `manual` run recorded in the ledger."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from reconciler.core.loader import Loader, PathError
+from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
+
+
+def trigger(name: str, directory: str, ledger_path: str, out: TextIO = sys.stdout) -> int:
+    from reconciler.engine.runner import Runner
+    from reconciler.ledger import open_ledger
+    from reconciler.service.log import make_log
+
+    try:
+        result = Loader().load_paths([directory])
+    except PathError as e:
+        raise UsageError(str(e)) from e
+    found = {s.name: s for s in result.schedules}
+    if name not in found:
+        raise FatalError(f"no valid schedule named {name!r} in {directory}")
+    ledger = open_ledger(ledger_path)
+    try:
+        last = ledger.last_revision()
+        runner = Runner(ledger, log=make_log("text"), clock=lambda: datetime.now(UTC), max_workers=1)
+        runner.update(found, last.revision if last else "manual")
+        run_id = runner.run_now(name)
+        record = ledger.run(run_id) if run_id is not None else None
+    finally:
+        ledger.close()
+    if record is None:
+        raise FatalError(f"{name}: the run was not started")
+    out.write(f"run {record.id}: {record.status}" + (f" ({record.error})" if record.error else "") + "\n")
+    if record.output:
+        out.write(record.output + ("" if record.output.endswith("\n") else "\n"))
+    return 0 if record.status == "succeeded" else EXIT_PROBLEMS

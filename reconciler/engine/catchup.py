@@ -1,0 +1,47 @@
+"""After downtime: what the ledger says ran last, against what should have run since."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from reconciler.core.describe import utc_text
+from reconciler.core.model import Schedule
+from reconciler.core.timing import missed_slots
+from reconciler.ledger.base import Ledger, Outcome
+
+
+def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, now: datetime,
+             dispatch: Callable[..., None], log: Callable[..., None]) -> int:
+    """`none`: one `missed` row sums the gap up. `latest`: the most recent missed slot runs once
+    (as `catchup`), and the older ones are summed up. Never a stampede. Returns slots missed."""
+    total = 0
+    for name, s in sorted(schedules.items()):
+        last = ledger.last_slot(name)
+        if not s.enabled or last is None:
+            continue  # a schedule without history has nothing to catch up on
+        missed = missed_slots(s.timing, last, now)
+        if missed is None:
+            continue
+        total += missed.count
+        run_latest = s.policy.catchup == "latest"
+        summed = missed.count - (1 if run_latest else 0)
+        if summed:
+            more = "+" if missed.capped else ""
+            why = (f"{summed}{more} slot(s) missed while no reconciler was running "
+                   f"({utc_text(missed.first)} .. {utc_text(missed.latest)}); catchup: {s.policy.catchup}")
+            slot = missed.latest if not run_latest else _before_latest(s, missed.latest, missed.first)
+            ledger.record(name, slot, attempt=1, trigger="catchup", revision=revision,
+                          outcome=Outcome("missed", now, error=why))
+            log("run.missed", schedule=name, slot=utc_text(slot), missed=summed, trigger="catchup", revision=revision)
+        if run_latest:
+            dispatch(name, missed.latest, missed.latest, trigger="catchup")
+    return total
+
+
+def _before_latest(s: Schedule, latest: datetime, first: datetime) -> datetime:
+    """The slot just before `latest` (the newest of the summed-up ones)."""
+    slot, prev = s.timing.next_slot(first), first
+    while slot is not None and slot < latest:
+        prev, slot = slot, s.timing.next_slot(slot)
+    return prev

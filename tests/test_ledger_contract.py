@@ -1,0 +1,157 @@
+"""One contract for every ledger backend (SQLite now; PostgreSQL joins the parametrization)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.ledger.base import Ledger, Outcome
+from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    backend = SqliteLedger(tmp_path / "sub" / "ledger.db")  # the directory is created on demand
+    yield backend
+    backend.close()
+
+
+def claim(ledger: Ledger, name: str = "a", minute: int = 0, attempt: int = 1, trigger: str = "schedule",
+          **kw: object) -> int | None:
+    return ledger.claim(name, T0 + timedelta(minutes=minute), attempt=attempt, trigger=trigger, revision="r1",
+                        started_at=T0, **kw)  # type: ignore[arg-type]
+
+
+def test_a_slot_is_claimed_once(ledger: Ledger) -> None:
+    first = claim(ledger)
+    assert first is not None
+    assert claim(ledger) is None
+    assert claim(ledger, attempt=2, trigger="retry") is not None  # a retry is its own row
+
+
+def test_finish_records_the_outcome_and_the_run_reads_back(ledger: Ledger) -> None:
+    run_id = claim(ledger)
+    assert run_id is not None
+    ledger.finish(run_id, Outcome("failed", T0 + timedelta(seconds=3), exit_code=2, error="exited with status 2",
+                                  output="boom\n", output_dropped=10))
+    r = ledger.run(run_id)
+    assert r is not None
+    assert (r.status, r.exit_code, r.error, r.output, r.output_dropped) == (
+        "failed", 2, "exited with status 2", "boom\n", 10)
+    assert r.duration == timedelta(seconds=3)
+    assert r.slot == T0
+
+
+def test_runs_are_listed_newest_first_with_filters_and_paging(ledger: Ledger) -> None:
+    ids = [claim(ledger, name="a" if i % 2 else "b", minute=i) for i in range(10)]
+    for i, run_id in enumerate(ids):
+        assert run_id is not None
+        ledger.finish(run_id, Outcome("succeeded" if i % 3 else "failed", T0))
+    assert [r.id for r in ledger.runs(limit=3)] == ids[::-1][:3]
+    assert all(r.schedule == "a" for r in ledger.runs("a"))
+    assert {r.status for r in ledger.runs(status="failed")} == {"failed"}
+    page = ledger.runs(limit=4)
+    assert [r.id for r in ledger.runs(limit=4, before_id=page[-1].id)] == ids[::-1][4:8]
+    assert len(ledger.runs(since=T0 + timedelta(minutes=8))) == 2
+    assert ledger.count_runs("a") == 5
+
+
+def test_record_writes_a_run_that_never_started(ledger: Ledger) -> None:
+    run_id = ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1",
+                           outcome=Outcome("skipped", T0, error="previous run still running"))
+    assert run_id is not None
+    r = ledger.run(run_id)
+    assert r is not None
+    assert (r.status, r.started_at) == ("skipped", None)
+    assert ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1", outcome=Outcome("missed", T0)) is None
+
+
+def test_last_slot_ignores_manual_runs(ledger: Ledger) -> None:
+    claim(ledger, minute=5)
+    claim(ledger, minute=50, trigger="manual")
+    assert ledger.last_slot("a") == T0 + timedelta(minutes=5)
+    assert ledger.last_slot("nobody") is None
+
+
+def test_retention_keeps_the_newest_finished_runs(ledger: Ledger) -> None:
+    for i in range(10):
+        run_id = claim(ledger, minute=i)
+        assert run_id is not None
+        ledger.finish(run_id, Outcome("succeeded", T0), keep=3)
+    open_id = claim(ledger, minute=99)
+    assert [r.slot.minute for r in ledger.runs("a")] == [39, 9, 8, 7]  # minute 99 = 1:39; running ones stay
+    assert open_id is not None
+    assert [r.id for r, _ in ledger.open_runs()] == [open_id]
+
+
+def test_max_runs_stops_claims_and_survives_retention(ledger: Ledger) -> None:
+    for i in range(3):
+        run_id = claim(ledger, minute=i, max_runs=3)
+        assert run_id is not None
+        ledger.finish(run_id, Outcome("succeeded", T0), keep=1)
+    assert claim(ledger, minute=3, max_runs=3) is None
+    assert ledger.started_count("a") == 3
+    assert claim(ledger, minute=4, trigger="manual", max_runs=3) is not None  # manual runs do not count
+
+
+def test_revisions_store_each_distinct_spec_once(ledger: Ledger, tmp_path: Path) -> None:
+    spec = {"name": "a", "schedule": {"cron": "0 2 * * *"}, "run": {"command": ["x"]}}
+    ledger.record_revision("r1", T0, {"add": 1}, {"a": spec}, {"a": "h1"})
+    ledger.record_revision("r2", T0 + timedelta(hours=1), {"add": 1}, {"b": spec}, {"a": "h1", "b": "h1"})
+    last = ledger.last_revision()
+    assert last is not None
+    assert (last.revision, last.hashes, last.counts) == ("r2", {"a": "h1", "b": "h1"}, {"add": 1})
+    assert last.specs(ledger) == {"a": spec, "b": spec}
+    assert [r.revision for r in ledger.revisions()] == ["r2", "r1"]
+
+
+def test_reopening_migrates_nothing_twice_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    SqliteLedger(path).close()
+    again = SqliteLedger(path)
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer than this reconciler"):
+        SqliteLedger(path)
+
+
+def test_the_sqlite_ledger_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    led = SqliteLedger(tmp_path / "l.db")
+    assert led._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert led._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    led.close()
+
+
+RACER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from reconciler.ledger.sqlite import SqliteLedger
+led = SqliteLedger(sys.argv[1])
+t0 = datetime(2026, 1, 1, tzinfo=UTC)
+won = [i for i in range(1000) if led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule",
+                                             revision="r", started_at=t0, owner=sys.argv[2]) is not None]
+print(len(won))
+"""
+
+
+def test_two_processes_racing_for_1000_slots_produce_exactly_1000_runs(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    SqliteLedger(path).close()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(path), f"p{i}"], stdout=subprocess.PIPE, text=True)
+             for i in range(2)]
+    won = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(won) == 1000
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT slot) FROM runs").fetchone() == (1000, 1000)
+        owners = dict(db.execute("SELECT owner, count(*) FROM runs GROUP BY owner").fetchall())
+    assert owners == {f"p{i}": n for i, n in enumerate(won) if n}

@@ -1,0 +1,210 @@
+"""The runner's policies with a real ledger and real processes (no daemon)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.core.loader import Loader
+from reconciler.core.model import Schedule
+from reconciler.engine.catchup import catch_up
+from reconciler.engine.runner import Runner, backoff_delay
+from reconciler.ledger.base import RunRecord
+from reconciler.ledger.sqlite import SqliteLedger
+from tests.harness import wait_for
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def schedule(text: str) -> Schedule:
+    result = Loader().load_bytes("s.yaml", text.encode(), NOW)
+    assert not result.problems, result.problems
+    return result.schedules[0]
+
+
+class Logs:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self.lines.append((event, fields))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
+    led = SqliteLedger(tmp_path / "l.db")
+    yield led
+    led.close()
+
+
+def make_runner(ledger: SqliteLedger, *schedules: Schedule, env: dict[str, str] | None = None) -> Runner:
+    r = Runner(ledger, log=Logs(), environ=env or {"PATH": "/usr/bin:/bin"})
+    r.update({s.name: s for s in schedules}, "rev-1")
+    return r
+
+
+def runs(ledger: SqliteLedger, name: str) -> list[RunRecord]:
+    return sorted(ledger.runs(name, limit=100), key=lambda r: r.id)
+
+
+def slow(policy: str, name: str = "slow") -> Schedule:
+    return schedule(f"name: {name}\nschedule: {{every: 1h}}\nrun: {{command: [/bin/sleep, '1.5']}}\n"
+                    f"policy: {{concurrency: {policy}}}\n")
+
+
+def overlap(ledger: SqliteLedger, s: Schedule) -> list[RunRecord]:
+    r = make_runner(ledger, s)
+    now = datetime.now(UTC)
+    r.dispatch(s.name, now)
+    wait_for(lambda: r.running(s.name) == 1, what="the first run to start")
+    r.dispatch(s.name, now + timedelta(seconds=1))
+    wait_for(lambda: len(runs(ledger, s.name)) == 2 and all(x.status != "running" for x in runs(ledger, s.name)),
+             timeout=10, what="both slots to be recorded")
+    r.shutdown(5)
+    return runs(ledger, s.name)
+
+
+def test_forbid_records_the_overlapping_slot_as_skipped(ledger: SqliteLedger) -> None:
+    first, second = overlap(ledger, slow("forbid"))
+    assert (first.status, second.status) == ("succeeded", "skipped")
+    assert second.error == "the previous run is still running (concurrency: forbid)"
+
+
+def test_allow_runs_both(ledger: SqliteLedger) -> None:
+    first, second = overlap(ledger, slow("allow"))
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    assert second.started_at is not None
+    assert first.finished_at is not None
+    assert second.started_at < first.finished_at  # they overlapped
+
+
+def test_replace_cancels_the_running_one_and_starts_the_new_one(ledger: SqliteLedger) -> None:
+    first, second = overlap(ledger, slow("replace"))
+    assert (first.status, second.status) == ("cancelled", "succeeded")
+
+
+def test_a_slot_that_cannot_start_within_the_deadline_is_missed(ledger: SqliteLedger) -> None:
+    s = schedule("name: late\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\npolicy: {starting_deadline: 30s}\n")
+    r = make_runner(ledger, s)
+    r.dispatch("late", datetime.now(UTC) - timedelta(minutes=2))
+    wait_for(lambda: runs(ledger, "late"), what="a record")
+    r.shutdown(5)
+    (run,) = runs(ledger, "late")
+    assert run.status == "missed"
+    assert "starting_deadline" in (run.error or "")
+
+
+def test_failures_are_retried_with_exponential_backoff_each_attempt_its_own_row(ledger: SqliteLedger) -> None:
+    s = schedule("name: flaky\nschedule: {every: 1h}\nrun: {command: [/bin/false]}\n"
+                 "policy: {retries: {limit: 2, backoff: 300ms, max_backoff: 10s}}\n")
+    assert [backoff_delay(s, a).total_seconds() for a in (2, 3, 4)] == [0.3, 0.6, 1.2]
+    r = make_runner(ledger, s)
+    r.dispatch("flaky", datetime.now(UTC))
+    wait_for(lambda: len(runs(ledger, "flaky")) == 3 and runs(ledger, "flaky")[-1].status != "running",
+             timeout=10, what="three attempts")
+    time.sleep(1.0)
+    r.shutdown(5)
+    attempts = runs(ledger, "flaky")
+    assert [(a.attempt, a.trigger, a.status) for a in attempts] == [
+        (1, "schedule", "failed"), (2, "retry", "failed"), (3, "retry", "failed")]
+    assert len({a.slot for a in attempts}) == 1
+    gaps = [(b.started_at - a.finished_at).total_seconds()  # type: ignore[operator]
+            for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.3
+    assert gaps[1] >= 0.6
+
+
+def test_max_runs_completes_the_schedule(ledger: SqliteLedger) -> None:
+    s = schedule("name: twice\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\npolicy: {max_runs: 2}\n")
+    r = make_runner(ledger, s)
+    completed: list[str] = []
+    r.on_completed = completed.append
+    for i in range(3):
+        r.dispatch("twice", datetime.now(UTC) + timedelta(hours=i))
+        time.sleep(0.3)
+    wait_for(lambda: completed, what="completion")
+    r.shutdown(5)
+    assert [x.status for x in runs(ledger, "twice")] == ["succeeded", "succeeded"]
+    assert completed == ["twice"]
+
+
+def test_secret_values_never_reach_the_ledger_or_the_logs(ledger: SqliteLedger, tmp_path: Path) -> None:
+    s = schedule("name: secretive\nschedule: {every: 1h}\n"
+                 "run: {command: [/bin/sh, -c, 'echo token=$TOKEN; exit 1'], env: {TOKEN: {from_env: MY_TOKEN}}}\n")
+    r = make_runner(ledger, s, env={"PATH": "/bin", "MY_TOKEN": "hunter2-very-secret"})
+    r.dispatch("secretive", datetime.now(UTC))
+    wait_for(lambda: runs(ledger, "secretive") and runs(ledger, "secretive")[0].status != "running", what="a run")
+    r.shutdown(5)
+    (run,) = runs(ledger, "secretive")
+    full = ledger.run(run.id)
+    assert full is not None
+    assert full.output == "token=[redacted]\n"
+    ledger.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("l.db*"))
+    assert b"hunter2" not in raw
+    assert "hunter2" not in repr(r._log.lines)  # type: ignore[attr-defined]
+
+
+def test_each_run_sees_its_identity_in_the_environment(ledger: SqliteLedger) -> None:
+    s = schedule("name: ident\nschedule: {every: 1h}\nrun: {command: [/bin/sh, -c, "
+                 "'echo $RECONCILER_SCHEDULE $RECONCILER_SLOT $RECONCILER_RUN_ID $RECONCILER_ATTEMPT "
+                 "$RECONCILER_REVISION']}\n")
+    r = make_runner(ledger, s)
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    r.update({"ident": s}, "rev-1")
+    r.dispatch("ident", slot, datetime.now(UTC))
+    wait_for(lambda: runs(ledger, "ident") and runs(ledger, "ident")[0].status != "running", what="a run")
+    r.shutdown(5)
+    (run,) = runs(ledger, "ident")
+    full = ledger.run(run.id)
+    assert full is not None
+    assert full.output == f"ident 2026-01-01T12:00:00Z {run.id} 1 rev-1\n"
+
+
+def every_minute(policy: str) -> Schedule:
+    return schedule(f"name: minutely\nschedule: {{every: 1m}}\nrun: {{command: [/bin/true]}}\n"
+                    f"policy: {{catchup: {policy}}}\n")
+
+
+def seed_last_run(ledger: SqliteLedger, at: datetime) -> None:
+    run_id = ledger.claim("minutely", at, attempt=1, trigger="schedule", revision="old", started_at=at)
+    assert run_id is not None
+    from reconciler.ledger.base import Outcome
+
+    ledger.finish(run_id, Outcome("succeeded", at))
+
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_catchup_none_records_one_missed_summary_and_runs_nothing(ledger: SqliteLedger) -> None:
+    seed_last_run(ledger, T)
+    dispatched: list[tuple[Any, ...]] = []
+    count = catch_up(ledger, {"minutely": every_minute("none")}, "rev-2", T + timedelta(minutes=10, seconds=30),
+                     lambda *a, **k: dispatched.append((*a, k)), Logs())
+    assert count == 10  # 12:01 .. 12:10
+    assert dispatched == []
+    summary = runs(ledger, "minutely")[-1]
+    assert (summary.status, summary.trigger, summary.slot) == ("missed", "catchup", T + timedelta(minutes=10))
+    assert (summary.error or "").startswith("10 slot(s) missed while no reconciler was running")
+
+
+def test_catchup_latest_runs_the_most_recent_missed_slot_once(ledger: SqliteLedger) -> None:
+    seed_last_run(ledger, T)
+    dispatched: list[tuple[Any, ...]] = []
+    catch_up(ledger, {"minutely": every_minute("latest")}, "rev-2", T + timedelta(minutes=10, seconds=30),
+             lambda *a, **k: dispatched.append((*a, k)), Logs())
+    assert dispatched == [("minutely", T + timedelta(minutes=10), T + timedelta(minutes=10), {"trigger": "catchup"})]
+    summary = runs(ledger, "minutely")[-1]
+    assert (summary.status, summary.slot) == ("missed", T + timedelta(minutes=9))
+    assert (summary.error or "").startswith("9 slot(s) missed")
+
+
+def test_catchup_ignores_schedules_without_history(ledger: SqliteLedger) -> None:
+    assert catch_up(ledger, {"minutely": every_minute("latest")}, "r", T, lambda *a, **k: None, Logs()) == 0

@@ -1,0 +1,156 @@
+"""Runs through the real daemon: crashes, shutdowns, downtime, and the history/trigger commands."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Daemon, lines, wait_for
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+
+
+def rows(ledger: Path, name: str) -> list[tuple[int, str, int, str, str]]:
+    """Read-only, so a test never creates the ledger file before the daemon does."""
+    if not ledger.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return db.execute("SELECT id, slot, attempt, trigger, status FROM runs WHERE schedule = ? ORDER BY id",
+                              (name,)).fetchall()
+    except sqlite3.OperationalError:  # not migrated yet
+        return []
+
+
+def long_job(tmp_path: Path, name: str = "long", seconds: int = 30, every: str = "1h") -> Path:
+    sched = tmp_path / "schedules"
+    sched.mkdir(exist_ok=True)
+    (sched / f"{name}.yaml").write_text(
+        f"name: {name}\nschedule: {{every: {every}}}\n"
+        f"run: {{command: [/bin/sh, -c, 'echo started >> {tmp_path}/{name}.out; sleep {seconds}']}}\n")
+    return sched
+
+
+def test_sigkill_during_a_run_then_restart_records_abandoned_and_does_not_rerun_the_slot(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = long_job(tmp_path, every="2s")
+    d = Daemon(sched, tmp_path)
+    daemons.append(d)
+    wait_for(lambda: lines(tmp_path / "long.out"), what="the job to start")
+    d.stop(signal.SIGKILL)
+    (run_id, slot, _, _, status), = rows(d.ledger, "long")
+    assert status == "running"
+    d2 = Daemon(sched, tmp_path)
+    daemons.append(d2)
+    d2.wait_event("run.abandoned", run_id=run_id)
+    time.sleep(1)
+    after = rows(d2.ledger, "long")
+    assert after[0][4] == "abandoned"
+    assert [r for r in after if r[1] == slot] == [after[0]], "the abandoned slot ran again"
+    assert d2.stop(signal.SIGKILL) is not None
+
+
+def test_sigterm_during_a_run_records_interrupted_within_the_grace_period(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = long_job(tmp_path, every="2s")
+    d = Daemon(sched, tmp_path, "--grace", "1s")
+    daemons.append(d)
+    wait_for(lambda: lines(tmp_path / "long.out"), what="the job to start")
+    start = time.monotonic()
+    assert d.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - start < 10  # grace 1s + SIGTERM/SIGKILL of the group
+    statuses = [r[4] for r in rows(d.ledger, "long")]
+    assert statuses[0] == "interrupted"
+    assert "running" not in statuses
+
+
+def test_a_job_that_finishes_within_the_grace_period_is_recorded_as_it_ended(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = long_job(tmp_path, seconds=1, every="3s")
+    d = Daemon(sched, tmp_path, "--grace", "10s")
+    daemons.append(d)
+    wait_for(lambda: lines(tmp_path / "long.out"), what="the job to start")
+    assert d.stop(signal.SIGTERM) == 0
+    assert rows(d.ledger, "long")[0][4] == "succeeded"
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("none", ["missed"]), ("latest", ["missed", "succeeded"])])
+def test_catchup_after_downtime_follows_the_policy(tmp_path: Path, daemons: list[Daemon], policy: str,
+                                                   expected: list[str]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(f"name: tick\nschedule: {{every: 1s}}\nrun: {{command: [/bin/true]}}\n"
+                                  f"policy: {{catchup: {policy}}}\n")
+    d = Daemon(sched, tmp_path)
+    daemons.append(d)
+    wait_for(lambda: len(rows(d.ledger, "tick")) >= 2, what="two runs")
+    d.stop()
+    before = rows(d.ledger, "tick")
+    time.sleep(3.5)  # downtime: three or four slots pass
+    d2 = Daemon(sched, tmp_path)
+    daemons.append(d2)
+    d2.wait_event("reconciler.started")
+    wait_for(lambda: len([r for r in rows(d2.ledger, "tick") if r[3] == "catchup"]) == len(expected),
+             what="catch-up records")
+    catchups = [r for r in rows(d2.ledger, "tick") if r[3] == "catchup"]
+    wait_for(lambda: all(r[4] != "running" for r in rows(d2.ledger, "tick") if r[3] == "catchup"), what="finish")
+    catchups = [r for r in rows(d2.ledger, "tick") if r[3] == "catchup"]
+    assert [r[4] for r in catchups] == expected
+    assert all(r[1] > before[-1][1] for r in catchups)
+    d2.stop()
+    slots = [r[1] for r in rows(d2.ledger, "tick") if r[2] == 1]
+    assert len(slots) == len(set(slots)), "a slot ran twice"
+
+
+def test_history_lists_runs_newest_first_and_shows_one_with_its_output(
+        tmp_path: Path, daemons: list[Daemon], reconciler: Run) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text("name: talker\nschedule: {every: 1s}\n"
+                                  "run: {command: [/bin/echo, 'hello <script>alert(1)</script>']}\n")
+    d = Daemon(sched, tmp_path)
+    daemons.append(d)
+    wait_for(lambda: len([r for r in rows(d.ledger, "talker") if r[4] == "succeeded"]) >= 2, what="two runs")
+    d.stop()
+    r = reconciler("history", "talker", "--ledger", str(d.ledger), "--format", "json", "--limit", "2")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data) == 2
+    assert data[0]["id"] > data[1]["id"]
+    assert {"id", "schedule", "slot", "attempt", "trigger", "status", "started_at", "finished_at", "exit_code",
+            "revision"} <= set(data[0])
+    one = reconciler("history", "--run", str(data[0]["id"]), "--ledger", str(d.ledger))
+    assert one.returncode == 0
+    assert "hello <script>alert(1)</script>" in one.stdout
+    text = reconciler("history", "--ledger", str(d.ledger), "--status", "succeeded", "--since", "1h")
+    assert text.stdout.splitlines()[0].split()[:3] == ["ID", "SCHEDULE", "SLOT"]
+    assert "talker" in text.stdout
+    assert reconciler("history", "--ledger", str(d.ledger), "--status", "bogus").returncode == 2
+
+
+def test_trigger_runs_a_schedule_now_as_a_manual_run(tmp_path: Path, reconciler: Run) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text("name: now\nschedule: {cron: '0 0 1 1 *'}\nrun: {command: [/bin/echo, manual-ok]}\n")
+    ledger = tmp_path / "l.db"
+    r = reconciler("trigger", "now", "--dir", str(sched), "--ledger", str(ledger))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["run 1: succeeded", "manual-ok"]
+    assert [(t, s) for _, _, _, t, s in rows(ledger, "now")] == [("manual", "succeeded")]
+    assert reconciler("trigger", "missing", "--dir", str(sched), "--ledger", str(ledger)).returncode == 1
