@@ -200,3 +200,16 @@ def test_a_burst_of_50_commits_in_a_second_ends_on_the_last(tmp_path: Path, star
     assert lines(out)[-1] == f"c50 {last}"
     assert d.stop() == 0
     assert burst < 10  # the burst itself was quick (about a second here)
+
+
+def test_a_selector_limits_the_process_to_matching_labels(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    mine, theirs = tmp_path / "mine.out", tmp_path / "theirs.out"
+    (sched / "a.yaml").write_text(job("mine", mine) + "labels: {shard: a}\n")
+    (sched / "b.yaml").write_text(job("theirs", theirs) + "labels: {shard: b}\n")
+    d = start(started, sched, tmp_path, "--selector", "shard=a")
+    d.wait_event("revision.applied", add=1)
+    wait_for(lambda: len(lines(mine)) >= 2, what="the selected schedule to run")
+    assert lines(theirs) == []
+    assert d.stop() == 0
