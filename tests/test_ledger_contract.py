@@ -79,6 +79,8 @@ def test_last_slot_ignores_manual_runs(ledger: Ledger) -> None:
     claim(ledger, minute=50, trigger="manual")
     assert ledger.last_slot("a") == T0 + timedelta(minutes=5)
     assert ledger.last_slot("nobody") is None
+    claim(ledger, name="b", minute=7)
+    assert ledger.last_slots() == {"a": T0 + timedelta(minutes=5), "b": T0 + timedelta(minutes=7)}
 
 
 def test_retention_keeps_the_newest_finished_runs(ledger: Ledger) -> None:

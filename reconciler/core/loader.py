@@ -75,7 +75,7 @@ class Loader:
         schedules: list[Schedule] = []
         names: list[tuple[str, Source]] = []
         for doc in docs:
-            problems.extend(self._check(doc, path, now))
+            problems.extend(self.check(doc, path, now))
             if not any(p.document == doc.index and p.severity == "error" for p in problems):
                 names.append((doc.value["name"], Source(path, doc.line, doc.index)))
                 if build_records:
@@ -84,7 +84,8 @@ class Loader:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
         return FileResult(path, tuple(schedules), tuple(problems), tuple(names))
 
-    def _check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
+    def check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
+        """Every problem of one document: its shape, the schema, and the semantic checks."""
         if not isinstance(doc.value, dict):
             line, col = doc.location(())
             kind = "a list" if isinstance(doc.value, list) else repr(doc.value)
@@ -354,7 +355,7 @@ def build(doc: Document, path: str) -> Schedule:
 def build_from_spec(spec: dict[str, Any], origin: str, now: datetime | None = None) -> Schedule | None:
     """A Schedule from a stored spec (a ledger snapshot), checked again by the same rules."""
     doc = Document(index=0, value=spec, line=1)
-    checked = Loader()._check(doc, origin, now or datetime.now(UTC))
+    checked = Loader().check(doc, origin, now or datetime.now(UTC))
     if has_errors(checked):
         return None
     return build(doc, origin)

@@ -110,7 +110,7 @@ class _Reject(Exception):
 
 # 10,000 schedules repeat the same keys and short values ("schedule", "forbid", "10s"):
 # interning them shares one string each instead of one per document.
-_INTERN_MAX = 24
+INTERN_MAX = 24
 
 
 def resolve_plain(value: str) -> Any:
@@ -125,7 +125,7 @@ def resolve_plain(value: str) -> Any:
         return int(value)
     if _FLOAT.match(value):
         return float(value)
-    return intern(value) if len(value) <= _INTERN_MAX else value
+    return intern(value) if len(value) <= INTERN_MAX else value
 
 
 def _mark(event: Any) -> Location:

@@ -16,8 +16,9 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
     """`none`: one `missed` row sums the gap up. `latest`: the most recent missed slot runs once
     (as `catchup`), and the older ones are summed up. Never a stampede. Returns slots missed."""
     total = 0
+    lasts = ledger.last_slots()
     for name, s in sorted(schedules.items()):
-        last = ledger.last_slot(name)
+        last = lasts.get(name)
         if not s.enabled or last is None:
             continue  # a schedule without history has nothing to catch up on
         missed = missed_slots(s.timing, last, now)

@@ -256,6 +256,13 @@ class SqliteLedger:
                                    (schedule,)).fetchone()
         return from_micros(row[0]) if row and row[0] is not None else None
 
+    def last_slots(self) -> dict[str, datetime]:
+        """The newest non-manual slot of every schedule, in one query (catch-up at start-up)."""
+        with self._lock:
+            rows = self._db.execute("SELECT schedule, max(slot) FROM runs WHERE trigger != 'manual' "
+                                    "GROUP BY schedule").fetchall()
+        return {name: from_micros(slot) for name, slot in rows}
+
     def open_runs(self) -> list[tuple[RunRecord, str]]:
         """Runs still marked running, with the owner that claimed them."""
         with self._lock:
