@@ -124,8 +124,9 @@ class SqliteLedger:
         """
         snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
         with self._write() as db:
+            # A generator, not a list: 10,000 specs' JSON never exists at once (resident memory).
             db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
-                           [(hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()])
+                           ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
             cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) VALUES (?, ?, ?, ?)",
                              (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot))
             return int(cur.lastrowid or 0)
