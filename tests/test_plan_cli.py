@@ -108,3 +108,56 @@ def test_plan_against_the_ledger_compares_with_the_last_applied_revision(
     assert r.returncode == 2
     assert "~ keep  (schedules/keep.yaml:1)  [metadata only]" in r.stdout
     assert 'description: (absent) -> "now documented"' in r.stdout
+
+
+def test_markdown_plan_has_a_summary_a_table_and_escapes_untrusted_text(reconciler: Run, repo: Path) -> None:
+    (repo / "schedules" / "keep.yaml").write_text(sched("keep", extra="description: 'a | b <script>x</script>'\n"))
+    r = reconciler("plan", "--dir", "schedules", "--base", "HEAD~1", "--format", "markdown", cwd=repo)
+    assert r.returncode == 2
+    lines = r.stdout.splitlines()
+    assert lines[0] == "### Schedules: 2 to add, 2 to change, 2 to remove"
+    assert "| | schedule | change | when | next fire times |" in lines
+    row = next(line for line in lines if line.startswith("| change | `keep` |"))
+    assert "a \\| b &lt;script&gt;x&lt;/script&gt;" in row
+    assert "<script>" not in r.stdout
+    edit = next(line for line in lines if line.startswith("| change | `edit` |"))
+    assert '`schedule.cron`: "0 2 \\* \\* \\*" → "30 3 \\* \\* \\*"' in edit
+    assert edit.count("CET") + edit.count("CEST") == 3  # three next fire times in the schedule's zone
+
+
+def test_plan_warns_a_reviewer(reconciler: Run, repo: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.ledger.base import Outcome
+    from reconciler.ledger.sqlite import SqliteLedger
+
+    (repo / "schedules" / "fast.yaml").write_text(
+        "name: fast\nschedule: {every: 20s}\nrun: {command: [/bin/true]}\n")
+    (repo / "schedules" / "past.yaml").write_text(
+        "name: past\nschedule: {at: '2001-01-01T00:00:00Z'}\nrun: {command: [/bin/true]}\n")
+    (repo / "schedules" / "keep.yaml").write_text(
+        "name: keep\nschedule: {cron: '0 2 * * *', timezone: America/New_York}\nrun: {command: [/bin/true]}\n")
+    (repo / "schedules" / "tz.yaml").write_text(
+        "name: tz\nschedule: {cron: '0 2 * * *', timezone: Asia/Tokyo}\nrun: {command: [/bin/true]}\n")
+    commit_all(repo, "more")
+    (repo / "schedules" / "tz.yaml").write_text(
+        "name: tz\nschedule: {cron: '0 2 * * *', timezone: Europe/Paris}\nrun: {command: [/bin/true]}\n")
+    (repo / "schedules" / "keep.yaml").unlink()
+    ledger = SqliteLedger(tmp_path / "l.db")
+    now = datetime.now(UTC)
+    run_id = ledger.claim("keep", now - timedelta(hours=2), attempt=1, trigger="schedule", revision="r",
+                          started_at=now - timedelta(hours=2))
+    assert run_id is not None
+    ledger.finish(run_id, Outcome("succeeded", now))
+    ledger.close()
+    r = reconciler("plan", "--dir", "schedules", "--base", "HEAD", "--ledger", str(tmp_path / "l.db"),
+                   "--format", "json", cwd=repo)
+    assert r.returncode == 2, r.stderr
+    warnings = {(w["schedule"], w["message"].split(":")[0].split(",")[0]) for w in json.loads(r.stdout)["warnings"]}
+    assert ("keep", "removed") in warnings
+    assert ("tz", "time zone Asia/Tokyo -> Europe/Paris") in warnings
+    assert all(name != "fast" and name != "past" for name, _ in warnings)  # unchanged: not in this plan
+    r2 = reconciler("plan", "--dir", "schedules", "--base", "HEAD~1", "--format", "json", cwd=repo)
+    names = {(w["schedule"], w["message"]) for w in json.loads(r2.stdout)["warnings"]}
+    assert ("fast", "fires more than once a minute on average") in names
+    assert ("past", "a one-time run in the past: it will never fire") in names

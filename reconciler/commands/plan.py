@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -12,6 +12,7 @@ from reconciler.core.describe import describe, local_text, utc_text
 from reconciler.core.loader import Loader, PathError, combine
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Change, FieldChange, Plan, plan
+from reconciler.core.review import warnings
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
 
 EXIT_CHANGES = 2
@@ -22,8 +23,6 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
              now: datetime | None = None) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if base and ledger_path:
-        raise UsageError("give --base or --ledger, not both")
     now = now or datetime.now(UTC)
     loader = Loader()
     try:
@@ -39,9 +38,27 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
     applied, against = _applied(directory, base, ledger_path, loader, now)
     schedules = {s.name: s for s in desired.schedules}
     the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
+    warned = warnings(the_plan, schedules, now, _last_runs(ledger_path, now) if ledger_path else None)
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
-    out.write(render(the_plan, schedules, against, now))
+    out.write(render(the_plan, schedules, against, now, warned))
     return EXIT_CHANGES if not the_plan.empty else 0
+
+
+def _last_runs(ledger_path: str, now: datetime) -> dict[str, datetime]:
+    """When each schedule last started a run within the last day ('removed, but it ran recently')."""
+    from reconciler.ledger import open_ledger
+
+    if not Path(ledger_path).exists():
+        return {}
+    ledger = open_ledger(ledger_path)
+    try:
+        last: dict[str, datetime] = {}
+        for r in ledger.runs(since=now - timedelta(days=1), limit=1_000_000):  # newest first
+            if r.started_at is not None:
+                last.setdefault(r.schedule, r.started_at)
+        return last
+    finally:
+        ledger.close()
 
 
 def _applied(directory: str, base: str | None, ledger_path: str | None, loader: Loader,
@@ -55,7 +72,7 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, loader: 
             raise FatalError(f"--base {base}: {e}") from e
         results = [loader.load_bytes(str(Path(directory) / rel), data, now) for rel, data in sorted(files.items())]
         return {s.name: s.spec for s in combine(results).schedules}, f"git {base}"
-    if ledger_path:
+    if ledger_path:  # without --base, the ledger's last applied revision is the other side
         from reconciler.ledger import open_ledger
 
         if not Path(ledger_path).exists():
@@ -83,8 +100,12 @@ def _field_line(f: FieldChange) -> str:
     return f"{f.path}: {_value(f.old, f.old_present)} -> {_value(f.new, f.new_present)}"
 
 
-def _text(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime) -> str:
+Warnings = list[tuple[str, str]]
+
+
+def _text(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
     lines = [f"Plan against {against}: {p.summary()}."]
+    lines.extend(f"warning: {name}: {w}" for name, w in warned)
     for c in p.changes():
         mark = {"add": "+", "change": "~", "remove": "-"}[c.action.value]
         s = schedules.get(c.name)
@@ -111,28 +132,46 @@ def _change_json(c: Change, schedules: dict[str, Schedule], now: datetime) -> di
     return out
 
 
-def _json(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime) -> str:
+def _json(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
     data = {"against": against, "summary": p.counts(),
+            "warnings": [{"schedule": n, "message": w} for n, w in warned],
             "add": [_change_json(c, schedules, now) for c in p.added],
             "change": [_change_json(c, schedules, now) for c in p.changed],
             "remove": [_change_json(c, schedules, now) for c in p.removed]}
     return json.dumps(data, indent=2) + "\n"
 
 
-def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime) -> str:
-    out = [f"### Schedule plan: {p.summary()}", "", f"Compared with {against}.", ""]
+def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
+    """For a pull-request comment or a job summary: compact, escaped, readable in review."""
+    c = p.counts()
+    out = [f"### Schedules: {c['add']} to add, {c['change']} to change, {c['remove']} to remove",
+           "", f"Compared with {_md(against)}; {c['unchanged']} unchanged.", ""]
+    if warned:
+        out += ["> [!WARNING]", *[f"> - `{n}`: {_md(w)}" for n, w in warned], ""]
     if p.empty:
         return "\n".join([*out, "No changes."]) + "\n"
-    out += ["| | schedule | change | next fire times |", "|---|---|---|---|"]
-    for c in p.changes():
-        mark = {"add": "add", "change": "change", "remove": "**remove**"}[c.action.value]
-        s = schedules.get(c.name)
-        detail = "<br>".join(_md(_field_line(f)) for f in c.fields) or (
-            _md(f"{describe(s.timing)} [{s.timing.tz.key}]") if s else "")
-        nxt = "<br>".join(f"{local_text(t, s.timing)}" for t in next_fires(s, now)) if s else ""
-        out.append(f"| {mark} | `{c.name}` | {detail} | {nxt} |")
+    out += ["| | schedule | change | when | next fire times |", "|---|---|---|---|---|"]
+    for ch in p.changes():
+        mark = {"add": "add", "change": "change", "remove": "**remove**"}[ch.action.value]
+        s = schedules.get(ch.name)
+        if ch.fields:
+            detail = "<br>".join(f"`{_md(f.path)}`: {_md(_short(f.old, f.old_present))} → "
+                                 f"{_md(_short(f.new, f.new_present))}" for f in ch.fields)
+        else:
+            detail = "new" if ch.action.value == "add" else ""
+        when = f"{_md(describe(s.timing))} ({s.timing.tz.key})" + ("" if s.enabled else ", suspended") if s else ""
+        nxt = "<br>".join(_md(local_text(t, s.timing)) for t in next_fires(s, now)) if s else ""
+        out.append(f"| {mark} | `{ch.name}` | {detail} | {when} | {nxt} |")
     return "\n".join(out) + "\n"
 
 
+def _short(v: Any, present: bool) -> str:
+    text = _value(v, present)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    """Escaped for a Markdown table cell: untrusted text from files never becomes markup."""
+    for ch in "\\`*_[]|<>":
+        text = text.replace(ch, "\\" + ch if ch not in "<>" else {"<": "&lt;", ">": "&gt;"}[ch])
+    return text.replace("\n", " ")
