@@ -77,12 +77,16 @@ def run(
     selector: Annotated[list[str] | None, typer.Option("--selector", help="Only labels key=value.")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     grace: Annotated[str, typer.Option("--grace", help="Time running jobs get to finish on SIGTERM.")] = "25s",
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT for the API and dashboard, or none.")] = (
+        "127.0.0.1:8080"),
+    token_file: Annotated[str | None, typer.Option("--token-file", help="Allows operator actions over HTTP.")] = None,
+    public_url: Annotated[str | None, typer.Option("--public-url", help="Dashboard URL for links.")] = None,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [], log_format,
-                                               grace))
+                                               grace, listen, token_file, public_url))
 
 
 @app.command()

@@ -6,22 +6,27 @@ import signal
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from reconciler.core.durations import DurationError, parse_duration
 from reconciler.errors import UsageError
 
 
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
-        log_format: str, grace: str) -> int:
+        log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
+        public_url: str | None = None) -> int:
     from reconciler.ledger import open_ledger
     from reconciler.service.daemon import Options, parse_selector, run_daemon
     from reconciler.service.log import make_log
 
     if log_format not in ("text", "json"):
         raise UsageError("--log-format: choose text or json")
+    from reconciler.service.http import parse_listen
+
     try:
         options = Options(directory=directory, allow_empty=allow_empty, rescan=parse_duration(rescan),
-                          selector=parse_selector(selector), grace=parse_duration(grace).total_seconds())
+                          selector=parse_selector(selector), grace=parse_duration(grace).total_seconds(),
+                          listen=parse_listen(listen), token=_token(token_file), public_url=public_url)
     except (DurationError, ValueError) as e:
         raise UsageError(str(e)) from e
     stop = threading.Event()
@@ -36,3 +41,15 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         return run_daemon(options, ledger, make_log(log_format), lambda: datetime.now(UTC), stop)
     finally:
         ledger.close()
+
+
+def _token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise UsageError(f"--token-file {path}: {e.strerror}") from e
+    if len(token) < 16:
+        raise UsageError(f"--token-file {path}: the token must be at least 16 characters")
+    return token

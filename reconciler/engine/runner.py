@@ -18,7 +18,7 @@ from typing import Any
 from reconciler.core.describe import utc_text
 from reconciler.core.model import CommandRun, Schedule
 from reconciler.engine.execute import Attempt, Handle, run_command, run_http
-from reconciler.ledger.base import Ledger, Outcome
+from reconciler.ledger.base import Ledger, Outcome, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
@@ -52,7 +52,8 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
         self._timers: set[threading.Timer] = set()
         self._accepting = True
-        self.on_finished: Callable[[str, str], None] | None = None  # name, status (for the service)
+        # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
+        self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
 
     # ---- wiring ---------------------------------------------------------------------------------
@@ -139,11 +140,11 @@ class Runner:
         end = self._clock()
         self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status, result.error,
                                             result.output, result.dropped), keep=s.history_keep)
+        self._finished(RunRecord(run_id, name, slot, attempt, trigger, result.status, revision, now, end,
+                                 result.exit_code, result.http_status, result.error), result.output)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **common)
-        if self.on_finished:
-            self.on_finished(name, result.status)
         if result.status in ("failed", "timed_out") and attempt <= s.policy.retries.limit and self._accepting:
             self._retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
         return run_id
@@ -161,6 +162,15 @@ class Runner:
         run_id = self._ledger.record(name, slot, outcome=Outcome(status, now, error=why), **common)
         if run_id is not None:
             self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why, **common)
+            self._finished(RunRecord(run_id, name, slot, common["attempt"], common["trigger"], status,
+                                     common["revision"], None, now, None, None, why), "")
+
+    def _finished(self, record: RunRecord, output: str) -> None:
+        if self.on_finished is not None:
+            try:
+                self.on_finished(record, output)
+            except Exception as e:  # an observer's bug must not lose the run
+                self._log("run.observer_error", schedule=record.schedule, run_id=record.id, error=repr(e))
 
     def _retry(self, name: str, slot: datetime, attempt: int, delay: timedelta) -> None:
         def fire() -> None:

@@ -80,10 +80,15 @@ class SqliteLedger:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        # Reads (the API, the dashboard) use their own connection: under WAL they never wait
+        # for the runner's writes, and the writers never wait for a slow page.
+        self._rlock = threading.Lock()
+        self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._rlock:
             self._db.close()
+            self._rdb.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -136,8 +141,8 @@ class SqliteLedger:
         return revisions[0] if revisions else None
 
     def revisions(self, limit: int = 20) -> list[AppliedRevision]:
-        with self._lock:
-            rows = self._db.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
+        with self._rlock:
+            rows = self._rdb.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
                                     "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [AppliedRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
                 for seq, rev, at, counts, snap in rows]
@@ -146,10 +151,10 @@ class SqliteLedger:
         wanted = set(hashes.values())
         found: dict[str, dict[str, Any]] = {}
         items = list(wanted)
-        with self._lock:
+        with self._rlock:
             for i in range(0, len(items), 500):
                 chunk = items[i:i + 500]
-                for h, spec in self._db.execute(
+                for h, spec in self._rdb.execute(
                         f"SELECT hash, spec FROM specs WHERE hash IN ({','.join('?' * len(chunk))})", chunk):
                     found[h] = json.loads(spec)
         return {name: found[h] for name, h in hashes.items() if h in found}
@@ -181,8 +186,8 @@ class SqliteLedger:
             return int(cur.lastrowid)
 
     def started_count(self, schedule: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
+        with self._rlock:
+            row = self._rdb.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
         return int(row[0]) if row else 0
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
@@ -210,8 +215,8 @@ class SqliteLedger:
             return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
 
     def run(self, run_id: int) -> RunRecord | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped FROM runs WHERE id = ?",
+        with self._rlock:
+            row = self._rdb.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped FROM runs WHERE id = ?",
                                    (run_id,)).fetchone()
         return _record(row, with_output=True) if row else None
 
@@ -235,8 +240,8 @@ class SqliteLedger:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        with self._rlock:
+            rows = self._rdb.execute(sql, (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
     def count_runs(self, schedule: str | None = None, status: str | None = None) -> int:
@@ -248,21 +253,28 @@ class SqliteLedger:
             where.append("status = ?")
             args.append(status)
         sql = "SELECT count(*) FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-        with self._lock:
-            return int(self._db.execute(sql, args).fetchone()[0])
+        with self._rlock:
+            return int(self._rdb.execute(sql, args).fetchone()[0])
 
     def last_slot(self, schedule: str) -> datetime | None:
-        with self._lock:
-            row = self._db.execute("SELECT max(slot) FROM runs WHERE schedule = ? AND trigger != 'manual'",
+        with self._rlock:
+            row = self._rdb.execute("SELECT max(slot) FROM runs WHERE schedule = ? AND trigger != 'manual'",
                                    (schedule,)).fetchone()
         return from_micros(row[0]) if row and row[0] is not None else None
 
     def last_slots(self) -> dict[str, datetime]:
         """The newest non-manual slot of every schedule, in one query (catch-up at start-up)."""
-        with self._lock:
-            rows = self._db.execute("SELECT schedule, max(slot) FROM runs WHERE trigger != 'manual' "
+        with self._rlock:
+            rows = self._rdb.execute("SELECT schedule, max(slot) FROM runs WHERE trigger != 'manual' "
                                     "GROUP BY schedule").fetchall()
         return {name: from_micros(slot) for name, slot in rows}
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        """The newest run of every schedule, in one query (the dashboard's 'last run' column)."""
+        with self._rlock:
+            rows = self._rdb.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN "
+                                     "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
+        return {r[1]: _record(r) for r in rows}
 
     def open_runs(self) -> list[tuple[RunRecord, str]]:
         """Runs still marked running, with the owner that claimed them."""

@@ -25,8 +25,9 @@ from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up
 from reconciler.engine.executor import SlotExecutor
 from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
-from reconciler.ledger.base import Ledger
+from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.log import Log
+from reconciler.service.metrics import Metrics
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
 
 
@@ -52,6 +53,9 @@ class Options:
     rescan: timedelta = timedelta(seconds=60)
     selector: Mapping[str, str] = field(default_factory=dict)
     grace: float = 25.0
+    listen: tuple[str, int] | None = ("127.0.0.1", 8080)
+    token: str | None = None  # operator actions over HTTP only when set
+    public_url: str | None = None  # links to runs in notifications
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -70,6 +74,10 @@ class Reconciler:
         self.applied_hashes: dict[str, str] = {}
         self.completed: set[str] = set()
         self.startup: dict[str, Any] = {}
+        self.token = options.token
+        self.last_runs: dict[str, RunRecord] = {}
+        self.metrics = Metrics(self._metric_state)
+        self.runner.on_finished = self._finished
         # Revisions are written to the ledger in order by one thread, after they are live: the
         # record is the audit trail, and 10,000 specs should not delay the timer.
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-revisions")
@@ -80,6 +88,7 @@ class Reconciler:
 
     def start(self) -> None:
         abandon_open_runs(self.ledger, self.clock, self.log, alive=owner_alive)
+        self.last_runs = self.ledger.last_runs()
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
@@ -100,6 +109,24 @@ class Reconciler:
                      self.log)
         self.runner.on_completed = self._completed
         self.scheduler.resume()
+
+    def _finished(self, record: RunRecord, output: str) -> None:
+        self.last_runs[record.schedule] = record
+        self.metrics.observe_run(record)
+
+    def alive(self) -> bool:
+        """The process answers and the timer's thread runs (for /healthz)."""
+        thread = getattr(self.scheduler, "_thread", None)
+        return bool(self.scheduler.running and thread is not None and thread.is_alive())
+
+    def _metric_state(self) -> dict[str, Any]:
+        from reconciler.service.views import Views
+
+        st = self.status
+        return {"counts": Views(self).counts(), "applied_revision": st.applied_revision,
+                "attempted_revision": st.attempted_revision, "problems": len(st.problems),
+                "ready": st.ready, "applied_at": st.applied_at.timestamp() if st.applied_at else None,
+                "running": self.runner.running()}
 
     def _completed(self, name: str) -> None:
         """max_runs reached: the timer stops firing the schedule; it stays listed as completed."""
@@ -164,6 +191,7 @@ class Reconciler:
             self._record(snapshot.revision, desired, hashes, the_plan, now)
             self.status.reconciles += 1
             self.status.last_reconcile_seconds = time.perf_counter() - started
+            self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
         return True
 
     def _select(self, snapshot: Snapshot) -> tuple[dict[str, Schedule], dict[str, str]]:
@@ -237,6 +265,16 @@ def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: t
                on_ready: Callable[[Reconciler], Any] | None = None) -> int:
     reconciler = Reconciler(options, ledger, log, clock)
     reconciler.start()
+    server = None
+    if options.listen is not None:
+        from reconciler.service.http import HttpServer
+
+        server = HttpServer(reconciler, *options.listen)
+        server.start()
+        host, port = server.address
+        shown = host if ":" not in host else f"[{host}]"
+        log("http.listening", address=f"{host}:{port}", url=f"http://{shown}:{port}/",
+            operator_actions=options.token is not None)
     if on_ready:
         on_ready(reconciler)
     log("reconciler.started", directory=options.directory, watch=[str(p) for p in reconciler.source.watch_paths],
@@ -245,6 +283,8 @@ def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: t
         reconciler.watch(stop)
     finally:
         log("reconciler.stopping", grace=options.grace)
+        if server is not None:
+            server.stop()
         reconciler.stop()
         log("reconciler.stopped")
     return 0

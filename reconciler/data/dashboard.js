@@ -1,0 +1,186 @@
+"use strict";
+// Every value from files, the ledger or job output is untrusted: it is only ever set as
+// textContent (never innerHTML), and the server's CSP forbids inline script anyway.
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { sort: "name", desc: false, offset: 0, limit: 50, detail: null, openRun: null };
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else if (key === "onclick") node.addEventListener("click", value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function relative(iso) {
+    if (!iso) return "";
+    const seconds = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    const abs = Math.abs(seconds);
+    if (abs < 2) return "just now";
+    const [n, unit] = abs < 60 ? [abs, "s"] : abs < 3600 ? [Math.round(abs / 60), "m"]
+      : abs < 86400 ? [Math.round(abs / 3600), "h"] : [Math.round(abs / 86400), "d"];
+    return seconds >= 0 ? `in ${n}${unit}` : `${n}${unit} ago`;
+  }
+
+  function local(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+  function statusBadge(s) { return el("span", { class: `status ${s}` }, s); }
+  function duration(d) { return d === null || d === undefined ? "" : d < 1 ? `${Math.round(d * 1000)} ms` : `${d.toFixed(1)} s`; }
+
+  async function getJSON(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`${url}: ${response.status}`);
+    return response.json();
+  }
+
+  function renderStatus(status) {
+    const applied = status.applied;
+    $("revision").textContent = applied.revision
+      ? `revision ${applied.revision.slice(0, 12)} · applied ${local(applied.at)} (${relative(applied.at)})`
+      : "no revision applied yet";
+    const banner = $("banner");
+    banner.replaceChildren();
+    const attempted = status.attempted;
+    if (attempted.rejected) {
+      banner.append(el("strong", {}, `Revision ${String(attempted.revision || "").slice(0, 12)} was rejected`),
+        ` — ${attempted.error || ""}. The previous revision keeps running.`);
+      const list = el("ul", {});
+      for (const p of attempted.problems) list.append(el("li", {}, `${p.path}:${p.line}:${p.column}: ${p.pointer}: ${p.message}`));
+      banner.append(list);
+      banner.classList.remove("hidden");
+    } else {
+      banner.classList.add("hidden");
+    }
+  }
+
+  function renderOverview(data) {
+    renderStatus(data.status);
+    const counts = $("counts");
+    counts.replaceChildren();
+    for (const [label, value] of [["active", data.counts.active], ["suspended", data.counts.suspended],
+      ["completed", data.counts.completed], ["running now", data.running]]) {
+      counts.append(el("div", { class: "count", "data-count": label }, el("b", {}, value), el("span", {}, label)));
+    }
+    const body = $("failures").tBodies[0];
+    body.replaceChildren();
+    if (!data.recent_failures.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No failures.")));
+    for (const r of data.recent_failures) {
+      body.append(el("tr", { class: "clickable", onclick: () => { location.hash = `#/schedule/${encodeURIComponent(r.schedule)}/run/${r.id}`; } },
+        el("td", {}, local(r.slot)), el("td", {}, r.schedule), el("td", {}, statusBadge(r.status)),
+        el("td", {}, r.attempt), el("td", { class: "mono" }, r.error || "")));
+    }
+  }
+
+  function scheduleQuery() {
+    const params = new URLSearchParams({ sort: state.sort, desc: state.desc ? "1" : "0", limit: state.limit, offset: state.offset });
+    for (const [id, key] of [["q", "q"], ["label", "label"], ["state", "state"], ["last-status", "last_status"]]) {
+      if ($(id).value) params.set(key, $(id).value);
+    }
+    return `/api/v1/schedules?${params}`;
+  }
+
+  function renderSchedules(data) {
+    const body = $("schedules").tBodies[0];
+    body.replaceChildren();
+    for (const s of data.items) {
+      const name = el("td", {}, el("a", { href: `#/schedule/${encodeURIComponent(s.name)}` }, s.name));
+      if (s.state !== "active") name.append(el("span", { class: "tag" }, s.state));
+      for (const [k, v] of Object.entries(s.labels)) name.append(el("span", { class: "tag" }, `${k}=${v}`));
+      const last = s.last_run;
+      body.append(el("tr", { "data-name": s.name },
+        name,
+        el("td", {}, s.schedule, s.expression ? el("div", { class: "muted mono" }, s.expression) : null),
+        el("td", {}, s.timezone),
+        el("td", {}, s.next ? el("span", { title: s.next }, s.next_local, el("div", { class: "muted" }, relative(s.next))) : el("span", { class: "muted" }, "—")),
+        el("td", {}, last ? el("span", {}, statusBadge(last.status), el("div", { class: "muted" }, relative(last.finished_at || last.slot))) : el("span", { class: "muted" }, "never"))));
+    }
+    const end = Math.min(data.offset + data.items.length, data.total);
+    $("page").textContent = data.total ? `${data.offset + 1}–${end} of ${data.total}` : "no schedules match";
+    $("prev").disabled = data.offset === 0;
+    $("next").disabled = end >= data.total;
+    for (const button of document.querySelectorAll("th button[data-sort]")) {
+      button.classList.toggle("sorted", button.dataset.sort === state.sort);
+      button.classList.toggle("asc", !state.desc);
+    }
+  }
+
+  async function renderDetail(name) {
+    const s = await getJSON(`/api/v1/schedules/${encodeURIComponent(name)}`);
+    $("s-name").textContent = s.name;
+    $("s-desc").textContent = s.description || "";
+    const facts = $("s-facts");
+    facts.replaceChildren();
+    for (const [k, v] of [["State", s.state], ["Schedule", s.schedule], ["Expression", s.expression || s.schedule],
+      ["Time zone", s.timezone], ["Next run", s.next ? `${s.next_local} (${relative(s.next)})` : "—"], ["Source", s.source]]) {
+      facts.append(el("dt", {}, k), el("dd", {}, v));
+    }
+    const upcoming = $("s-upcoming");
+    upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, `${u.local} · ${u.slot}`)));
+    if (!s.upcoming.length) upcoming.append(el("li", { class: "muted" }, "none"));
+    $("s-spec").textContent = s.spec_yaml;
+    const body = $("s-runs").tBodies[0];
+    body.replaceChildren();
+    for (const r of s.runs) {
+      body.append(el("tr", { class: "clickable", "data-run": r.id, onclick: () => { location.hash = `#/schedule/${encodeURIComponent(name)}/run/${r.id}`; } },
+        el("td", {}, local(r.slot)), el("td", {}, statusBadge(r.status)), el("td", {}, duration(r.duration_seconds)),
+        el("td", {}, r.attempt), el("td", {}, r.trigger), el("td", {}, r.exit_code ?? r.http_status ?? ""),
+        el("td", { class: "mono" }, (r.revision || "").slice(0, 12))));
+    }
+    if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
+  }
+
+  async function renderRun(runId) {
+    const r = await getJSON(`/api/v1/runs/${runId}`);
+    $("output-title").textContent = `Run ${r.id} · ${r.status}${r.error ? ` · ${r.error}` : ""}`;
+    $("output").textContent = r.output || "(no output)";
+    $("output-box").classList.remove("hidden");
+  }
+
+  async function refresh() {
+    try {
+      const route = location.hash.match(/^#\/schedule\/([^/]+)(?:\/run\/(\d+))?/);
+      $("overview-view").classList.toggle("hidden", !!route);
+      $("schedule-view").classList.toggle("hidden", !route);
+      if (route) {
+        const status = await getJSON("/api/v1/status");
+        renderStatus(status);
+        await renderDetail(decodeURIComponent(route[1]));
+        if (route[2]) await renderRun(route[2]); else $("output-box").classList.add("hidden");
+      } else {
+        const [overview, schedules] = await Promise.all([getJSON("/api/v1/overview"), getJSON(scheduleQuery())]);
+        renderOverview(overview);
+        renderSchedules(schedules);
+      }
+      $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      document.body.dataset.loaded = "true";
+    } catch (error) {
+      $("updated").textContent = `update failed: ${error.message}`;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    let timer = null;
+    const soon = () => { clearTimeout(timer); timer = setTimeout(() => { state.offset = 0; refresh(); }, 200); };
+    for (const id of ["q", "label"]) $(id).addEventListener("input", soon);
+    for (const id of ["state", "last-status"]) $(id).addEventListener("change", soon);
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    for (const button of document.querySelectorAll("th button[data-sort]")) {
+      button.addEventListener("click", () => {
+        state.desc = state.sort === button.dataset.sort ? !state.desc : false;
+        state.sort = button.dataset.sort;
+        refresh();
+      });
+    }
+    $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); refresh(); });
+    $("next").addEventListener("click", () => { state.offset += state.limit; refresh(); });
+    window.addEventListener("hashchange", refresh);
+    refresh();
+    setInterval(refresh, 5000);  // no full reload: only the data is fetched again
+  });
+})();

@@ -1,0 +1,152 @@
+"""What the API and the dashboard show, built from the daemon's state and the ledger.
+
+Lists are paged and filtered here, over in-memory maps, so 10,000 schedules stay fast; runs come
+from the ledger's indexes. Nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from reconciler.core.describe import describe, local_text, utc_text
+from reconciler.core.model import Schedule
+from reconciler.ledger.base import RunRecord
+
+if TYPE_CHECKING:
+    from reconciler.service.daemon import Reconciler
+
+FAILED = ("failed", "timed_out", "abandoned", "missed", "interrupted")
+SORTS = ("name", "next", "last")
+
+
+@dataclass(frozen=True)
+class Query:
+    q: str = ""
+    label: str = ""  # key=value
+    state: str = ""  # active | suspended | completed
+    last_status: str = ""
+    sort: str = "name"
+    desc: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
+def iso(t: datetime | None) -> str | None:
+    return utc_text(t) if t is not None else None
+
+
+def run_dict(r: RunRecord, output: str | None = None) -> dict[str, Any]:
+    out = {"id": r.id, "schedule": r.schedule, "slot": iso(r.slot), "attempt": r.attempt, "trigger": r.trigger,
+           "status": r.status, "revision": r.revision, "started_at": iso(r.started_at),
+           "finished_at": iso(r.finished_at), "exit_code": r.exit_code, "http_status": r.http_status,
+           "error": r.error, "duration_seconds": r.duration.total_seconds() if r.duration is not None else None}
+    if output is not None:
+        out["output"] = output
+        out["output_dropped_bytes"] = r.output_dropped
+    return out
+
+
+class Views:
+    def __init__(self, daemon: Reconciler) -> None:
+        self.d = daemon
+
+    def _next_times(self) -> dict[str, datetime | None]:
+        return {job.id: job.next_run_time for job in self.d.scheduler.get_jobs()}
+
+    def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> str:
+        if not s.enabled:
+            return "suspended"
+        if s.name in self.d.completed or next_times.get(s.name) is None:
+            return "completed"
+        return "active"
+
+    def counts(self) -> dict[str, int]:
+        nxt = self._next_times()
+        counts = {"active": 0, "suspended": 0, "completed": 0}
+        for s in self.d.applied.values():
+            counts[self.state_of(s, nxt)] += 1
+        return counts
+
+    def status(self) -> dict[str, Any]:
+        st = self.d.status
+        return {
+            "ready": st.ready,
+            "applied": {"revision": st.applied_revision, "at": iso(st.applied_at)},
+            "attempted": {"revision": st.attempted_revision, "at": iso(st.attempted_at),
+                          "rejected": bool(st.problems or st.error) and st.attempted_revision != st.applied_revision,
+                          "error": st.error,
+                          "problems": [{"path": p.path, "line": p.line, "column": p.column, "pointer": p.jsonpath,
+                                        "message": p.message} for p in st.problems]},
+            "directory": self.d.options.directory,
+            "read_only": self.d.token is None,
+            "now": iso(datetime.now(UTC)),
+        }
+
+    def overview(self) -> dict[str, Any]:
+        failures = sorted((*self.d.ledger.runs(status="failed", limit=10),
+                           *self.d.ledger.runs(status="timed_out", limit=10)), key=lambda r: -r.id)[:10]
+        return {"status": self.status(), "counts": self.counts(), "total": len(self.d.applied),
+                "running": self.d.runner.running(), "recent_failures": [run_dict(r) for r in failures]}
+
+    def schedules(self, query: Query) -> dict[str, Any]:
+        nxt = self._next_times()
+        last = self.d.last_runs
+        rows = list(self.d.applied.values())
+        if query.q:
+            needle = query.q.lower()
+            rows = [s for s in rows if needle in s.name or needle in s.description.lower()]
+        if query.label:
+            label, _, value = query.label.partition("=")
+            rows = [s for s in rows if s.labels_dict.get(label) == value]
+        if query.state:
+            rows = [s for s in rows if self.state_of(s, nxt) == query.state]
+        if query.last_status:
+            rows = [s for s in rows if (last.get(s.name) and last[s.name].status == query.last_status)
+                    or (query.last_status == "never" and s.name not in last)]
+        far = datetime.max.replace(tzinfo=UTC)
+        key: Any = {"name": lambda s: s.name,
+                    "next": lambda s: (nxt.get(s.name) or far, s.name),
+                    "last": lambda s: (last[s.name].id if s.name in last else 0, s.name)}[query.sort]
+        rows.sort(key=key, reverse=query.desc)
+        page = rows[query.offset:query.offset + query.limit]
+        return {"total": len(rows), "offset": query.offset, "limit": query.limit,
+                "items": [self.summary(s, nxt) for s in page]}
+
+    def summary(self, s: Schedule, nxt: Mapping[str, datetime | None]) -> dict[str, Any]:
+        fire = nxt.get(s.name)
+        last = self.d.last_runs.get(s.name)
+        return {
+            "name": s.name, "description": s.description, "labels": s.labels_dict, "enabled": s.enabled,
+            "state": self.state_of(s, nxt), "schedule": describe(s.timing), "kind": s.timing.kind,
+            "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
+            "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
+            "last_run": run_dict(last) if last else None,
+            "source": f"{s.source.path}:{s.source.line}",
+        }
+
+    def schedule(self, name: str, runs: int = 50) -> dict[str, Any] | None:
+        s = self.d.applied.get(name)
+        if s is None:
+            return None
+        nxt = self._next_times()
+        now = datetime.now(UTC)
+        upcoming = list(s.timing.slots(now, 5)) if self.state_of(s, nxt) == "active" else []
+        return {**self.summary(s, nxt),
+                "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
+                "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing)}
+                             for t in upcoming],
+                "runs": [run_dict(r) for r in self.d.ledger.runs(name, limit=runs)]}
+
+    def runs(self, schedule: str | None, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
+        items = self.d.ledger.runs(schedule, status=status, limit=limit, before_id=before)
+        return {"items": [run_dict(r) for r in items],
+                "next_before": items[-1].id if len(items) == limit else None}
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        r = self.d.ledger.run(run_id)
+        return run_dict(r, output=r.output or "") if r else None
