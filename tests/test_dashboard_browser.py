@@ -1,0 +1,142 @@
+"""The dashboard in a real headless Chromium (Debian's; .ci/run installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import Daemon, wait_for
+from tests.test_http import api, free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if CHROMIUM is None:
+    if os.environ.get("REQUIRE_BROWSER"):
+        raise RuntimeError("REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
+    pytest.skip("chromium is not installed (CI installs it; apt-get install chromium)", allow_module_level=True)
+
+XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("dash")
+    sched = tmp / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(
+        "name: html-printer\ndescription: 'description with <b>markup</b>'\nlabels: {team: web}\n"
+        "schedule: {every: 1s}\nrun: {command: [/bin/echo, '" + XSS.replace("'", "''") + "']}\n")
+    (sched / "b.yaml").write_text("name: failing-job\nschedule: {every: 2s}\nrun: {command: [/bin/false]}\n")
+    for i in range(3):
+        (sched / f"n{i}.yaml").write_text(f"name: nightly-{i}\nschedule: {{cron: '{i} 2 * * *', "
+                                          "timezone: Europe/Berlin}\nrun: {command: [/bin/true]}\n")
+    port = free_port()
+    d = Daemon(sched, tmp, "--listen", f"127.0.0.1:{port}")
+    d.wait_event("http.listening")
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: api(base, "/api/v1/overview")["recent_failures"], what="a failure to show")
+    yield base, sched
+    assert d.stop() == 0
+
+
+@pytest.fixture
+def page(site: tuple[str, Path]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.errors = errors
+        yield pg
+        browser.close()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_the_overview_renders_and_its_screenshot_shows_the_page(page: Any, site: tuple[str, Path],
+                                                               tmp_path: Path) -> None:
+    base, _ = site
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.text_content("[data-count=active] b") == "5"
+    assert page.locator("#failures tbody tr").first.text_content().count("failing-job") == 1
+    assert page.locator("#schedules tbody tr").count() == 5
+    assert "revision content:" in page.text_content("#revision")
+    shot = page.screenshot(full_page=True)
+    (tmp_path / "overview.png").write_bytes(shot)
+    width, height = png_size(shot)
+    assert width == 1280
+    assert height >= 600
+    assert len(shot) > 20_000  # a rendered page, not a blank one
+    assert page.errors == []
+
+
+def test_job_output_and_descriptions_with_markup_are_shown_as_text(page: Any, site: tuple[str, Path]) -> None:
+    base, _ = site
+    run_id = api(base, "/api/v1/runs?schedule=html-printer&status=succeeded&limit=1")["items"][0]["id"]
+    page.goto(f"{base}/#/schedule/html-printer/run/{run_id}")
+    page.wait_for_selector("#output-box:not(.hidden)")
+    assert page.text_content("#output").strip() == XSS
+    assert page.text_content("#s-desc") == "description with <b>markup</b>"
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#output script, #output img, #s-desc b").count() == 0
+    assert page.evaluate("document.scripts.length") == 1
+
+
+def test_search_filter_and_sort(page: Any, site: tuple[str, Path]) -> None:
+    base, _ = site
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.fill("#q", "nightly")
+    wait_for(lambda: page.locator("#schedules tbody tr").count() == 3, what="the search to filter")
+    names = page.locator("#schedules tbody tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert names == ["nightly-0", "nightly-1", "nightly-2"]
+    page.click("th button[data-sort=name]")
+    wait_for(lambda: page.locator("#schedules tbody tr").first.get_attribute("data-name") == "nightly-2",
+             what="descending order")
+    page.fill("#q", "")
+    page.select_option("#last-status", "failed")
+    wait_for(lambda: page.locator("#schedules tbody tr").count() == 1, what="the status filter")
+    assert page.locator("#schedules tbody tr").first.get_attribute("data-name") == "failing-job"
+
+
+def test_a_rejected_revision_shows_a_banner_with_file_and_line(page: Any, site: tuple[str, Path]) -> None:
+    base, sched = site
+    bad = sched / "zz-bad.yaml"
+    bad.write_text("name: broken\nschedule: {cron: '0 0 30 2 *'}\nrun: {command: [/bin/true]}\n")
+    try:
+        page.goto(base + "/")
+        page.wait_for_selector("#banner:not(.hidden)", timeout=15000)
+        text = page.text_content("#banner")
+        assert "was rejected" in text
+        assert "zz-bad.yaml:2:" in text
+        assert "can never fire" in text
+        assert page.text_content("[data-count=active] b") == "5"  # the old revision keeps running
+    finally:
+        bad.unlink()
+    page.wait_for_selector("#banner.hidden", state="attached", timeout=15000)
+
+
+def test_the_page_refreshes_its_data_without_a_reload(page: Any, site: tuple[str, Path]) -> None:
+    base, _ = site
+    page.goto(base + "/#/schedule/failing-job")
+    page.wait_for_selector("#s-runs tbody tr[data-run]")
+    page.evaluate("window.__still_here = true")
+    first = page.locator("#s-runs tbody tr[data-run]").first.get_attribute("data-run")
+    wait_for(lambda: page.locator("#s-runs tbody tr[data-run]").first.get_attribute("data-run") != first,
+             timeout=15, what="a newer run to appear")
+    assert page.evaluate("window.__still_here") is True
