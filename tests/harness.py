@@ -26,14 +26,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "c
 
 
 class Daemon:
-    def __init__(self, directory: Path, workdir: Path, *args: str) -> None:
+    def __init__(self, directory: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.log_path = workdir / f"daemon-{time.monotonic_ns()}.log"
         self.ledger = workdir / "ledger.db"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [EXE, "run", "--dir", str(directory), "--ledger", str(self.ledger), "--log-format", "json",
              "--rescan", "2s", *args],
-            cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         out = []

@@ -21,6 +21,7 @@ from reconciler.core.model import (
     CommandRun,
     EnvValue,
     HttpRun,
+    Notify,
     Policy,
     Retries,
     Schedule,
@@ -237,9 +238,12 @@ def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
             mb = c.duration(retries, ("policy", "retries"), "max_backoff")
             if b is not None and mb is not None and b > mb:
                 c.add(("policy", "retries", "backoff"), "backoff is longer than max_backoff")
-    if "notify" in spec:
-        c.add(("notify",), "notifications are not delivered by this version yet; the block is ignored",
-              "warning", key=True)
+    notify = spec.get("notify")
+    if isinstance(notify, list):
+        for i, entry in enumerate(notify):
+            t = c.duration(entry, ("notify", i), "timeout")
+            if t is not None and t <= timedelta(0):
+                c.add(("notify", i, "timeout"), "timeout must be longer than 0")
     return c.problems
 
 
@@ -344,10 +348,15 @@ def build(doc: Document, path: str) -> Schedule:
                         parse_duration(rt.get("max_backoff", "10m"))),
         max_runs=p.get("max_runs"),
     )
+    notify = tuple(
+        Notify(url=EnvValue(literal=n["url"]) if isinstance(n["url"], str) else EnvValue(from_env=n["url"]["from_env"]),
+               events=frozenset(n.get("events", ["failure"])), every_failure=n.get("every_failure", False),
+               headers=_env(n.get("headers")), timeout=parse_duration(n.get("timeout", "5s")))
+        for n in spec.get("notify", ()))
     return Schedule(
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
-        history_keep=spec.get("history", {}).get("keep", 100), spec=spec,
+        history_keep=spec.get("history", {}).get("keep", 100), notify=notify, spec=spec,
         source=Source(path, doc.line, doc.index), spec_hash=spec_hash(spec),
     )
 

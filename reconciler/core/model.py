@@ -64,6 +64,15 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class Notify:
+    url: EnvValue
+    events: frozenset[str]
+    every_failure: bool
+    headers: tuple[tuple[str, EnvValue], ...]
+    timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     path: str
     line: int
@@ -80,6 +89,7 @@ class Schedule:
     run: CommandRun | HttpRun
     policy: Policy
     history_keep: int
+    notify: tuple[Notify, ...]
     spec: dict[str, Any]  # the document as written, for snapshots and plans
     source: Source
     spec_hash: str  # see spec_hash(); computed once, at build

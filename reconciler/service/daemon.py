@@ -7,6 +7,7 @@ happened, and APScheduler is only the timer, rebuilt from both at start-up.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up
 from reconciler.engine.executor import SlotExecutor
+from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
 from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.log import Log
@@ -77,6 +79,8 @@ class Reconciler:
         self.token = options.token
         self.last_runs: dict[str, RunRecord] = {}
         self.metrics = Metrics(self._metric_state)
+        self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
+                                 options.public_url)
         self.runner.on_finished = self._finished
         # Revisions are written to the ledger in order by one thread, after they are live: the
         # record is the audit trail, and 10,000 specs should not delay the timer.
@@ -89,6 +93,7 @@ class Reconciler:
     def start(self) -> None:
         abandon_open_runs(self.ledger, self.clock, self.log, alive=owner_alive)
         self.last_runs = self.ledger.last_runs()
+        self.notifier.seed(self.last_runs)
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
@@ -113,6 +118,9 @@ class Reconciler:
     def _finished(self, record: RunRecord, output: str) -> None:
         self.last_runs[record.schedule] = record
         self.metrics.observe_run(record)
+        schedule = self.applied.get(record.schedule)
+        if schedule is not None and schedule.notify:
+            self.notifier.observe(schedule, record, output)
 
     def alive(self) -> bool:
         """The process answers and the timer's thread runs (for /healthz)."""
@@ -259,6 +267,7 @@ class Reconciler:
         self.scheduler.shutdown(wait=False)
         self.runner.shutdown(self.options.grace)
         self._recorder.shutdown(wait=True)
+        self.notifier.stop()
 
 
 def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,
