@@ -222,39 +222,16 @@ class SqliteLedger:
 
     def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
              limit: int = 50, before_id: int | None = None) -> list[RunRecord]:
-        where: list[str] = []
-        args: list[str | int] = []
-        if schedule is not None:
-            where.append("schedule = ?")
-            args.append(schedule)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if since is not None:
-            where.append("slot >= ?")
-            args.append(to_micros(since))
-        if before_id is not None:
-            where.append("id < ?")
-            args.append(before_id)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        where, args = _filters(schedule, status, since, before_id)
         with self._rlock:
-            rows = self._rdb.execute(sql, (*args, limit)).fetchall()
+            rows = self._rdb.execute(f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY id DESC LIMIT ?",
+                                     (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
     def count_runs(self, schedule: str | None = None, status: str | None = None) -> int:
-        where, args = [], []
-        if schedule is not None:
-            where.append("schedule = ?")
-            args.append(schedule)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        sql = "SELECT count(*) FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = _filters(schedule, status, None, None)
         with self._rlock:
-            return int(self._rdb.execute(sql, args).fetchone()[0])
+            return int(self._rdb.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
     def last_slot(self, schedule: str) -> datetime | None:
         with self._rlock:
@@ -295,6 +272,17 @@ class SqliteLedger:
             "  SELECT min(id) FROM (SELECT id FROM runs WHERE schedule = ? AND status != 'running' "
             "  ORDER BY id DESC LIMIT ?))", (schedule, schedule, keep))
         return cur.rowcount
+
+
+def _filters(schedule: str | None, status: str | None, since: datetime | None,
+             before_id: int | None) -> tuple[str, list[str | int]]:
+    """A WHERE clause (or nothing) and its arguments; every column here is indexed or the key."""
+    clauses = [(c, v) for c, v in (("schedule = ?", schedule), ("status = ?", status),
+                                   ("slot >= ?", to_micros(since) if since is not None else None),
+                                   ("id < ?", before_id)) if v is not None]
+    if not clauses:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in clauses), [v for _, v in clauses]
 
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
