@@ -92,10 +92,12 @@ def main() -> None:
     with log.open("w") as fh:
         t0 = time.time()
         proc = subprocess.Popen([str(BIN), "run", "--dir", str(sched), "--ledger", str(base / "ledger.db"),
-                                 "--log-format", "json"], stdout=fh, stderr=subprocess.STDOUT, cwd=base)
+                                 "--log-format", "json", "--listen", "127.0.0.1:0"],
+                                stdout=fh, stderr=subprocess.STDOUT, cwd=base)
         try:
-            ready = wait(log, "reconciler.started", 1)
-            cold = ts(ready) - t0
+            # Ready = the first revision is live in the timer: the moment /readyz turns 200.
+            wait(log, "reconciler.started", 1)
+            cold = ts(wait(log, "revision.applied", 1)) - t0
             rss_ready = rss_mib(proc.pid)
             time.sleep(1.0)  # let the watcher settle
             rng = random.Random(11)

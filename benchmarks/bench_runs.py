@@ -45,7 +45,7 @@ def lateness(firing: int = 200, seconds: int = 10, loaded: int = 10_000) -> list
     ledger = base / "ledger.db"
     with (base / "daemon.log").open("w") as log:
         proc = subprocess.Popen([str(BIN), "run", "--dir", str(sched), "--ledger", str(ledger), "--log-format",
-                                 "json"], stdout=log, stderr=subprocess.STDOUT, cwd=base)
+                                 "json", "--listen", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT, cwd=base)
         deadline = time.monotonic() + 60
         while "reconciler.started" not in (base / "daemon.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.05)

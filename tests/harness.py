@@ -30,6 +30,8 @@ class Daemon:
         self.log_path = workdir / f"daemon-{time.monotonic_ns()}.log"
         self.ledger = workdir / "ledger.db"
         self._log = self.log_path.open("w")
+        if "--listen" not in args:  # a free port each: daemons of different tests never collide
+            args = (*args, "--listen", "127.0.0.1:0")
         self.proc = subprocess.Popen(
             [EXE, "run", "--dir", str(directory), "--ledger", str(self.ledger), "--log-format", "json",
              "--rescan", "2s", *args],

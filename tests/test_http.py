@@ -198,3 +198,21 @@ def test_the_server_listens_on_loopback_by_default(tmp_path: Path) -> None:
         assert address.startswith("127.0.0.1:")
     finally:
         assert d.stop() == 0
+
+
+def test_a_taken_port_is_a_clear_usage_error_before_anything_starts(tmp_path: Path, reconciler: Any) -> None:
+    import socket as sk
+
+    sched = tmp_path / "s"
+    sched.mkdir()
+    (sched / "a.yaml").write_text("name: a\nschedule: {every: 1s}\nrun: {command: [/bin/true]}\n")
+    with sk.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = reconciler("run", "--dir", str(sched), "--ledger", str(tmp_path / "l.db"), "--listen",
+                       f"127.0.0.1:{port}", timeout=30)
+    assert r.returncode == 2
+    assert f"--listen 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "revision.applied" not in r.stderr  # it failed before applying or running anything

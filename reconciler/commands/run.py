@@ -16,7 +16,7 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
         public_url: str | None = None) -> int:
     from reconciler.ledger import open_ledger
-    from reconciler.service.daemon import Options, parse_selector, run_daemon
+    from reconciler.service.daemon import ListenError, Options, parse_selector, run_daemon
     from reconciler.service.log import make_log
 
     if log_format not in ("text", "json"):
@@ -39,6 +39,8 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
     ledger = open_ledger(ledger_path)
     try:
         return run_daemon(options, ledger, make_log(log_format), lambda: datetime.now(UTC), stop)
+    except ListenError as e:
+        raise UsageError(str(e)) from e
     finally:
         ledger.close()
 

@@ -272,13 +272,22 @@ class Reconciler:
 
 def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,
                on_ready: Callable[[Reconciler], Any] | None = None) -> int:
+    sock = None
+    if options.listen is not None:
+        from reconciler.service.http import bind
+
+        host, port = options.listen
+        try:
+            sock = bind(host, port)
+        except OSError as e:
+            raise ListenError(f"--listen {host}:{port}: {e.strerror or e}") from e
     reconciler = Reconciler(options, ledger, log, clock)
     reconciler.start()
     server = None
-    if options.listen is not None:
+    if sock is not None:
         from reconciler.service.http import HttpServer
 
-        server = HttpServer(reconciler, *options.listen)
+        server = HttpServer(reconciler, sock)
         server.start()
         host, port = server.address
         shown = host if ":" not in host else f"[{host}]"
@@ -297,6 +306,10 @@ def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: t
         reconciler.stop()
         log("reconciler.stopped")
     return 0
+
+
+class ListenError(Exception):
+    """The HTTP address cannot be used (taken, or not this machine's)."""
 
 
 def parse_selector(items: Sequence[str]) -> dict[str, str]:

@@ -159,17 +159,26 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """Bound and listening before anything else starts: a taken port fails the start at once, port
+    0 is known, and a client connecting right after "http.listening" waits in the backlog."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class HttpServer:
-    def __init__(self, daemon: Reconciler, host: str, port: int) -> None:
+    def __init__(self, daemon: Reconciler, sock: socket.socket) -> None:
         import uvicorn
 
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))  # bound now: a taken port fails the start, and port 0 is known
-        # Listening now, so a client connecting right after "http.listening" waits in the backlog
-        # instead of being refused while the server thread starts.
-        self.sock.listen(2048)
+        self.sock = sock
         self.address = self.sock.getsockname()[:2]
         config = uvicorn.Config(build_app(daemon), log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)

@@ -221,7 +221,7 @@ class DirectorySource:
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._cache else None
         self.last_load_parallel = helper is not None
-        mine = listing[: len(listing) // 2] if helper else listing
+        mine = listing[: _split(len(listing))] if helper else listing
         for rel, path in mine:
             data = _read(path)
             if data is not None:
@@ -359,6 +359,12 @@ def _read(path: str) -> bytes | None:
 PARALLEL_MIN_FILES = 2000
 
 
+def _split(n: int) -> int:
+    """How many files the parent reads itself: it also builds the records of the helper's share
+    (about a fifth of the full cost a file), so it takes less than half (measured: 2/5)."""
+    return n * 2 // 5
+
+
 class _Helper:
     """The first load of a large tree uses a second core: a forked child reads, parses and checks
     half the files and sends back plain spec dicts, which are cheap to pickle (parsed records are
@@ -377,7 +383,7 @@ class _Helper:
         if (len(listing) < PARALLEL_MIN_FILES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1
                 or "fork" not in multiprocessing.get_all_start_methods()):
             return None
-        theirs = listing[len(listing) // 2:]
+        theirs = listing[_split(len(listing)):]
         ctx = multiprocessing.get_context("fork")
         parent, child = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_helper_main, args=(child, source.loader, theirs, now), daemon=True)
