@@ -213,3 +213,30 @@ def test_a_selector_limits_the_process_to_matching_labels(tmp_path: Path, starte
     wait_for(lambda: len(lines(mine)) >= 2, what="the selected schedule to run")
     assert lines(theirs) == []
     assert d.stop() == 0
+
+
+def test_the_parallel_first_load_gives_the_same_snapshot_as_a_serial_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.service import source
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    for i in range(40):
+        (sched / f"j{i:02d}.yaml").write_text(job(f"job-{i:02d}", tmp_path / "out", every=f"{i + 1}m"))
+    (sched / "bad.yaml").write_text("name: bad\nschedule: {cron: '0 0 30 2 *'}\nrun: {command: [x]}\n")
+    (sched / "dup.yaml").write_text(job("job-00", tmp_path / "out"))
+    now = datetime.now(UTC)
+    serial = source.DirectorySource(sched)
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10**9)
+    expected = serial.full(now)
+    assert not serial.last_load_parallel
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10)
+    parallel = source.DirectorySource(sched)
+    got = parallel.full(now)
+    assert parallel.last_load_parallel
+    assert got.hashes == expected.hashes
+    assert got.revision == expected.revision
+    assert [p.format_text() for p in got.problems] == [p.format_text() for p in expected.problems]
+    assert {n: s.spec for n, s in got.schedules.items()} == {n: s.spec for n, s in expected.schedules.items()}

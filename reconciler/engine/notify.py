@@ -68,6 +68,10 @@ class Notifier:
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=10_000)
         self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
+
+    def start(self) -> None:
+        """Deliveries begin (queued ones first). Separate from construction: the daemon starts
+        no thread before its first load, which may fork."""
         self._thread.start()
 
     def seed(self, last_runs: Mapping[str, RunRecord]) -> None:
@@ -149,6 +153,8 @@ class Notifier:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (within `timeout`), then stop."""
+        if not self._thread.is_alive():
+            return
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:

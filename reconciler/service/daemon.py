@@ -109,6 +109,7 @@ class Reconciler:
                 self._restore_from_ledger()
         self.startup = {"load_ms": round((t1 - t0) * 1000), "apply_ms": round((time.perf_counter() - t1) * 1000),
                         "parallel_load": self.source.last_load_parallel}
+        self.notifier.start()
         if self.status.applied_revision is not None:
             catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
                      self.log)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import marshal
 import os
 import re
 import subprocess
@@ -18,13 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from sys import intern
 from typing import Any
 
 from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems
 from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem
-from reconciler.core.yamlstrict import INTERN_MAX, Document, decode, load_documents
+from reconciler.core.yamlstrict import Document, decode, load_documents
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
@@ -137,7 +137,6 @@ class DirectorySource:
         self.directory = Path(directory)
         self.loader = loader or Loader()
         self.link = find_link(self.directory)
-        self._cache: dict[tuple[str, str], FileResult] = {}
         self._index = _Index()
         self._target: Path | None = None
         self._git: GitView | None = None
@@ -182,7 +181,6 @@ class DirectorySource:
                 for rel in sorted(files):
                     index.put(rel, files[rel])
                 self._index, self._target = index, target
-                self._cache = {(rel, d): r for rel, (d, r) in files.items()}
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
 
@@ -219,7 +217,7 @@ class DirectorySource:
     def _read_tree(self, target: Path, now: datetime) -> dict[str, tuple[str, FileResult]]:
         listing = _list_tree(target)
         files: dict[str, tuple[str, FileResult]] = {}
-        helper = _Helper.start(self, listing, now) if not self._cache else None
+        helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
         mine = listing[: _split(len(listing))] if helper else listing
         for rel, path in mine:
@@ -233,11 +231,11 @@ class DirectorySource:
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
-        hit = self._cache.get((rel, digest))
-        if hit is None:
-            hit = self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
-            self._cache[(rel, digest)] = hit
-        return digest, hit
+        # Keyed by content: an unchanged file (also in a new git-sync worktree) is not parsed again.
+        known = self._index.files.get(rel)
+        if known is not None and known[0] == digest:
+            return known
+        return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
@@ -394,7 +392,8 @@ class _Helper:
     def results(self, source: DirectorySource, target: Path,
                 now: datetime) -> Iterator[tuple[str, tuple[str, FileResult]]]:
         try:
-            payload: list[tuple[str, str, list[tuple[dict[str, Any], int, int]] | None]] = self.conn.recv()
+            payload: list[tuple[str, str, list[tuple[dict[str, Any], int, int]] | None]] = marshal.loads(
+                self.conn.recv_bytes())
         except EOFError:
             payload = []
         self.conn.close()
@@ -408,24 +407,11 @@ class _Helper:
                     yield rel, source._result(rel, data, now)
                 continue
             path = f"{source.directory}/{rel}"
-            schedules = tuple(build(Document(index, _interned(spec), line), path) for spec, line, index in docs)
-            result = FileResult(path, schedules, (), tuple((s.name, s.source) for s in schedules))
-            source._cache[(rel, digest)] = result
-            yield rel, (digest, result)
+            schedules = tuple(build(Document(index, spec, line), path) for spec, line, index in docs)
+            yield rel, (digest, FileResult(path, schedules, (), tuple((s.name, s.source) for s in schedules)))
         for rel, path in self.files:  # the helper died: do its share here
             if rel not in done and (data := _read(path)) is not None:
                 yield rel, source._result(rel, data, now)
-
-
-def _interned(value: Any) -> Any:
-    """Unpickled strings lose the interning the parser gave them; give it back (memory)."""
-    if isinstance(value, dict):
-        return {intern(k): _interned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= INTERN_MAX:
-        return intern(value)
-    return value
 
 
 def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: datetime) -> None:
@@ -439,7 +425,8 @@ def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: d
         docs = load_documents(text, path) if text is not None else ([], problems)
         clean = bool(docs[0]) and not docs[1] and not any(loader.check(d, path, now) for d in docs[0])
         out.append((rel, blob_id(data), [(d.value, d.line, d.index) for d in docs[0]] if clean else None))
-    conn.send(out)
+    # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
+    conn.send_bytes(marshal.dumps(out))
     conn.close()
 
 
