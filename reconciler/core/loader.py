@@ -44,9 +44,14 @@ class PathError(Exception):
 @dataclass(frozen=True)
 class FileResult:
     path: str
-    schedules: tuple[Schedule, ...]  # empty when loaded with build=False
+    schedules: tuple[Schedule, ...]  # empty when loaded with build_records=False
     problems: tuple[Problem, ...]
-    names: tuple[tuple[str, Source], ...]  # every valid document's name, built or not
+    unbuilt: tuple[tuple[str, Source], ...] = ()  # names of valid documents not built as records
+
+    @property
+    def names(self) -> tuple[tuple[str, Source], ...]:
+        """Every valid document's name and place, built or not."""
+        return tuple((s.name, s.source) for s in self.schedules) + self.unbuilt
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Loader:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only."""
         text, problems = decode(data, path)
         if text is None:
-            return FileResult(path, (), tuple(problems), ())
+            return FileResult(path, (), tuple(problems))
         docs, problems = load_documents(text, path)
         schedules: list[Schedule] = []
         names: list[tuple[str, Source]] = []
@@ -83,7 +88,7 @@ class Loader:
                     schedules.append(build(doc, path))
         if not docs and not problems:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
-        return FileResult(path, tuple(schedules), tuple(problems), tuple(names))
+        return FileResult(path, tuple(schedules), tuple(problems), () if build_records else tuple(names))
 
     def check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
         """Every problem of one document: its shape, the schema, and the semantic checks."""
@@ -314,6 +319,11 @@ def _env(mapping: dict[str, Any] | None) -> tuple[tuple[str, EnvValue], ...]:
     return tuple(out)
 
 
+# Frozen, so equal policies can be one object: most of 10,000 schedules share a handful.
+_policy = lru_cache(maxsize=1024)(Policy)
+_retries = lru_cache(maxsize=1024)(Retries)
+
+
 def build(doc: Document, path: str) -> Schedule:
     """A Schedule from a document that passed every check (so fields are well-formed)."""
     spec: dict[str, Any] = doc.value
@@ -340,14 +350,11 @@ def build(doc: Document, path: str) -> Schedule:
                       h.get("body"), parse_duration(h.get("timeout", "10s")), tuple(h.get("expect_status", ())))
     p = spec.get("policy", {})
     rt = p.get("retries", {})
-    policy = Policy(
-        concurrency=p.get("concurrency", "forbid"),
-        starting_deadline=parse_duration(p.get("starting_deadline", "1m")),
-        catchup=p.get("catchup", "none"),
-        retries=Retries(rt.get("limit", 0), parse_duration(rt.get("backoff", "10s")),
-                        parse_duration(rt.get("max_backoff", "10m"))),
-        max_runs=p.get("max_runs"),
-    )
+    policy = _policy(p.get("concurrency", "forbid"), parse_duration(p.get("starting_deadline", "1m")),
+                     p.get("catchup", "none"),
+                     _retries(rt.get("limit", 0), parse_duration(rt.get("backoff", "10s")),
+                              parse_duration(rt.get("max_backoff", "10m"))),
+                     p.get("max_runs"))
     notify = tuple(
         Notify(url=EnvValue(literal=n["url"]) if isinstance(n["url"], str) else EnvValue(from_env=n["url"]["from_env"]),
                events=frozenset(n.get("events", ["failure"])), every_failure=n.get("every_failure", False),

@@ -408,7 +408,7 @@ class _Helper:
                 continue
             path = f"{source.directory}/{rel}"
             schedules = tuple(build(Document(index, spec, line), path) for spec, line, index in docs)
-            yield rel, (digest, FileResult(path, schedules, (), tuple((s.name, s.source) for s in schedules)))
+            yield rel, (digest, FileResult(path, schedules, ()))
         for rel, path in self.files:  # the helper died: do its share here
             if rel not in done and (data := _read(path)) is not None:
                 yield rel, source._result(rel, data, now)
