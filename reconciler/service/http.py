@@ -13,16 +13,12 @@ import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-
 from reconciler.ledger.base import RUN_STATES
-from reconciler.service.views import SORTS, Query, Views
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
     from reconciler.service.daemon import Reconciler
 
 SECURITY_HEADERS = {
@@ -57,6 +53,15 @@ class BadRequest(Exception):
 
 
 def build_app(daemon: Reconciler) -> Starlette:
+    # Imported here, not at the top: `bind` runs before the first load, and these imports
+    # (~0.1 s) can wait until the first revision is live.
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from reconciler.service.views import SORTS, Query, Views
+
     views = Views(daemon)
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
 
