@@ -95,3 +95,13 @@ def commit_all(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
+
+
+def serve_one_schedule(tmp_path: Path, *args: str) -> tuple[Daemon, str]:
+    """A daemon with one harmless cron schedule `a`, serving HTTP on a free port; and its base URL."""
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text("name: a\nschedule: {cron: '0 2 * * *'}\nrun: {command: [/bin/true]}\n")
+    d = Daemon(sched, tmp_path, "--listen", "127.0.0.1:0", *args)
+    address = d.wait_event("http.listening")["address"]
+    return d, f"http://{address}"

@@ -13,8 +13,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import ROOT
-from tests.harness import Daemon
-from tests.test_http import free_port
+from tests.harness import serve_one_schedule
 
 K8S = list(yaml.safe_load_all((ROOT / "examples/kubernetes/reconciler.yaml").read_text()))
 
@@ -69,15 +68,10 @@ def test_the_probes_and_the_healthcheck_hit_real_endpoints(tmp_path: Path) -> No
     paths |= set(re.findall(r"http://127\.0\.0\.1:8080(/\w+)", health.group(1)))
     assert paths == {"/healthz", "/readyz"}
 
-    sched = tmp_path / "schedules"
-    sched.mkdir()
-    (sched / "a.yaml").write_text("name: a\nschedule: {cron: '0 2 * * *'}\nrun: {command: [/bin/true]}\n")
-    port = free_port()
-    d = Daemon(sched, tmp_path, "--listen", f"127.0.0.1:{port}")
+    d, base = serve_one_schedule(tmp_path)
     try:
-        d.wait_event("http.listening")
         for path in sorted(paths):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"{base}{path}", timeout=5) as r:
                 assert r.status == 200, path
     finally:
         assert d.stop() == 0

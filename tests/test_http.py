@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Daemon, wait_for
+from tests.harness import Daemon, serve_one_schedule, wait_for
 
 TOKEN = "s3cret-operator-token-123"
 
@@ -163,14 +163,9 @@ def test_trigger_needs_the_token_and_runs_a_manual_run(served: tuple[str, Daemon
 
 
 def test_without_a_token_the_api_is_read_only(tmp_path: Path) -> None:
-    sched = tmp_path / "s"
-    sched.mkdir()
-    (sched / "a.yaml").write_text("name: a\nschedule: {cron: '0 2 * * *'}\nrun: {command: [/bin/true]}\n")
-    port = free_port()
-    d = Daemon(sched, tmp_path, "--listen", f"127.0.0.1:{port}")
+    d, base = serve_one_schedule(tmp_path)
     try:
-        d.wait_event("http.listening")
-        status, body = post(f"http://127.0.0.1:{port}/api/v1/schedules/a/trigger", Authorization="Bearer x")
+        status, body = post(f"{base}/api/v1/schedules/a/trigger", Authorization="Bearer x")
         assert status == 403
         assert "read-only" in body["error"]
     finally:
@@ -189,13 +184,9 @@ def test_the_dashboard_is_served_with_a_strict_content_security_policy(served: t
 
 
 def test_the_server_listens_on_loopback_by_default(tmp_path: Path) -> None:
-    sched = tmp_path / "s"
-    sched.mkdir()
-    (sched / "a.yaml").write_text("name: a\nschedule: {cron: '0 2 * * *'}\nrun: {command: [/bin/true]}\n")
-    d = Daemon(sched, tmp_path, "--listen", "127.0.0.1:0")
+    d, base = serve_one_schedule(tmp_path)
     try:
-        address = d.wait_event("http.listening")["address"]
-        assert address.startswith("127.0.0.1:")
+        assert base.startswith("http://127.0.0.1:")
     finally:
         assert d.stop() == 0
 

@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Action, Plan
 
-_YEAR = timedelta(days=366)
-
 
 def fires_per_minute(s: Schedule, now: datetime, horizon: timedelta = timedelta(days=1), cap: int = 3000) -> float:
     """Average fires a minute over the next day (capped: we only need to know 'more than 1')."""
