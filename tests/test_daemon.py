@@ -240,3 +240,55 @@ def test_the_parallel_first_load_gives_the_same_snapshot_as_a_serial_one(
     assert got.revision == expected.revision
     assert [p.format_text() for p in got.problems] == [p.format_text() for p in expected.problems]
     assert {n: s.spec for n, s in got.schedules.items()} == {n: s.spec for n, s in expected.schedules.items()}
+
+
+def test_the_periodic_rescan_catches_a_change_no_event_reported(tmp_path: Path, started: list[Daemon]) -> None:
+    # Writing through a hard link outside the watched directory changes the file without an
+    # inotify event there: only the rescan can notice (as after a dropped event queue).
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "out"
+    (sched / "a.yaml").write_text(job("quiet", out, text="before"))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.link(sched / "a.yaml", outside / "alias.yaml")
+    d = start(started, sched, tmp_path)  # the harness passes --rescan 2s
+    wait_for(lambda: lines(out), what="the job to run")
+    with (outside / "alias.yaml").open("r+") as fh:  # same inode, same size: rewritten in place
+        text = fh.read()
+        fh.seek(0)
+        fh.write(text.replace("before", "after!"))
+        fh.truncate()
+    d.wait_event("revision.applied", change=1, timeout=10)
+    wait_for(lambda: any(x.startswith("after!") for x in lines(out)), what="the rescanned spec to run")
+    assert d.stop() == 0
+
+
+def test_unchanged_files_are_not_parsed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.core.loader import Loader
+    from reconciler.service.source import DirectorySource
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    for i in range(5):
+        (sched / f"j{i}.yaml").write_text(job(f"job-{i}", tmp_path / "out"))
+    parsed: list[str] = []
+    original = Loader.load_bytes
+
+    def counting(self: Loader, path: str, *args: object, **kwargs: object) -> object:
+        parsed.append(Path(path).name)
+        return original(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Loader, "load_bytes", counting)
+    source = DirectorySource(sched)
+    source.full(datetime.now(UTC))
+    assert sorted(parsed) == [f"j{i}.yaml" for i in range(5)]
+    parsed.clear()
+    (sched / "j3.yaml").write_text(job("job-3", tmp_path / "out", text="changed"))
+    snap = source.full(datetime.now(UTC))
+    assert parsed == ["j3.yaml"]
+    snap = source.changed([str(sched / "j3.yaml")], datetime.now(UTC))
+    assert parsed == ["j3.yaml"]  # same content again: the cached result
+    assert len(snap.schedules) == 5
