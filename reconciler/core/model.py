@@ -22,10 +22,6 @@ class EnvValue:
     from_env: str | None = None
     from_file: str | None = None
 
-    @property
-    def secret(self) -> bool:
-        return self.literal is None
-
 
 @dataclass(frozen=True, slots=True)
 class CommandRun:

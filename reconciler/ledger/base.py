@@ -10,8 +10,6 @@ from typing import Any, Protocol
 
 RUN_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed",
               "interrupted", "abandoned")
-FINISHED_STATES = frozenset(RUN_STATES) - {"running"}
-TRIGGERS = ("schedule", "catchup", "retry", "manual")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -96,10 +94,3 @@ class Ledger(Protocol):
     def open_runs(self) -> list[tuple[RunRecord, str]]: ...
     def prune(self, schedule: str, keep: int) -> int: ...
     def count_runs(self, schedule: str | None = None, status: str | None = None) -> int: ...
-
-
-def status_names(statuses: Sequence[str]) -> list[str]:
-    bad = [s for s in statuses if s not in RUN_STATES]
-    if bad:
-        raise ValueError(f"unknown run status {bad[0]!r}: one of {', '.join(RUN_STATES)}")
-    return list(statuses)

@@ -44,7 +44,6 @@ class Status:
     problems: tuple[Problem, ...] = ()
     error: str | None = None
     ready: bool = False
-    reconciles: int = 0
     last_reconcile_seconds: float = 0.0
 
 
@@ -198,7 +197,6 @@ class Reconciler:
                 return True
             self._apply(desired, hashes, snapshot.revision, the_plan, now)
             self._record(snapshot.revision, desired, hashes, the_plan, now)
-            self.status.reconciles += 1
             self.status.last_reconcile_seconds = time.perf_counter() - started
             self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
         return True

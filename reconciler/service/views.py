@@ -20,7 +20,6 @@ from reconciler.ledger.base import RunRecord
 if TYPE_CHECKING:
     from reconciler.service.daemon import Reconciler
 
-FAILED = ("failed", "timed_out", "abandoned", "missed", "interrupted")
 SORTS = ("name", "next", "last")
 
 
