@@ -3,7 +3,7 @@ backend (SQLite now, PostgreSQL later), so nothing above this layer knows which 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
