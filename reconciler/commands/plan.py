@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.core.describe import describe, local_text, utc_text
 from reconciler.core.loader import Loader, PathError, combine
@@ -14,6 +14,9 @@ from reconciler.core.model import Schedule
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.review import warnings
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
+
+if TYPE_CHECKING:
+    from reconciler.ledger.base import Ledger
 
 EXIT_CHANGES = 2
 FORMATS = ("text", "json", "markdown")
@@ -35,33 +38,36 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
             print(p.format_text(), file=sys.stderr)
         print(f"plan: {len(errors)} problem(s); nothing can be planned until they are fixed", file=sys.stderr)
         return EXIT_PROBLEMS
-    applied, against = _applied(directory, base, ledger_path, loader, now)
-    schedules = {s.name: s for s in desired.schedules}
-    the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
-    warned = warnings(the_plan, schedules, now, _last_runs(ledger_path, now) if ledger_path else None)
+    ledger = _open(ledger_path) if ledger_path and Path(ledger_path).exists() else None
+    try:  # one connection serves both the comparison and the recent runs behind the warnings
+        applied, against = _applied(directory, base, ledger_path, ledger, loader, now)
+        schedules = {s.name: s for s in desired.schedules}
+        the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
+        warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
+    finally:
+        if ledger is not None:
+            ledger.close()
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
     out.write(render(the_plan, schedules, against, now, warned))
     return EXIT_CHANGES if not the_plan.empty else 0
 
 
-def _last_runs(ledger_path: str, now: datetime) -> dict[str, datetime]:
-    """When each schedule last started a run within the last day ('removed, but it ran recently')."""
+def _open(ledger_path: str) -> Ledger:
     from reconciler.ledger import open_ledger
 
-    if not Path(ledger_path).exists():
-        return {}
-    ledger = open_ledger(ledger_path)
-    try:
-        last: dict[str, datetime] = {}
-        for r in ledger.runs(since=now - timedelta(days=1), limit=1_000_000):  # newest first
-            if r.started_at is not None:
-                last.setdefault(r.schedule, r.started_at)
-        return last
-    finally:
-        ledger.close()
+    return open_ledger(ledger_path)
 
 
-def _applied(directory: str, base: str | None, ledger_path: str | None, loader: Loader,
+def _last_runs(ledger: Ledger, now: datetime) -> dict[str, datetime]:
+    """When each schedule last started a run within the last day ('removed, but it ran recently')."""
+    last: dict[str, datetime] = {}
+    for r in ledger.runs(since=now - timedelta(days=1), limit=1_000_000):  # newest first
+        if r.started_at is not None:
+            last.setdefault(r.schedule, r.started_at)
+    return last
+
+
+def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: Ledger | None, loader: Loader,
              now: datetime) -> tuple[dict[str, dict[str, Any]], str]:
     if base:
         from reconciler.gitrepo import GitError, files_at
@@ -73,18 +79,12 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, loader: 
         results = [loader.load_bytes(str(Path(directory) / rel), data, now) for rel, data in sorted(files.items())]
         return {s.name: s.spec for s in combine(results).schedules}, f"git {base}"
     if ledger_path:  # without --base, the ledger's last applied revision is the other side
-        from reconciler.ledger import open_ledger
-
-        if not Path(ledger_path).exists():
+        if ledger is None:
             raise UsageError(f"{ledger_path}: no such ledger")
-        ledger = open_ledger(ledger_path)
-        try:
-            last = ledger.last_revision()
-            if last is None:
-                return {}, "an empty ledger"
-            return last.specs(ledger), f"revision {last.revision} (applied {utc_text(last.applied_at)})"
-        finally:
-            ledger.close()
+        last = ledger.last_revision()
+        if last is None:
+            return {}, "an empty ledger"
+        return last.specs(ledger), f"revision {last.revision} (applied {utc_text(last.applied_at)})"
     return {}, "nothing (no --base or --ledger)"
 
 

@@ -74,18 +74,19 @@ class Missed:
     count: int  # slots strictly after `last` and strictly before `now` (capped at the limit)
     first: datetime
     latest: datetime
+    before_latest: datetime  # the slot before `latest` (== first when there is one slot)
     capped: bool
 
 
 def missed_slots(timing: Timing, last: datetime, now: datetime, limit: int = 1_000_000) -> Missed | None:
     """The slots a stopped reconciler missed: after the last one claimed, before now."""
-    count, first, latest = 0, None, None
+    count, first, latest, before = 0, None, None, None
     slot = timing.next_slot(last)
     while slot is not None and slot < now and count < limit:
         count += 1
         first = first or slot
-        latest = slot
+        before, latest = latest, slot
         slot = timing.next_slot(slot)
     if not count or first is None or latest is None:
         return None
-    return Missed(count, first, latest, capped=count >= limit)
+    return Missed(count, first, latest, before or first, capped=count >= limit)

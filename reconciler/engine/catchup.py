@@ -31,7 +31,7 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
             more = "+" if missed.capped else ""
             why = (f"{summed}{more} slot(s) missed while no reconciler was running "
                    f"({utc_text(missed.first)} .. {utc_text(missed.latest)}); catchup: {s.policy.catchup}")
-            slot = missed.latest if not run_latest else _before_latest(s, missed.latest, missed.first)
+            slot = missed.before_latest if run_latest else missed.latest
             ledger.record(name, slot, attempt=1, trigger="catchup", revision=revision,
                           outcome=Outcome("missed", now, error=why))
             log("run.missed", schedule=name, slot=utc_text(slot), missed=summed, trigger="catchup", revision=revision)
@@ -39,10 +39,3 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
             dispatch(name, missed.latest, missed.latest, trigger="catchup")
     return total
 
-
-def _before_latest(s: Schedule, latest: datetime, first: datetime) -> datetime:
-    """The slot just before `latest` (the newest of the summed-up ones)."""
-    slot, prev = s.timing.next_slot(first), first
-    while slot is not None and slot < latest:
-        prev, slot = slot, s.timing.next_slot(slot)
-    return prev

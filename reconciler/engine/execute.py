@@ -10,10 +10,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reconciler.core.durations import format_duration
 from reconciler.core.model import CommandRun, EnvValue, HttpRun
 
 OUTPUT_CAP = 64 * 1024
@@ -152,7 +152,7 @@ def run_command(spec: CommandRun, extra_env: Mapping[str, str], environ: Mapping
     if handle.stop_reason:
         return Attempt(handle.stop_reason, exit_code=code, output=output, dropped=buf.dropped)
     if timed_out:
-        return Attempt("timed_out", exit_code=code, error=f"timed out after {_secs(spec.timeout)}",
+        return Attempt("timed_out", exit_code=code, error=f"timed out after {format_duration(spec.timeout)}",
                        output=output, dropped=buf.dropped)
     if code == 0:
         return Attempt("succeeded", exit_code=0, output=output, dropped=buf.dropped)
@@ -177,12 +177,6 @@ def _pump(proc: subprocess.Popen[bytes], buf: CappedBuffer) -> None:
     proc.stdout.close()
 
 
-def _secs(td: timedelta) -> str:
-    from reconciler.core.durations import format_duration
-
-    return format_duration(td)
-
-
 def run_http(spec: HttpRun, extra_headers: Mapping[str, str], environ: Mapping[str, str],
              cap: int = OUTPUT_CAP) -> Attempt:
     import httpx
@@ -205,7 +199,7 @@ def run_http(spec: HttpRun, extra_headers: Mapping[str, str], environ: Mapping[s
             for _ in range(6):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return Attempt("timed_out", error=f"timed out after {_secs(spec.timeout)}")
+                    return Attempt("timed_out", error=f"timed out after {format_duration(spec.timeout)}")
                 with client.stream(spec.method, url, timeout=left, **kwargs) as response:  # type: ignore[arg-type]
                     if response.is_redirect and "location" in response.headers:
                         target = response.url.join(response.headers["location"])
@@ -218,7 +212,7 @@ def run_http(spec: HttpRun, extra_headers: Mapping[str, str], environ: Mapping[s
                         buf.write(chunk)
                         if time.monotonic() > deadline:
                             return Attempt("timed_out", http_status=response.status_code,
-                                           error=f"timed out after {_secs(spec.timeout)}",
+                                           error=f"timed out after {format_duration(spec.timeout)}",
                                            output=buf.text(secrets), dropped=buf.dropped)
                     status = response.status_code
                     ok = status in spec.expect_status if spec.expect_status else 200 <= status < 300
@@ -227,6 +221,6 @@ def run_http(spec: HttpRun, extra_headers: Mapping[str, str], environ: Mapping[s
                                    output=buf.text(secrets), dropped=buf.dropped)
             return Attempt("failed", error="too many redirects")
     except httpx.TimeoutException:
-        return Attempt("timed_out", error=f"timed out after {_secs(spec.timeout)}")
+        return Attempt("timed_out", error=f"timed out after {format_duration(spec.timeout)}")
     except httpx.HTTPError as e:
         return Attempt("failed", error=f"HTTP request failed: {type(e).__name__}: {e}")
