@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -51,3 +52,43 @@ def test_fast_and_full_validators_agree_on_every_example(path: Path) -> None:
     docs, _ = load_documents(text, str(path))
     for doc in docs:
         assert validator.is_valid(doc.value) == validator._full.is_valid(doc.value)
+
+
+_ODD_VALUES: list[object] = [None, True, 0, -1, 1.5, "", "x", "10s", "0s", "-5m", "12:30", "0 2 * * *",
+                             "Europe/Nowhere", "https://example.test/x", "2030-01-01T00:00:00Z", [], ["a", 1],
+                             {}, {"from_env": "X"}, {"from_env": "x y"}, "a" * 300]
+
+
+def _mutations(value: object, rng: random.Random) -> list[object]:
+    """Documents one edit away from `value`: a field dropped, retyped or added, anywhere."""
+    out: list[object] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            out.append({k: v for k, v in value.items() if k != key})
+            out.extend({**value, key: odd} for odd in rng.sample(_ODD_VALUES, 10))
+            out.extend({**value, key: m} for m in _mutations(child, rng))
+        out.append({**value, "unexpected": 1})
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            out.append(value[:i] + value[i + 1:])
+            out.extend([*value[:i], m, *value[i + 1:]] for m in _mutations(child, rng))
+    return out
+
+
+def test_fast_and_full_validators_agree_on_mutations_of_every_example() -> None:
+    from reconciler.core.schema import SchemaValidator
+    from reconciler.core.yamlstrict import load_documents
+
+    validator = SchemaValidator()
+    rng = random.Random(2026)
+    checked = invalid = 0
+    for path in VALID:
+        docs, _ = load_documents(path.read_text(), str(path))
+        for doc in docs:
+            for mutant in _mutations(doc.value, rng):
+                fast, full = validator.is_valid(mutant), validator._full.is_valid(mutant)
+                assert fast == full, (path.name, mutant)
+                checked, invalid = checked + 1, invalid + (not full)
+    # The mutations must reach both verdicts often, or the agreement says little.
+    assert checked > 1500
+    assert 0.3 < invalid / checked < 0.95, (checked, invalid)
