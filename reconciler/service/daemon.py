@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from reconciler.core.loader import PathError, build_from_spec
 from reconciler.core.model import Schedule
@@ -24,9 +22,9 @@ from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up
-from reconciler.engine.executor import SlotExecutor
 from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
+from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics
@@ -69,7 +67,7 @@ class Reconciler:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
         self.source = DirectorySource(options.directory)
         self.runner = Runner(ledger, log=log, clock=clock)
-        self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": SlotExecutor(self.runner.dispatch)})
+        self.scheduler = Timer(self.runner.dispatch)
         self.status = Status()
         self.applied: dict[str, Schedule] = {}
         self.applied_hashes: dict[str, str] = {}
