@@ -1,9 +1,9 @@
 """The JSON Schema, and validation of documents against it with precise locations.
 
-Two validators with one schema: jsonschema-rs (compiled, Rust) answers "valid?" in about 3 us
-a document, and only documents it rejects go through `jsonschema`, whose errors carry the
-structure our messages are made from. Tests keep the two in agreement on every example file and
-on many mutations of them.
+Two validators with one schema: a compiled fastjsonschema validator answers "valid?" in a few
+microseconds, and only documents it rejects go through `jsonschema`, which reports every error
+with its path. Tests keep the two in agreement on every example file and on ~1,900 one-edit
+mutations of them.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ class SchemaValidator:
     schema: dict[str, Any] = field(default_factory=lambda: json.loads(schema_text()))
 
     @cached_property
-    def _fast(self) -> Callable[[Any], bool]:
-        import jsonschema_rs
+    def _fast(self) -> Callable[[Any], Any]:
+        import fastjsonschema
 
-        is_valid: Callable[[Any], bool] = jsonschema_rs.Draft202012Validator(self.schema).is_valid
-        return is_valid
+        # fastjsonschema speaks draft-07; the schema keeps to keywords both drafts share.
+        draft7 = {**self.schema, "$schema": "http://json-schema.org/draft-07/schema#"}
+        return fastjsonschema.compile(draft7, use_default=False, use_formats=False)
 
     @cached_property
     def _full(self) -> Any:
@@ -48,7 +49,13 @@ class SchemaValidator:
         return jsonschema.Draft202012Validator(self.schema)
 
     def is_valid(self, value: Any) -> bool:
-        return self._fast(value)
+        import fastjsonschema
+
+        try:
+            self._fast(value)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
 
     def problems(self, doc: Document, path: str) -> list[Problem]:
         if self.is_valid(doc.value):
