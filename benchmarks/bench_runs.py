@@ -90,7 +90,8 @@ s.shutdown(wait=True)
 print(json.dumps(out))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    lateness: list[float] = json.loads(out.stdout)
+    return lateness
 
 
 def throughput(runs: int = 5000, threads: int = 8) -> float:

@@ -153,8 +153,9 @@ def test_a_job_in_a_zone_never_fires_twice_at_one_instant() -> None:
     parsed, tz = cron.parse("0,30 2,3 * * *"), ZoneInfo("Europe/Berlin")
     t, seen = utc("2026-03-28T00:00Z"), []
     for _ in range(12):
-        t = parsed.next_after(t, tz)
-        assert t is not None
+        nxt = parsed.next_after(t, tz)
+        assert nxt is not None
+        t = nxt
         seen.append(t)
     assert len(seen) == len(set(seen))
     assert seen == sorted(seen)

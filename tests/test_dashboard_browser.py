@@ -57,7 +57,7 @@ def page(site: tuple[str, Path]) -> Iterator[Any]:
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.errors = errors
+        pg.errors = errors  # type: ignore[attr-defined]  # read by the tests
         yield pg
         browser.close()
 

@@ -107,7 +107,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         Recorder.seen.append((self.command, self.path, dict(self.headers), body))
         if self.path.startswith("/redirect-away"):
             self.send_response(302)
-            self.send_header("Location", f"http://localhost:{self.server.server_port}/ok")
+            self.send_header("Location", f"http://localhost:{self.headers['Host'].rsplit(':', 1)[1]}/ok")
         elif self.path.startswith("/redirect-here"):
             self.send_response(302)
             self.send_header("Location", "/ok")

@@ -24,7 +24,7 @@ def test_a_valid_schedule_builds_with_documented_defaults() -> None:
     assert (s.enabled, s.policy.concurrency, s.policy.catchup, s.history_keep) == (True, "forbid", "none", 100)
     assert s.policy.starting_deadline == timedelta(minutes=1)
     assert s.policy.retries.limit == 0
-    assert s.run.timeout == timedelta(minutes=30)  # type: ignore[union-attr]
+    assert s.run.timeout == timedelta(minutes=30)
     assert s.timing.tz.key == "UTC"
     assert (s.source.path, s.source.line) == ("f.yaml", 1)
 

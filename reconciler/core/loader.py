@@ -324,8 +324,9 @@ _policy = lru_cache(maxsize=1024)(Policy)
 _retries = lru_cache(maxsize=1024)(Retries)
 
 
-def build(doc: Document, path: str) -> Schedule:
-    """A Schedule from a document that passed every check (so fields are well-formed)."""
+def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
+    """A Schedule from a document that passed every check (so fields are well-formed);
+    `digest` is its spec_hash when already known (a helper process computed it)."""
     spec: dict[str, Any] = doc.value
     s = spec["schedule"]
     tz = zone(s.get("timezone", "UTC"))
@@ -364,7 +365,7 @@ def build(doc: Document, path: str) -> Schedule:
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
         history_keep=spec.get("history", {}).get("keep", 100), notify=notify, spec=spec,
-        source=Source(path, doc.line, doc.index), spec_hash=spec_hash(spec),
+        source=Source(path, doc.line, doc.index), spec_hash=digest or spec_hash(spec),
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems
-from reconciler.core.model import Schedule
+from reconciler.core.model import Schedule, spec_hash
 from reconciler.core.problems import Problem
 from reconciler.core.yamlstrict import Document, decode, load_documents
 
@@ -366,7 +366,7 @@ def _split(n: int) -> int:
 
 class _Helper:
     """The first load of a large tree uses a second core: a forked child reads, parses and checks
-    half the files and sends back plain spec dicts, which are cheap to pickle (parsed records are
+    half the files and sends back plain spec dicts and their hashes, which are cheap to pickle (parsed records are
     not: 10,000 of them took 1 s to unpickle). The parent builds records from the specs, and reads
     any file with a problem again itself, so every problem keeps its exact location. Used only
     before any other thread exists, where fork is safe; otherwise everything is read here."""
@@ -393,7 +393,7 @@ class _Helper:
     def results(self, source: DirectorySource, target: Path,
                 now: datetime) -> Iterator[tuple[str, tuple[str, FileResult]]]:
         try:
-            payload: list[tuple[str, str, list[tuple[dict[str, Any], int, int]] | None]] = marshal.loads(
+            payload: list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]] = marshal.loads(
                 self.conn.recv_bytes())
         except EOFError:
             payload = []
@@ -408,7 +408,8 @@ class _Helper:
                     yield rel, source._result(rel, data, now)
                 continue
             path = f"{source.directory}/{rel}"
-            schedules = tuple(build(Document(index, spec, line), path) for spec, line, index in docs)
+            schedules = tuple(build(Document(index, spec, line), path, digest)
+                              for spec, line, index, digest in docs)
             yield rel, (digest, FileResult(path, schedules, ()))
         for rel, path in self.files:  # the helper died: do its share here
             if rel not in done and (data := _read(path)) is not None:
@@ -417,7 +418,7 @@ class _Helper:
 
 def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: datetime) -> None:
     gc.disable()
-    out: list[tuple[str, str, list[tuple[dict[str, Any], int, int]] | None]] = []
+    out: list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]] = []
     for rel, path in files:
         data = _read(path)
         if data is None:
@@ -425,7 +426,8 @@ def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: d
         text, problems = decode(data, path)
         docs = load_documents(text, path) if text is not None else ([], problems)
         clean = bool(docs[0]) and not docs[1] and not any(loader.check(d, path, now) for d in docs[0])
-        out.append((rel, blob_id(data), [(d.value, d.line, d.index) for d in docs[0]] if clean else None))
+        out.append((rel, blob_id(data), [(d.value, d.line, d.index, spec_hash(d.value)) for d in docs[0]]
+                                         if clean else None))
     # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
     conn.send_bytes(marshal.dumps(out))
     conn.close()
