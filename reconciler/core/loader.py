@@ -41,7 +41,7 @@ class PathError(Exception):
     """A path to load does not exist or cannot be read: a usage error, never 'zero schedules'."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileResult:
     path: str
     schedules: tuple[Schedule, ...]  # empty when loaded with build_records=False

@@ -43,13 +43,15 @@ class Snapshot:
 
 class _Index:
     """Set-level state kept up to date file by file, so one changed file costs O(that file):
-    names (to find duplicates), files with problems, and an order-independent content hash."""
+    names (to find duplicates, also within one file), files with problems, and an
+    order-independent content hash. A name held once costs two dict entries, not a dict."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[str, FileResult]] = {}
-        self.by_name: dict[str, dict[str, Schedule]] = {}  # name -> {file: schedule}
-        self.unique: dict[str, Schedule] = {}
+        self.unique: dict[str, Schedule] = {}  # names held exactly once
         self.hashes: dict[str, str] = {}  # of `unique`
+        self.owner: dict[str, str] = {}  # name -> the file holding it, for `unique`
+        self.dupes: dict[str, list[tuple[str, Schedule]]] = {}  # names held more than once
         self.problem_files: set[str] = set()
         self.content = 0
 
@@ -58,8 +60,8 @@ class _Index:
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
-            for s in old[1].schedules:
-                self._unlink(s.name, rel)
+            for name in {s.name for s in old[1].schedules}:
+                self._unlink(name, rel)
         if entry is None:
             return
         self.files[rel] = entry
@@ -67,24 +69,30 @@ class _Index:
         if entry[1].problems:
             self.problem_files.add(rel)
         for s in entry[1].schedules:
-            group = self.by_name.setdefault(s.name, {})
-            group[rel] = s
-            if len(group) == 1:
-                self.unique[s.name], self.hashes[s.name] = s, s.spec_hash
-            else:
-                self.unique.pop(s.name, None)
-                self.hashes.pop(s.name, None)
+            self._link(s, rel)
+
+    def _link(self, s: Schedule, rel: str) -> None:
+        name = s.name
+        group = self.dupes.get(name)
+        if group is not None:
+            group.append((rel, s))
+        elif name in self.owner:
+            self.dupes[name] = [(self.owner.pop(name), self.unique.pop(name)), (rel, s)]
+            del self.hashes[name]
+        else:
+            self.owner[name], self.unique[name], self.hashes[name] = rel, s, s.spec_hash
 
     def _unlink(self, name: str, rel: str) -> None:
-        group = self.by_name.get(name, {})
-        group.pop(rel, None)
-        if not group:
-            self.by_name.pop(name, None)
-            self.unique.pop(name, None)
-            self.hashes.pop(name, None)
-        elif len(group) == 1:
-            s = next(iter(group.values()))
-            self.unique[name], self.hashes[name] = s, s.spec_hash
+        group = self.dupes.get(name)
+        if group is None:
+            if self.owner.get(name) == rel:
+                del self.owner[name], self.unique[name], self.hashes[name]
+            return
+        group[:] = [(r, s) for r, s in group if r != rel]
+        if len(group) < 2:
+            del self.dupes[name]
+            for r, s in group:
+                self.owner[name], self.unique[name], self.hashes[name] = r, s, s.spec_hash
 
     def holds_under(self, rel: str) -> bool:
         prefix = rel.rstrip("/") + "/"
@@ -92,9 +100,8 @@ class _Index:
 
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files) for p in self.files[rel][1].problems]
-        if len(self.unique) != len(self.by_name):
-            out.extend(duplicate_problems({n: [s.source for s in g.values()]
-                                           for n, g in self.by_name.items() if len(g) > 1}))
+        if self.dupes:
+            out.extend(duplicate_problems({n: [s.source for _, s in g] for n, g in self.dupes.items()}))
         return tuple(out)
 
 

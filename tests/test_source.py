@@ -1,0 +1,55 @@
+"""The directory source's incremental index: duplicates, removals and hashes stay exact file by file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.service.source import DirectorySource
+
+NOW = datetime.now(UTC)
+
+
+def doc(name: str, every: str = "1h") -> str:
+    return f"name: {name}\nschedule: {{every: {every}}}\nrun: {{command: [/bin/true]}}\n"
+
+
+def test_a_name_used_twice_in_one_file_is_reported_at_both_places_and_neither_is_applied(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text(doc("a") + "---\n" + doc("a", "2h"))
+    (tmp_path / "y.yaml").write_text(doc("b"))
+    snap = DirectorySource(tmp_path).full(NOW)
+    assert set(snap.schedules) == {"b"}
+    assert [(p.line, p.message) for p in snap.problems] == [
+        (1, f"name 'a' is used more than once (also at {tmp_path}/x.yaml:5)"),
+        (5, f"name 'a' is used more than once (also at {tmp_path}/x.yaml:1)"),
+    ]
+
+
+def test_a_duplicate_across_files_resolves_when_one_file_goes_and_returns_when_it_comes_back(
+        tmp_path: Path) -> None:
+    (tmp_path / "one.yaml").write_text(doc("a"))
+    (tmp_path / "two.yaml").write_text(doc("a", "2h"))
+    source = DirectorySource(tmp_path)
+    snap = source.full(NOW)
+    assert snap.schedules == {}
+    assert len(snap.problems) == 2
+    (tmp_path / "one.yaml").unlink()
+    snap = source.changed([str(tmp_path / "one.yaml")], NOW)
+    assert snap.problems == ()
+    assert snap.schedules["a"].spec["schedule"] == {"every": "2h"}
+    assert snap.hashes["a"] == snap.schedules["a"].spec_hash
+    (tmp_path / "one.yaml").write_text(doc("a"))
+    snap = source.changed([str(tmp_path / "one.yaml")], NOW)
+    assert (snap.schedules, snap.hashes) == ({}, {})
+    assert len(snap.problems) == 2
+
+
+def test_fixing_a_file_that_repeated_a_name_applies_it_and_the_index_matches_a_fresh_read(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text(doc("a") + "---\n" + doc("a", "2h"))
+    source = DirectorySource(tmp_path)
+    source.full(NOW)
+    (tmp_path / "x.yaml").write_text(doc("a") + "---\n" + doc("c", "2h"))
+    snap = source.changed([str(tmp_path / "x.yaml")], NOW)
+    fresh = DirectorySource(tmp_path).full(NOW)
+    assert set(snap.schedules) == {"a", "c"}
+    assert (snap.hashes, snap.problems, snap.revision) == (fresh.hashes, fresh.problems, fresh.revision)
