@@ -120,7 +120,7 @@ def throughput(runs: int = 5000, threads: int = 8) -> float:
     return rate
 
 
-def history_latency(total: int = 1_000_000, schedules: int = 10_000) -> tuple[float, float]:
+def history_latency(total: int = 1_000_000, schedules: int = 10_000) -> tuple[float, float, float]:
     path = WORK / "history-1m.db"
     if not path.exists():
         led = SqliteLedger(path)
@@ -139,20 +139,26 @@ def history_latency(total: int = 1_000_000, schedules: int = 10_000) -> tuple[fl
                                    "finished_at, exit_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
                     batch.clear()
     led = SqliteLedger(path)
-    samples = []
-    for k in range(200):
-        name = f"job-{k * 37 % schedules:05d}"
-        t = time.perf_counter()
-        got = led.runs(name, limit=50)
-        samples.append((time.perf_counter() - t) * 1000)
-        assert got
+    # A schedule's runs lie on ~50 pages spread over the file: the first pass reads them from
+    # wherever they are (disk, when other work has pushed them out of the OS cache), the second
+    # from memory, as a daemon's own recent runs are.
+    passes = []
+    for _ in range(2):
+        samples = []
+        for k in range(200):
+            name = f"job-{k * 37 % schedules:05d}"
+            t = time.perf_counter()
+            got = led.runs(name, limit=50)
+            samples.append((time.perf_counter() - t) * 1000)
+            assert got
+        passes.append(statistics.median(samples))
     led.close()
     t = time.perf_counter()
     out = subprocess.run([str(BIN), "history", "job-00042", "--limit", "50", "--ledger", str(path)],
                          capture_output=True, text=True, check=True, env={**os.environ})
     cli = (time.perf_counter() - t) * 1000
     assert out.stdout.count("\n") >= 50
-    return statistics.median(samples), cli
+    return passes[0], passes[1], cli
 
 
 def main() -> None:
@@ -167,9 +173,9 @@ def main() -> None:
     print(f"  ratio p99    : {pct(ours, 0.99) / pct(bare, 0.99):.1f}x")
     rate = throughput()
     print(f"ledger throughput: {rate:,.0f} completed runs/s (claim + finish, synchronous=FULL; target >= 1,000)")
-    query, cli = history_latency()
-    print(f"history NAME --limit 50 on 1,000,000 runs: query median {query:.3f} ms (target < 5 ms); "
-          f"whole CLI process {cli:.0f} ms")
+    first, cached, cli = history_latency()
+    print(f"history NAME --limit 50 on 1,000,000 runs: query median {first:.3f} ms on first read, "
+          f"{cached:.3f} ms cached (target < 5 ms); whole CLI process {cli:.0f} ms")
 
 
 if __name__ == "__main__":
