@@ -207,3 +207,15 @@ def test_a_taken_port_is_a_clear_usage_error_before_anything_starts(tmp_path: Pa
     assert f"--listen 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
     assert "revision.applied" not in r.stderr  # it failed before applying or running anything
+
+
+def test_moving_a_schedule_to_another_file_updates_where_it_is_shown_to_come_from(tmp_path: Path) -> None:
+    d, base = serve_one_schedule(tmp_path)
+    try:
+        sched = tmp_path / "schedules"
+        assert api(base, "/api/v1/schedules/a")["source"] == f"{sched}/a.yaml:1"
+        (sched / "a.yaml").rename(sched / "moved.yaml")  # same spec: nothing to change in the timer
+        wait_for(lambda: api(base, "/api/v1/schedules/a")["source"] == f"{sched}/moved.yaml:1",
+                 what="the new file to be shown")
+    finally:
+        assert d.stop() == 0

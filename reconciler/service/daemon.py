@@ -186,8 +186,11 @@ class Reconciler:
                             applied_hashes=self.applied_hashes)
             self.status.problems, self.status.error = (), None
             if the_plan.empty and self.status.applied_revision is not None:
+                # Nothing for the timer, but the records may still differ: a schedule moved to
+                # another file keeps its spec and changes where it is shown to come from.
+                self.applied = desired
+                self.runner.update(desired, snapshot.revision)
                 if snapshot.revision != self.status.applied_revision:  # e.g. a commit of what was saved
-                    self.runner.update(desired, snapshot.revision)
                     self.status.applied_revision, self.status.applied_at = snapshot.revision, self.clock()
                     self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
                              **the_plan.counts())
