@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.core.loader import Loader
 from reconciler.service.source import DirectorySource
 
 NOW = datetime.now(UTC)
@@ -53,3 +58,38 @@ def test_fixing_a_file_that_repeated_a_name_applies_it_and_the_index_matches_a_f
     fresh = DirectorySource(tmp_path).full(NOW)
     assert set(snap.schedules) == {"a", "c"}
     assert (snap.hashes, snap.problems, snap.revision) == (fresh.hashes, fresh.problems, fresh.revision)
+
+
+_NAMES = ["a", "b", "c"]
+_BODIES = [doc("a"), doc("b"), doc("a", "2h"), doc("a") + "---\n" + doc("b"), doc("c") + "---\n" + doc("c"),
+           "name: [broken\n", "name: x\nschedule: {every: 0s}\nrun: {command: [/bin/true]}\n", ""]
+_FILES = ["one.yaml", "two.yml", "sub/three.yaml", "sub/deep/four.yaml"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from(["write", "delete", "rename"]), st.sampled_from(_FILES),
+                              st.sampled_from(_FILES), st.sampled_from(range(len(_BODIES)))), max_size=12))
+def test_the_index_after_any_sequence_of_file_events_equals_a_fresh_read(
+        tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]) -> None:
+    root = tmp_path_factory.mktemp("index")
+    (root / "one.yaml").write_text(doc("a"))
+    loader = Loader()  # compiled once per example, not once per fresh read
+    source = DirectorySource(root, loader)
+    source.full(NOW)
+    for op, path, other, body in ops:
+        touched = [root / path]
+        if op == "write":
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(_BODIES[body])
+        elif op == "delete":
+            (root / path).unlink(missing_ok=True)
+        elif (root / path).exists() and path != other:
+            (root / other).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).rename(root / other)
+            touched.append(root / other)
+        got = source.changed([str(p) for p in touched], NOW)
+        fresh = DirectorySource(root, loader).full(NOW)
+        assert got.hashes == fresh.hashes
+        assert got.revision == fresh.revision
+        assert [p.format_text() for p in got.problems] == [p.format_text() for p in fresh.problems]
+        assert {n: s.source for n, s in got.schedules.items()} == {n: s.source for n, s in fresh.schedules.items()}

@@ -101,7 +101,9 @@ class _Index:
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files) for p in self.files[rel][1].problems]
         if self.dupes:
-            out.extend(duplicate_problems({n: [s.source for _, s in g] for n, g in self.dupes.items()}))
+            # Each group in file order, as a fresh read lists it, whatever order the events came in.
+            out.extend(duplicate_problems({n: sorted((s.source for _, s in g), key=lambda src: (src.path, src.line))
+                                           for n, g in self.dupes.items()}))
         return tuple(out)
 
 
