@@ -154,3 +154,31 @@ def test_trigger_runs_a_schedule_now_as_a_manual_run(tmp_path: Path, reconciler:
     assert r.stdout.splitlines() == ["run 1: succeeded", "manual-ok"]
     assert [(t, s) for _, _, _, t, s in rows(ledger, "now")] == [("manual", "succeeded")]
     assert reconciler("trigger", "missing", "--dir", str(sched), "--ledger", str(ledger)).returncode == 1
+
+
+def test_two_reconcilers_on_one_ledger_run_every_slot_exactly_once_and_one_carries_on_alone(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "slots.out"
+    (sched / "tick.yaml").write_text(
+        "name: tick\nschedule: {every: 1s}\npolicy: {concurrency: allow}\n"
+        f"run: {{command: [/bin/sh, -c, 'echo $RECONCILER_SLOT >> {out}']}}\n")
+    first = Daemon(sched, tmp_path)
+    daemons.append(first)
+    first.wait_event("reconciler.started")
+    second = Daemon(sched, tmp_path)  # the same ledger: both fire every slot, claims decide
+    daemons.append(second)
+    second.wait_event("reconciler.started")
+    wait_for(lambda: len(lines(out)) >= 6, timeout=20, what="six slots")
+    assert first.stop() == 0
+    together = len(lines(out))
+    wait_for(lambda: len(lines(out)) >= together + 3, timeout=20, what="three slots run by the second alone")
+    assert second.stop() == 0
+    slots = lines(out)
+    assert len(slots) == len(set(slots))  # no slot ran twice
+    recorded = rows(tmp_path / "ledger.db", "tick")
+    assert len({slot for _, slot, *_ in recorded}) == len(recorded) == len(slots)
+    assert {status for *_, status in recorded} == {"succeeded"}
+    assert len(first.events("run.start")) + len(second.events("run.start")) == len(slots)
+    assert len(second.events("run.start")) >= 3
