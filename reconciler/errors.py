@@ -31,6 +31,7 @@ def exit_code_of(func: Callable[P, int]) -> Callable[P, int]:
         except FatalError as e:
             print(f"reconciler: {e}", file=sys.stderr)
             return e.exit_code
+
         except KeyboardInterrupt:
             return 130
 

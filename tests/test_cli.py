@@ -132,3 +132,22 @@ def test_next_with_an_invalid_expression_exits_1_with_the_reason(reconciler: Run
     assert r.returncode == 1
     assert reason in r.stderr
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["run", "--dir", "schedules", "--listen", "127.0.0.1:0"], ["history"],
+                                     ["plan", "--dir", "schedules"], ["trigger", "heartbeat", "--dir", "schedules"]])
+def test_a_file_that_is_not_a_ledger_is_a_clear_error_not_a_traceback(reconciler: Run, tmp_path: Path,
+                                                                       command: list[str]) -> None:
+    bad = tmp_path / "ledger.db"
+    bad.write_text("these are not the bytes of a SQLite database, not even close\n" * 20)
+    r = reconciler(*command, "--ledger", str(bad))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr == f"reconciler: {bad}: cannot open the ledger: file is not a database\n"
+    assert bad.read_text().startswith("these are not")  # left as it was found
+
+
+def test_a_postgresql_ledger_url_is_refused_without_echoing_its_password(reconciler: Run) -> None:
+    r = reconciler("history", "--ledger", "postgresql://ops:hunter2@db.internal/sched")
+    assert r.returncode == 1
+    assert "hunter2" not in r.stderr
+    assert r.stderr == "reconciler: db.internal/sched: the PostgreSQL ledger is not available yet; use a SQLite path\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.ledger.base import Ledger, Outcome
+from reconciler.ledger.base import Ledger, LedgerError, Outcome
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -123,7 +123,7 @@ def test_reopening_migrates_nothing_twice_and_a_newer_schema_is_refused(tmp_path
     again.close()
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(RuntimeError, match="newer than this reconciler"):
+    with pytest.raises(LedgerError, match="newer than this reconciler"):
         SqliteLedger(path)
 
 

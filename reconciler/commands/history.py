@@ -24,7 +24,7 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
         raise UsageError(f"--status {status!r}: one of {', '.join(RUN_STATES)}")
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    if not Path(ledger_path).exists():
+    if "://" not in ledger_path and not Path(ledger_path).exists():
         raise UsageError(f"{ledger_path}: no such ledger")
     since_at = _since(since, now or datetime.now(UTC)) if since else None
     ledger = open_ledger(ledger_path)

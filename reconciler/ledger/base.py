@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from reconciler.errors import FatalError
+
 RUN_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed",
               "interrupted", "abandoned")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -19,6 +21,11 @@ def to_micros(instant: datetime) -> int:
 
 def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
+
+
+
+class LedgerError(FatalError):
+    """The ledger cannot be opened or used; the message names it and says why (exit 1)."""
 
 
 @dataclass(frozen=True, slots=True)

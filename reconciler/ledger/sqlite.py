@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.ledger.base import AppliedRevision, Outcome, RunRecord, from_micros, to_micros
+from reconciler.ledger.base import AppliedRevision, LedgerError, Outcome, RunRecord, from_micros, to_micros
 
 DEFAULT_PATH = Path(".reconciler") / "ledger.db"
 
@@ -73,20 +73,30 @@ _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started
 class SqliteLedger:
     def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # The writer appends runs and updates single rows: a small page cache costs it nothing,
-        # and keeps 10,000-spec revisions from leaving megabytes cached (reads have their own).
-        self._db.execute("PRAGMA cache_size=-512")
-        self._migrate()
-        # Reads (the API, the dashboard) use their own connection: under WAL they never wait
-        # for the runner's writes, and the writers never wait for a slow page.
         self._rlock = threading.Lock()
-        self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        except (OSError, sqlite3.Error) as e:
+            raise LedgerError(f"{self.path}: cannot open the ledger: {getattr(e, 'strerror', None) or e}") from e
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            # The writer appends runs and updates single rows: a small page cache costs it nothing,
+            # and keeps 10,000-spec revisions from leaving megabytes cached (reads have their own).
+            self._db.execute("PRAGMA cache_size=-512")
+            self._migrate()
+            # Reads (the API, the dashboard) use their own connection: under WAL they never wait
+            # for the runner's writes, and the writers never wait for a slow page.
+            self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        except sqlite3.Error as e:
+            self._db.close()
+            raise LedgerError(f"{self.path}: cannot open the ledger: {e}") from e
+        except LedgerError:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock, self._rlock:
@@ -108,7 +118,7 @@ class SqliteLedger:
         with self._write() as db:  # atomic: a half-migrated ledger never exists
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.path}: ledger schema v{version} is newer than this reconciler "
+                raise LedgerError(f"{self.path}: ledger schema v{version} is newer than this reconciler "
                                    f"(v{len(MIGRATIONS)}); upgrade the reconciler")
             for i in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[i].split(";"):
