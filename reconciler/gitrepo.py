@@ -29,7 +29,10 @@ def files_at(directory: str | Path, ref: str) -> dict[str, bytes]:
     d = Path(os.path.abspath(directory))
     probe = d if d.is_dir() else d.parent
     top = Path(_git(probe, "rev-parse", "--show-toplevel").decode().strip())
-    commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+    try:
+        commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+    except GitError as e:  # --quiet: git says nothing of why
+        raise GitError(f"no commit {ref!r} in the repository at {top}") from e
     prefix = os.path.relpath(d.resolve() if d.exists() else d, top.resolve())
     prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
     listing = _git(top, "ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix or ".")

@@ -151,3 +151,10 @@ def test_a_postgresql_ledger_url_is_refused_without_echoing_its_password(reconci
     assert r.returncode == 1
     assert "hunter2" not in r.stderr
     assert r.stderr == "reconciler: db.internal/sched: the PostgreSQL ledger is not available yet; use a SQLite path\n"
+
+
+def test_a_rescan_more_often_than_once_a_second_is_a_usage_error(reconciler: Run, tmp_path: Path) -> None:
+    r = reconciler("run", "--dir", "schedules", "--rescan", "100ms", "--ledger", str(tmp_path / "l.db"))
+    assert r.returncode == 2
+    assert "--rescan 100ms: rescan at most once a second" in r.stderr
+    assert not (tmp_path / "l.db").exists()  # refused before anything was opened

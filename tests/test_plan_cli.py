@@ -161,3 +161,10 @@ def test_plan_warns_a_reviewer(reconciler: Run, repo: Path, tmp_path: Path) -> N
     names = {(w["schedule"], w["message"]) for w in json.loads(r2.stdout)["warnings"]}
     assert ("fast", "fires more than once a minute on average") in names
     assert ("past", "a one-time run in the past: it will never fire") in names
+
+
+def test_an_unknown_base_ref_names_the_ref_and_the_repository(reconciler: Run, repo: Path) -> None:
+    r = reconciler("plan", "--dir", "schedules", "--base", "no-such-branch", cwd=repo)
+    assert r.returncode == 1
+    expected = f"reconciler: --base no-such-branch: no commit 'no-such-branch' in the repository at {repo}"
+    assert r.stderr.strip() == expected

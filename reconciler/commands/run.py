@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.core.durations import DurationError, parse_duration
@@ -29,6 +29,8 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
                           listen=parse_listen(listen), token=_token(token_file), public_url=public_url)
     except (DurationError, ValueError) as e:
         raise UsageError(str(e)) from e
+    if options.rescan < timedelta(seconds=1):
+        raise UsageError(f"--rescan {rescan}: rescan at most once a second (file events are seen at once anyway)")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
