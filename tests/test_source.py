@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,3 +98,31 @@ def test_the_index_after_any_sequence_of_file_events_equals_a_fresh_read(
         assert got.revision == fresh.revision
         assert [p.format_text() for p in got.problems] == [p.format_text() for p in fresh.problems]
         assert {n: s.source for n, s in got.schedules.items()} == {n: s.source for n, s in fresh.schedules.items()}
+
+
+def test_a_fifo_named_like_a_schedule_never_blocks_a_read_and_is_ignored_like_any_odd_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(doc("a"))
+    source = DirectorySource(tmp_path)
+    source.full(NOW)
+    os.mkfifo(tmp_path / "pipe.yaml")  # nobody ever writes to it: opening it to read would wait forever
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(source.changed([str(tmp_path / "pipe.yaml")], NOW)),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert done, "changed() blocked on a FIFO"
+    snap = source.full(NOW)
+    assert set(snap.schedules) == {"a"}
+    assert snap.problems == ()
+
+
+def test_a_huge_file_is_refused_without_being_read_into_memory(reconciler: Any, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as fh:
+        fh.truncate(4 * 1024**3)  # sparse: 4 GiB of zeros that take no disk
+    limit = "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3)); "
+    r = subprocess.run([sys.executable, "-c", limit + "sys.argv = ['reconciler', 'validate', sys.argv[1]]; "
+                        "runpy.run_module('reconciler', run_name='__main__')", str(huge)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1, r.stderr
+    assert "huge.yaml:1:1: $: file is larger than 1048576 bytes (1 MiB)" in r.stdout

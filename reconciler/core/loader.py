@@ -31,7 +31,7 @@ from reconciler.core.model import (
 from reconciler.core.problems import JsonPath, Problem, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.timing import EPOCH, Timing
-from reconciler.core.yamlstrict import Document, decode, load_documents
+from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
 
 SUFFIXES = (".yaml", ".yml")
 _MIN_EVERY = timedelta(seconds=1)
@@ -107,7 +107,7 @@ class Loader:
         results = []
         for f in discover(paths):
             try:
-                data = f.read_bytes()
+                data = read_capped(f)
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
             results.append(self.load_bytes(str(f), data, now, build_records=build_records))

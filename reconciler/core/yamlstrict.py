@@ -8,6 +8,7 @@ stay strings for the schema to judge.
 
 from __future__ import annotations
 
+import os
 import re
 from sys import intern
 from typing import Any
@@ -138,10 +139,18 @@ def _position(data: bytes, offset: int) -> Location:
     return line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
 
 
+def read_capped(path: str | os.PathLike[str]) -> bytes:
+    """A file's bytes, but never more than one byte past the size limit: a 10 GB file named
+    *.yaml is refused without being read into memory."""
+    with open(path, "rb") as fh:
+        return fh.read(MAX_FILE_BYTES + 1)
+
+
 def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
     """Bytes to text, or a problem that says where the file stops being UTF-8."""
     if len(data) > MAX_FILE_BYTES:
-        return None, [Problem(path, 1, 1, (), f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")]
+        return None, [Problem(path, 1, 1, (), f"file is larger than {MAX_FILE_BYTES} bytes (1 MiB), "
+                              "the limit for a schedule file")]
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     nul = data.find(b"\x00")

@@ -13,6 +13,7 @@ import hashlib
 import marshal
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any
 from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems
 from reconciler.core.model import Schedule, spec_hash
 from reconciler.core.problems import Problem
-from reconciler.core.yamlstrict import Document, decode, load_documents
+from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
@@ -213,13 +214,12 @@ class DirectorySource:
                 if (target / rel).is_dir() or self._index.holds_under(rel):
                     return self.full(now)
                 continue
-            try:
-                data = (target / rel).read_bytes()
-            except FileNotFoundError:
+            if (target / rel).is_dir():  # a directory named *.yaml: whatever it holds is read whole
+                return self.full(now)
+            data = _read(str(target / rel))
+            if data is None:  # gone, or not a regular file (as a full read would skip it)
                 self._index.put(rel, None)
                 continue
-            except IsADirectoryError:
-                return self.full(now)
             self._index.put(rel, self._result(rel, data, now))
         return self._snapshot(target)
 
@@ -354,13 +354,18 @@ def _list_tree(target: Path) -> list[tuple[str, str]]:
 
 
 def _read(path: str) -> bytes | None:
+    """A schedule file's bytes (at most one past the size limit); None when it is gone or is not
+    a regular file: a FIFO named *.yaml would block the watch loop forever, a device never ends."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     except FileNotFoundError:
         return None  # deleted while we walked; the next event brings it up to date
     except OSError as e:
         raise PathError(f"{path}: cannot read: {e.strerror}") from e
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read(MAX_FILE_BYTES + 1)
 
 
 PARALLEL_MIN_FILES = 2000
