@@ -126,3 +126,24 @@ def test_a_huge_file_is_refused_without_being_read_into_memory(reconciler: Any, 
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1, r.stderr
     assert "huge.yaml:1:1: $: file is larger than 1048576 bytes (1 MiB)" in r.stdout
+
+
+def test_a_symlink_back_up_the_tree_is_read_once_not_walked_until_the_path_is_too_long(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text(doc("a"))
+    (tmp_path / "sub" / "up").symlink_to("..")
+    (tmp_path / "again").symlink_to(".")
+    snap = DirectorySource(tmp_path).full(NOW)
+    assert {n: s.source.path for n, s in snap.schedules.items()} == {"a": f"{tmp_path}/sub/a.yaml"}
+    assert snap.problems == ()
+
+
+def test_a_configmap_volume_is_read_through_its_links_and_its_hidden_data_directory_is_not(tmp_path: Path) -> None:
+    # How Kubernetes lays out a ConfigMap volume: the visible files link into a hidden directory.
+    stamped = tmp_path / "..2026_11_22_10_00_00.1234"
+    stamped.mkdir()
+    (stamped / "backup.yaml").write_text(doc("backup"))
+    (tmp_path / "..data").symlink_to(stamped.name)
+    (tmp_path / "backup.yaml").symlink_to("..data/backup.yaml")
+    snap = DirectorySource(tmp_path).full(NOW)
+    assert {n: s.source.path for n, s in snap.schedules.items()} == {"backup": f"{tmp_path}/backup.yaml"}

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems
+from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems, list_tree
 from reconciler.core.model import Schedule, spec_hash
 from reconciler.core.problems import Problem
 from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
@@ -224,7 +224,7 @@ class DirectorySource:
         return self._snapshot(target)
 
     def _read_tree(self, target: Path, now: datetime) -> dict[str, tuple[str, FileResult]]:
-        listing = _list_tree(target)
+        listing = list_tree(target)
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
@@ -333,24 +333,6 @@ def blob_id(data: bytes) -> str:
     h = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
     h.update(data)
     return h.hexdigest()
-
-
-def _list_tree(target: Path) -> list[tuple[str, str]]:
-    """Schedule files below `target` as (relative path, full path), sorted; hidden entries skipped."""
-    out: list[tuple[str, str]] = []
-    stack = [(str(target), "")]
-    while stack:  # os.scandir with plain strings: pathlib costs ~20 us a file here
-        path, rel_dir = stack.pop()
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir():
-                    stack.append((entry.path, f"{rel_dir}{entry.name}/"))
-                elif entry.name.endswith(SUFFIXES) and entry.is_file():
-                    out.append((f"{rel_dir}{entry.name}", entry.path))
-    out.sort()
-    return out
 
 
 def _read(path: str) -> bytes | None:
