@@ -292,3 +292,51 @@ def test_unchanged_files_are_not_parsed_again(tmp_path: Path, monkeypatch: pytes
     snap = source.changed([str(sched / "j3.yaml")], datetime.now(UTC))
     assert parsed == ["j3.yaml"]  # same content again: the cached result
     assert len(snap.schedules) == 5
+
+
+def test_an_unexpected_error_in_one_reconcile_is_logged_and_the_next_change_still_applies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+    import threading
+    from datetime import UTC, datetime
+
+    from reconciler.ledger import open_ledger
+    from reconciler.service.daemon import Options, Reconciler
+    from reconciler.service.log import make_log
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(job("a", tmp_path / "out", every="1h"))
+    stream = io.StringIO()
+    ledger = open_ledger(tmp_path / "ledger.db")
+    r = Reconciler(Options(directory=str(sched), listen=None), ledger, make_log("json", stream),
+                   lambda: datetime.now(UTC))
+    r.start()
+    original, calls = Reconciler.reconcile, []
+
+    def flaky(self: Reconciler, snapshot: object) -> bool:
+        calls.append(snapshot)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one reconcile")
+        return original(self, snapshot)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Reconciler, "reconcile", flaky)
+    stop = threading.Event()
+    watcher = threading.Thread(target=r.watch, args=(stop,), daemon=True)
+    watcher.start()
+    try:
+        time.sleep(0.3)  # the watcher is set up
+        (sched / "b.yaml").write_text(job("b", tmp_path / "out", every="1h"))
+        wait_for(lambda: "internal error: RuntimeError: a bug in one reconcile" in stream.getvalue(),
+                 what="the error to be logged")
+        assert {j.id for j in r.scheduler.get_jobs()} == {"a"}  # what ran is untouched
+        (sched / "c.yaml").write_text(job("c", tmp_path / "out", every="1h"))
+        wait_for(lambda: {j.id for j in r.scheduler.get_jobs()} == {"a", "b", "c"}, what="b and c to be live")
+        errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"revision.error"' in line]
+        assert "Traceback" in errors[0]["traceback"]
+    finally:
+        stop.set()
+        watcher.join(10)
+        r.stop()
+        ledger.close()

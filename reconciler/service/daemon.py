@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -230,10 +231,13 @@ class Reconciler:
         except Exception as e:  # the revision still runs; say why the audit trail misses it
             self.log("revision.record_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, trace: str | None = None) -> None:
         with self._lock:
             self.status.error = message
-        self.log("revision.error", error=message)
+        if trace is None:
+            self.log("revision.error", error=message)
+        else:
+            self.log("revision.error", error=message, traceback=trace)
 
     # ---- the loop --------------------------------------------------------------------------------
 
@@ -253,12 +257,14 @@ class Reconciler:
                         now = self.clock()
                         snapshot = self.source.full(now) if full else self.source.changed(
                             [p for _, p in changes], now)
+                        if full:
+                            last_full = time.monotonic()
+                        self.reconcile(snapshot)
                     except PathError as e:
                         self._fail(str(e))
-                        continue
-                    if full:
-                        last_full = time.monotonic()
-                    self.reconcile(snapshot)
+                    except Exception as e:  # a bug must not stop what runs: keep it, say so, rescan
+                        self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
+                        self.source.forget()
             except FileNotFoundError as e:  # the watched directory itself went away
                 self._fail(f"{self.source.watch_path}: {e}")
                 stop.wait(1.0)

@@ -194,6 +194,10 @@ class DirectorySource:
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
 
+    def forget(self) -> None:
+        """After a failure mid-update: the next event reads the whole tree again."""
+        self._target = None
+
     def changed(self, paths: Iterable[str], now: datetime) -> Snapshot:
         """Re-read only the files named by watch events (a plain directory, same target)."""
         target = self.resolve()
