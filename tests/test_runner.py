@@ -15,7 +15,7 @@ from reconciler.core.loader import Loader
 from reconciler.core.model import Schedule
 from reconciler.engine.catchup import catch_up
 from reconciler.engine.runner import Runner, backoff_delay
-from reconciler.ledger.base import RunRecord
+from reconciler.ledger.base import Outcome, RunRecord
 from reconciler.ledger.sqlite import SqliteLedger
 from tests.harness import wait_for
 
@@ -208,3 +208,32 @@ def test_catchup_latest_runs_the_most_recent_missed_slot_once(ledger: SqliteLedg
 
 def test_catchup_ignores_schedules_without_history(ledger: SqliteLedger) -> None:
     assert catch_up(ledger, {"minutely": every_minute("latest")}, "r", T, lambda *a, **k: None, Logs()) == 0
+
+
+@pytest.mark.parametrize(("finished_ago", "trigger", "attempt", "expected"), [
+    (timedelta(seconds=5), "schedule", 1, [("a", 2, 5.0)]),  # backoff 10s: 5 s left
+    (timedelta(seconds=30), "schedule", 1, [("a", 2, 0.0)]),  # overdue by 20 s, within the 1m deadline
+    (timedelta(minutes=5), "schedule", 1, []),  # overdue by longer than starting_deadline: dropped
+    (timedelta(seconds=5), "retry", 3, []),  # no attempts left (limit 2)
+    (timedelta(seconds=5), "manual", 1, []),  # manual runs are not retried
+])
+def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
+        ledger: SqliteLedger, finished_ago: timedelta, trigger: str, attempt: int,
+        expected: list[tuple[str, int, float]]) -> None:
+    from reconciler.engine.catchup import resume_retries
+
+    s = schedule("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/false]}\n"
+                 "policy: {retries: {limit: 2, backoff: 10s}}\n")
+    slot = NOW - timedelta(minutes=10)
+    run_id = ledger.claim("a", slot, attempt=attempt, trigger=trigger, revision="r", started_at=NOW - finished_ago)
+    assert run_id is not None
+    ledger.finish(run_id, Outcome("failed", NOW - finished_ago, exit_code=1))
+    asked: list[tuple[str, int, float]] = []
+    logs = Logs()
+    resumed = resume_retries(ledger.last_runs(), {"a": s}, NOW,
+                             lambda name, sl, att, delay: asked.append((name, att, delay.total_seconds())),
+                             logs, backoff_delay)
+    assert asked == expected
+    assert resumed == len(expected)
+    if finished_ago == timedelta(minutes=5):
+        assert [e for e, _ in logs.lines] == ["run.retry_dropped"]

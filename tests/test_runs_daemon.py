@@ -182,3 +182,29 @@ def test_two_reconcilers_on_one_ledger_run_every_slot_exactly_once_and_one_carri
     assert {status for *_, status in recorded} == {"succeeded"}
     assert len(first.events("run.start")) + len(second.events("run.start")) == len(slots)
     assert len(second.events("run.start")) >= 3
+
+
+def test_a_retry_pending_when_the_reconciler_stops_runs_after_the_restart(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    (sched / "flaky.yaml").write_text(
+        f"name: flaky\nschedule: {{at: '{at}'}}\npolicy: {{retries: {{limit: 1, backoff: 4s}}}}\n"
+        f"run: {{command: [/bin/sh, -c, 'echo $RECONCILER_ATTEMPT >> {tmp_path}/attempts; exit 3']}}\n")
+    first = Daemon(sched, tmp_path)
+    daemons.append(first)
+    first.wait_event("run.end", timeout=20, schedule="flaky", status="failed")
+    assert first.stop() == 0  # attempt 2 was due 4 s later: pending in this process only
+    assert lines(tmp_path / "attempts") == ["1"]
+    second = Daemon(sched, tmp_path)
+    daemons.append(second)
+    resumed = second.wait_event("run.retry_resumed", schedule="flaky", attempt=2)
+    assert resumed["slot"] == at
+    second.wait_event("run.end", timeout=20, schedule="flaky", attempt=2)
+    assert lines(tmp_path / "attempts") == ["1", "2"]
+    assert [(a, t, s) for _, _, a, t, s in rows(tmp_path / "ledger.db", "flaky")] == [
+        (1, "schedule", "failed"), (2, "retry", "failed")]
+    assert second.stop() == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
 from reconciler.core.timing import missed_slots
-from reconciler.ledger.base import Ledger, Outcome
+from reconciler.ledger.base import Ledger, Outcome, RunRecord
+
+RetryLater = Callable[[str, datetime, int, timedelta], None]  # name, slot, attempt, delay
 
 
 def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, now: datetime,
@@ -39,3 +41,27 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
             dispatch(name, missed.latest, missed.latest, trigger="catchup")
     return total
 
+
+
+def resume_retries(last_runs: Mapping[str, RunRecord], schedules: Mapping[str, Schedule], now: datetime,
+                   retry: RetryLater, log: Callable[..., None], backoff: Callable[[Schedule, int], timedelta]) -> int:
+    """Retries that were pending when the last reconciler stopped: a slot whose newest attempt
+    failed with attempts left is retried when its backoff ends, unless that moment is further in
+    the past than the schedule's starting_deadline (then it is not made up, like a late slot).
+    Returns how many were resumed."""
+    resumed = 0
+    for name, last in sorted(last_runs.items()):
+        s = schedules.get(name)
+        if (s is None or not s.enabled or last.trigger == "manual" or last.finished_at is None
+                or last.status not in ("failed", "timed_out") or last.attempt > s.policy.retries.limit):
+            continue
+        attempt = last.attempt + 1
+        due = last.finished_at + backoff(s, attempt)
+        if now - due > s.policy.starting_deadline:
+            log("run.retry_dropped", schedule=name, slot=utc_text(last.slot), attempt=attempt,
+                reason=f"its retry was due at {utc_text(due)}, longer ago than starting_deadline")
+            continue
+        retry(name, last.slot, attempt, max(due - now, timedelta(0)))
+        log("run.retry_resumed", schedule=name, slot=utc_text(last.slot), attempt=attempt, due=utc_text(due))
+        resumed += 1
+    return resumed

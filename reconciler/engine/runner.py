@@ -146,7 +146,7 @@ class Runner:
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **common)
         if result.status in ("failed", "timed_out") and attempt <= s.policy.retries.limit and self._accepting:
-            self._retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
+            self.retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
         return run_id
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
@@ -172,7 +172,8 @@ class Runner:
             except Exception as e:  # an observer's bug must not lose the run
                 self._log("run.observer_error", schedule=record.schedule, run_id=record.id, error=repr(e))
 
-    def _retry(self, name: str, slot: datetime, attempt: int, delay: timedelta) -> None:
+    def retry(self, name: str, slot: datetime, attempt: int, delay: timedelta) -> None:
+        """Run `attempt` of a slot after `delay` (a timer thread; cancelled at shutdown)."""
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)

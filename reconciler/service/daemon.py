@@ -22,9 +22,9 @@ from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.catchup import catch_up
+from reconciler.engine.catchup import catch_up, resume_retries
 from reconciler.engine.notify import Notifier
-from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
+from reconciler.engine.runner import Clock, Runner, abandon_open_runs, backoff_delay, owner_alive
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.log import Log
@@ -109,8 +109,10 @@ class Reconciler:
                         "parallel_load": self.source.last_load_parallel}
         self.notifier.start()
         if self.status.applied_revision is not None:
+            pending = dict(self.last_runs)  # before catch-up adds its rows
             catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
                      self.log)
+            resume_retries(pending, self.applied, self.clock(), self.runner.retry, self.log, backoff_delay)
         self.runner.on_completed = self._completed
         self.scheduler.resume()
 
