@@ -80,3 +80,13 @@ def test_adding_to_a_timer_that_was_never_started_is_refused() -> None:
     timer = Timer(lambda *_: None)
     with pytest.raises(RuntimeError, match="start the timer"):
         apply(timer, {"a": schedule("a")}, {})
+
+
+def test_putting_a_job_whose_name_is_already_in_the_timer_replaces_it(fired: Any) -> None:
+    timer, _, _ = fired
+    apply(timer, {"a": schedule("a")}, {})
+    # As if an earlier apply had stopped half-way: the timer holds `a`, the plan adds it again.
+    apply(timer, {"a": schedule("a", schedule={"cron": "0 2 * * *"})}, {})
+    jobs = timer.get_jobs()
+    assert [job.id for job in jobs] == ["a"]
+    assert (jobs[0].next_run_time.hour, jobs[0].next_run_time.minute) == (2, 0)

@@ -45,10 +45,16 @@ class Timer(BackgroundScheduler):  # type: ignore[misc]
                          jobstores={"default": self._store})
 
     def put(self, jobs: Iterable[Job]) -> None:
-        """Add jobs in one step under the store lock, then wake the timer once."""
+        """Add jobs in one step under the store lock, then wake the timer once. A job already
+        there under the same name is replaced: the desired state wins, and a half-applied
+        plan can never make every later one fail on a conflicting id."""
         if self.state == STATE_STOPPED:
             raise RuntimeError("start the timer (paused, if need be) before adding jobs")
+        store = self._store
         with self._jobstores_lock:
             for job in jobs:
-                self._store.add_job(job)
+                if store.lookup_job(job.id) is None:
+                    store.add_job(job)
+                else:
+                    store.update_job(job)
         self.wakeup()
