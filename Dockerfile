@@ -13,6 +13,9 @@ RUN pip install --no-cache-dir . && useradd --system --uid 10001 --create-home r
  && mkdir -p /data /schedules && chown reconciler /data
 
 USER 10001
+# Up to 64 job threads: glibc would give each its own malloc arena. Two arenas measured 3 MiB
+# less resident and ~30% slower growth over 35,000 runs of 100 one-second schedules.
+ENV MALLOC_ARENA_MAX=2
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
