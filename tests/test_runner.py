@@ -14,7 +14,7 @@ import pytest
 from reconciler.core.loader import Loader
 from reconciler.core.model import Schedule
 from reconciler.engine.catchup import catch_up
-from reconciler.engine.runner import Runner, backoff_delay
+from reconciler.engine.runner import Runner
 from reconciler.ledger.base import Outcome, RunRecord
 from reconciler.ledger.sqlite import SqliteLedger
 from tests.harness import wait_for
@@ -103,7 +103,7 @@ def test_a_slot_that_cannot_start_within_the_deadline_is_missed(ledger: SqliteLe
 def test_failures_are_retried_with_exponential_backoff_each_attempt_its_own_row(ledger: SqliteLedger) -> None:
     s = schedule("name: flaky\nschedule: {every: 1h}\nrun: {command: [/bin/false]}\n"
                  "policy: {retries: {limit: 2, backoff: 300ms, max_backoff: 10s}}\n")
-    assert [backoff_delay(s, a).total_seconds() for a in (2, 3, 4)] == [0.3, 0.6, 1.2]
+    assert [s.policy.retries.delay_before(a).total_seconds() for a in (2, 3, 4)] == [0.3, 0.6, 1.2]
     r = make_runner(ledger, s)
     r.dispatch("flaky", datetime.now(UTC))
     wait_for(lambda: len(runs(ledger, "flaky")) == 3 and runs(ledger, "flaky")[-1].status != "running",
@@ -215,7 +215,7 @@ def test_catchup_ignores_schedules_without_history(ledger: SqliteLedger) -> None
     (timedelta(seconds=30), "schedule", 1, [("a", 2, 0.0)]),  # overdue by 20 s, within the 1m deadline
     (timedelta(minutes=5), "schedule", 1, []),  # overdue by longer than starting_deadline: dropped
     (timedelta(seconds=5), "retry", 3, []),  # no attempts left (limit 2)
-    (timedelta(seconds=5), "manual", 1, []),  # manual runs are not retried
+    (timedelta(seconds=5), "manual", 1, [("a", 2, 5.0)]),  # manual runs are retried too, as they were
 ])
 def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
         ledger: SqliteLedger, finished_ago: timedelta, trigger: str, attempt: int,
@@ -232,7 +232,7 @@ def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
     logs = Logs()
     resumed = resume_retries(ledger.last_runs(), {"a": s}, NOW,
                              lambda name, sl, att, delay: asked.append((name, att, delay.total_seconds())),
-                             logs, backoff_delay)
+                             logs)
     assert asked == expected
     assert resumed == len(expected)
     if finished_ago == timedelta(minutes=5):

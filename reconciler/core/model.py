@@ -49,6 +49,15 @@ class Retries:
     backoff: timedelta = timedelta(seconds=10)
     max_backoff: timedelta = timedelta(minutes=10)
 
+    def follow(self, status: str, attempt: int) -> bool:
+        """Does another attempt follow an attempt that ended so?"""
+        return status in ("failed", "timed_out") and attempt <= self.limit
+
+    def delay_before(self, attempt: int) -> timedelta:
+        """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
+        delay: timedelta = min(self.backoff * (2 ** (attempt - 2)), self.max_backoff)
+        return delay
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:

@@ -42,9 +42,8 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
     return total
 
 
-
 def resume_retries(last_runs: Mapping[str, RunRecord], schedules: Mapping[str, Schedule], now: datetime,
-                   retry: RetryLater, log: Callable[..., None], backoff: Callable[[Schedule, int], timedelta]) -> int:
+                   retry: RetryLater, log: Callable[..., None]) -> int:
     """Retries that were pending when the last reconciler stopped: a slot whose newest attempt
     failed with attempts left is retried when its backoff ends, unless that moment is further in
     the past than the schedule's starting_deadline (then it is not made up, like a late slot).
@@ -52,11 +51,12 @@ def resume_retries(last_runs: Mapping[str, RunRecord], schedules: Mapping[str, S
     resumed = 0
     for name, last in sorted(last_runs.items()):
         s = schedules.get(name)
-        if (s is None or not s.enabled or last.trigger == "manual" or last.finished_at is None
-                or last.status not in ("failed", "timed_out") or last.attempt > s.policy.retries.limit):
+        if s is None or not s.enabled or last.finished_at is None:
+            continue
+        if not s.policy.retries.follow(last.status, last.attempt):
             continue
         attempt = last.attempt + 1
-        due = last.finished_at + backoff(s, attempt)
+        due = last.finished_at + s.policy.retries.delay_before(attempt)
         if now - due > s.policy.starting_deadline:
             log("run.retry_dropped", schedule=name, slot=utc_text(last.slot), attempt=attempt,
                 reason=f"its retry was due at {utc_text(due)}, longer ago than starting_deadline")

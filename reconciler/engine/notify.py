@@ -25,8 +25,7 @@ _STOP = object()
 
 def final(schedule: Schedule, record: RunRecord) -> bool:
     """Is this the last word on its slot? (A failed attempt that will be retried is not.)"""
-    will_retry = record.status in ("failed", "timed_out") and record.attempt <= schedule.policy.retries.limit
-    return not will_retry
+    return not schedule.policy.retries.follow(record.status, record.attempt)
 
 
 def events_for(status: str, was_failing: bool) -> set[str]:

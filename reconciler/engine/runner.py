@@ -32,13 +32,6 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def backoff_delay(schedule: Schedule, attempt: int) -> timedelta:
-    """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
-    r = schedule.policy.retries
-    delay: timedelta = min(r.backoff * (2 ** (attempt - 2)), r.max_backoff)
-    return delay
-
-
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
                  environ: Mapping[str, str] | None = None, max_workers: int = 64) -> None:
@@ -145,8 +138,8 @@ class Runner:
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **common)
-        if result.status in ("failed", "timed_out") and attempt <= s.policy.retries.limit and self._accepting:
-            self.retry(name, slot, attempt + 1, backoff_delay(s, attempt + 1))
+        if s.policy.retries.follow(result.status, attempt) and self._accepting:
+            self.retry(name, slot, attempt + 1, s.policy.retries.delay_before(attempt + 1))
         return run_id
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,

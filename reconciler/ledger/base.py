@@ -23,7 +23,6 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-
 class LedgerError(FatalError):
     """The ledger cannot be opened or used; the message names it and says why (exit 1)."""
 

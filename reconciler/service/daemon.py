@@ -24,7 +24,7 @@ from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up, resume_retries
 from reconciler.engine.notify import Notifier
-from reconciler.engine.runner import Clock, Runner, abandon_open_runs, backoff_delay, owner_alive
+from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.log import Log
@@ -112,7 +112,7 @@ class Reconciler:
             pending = dict(self.last_runs)  # before catch-up adds its rows
             catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
                      self.log)
-            resume_retries(pending, self.applied, self.clock(), self.runner.retry, self.log, backoff_delay)
+            resume_retries(pending, self.applied, self.clock(), self.runner.retry, self.log)
         self.runner.on_completed = self._completed
         self.scheduler.resume()
 
