@@ -13,8 +13,8 @@ RUN pip install --no-cache-dir . && useradd --system --uid 10001 --create-home r
  && mkdir -p /data /schedules && chown reconciler /data
 
 USER 10001
-# Up to 64 job threads: glibc would give each its own malloc arena. Two arenas measured 3 MiB
-# less resident and ~30% slower growth over 35,000 runs of 100 one-second schedules.
+# Up to 64 job threads: glibc would give each its own malloc arena. With two, a soak of 100
+# one-second schedules stayed ~3 MiB smaller at the same number of runs (44,000).
 ENV MALLOC_ARENA_MAX=2
 VOLUME ["/data"]
 EXPOSE 8080
