@@ -215,11 +215,32 @@ def test_a_selector_limits_the_process_to_matching_labels(tmp_path: Path, starte
     assert d.stop() == 0
 
 
+@pytest.mark.parametrize("helper_fate", ["finishes", "dies after its first chunk"])
 def test_the_parallel_first_load_gives_the_same_snapshot_as_a_serial_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper_fate: str) -> None:
     from datetime import UTC, datetime
 
     from reconciler.service import source
+
+    monkeypatch.setattr(source, "_CHUNK", 3)  # many chunks, built between the parent's own files
+    if helper_fate != "finishes":
+        sent: list[int] = []
+        real_main = source._helper_main
+
+        class Dying:  # the helper's end of the pipe: the process dies after sending one chunk
+            def __init__(self, conn: object) -> None:
+                self.conn = conn
+
+            def send_bytes(self, data: bytes) -> None:
+                if sent:
+                    os._exit(9)
+                sent.append(1)
+                self.conn.send_bytes(data)  # type: ignore[attr-defined]
+
+            def close(self) -> None:
+                self.conn.close()  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(source, "_helper_main", lambda conn, *a: real_main(Dying(conn), *a))
 
     sched = tmp_path / "schedules"
     sched.mkdir()
