@@ -10,12 +10,20 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from reconciler.core.cron import CronExpr
 
 _TICK = timedelta(microseconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=256)
+def _cron_next(cron: CronExpr, tz: ZoneInfo, after: datetime) -> datetime | None:
+    """Schedules that share an expression (one object, from the loader's cache) and a zone share
+    their next fire time: at start-up all of them ask from the same instant."""
+    return cron.next_after(after, tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +47,7 @@ class Timing:
         if self.start is not None and after < self.start:
             after = self.start - _TICK
         if self.cron is not None:
-            slot = self.cron.next_after(after, self.tz)
+            slot = _cron_next(self.cron, self.tz, after)
         elif self.every is not None:
             k = (after - self.anchor) // self.every + 1
             slot = self.anchor + k * self.every
