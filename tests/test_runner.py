@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -237,3 +238,27 @@ def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
     assert resumed == len(expected)
     if finished_ago == timedelta(minutes=5):
         assert [e for e, _ in logs.lines] == ["run.retry_dropped"]
+
+
+def test_an_owner_is_alive_only_while_its_own_process_runs_not_a_later_one_with_its_pid() -> None:
+    import socket
+    import subprocess
+
+    from reconciler.engine.runner import _started, owner_alive, owner_id
+
+    host = socket.gethostname()
+    assert owner_id().startswith(f"{host}:{os.getpid()}@")
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        ticks = _started(child.pid)
+        assert ticks is not None
+        assert owner_alive(f"{host}:{child.pid}@{ticks}")
+        # The same pid, started at another time: a reused pid, not the claimer.
+        assert not owner_alive(f"{host}:{child.pid}@{int(ticks) - 1}")
+        assert owner_alive(f"{host}:{child.pid}")  # an owner recorded before start times were
+        assert owner_alive(f"elsewhere:{child.pid}@{ticks}")  # other hosts cannot be checked
+    finally:
+        child.kill()
+        child.wait()
+    assert not owner_alive(f"{host}:{child.pid}@{ticks}")
+    assert not owner_alive(owner_id())  # our own earlier incarnation cannot be running here

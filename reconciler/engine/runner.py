@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.describe import utc_text
@@ -29,7 +30,22 @@ def utcnow() -> datetime:
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who claims runs: host, pid and the process's start time, since PIDs are reused (in a
+    container, constantly)."""
+    pid = os.getpid()
+    ticks = _started(pid)
+    return f"{socket.gethostname()}:{pid}" + (f"@{ticks}" if ticks else "")
+
+
+def _started(pid: int) -> str | None:
+    """When a process started, in clock ticks since boot (/proc/PID/stat field 22); None when
+    there is no such process, or no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
 
 
 class Runner:
@@ -215,7 +231,8 @@ def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable
 
 def owner_alive(owner: str) -> bool:
     """Is the process that claimed a run still alive? (Same host only; other hosts count as alive.)"""
-    host, _, pid = owner.rpartition(":")
+    host, _, rest = owner.rpartition(":")
+    pid, _, ticks = rest.partition("@")
     if host != socket.gethostname() or not pid.isdigit():
         return host != socket.gethostname() and bool(host)
     if int(pid) == os.getpid():
@@ -225,5 +242,6 @@ def owner_alive(owner: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    # The pid is taken, but by the process that claimed the run only if it started then too.
+    return not ticks or _started(int(pid)) in (ticks, None)
