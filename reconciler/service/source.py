@@ -415,8 +415,7 @@ class _Helper:
 
     def _chunk(self, source: DirectorySource, target: Path, now: datetime) -> Iterator[Entry]:
         try:
-            payload: list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]] = marshal.loads(
-                self.conn.recv_bytes())
+            payload: Chunk = marshal.loads(self.conn.recv_bytes())
         except EOFError:
             payload = []
         if not payload:  # the end (an empty chunk), or the helper died
@@ -437,12 +436,15 @@ class _Helper:
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
+# What the helper sends for each file: relative path, blob id, and (spec, line, document, spec
+# hash) for each document, or None when the file has a problem and the parent reads it again.
+Chunk = list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]]
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
 def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: datetime) -> None:
     gc.disable()
-    out: list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]] = []
+    out: Chunk = []
     for rel, path in files:
         data = _read(path)
         if data is None:
