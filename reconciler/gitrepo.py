@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from reconciler.core.loader import SUFFIXES
+from reconciler.core.yamlstrict import MAX_FILE_BYTES
 
 
 class GitError(Exception):
@@ -35,24 +36,38 @@ def files_at(directory: str | Path, ref: str) -> dict[str, bytes]:
         raise GitError(f"no commit {ref!r} in the repository at {top}") from e
     prefix = os.path.relpath(d.resolve() if d.exists() else d, top.resolve())
     prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-    listing = _git(top, "ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix or ".")
+    listing = _git(top, "ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", prefix or ".")
     blobs: list[tuple[str, str]] = []
+    out: dict[str, bytes] = {}
     for entry in listing.split(b"\0"):
         if not entry:
             continue
         meta, path = entry.decode().split("\t", 1)
-        _, kind, sha = meta.split()
+        _, kind, sha, size = meta.split()
         rel = path[len(prefix):]
-        if kind == "blob" and rel.endswith(SUFFIXES) and not any(p.startswith(".") for p in rel.split("/")):
+        if kind != "blob" or not rel.endswith(SUFFIXES) or any(p.startswith(".") for p in rel.split("/")):
+            continue
+        if int(size) > MAX_FILE_BYTES:  # refused by its size: read no more of it than a file on disk
+            out[rel] = _head(top, sha, MAX_FILE_BYTES + 1)
+        else:
             blobs.append((rel, sha))
     if not blobs:
-        return {}
+        return out
     raw = _git(top, "cat-file", "--batch", data="".join(f"{sha}\n" for _, sha in blobs).encode())
-    out: dict[str, bytes] = {}
     pos = 0
     for rel, _ in blobs:
         header_end = raw.index(b"\n", pos)
-        size = int(raw[pos:header_end].split()[2])
-        out[rel] = raw[header_end + 1:header_end + 1 + size]
-        pos = header_end + 1 + size + 1
+        length = int(raw[pos:header_end].split()[2])
+        out[rel] = raw[header_end + 1:header_end + 1 + length]
+        pos = header_end + 1 + length + 1
     return out
+
+
+def _head(cwd: Path, sha: str, limit: int) -> bytes:
+    """The first `limit` bytes of a blob, without reading the rest."""
+    with subprocess.Popen(["git", "-C", str(cwd), "cat-file", "blob", sha], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        data = proc.stdout.read(limit)
+        proc.kill()
+    return data

@@ -168,3 +168,23 @@ def test_an_unknown_base_ref_names_the_ref_and_the_repository(reconciler: Run, r
     assert r.returncode == 1
     expected = f"reconciler: --base no-such-branch: no commit 'no-such-branch' in the repository at {repo}"
     assert r.stderr.strip() == expected
+
+
+def test_a_file_over_the_size_limit_at_the_base_is_not_read_whole(reconciler: Run, tmp_path: Path) -> None:
+    from reconciler.core.yamlstrict import MAX_FILE_BYTES
+    from reconciler.gitrepo import files_at
+
+    r = tmp_path / "repo"
+    init_repo(r)
+    (r / "schedules").mkdir()
+    (r / "schedules" / "keep.yaml").write_text(sched("keep"))
+    (r / "schedules" / "huge.yaml").write_text("# padding\n" * 300_000)  # 3 MB
+    commit_all(r, "base with a huge file")
+    (r / "schedules" / "huge.yaml").unlink()
+    commit_all(r, "head without it")
+    at_base = files_at(r / "schedules", "HEAD~1")
+    assert len(at_base["huge.yaml"]) == MAX_FILE_BYTES + 1  # enough to refuse it, no more
+    assert at_base["keep.yaml"] == sched("keep").encode()
+    out = reconciler("plan", "--dir", "schedules", "--base", "HEAD~1", cwd=r)
+    assert out.returncode == 0, out.stderr  # the base's bad file was never a schedule
+    assert "0 to add, 0 to change, 0 to remove, 1 unchanged" in out.stdout
