@@ -7,7 +7,6 @@ import http.server
 import json
 import os
 import resource
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,6 +17,7 @@ import pytest
 
 from reconciler.core.model import CommandRun, EnvValue, HttpRun
 from reconciler.engine.execute import OUTPUT_CAP, CappedBuffer, Handle, run_command, run_http
+from tests.harness import local_server
 
 
 def cmd(*argv: str, timeout: float = 10, env: dict[str, EnvValue] | None = None, workdir: str | None = None
@@ -131,12 +131,9 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     Recorder.seen.clear()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    srv.server_close()
+    with local_server(Recorder) as url:
+        yield url
 
 
 def http_run(url: str, method: str = "GET", timeout: float = 5, expect: tuple[int, ...] = (),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from reconciler.core.model import EnvValue, Notify
 from reconciler.engine.notify import events_for, wanted
-from tests.harness import Daemon, wait_for
+from tests.harness import Daemon, local_server, wait_for
 from tests.test_loader import problems
 
 
@@ -62,12 +61,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     Hook.received.clear()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with local_server(Hook) as url:
+        yield url
 
 
 def got(path: str) -> list[dict[str, Any]]:
