@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.loader import build_from_spec
+from reconciler.core.loader import Loader, build_from_spec
 from reconciler.core.model import Schedule
 from reconciler.core.plan import SpecsOf, plan
 from reconciler.engine.apply import apply_plan
@@ -18,7 +18,7 @@ from reconciler.engine.timer import Timer
 
 def schedule(name: str, **fields: Any) -> Schedule:
     spec = {"name": name, "schedule": {"every": "1s"}, "run": {"command": ["true"]}, **fields}
-    built = build_from_spec(spec, "test")
+    built = build_from_spec(spec, "test", Loader())
     assert built is not None
     return built
 

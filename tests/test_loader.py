@@ -145,3 +145,18 @@ def test_an_env_reference_names_exactly_one_source() -> None:
     found = problems('name: job\nschedule: {cron: "0 2 * * *"}\n'
                      'run: {command: [/bin/true], env: {A: {from_env: X, from_file: /y}, B: {}}}\n')
     assert [m for *_, m in found] == ["write a string, {from_env: NAME} or {from_file: PATH}"] * 2
+
+
+def test_rebuilding_many_stored_specs_compiles_the_schema_validators_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastjsonschema
+
+    from reconciler.core.loader import build_from_spec
+
+    compiled: list[object] = []
+    real = fastjsonschema.compile
+    monkeypatch.setattr(fastjsonschema, "compile", lambda *a, **k: compiled.append(a) or real(*a, **k))
+    loader = Loader()
+    specs = [{"name": f"s-{i}", "schedule": {"every": f"{i + 1}m"}, "run": {"command": ["true"]}} for i in range(50)]
+    built = [build_from_spec(spec, "ledger:x", loader, NOW) for spec in specs]
+    assert all(b is not None for b in built)
+    assert len(compiled) == 1

@@ -404,10 +404,11 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
     )
 
 
-def build_from_spec(spec: dict[str, Any], origin: str, now: datetime | None = None) -> Schedule | None:
-    """A Schedule from a stored spec (a ledger snapshot), checked again by the same rules."""
+def build_from_spec(spec: dict[str, Any], origin: str, loader: Loader, now: datetime | None = None) -> Schedule | None:
+    """A Schedule from a stored spec (a ledger snapshot), checked again by the same rules, with
+    the caller's loader: a new one per spec would compile the schema validators per spec."""
     doc = Document(index=0, value=spec, line=1)
-    checked = Loader().check(doc, origin, now or datetime.now(UTC))
+    checked = loader.check(doc, origin, now or datetime.now(UTC))
     if has_errors(checked):
         return None
     return build(doc, origin)

@@ -151,9 +151,10 @@ class Reconciler:
         if last is None:
             return
         specs = last.specs(self.ledger)
+        now = self.clock()
         restored = {}
         for name, spec in specs.items():
-            schedule = build_from_spec(spec, f"ledger:{last.revision}")
+            schedule = build_from_spec(spec, f"ledger:{last.revision}", self.source.loader, now)
             if schedule is not None and matches(self.options.selector, schedule):
                 restored[name] = schedule
         hashes = {n: s.spec_hash for n, s in restored.items()}
