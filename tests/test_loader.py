@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,7 +155,12 @@ def test_rebuilding_many_stored_specs_compiles_the_schema_validators_once(monkey
 
     compiled: list[object] = []
     real = fastjsonschema.compile
-    monkeypatch.setattr(fastjsonschema, "compile", lambda *a, **k: compiled.append(a) or real(*a, **k))
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        compiled.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastjsonschema, "compile", counting)
     loader = Loader()
     specs = [{"name": f"s-{i}", "schedule": {"every": f"{i + 1}m"}, "run": {"command": ["true"]}} for i in range(50)]
     built = [build_from_spec(spec, "ledger:x", loader, NOW) for spec in specs]
