@@ -144,8 +144,8 @@ def test_a_missing_directory_is_an_error_never_zero_schedules(tmp_path: Path, st
     assert d.stop() == 0
     shutil.rmtree(sched)
     d2 = start(started, sched, tmp_path)
-    d2.wait_event("revision.error")
     d2.wait_event("revision.restored", schedules=1)
+    assert d2.wait_event("source.waiting")["directory"] == str(sched)
     n = len(lines(out))
     wait_for(lambda: len(lines(out)) >= n + 2, what="the ledger's last revision to run")
     assert d2.stop() == 0

@@ -53,7 +53,6 @@ def applied_after(d: Daemon, revision: str, swapped: float) -> float:
     return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp() - swapped
 
 
-@pytest.mark.xfail(strict=True, reason="the daemon does not wait for a late link yet")
 def test_a_git_sync_link_created_after_the_start_is_applied_at_once_and_so_is_every_swap(
         tmp_path: Path, started: list[Daemon]) -> None:
     root = tmp_path / "git"
@@ -85,7 +84,6 @@ def test_a_git_sync_link_created_after_the_start_is_applied_at_once_and_so_is_ev
     assert d.stop() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="an empty directory is applied at start today")
 def test_an_empty_directory_at_start_is_not_ready_and_says_why(tmp_path: Path, started: list[Daemon]) -> None:
     sched = tmp_path / "schedules"
     sched.mkdir()

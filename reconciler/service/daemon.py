@@ -96,11 +96,14 @@ class Reconciler:
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
         with quiet_gc():  # before the timer's thread starts: the first load may fork a helper
-            try:
-                snapshot = self.source.full(self.clock())
-            except PathError as e:
-                self._fail(str(e))
-                snapshot = None
+            snapshot = None
+            if not self.source.available():
+                pass  # the watch loop waits for it and says so; the ledger's revision runs meanwhile
+            else:
+                try:
+                    snapshot = self.source.full(self.clock())
+                except PathError as e:
+                    self._fail(str(e))
             t1 = time.perf_counter()
             self.scheduler.start(paused=True)
             if snapshot is None or not self.reconcile(snapshot):
@@ -181,9 +184,13 @@ class Reconciler:
                 return False
             desired, hashes = self._select(snapshot)
             had = self.applied or (self._ledger_had_schedules and self.status.applied_revision is None)
-            if not desired and had and not self.options.allow_empty:
+            if not desired and not self.options.allow_empty:
+                # As `validate` does, an empty directory is an error: a pod that turned ready on
+                # zero schedules would hide a wrong --dir or a failed clone.
+                what = ("the revision would remove every schedule" if had else
+                        "no schedule matches --selector" if snapshot.schedules else "the directory holds no schedule")
                 self.status.problems = ()
-                self.status.error = "refused: the revision would remove every schedule (use --allow-empty)"
+                self.status.error = f"refused: {what} (use --allow-empty)"
                 self.log("revision.refused", revision=snapshot.revision, reason=self.status.error)
                 return False
             the_plan = plan(SpecsOf(desired), SpecsOf(self.applied), desired_hashes=hashes,
@@ -246,14 +253,20 @@ class Reconciler:
 
     def watch(self, stop: threading.Event) -> None:
         """React to file events within milliseconds; rescan everything every `rescan` anyway,
-        since an inotify queue overflow is dropped silently."""
+        since an inotify queue overflow is dropped silently. While the directory does not exist
+        (git-sync has not cloned yet), wait for it."""
         from watchfiles import watch
 
         rescan_ms = max(100, int(self.options.rescan.total_seconds() * 1000))
         last_full = time.monotonic()
         while not stop.is_set():
+            if not self.source.available():
+                self._wait_for_directory(stop)
+                last_full = time.monotonic()
+                continue
+            paths = self.source.watch_paths
             try:
-                for changes in watch(*self.source.watch_paths, step=5, debounce=50, rust_timeout=rescan_ms,
+                for changes in watch(*paths, step=5, debounce=50, rust_timeout=rescan_ms,
                                      yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
                     full = not changes or time.monotonic() - last_full >= self.options.rescan.total_seconds()
                     try:
@@ -264,13 +277,47 @@ class Reconciler:
                             last_full = time.monotonic()
                         self.reconcile(snapshot)
                     except PathError as e:
-                        self._fail(str(e))
+                        if self.source.available():
+                            self._fail(str(e))
                     except Exception as e:  # a bug must not stop what runs: keep it, say so, rescan
                         self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                         self.source.forget()
-            except FileNotFoundError as e:  # the watched directory itself went away
-                self._fail(f"{self.source.watch_path}: {e}")
-                stop.wait(1.0)
+                    if self.source.watch_paths != paths or not self.source.available():
+                        break  # a link appeared or the directory went away: watch what is there now
+            except FileNotFoundError:  # the watched directory itself went away
+                pass
+
+    def _wait_for_directory(self, stop: threading.Event) -> None:
+        """Until the directory exists: say so at once and then every WAITING_LOG_EVERY, watch its
+        deepest existing ancestor (not recursively) for the next part of the path, and load the
+        directory the moment it resolves."""
+        from watchfiles import watch
+
+        directory = str(self.source.directory)
+        message = f"waiting for {directory} to appear (git-sync's first clone?)"
+        with self._lock:
+            self.status.error = message
+        self.log("source.waiting", directory=directory, ready=self.status.ready)
+        logged = time.monotonic()
+        self.source.loader.validator.is_valid({})  # compile it now, not when the first clone lands
+        while not stop.is_set() and not self.source.available():
+            ancestor = self.source.waiting_path()
+            try:
+                for _ in watch(ancestor, step=5, debounce=20, rust_timeout=1000, yield_on_timeout=True,
+                               stop_event=stop, raise_interrupt=False, recursive=False):
+                    if self.source.available() or self.source.waiting_path() != ancestor:
+                        break
+                    if time.monotonic() - logged >= WAITING_LOG_EVERY:
+                        self.log("source.waiting", directory=directory, ready=self.status.ready)
+                        logged = time.monotonic()
+            except FileNotFoundError:  # the ancestor went away too: look again
+                stop.wait(0.05)
+        if stop.is_set():
+            return
+        try:
+            self.reconcile(self.source.full(self.clock()))
+        except PathError as e:  # gone again already; the loop waits again
+            self._fail(str(e))
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
@@ -315,6 +362,9 @@ def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: t
         reconciler.stop()
         log("reconciler.stopped")
     return 0
+
+
+WAITING_LOG_EVERY = 30.0  # seconds between "still waiting for the directory" lines
 
 
 class ListenError(Exception):

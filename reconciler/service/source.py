@@ -158,6 +158,25 @@ class DirectorySource:
         """What to watch: the link's parent under git-sync, else the directory itself."""
         return self.link.parent if self.link is not None else self.directory
 
+    def refresh(self) -> None:
+        """Look for the link again: git-sync creates it after its first clone, which is often
+        after we start, and a link found once must be followed however it came to exist."""
+        self.link = find_link(self.directory)
+
+    def available(self) -> bool:
+        """Does the directory (through its link, if any) exist now?"""
+        self.refresh()
+        return os.path.isdir(self.directory)
+
+    def waiting_path(self) -> Path:
+        """The deepest existing ancestor of a missing directory: watched, not recursively, for
+        the next part of the path (git-sync's link, typically) to appear."""
+        path = Path(os.path.abspath(self.directory))
+        for parent in path.parents:
+            if parent.is_dir():
+                return parent
+        return Path(path.anchor)
+
     @property
     def watch_paths(self) -> list[Path]:
         """The watch path, and the git dir when the directory lies in a git work tree: a commit
@@ -184,6 +203,7 @@ class DirectorySource:
             return self._full(now)
 
     def _full(self, now: datetime) -> Snapshot:
+        self.refresh()
         for _ in range(5):
             target = self.resolve()
             files = self._read_tree(target, now)
@@ -201,6 +221,7 @@ class DirectorySource:
 
     def changed(self, paths: Iterable[str], now: datetime) -> Snapshot:
         """Re-read only the files named by watch events (a plain directory, same target)."""
+        self.refresh()
         target = self.resolve()
         if self._target is None or target != self._target or self.link is not None:
             return self.full(now)
