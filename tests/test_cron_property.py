@@ -32,7 +32,9 @@ def fields(draw: st.DrawFn, name: str) -> Field:
     atoms = []
     for _ in range(draw(st.integers(1, 3))):
         a = draw(st.integers(lo, hi))
-        if draw(st.booleans()):
+        if name == "dow" and a > 0 and draw(st.integers(0, 4)) == 0:
+            atoms.append((a, 0, 1, True))  # `mon-0`: cronie runs it to Sunday
+        elif draw(st.booleans()):
             b = draw(st.integers(a, hi))
             atoms.append((a, b, draw(st.sampled_from([1, 1, 2, 3])), True))
         else:
@@ -40,14 +42,23 @@ def fields(draw: st.DrawFn, name: str) -> Field:
     return ("list", atoms)
 
 
-def render(f: Field) -> str:
+NAMES = {"month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+         "dow": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]}
+
+
+def render(f: Field, name: str, spell: bool) -> str:
     kind, body = f
     if kind == "star":
         return "*" if body == 1 else f"*/{body}"
     assert isinstance(body, list)
+
+    def text(v: int) -> str:  # 7 has no name: cronie reads "sun" as 0
+        words = NAMES.get(name)
+        return words[v - BOUNDS[name][0]] if spell and words and v - BOUNDS[name][0] < len(words) else str(v)
+
     parts = []
     for a, b, step, as_range in body:
-        parts.append((f"{a}-{b}" + (f"/{step}" if step != 1 else "")) if as_range else str(a))
+        parts.append((f"{text(a)}-{text(b)}" + (f"/{step}" if step != 1 else "")) if as_range else text(a))
     return ",".join(parts)
 
 
@@ -60,7 +71,9 @@ def values(f: Field, name: str) -> set[int]:
         out = set(range(lo, top + 1, body))
     else:
         assert isinstance(body, list)
-        out = {v for a, b, step, _ in body for v in range(a, b + 1, step)}
+        # cronie's get_range: in day-of-week, `x-0` with x > 0 runs to 7 (Sunday).
+        out = {v for a, b, step, _ in body
+               for v in range(a, (7 if name == "dow" and a > b == 0 else b) + 1, step)}
     if name == "dow" and 7 in out:
         out = (out - {7}) | {0}
     return out
@@ -128,7 +141,8 @@ def starts(draw: st.DrawFn, zone: str) -> datetime:
 @given(data=st.data())
 def test_fire_times_agree_with_a_minute_by_minute_reference(data: st.DataObject) -> None:
     f = {n: data.draw(fields(n), label=n) for n in ("minute", "hour", "dom", "month", "dow")}
-    expr = " ".join(render(f[n]) for n in ("minute", "hour", "dom", "month", "dow"))
+    spell = {n: data.draw(st.booleans(), label=f"{n} as names") for n in ("month", "dow")}
+    expr = " ".join(render(f[n], n, spell.get(n, False)) for n in ("minute", "hour", "dom", "month", "dow"))
     zone = data.draw(st.sampled_from(ZONES), label="zone")
     tz = ZoneInfo(zone)
     after = data.draw(starts(zone), label="after")

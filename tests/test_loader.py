@@ -166,3 +166,34 @@ def test_rebuilding_many_stored_specs_compiles_the_schema_validators_once(monkey
     built = [build_from_spec(spec, "ledger:x", loader, NOW) for spec in specs]
     assert all(b is not None for b in built)
     assert len(compiled) == 1
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("America/New_Yrok", "America/New_York"),
+    ("Europe/Berln", "Europe/Berlin"),
+    ("europe/berlin", "Europe/Berlin"),
+    (" UTC", "UTC"),
+    ("Berlin", "Europe/Berlin"),
+    ("New York", "America/New_York"),
+])
+def test_a_misspelt_time_zone_gets_a_did_you_mean(written: str, meant: str) -> None:
+    found = problems(HEAD + f'schedule: {{cron: "0 2 * * *", timezone: "{written}"}}\n')
+    assert [m for *_, m in found] == [f"unknown time zone {written!r} (did you mean {meant!r}?)"]
+
+
+def test_a_time_zone_like_nothing_known_gets_the_general_advice() -> None:
+    found = problems(HEAD + 'schedule: {cron: "0 2 * * *", timezone: Mars/Olympus}\n')
+    assert [m for *_, m in found] == [
+        "unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Berlin or UTC"]
+
+
+def test_a_refused_zone_file_is_never_suggested() -> None:
+    found = problems(HEAD + 'schedule: {cron: "0 2 * * *", timezone: localtim}\n')
+    assert "localtime" not in found[0][3]
+
+
+@pytest.mark.parametrize("written", ["GMT+1", "Etc/UTC+2", "Pacific Time"])
+def test_an_offset_or_a_loose_likeness_is_not_guessed_as_a_zone(written: str) -> None:
+    found = problems(HEAD + f'schedule: {{cron: "0 2 * * *", timezone: "{written}"}}\n')
+    assert [m for *_, m in found] == [
+        f"unknown time zone {written!r}: use an IANA name such as Europe/Berlin or UTC"]

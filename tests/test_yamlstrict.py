@@ -145,3 +145,36 @@ def test_locations_point_at_values_and_keys() -> None:
     assert d.locations[("a", "b", 1, "c")] == (2, 14)
     assert d.key_locations[("a", "b")] == (2, 3)
     assert d.location(("a", "b", 0, "missing")) == (2, 7)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: a\nschedule:\n  cron: * * * * *\n",
+     "YAML syntax error: an unquoted value cannot start with '*' (YAML reads it as an alias): "
+     "quote the expression: cron: \"* * * * *\""),
+    ("name: a\nschedule:\n  cron: */5 8-18 * * mon-fri\n",
+     "YAML syntax error: an unquoted value cannot start with '*' (YAML reads it as an alias): "
+     "quote the expression: cron: \"*/5 8-18 * * mon-fri\""),
+    ("name: a\nschedule: {cron: * * * * *}\n",
+     "YAML syntax error: an unquoted value cannot start with '*' (YAML reads it as an alias): "
+     "quote the expression, e.g. cron: \"* * * * *\""),
+])
+def test_an_unquoted_cron_expression_is_told_to_be_quoted(text: str, message: str) -> None:
+    _, problems = load(text)
+    assert [m for *_, m in problems] == [message]
+    assert problems[0][0] == text.count("\n")
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("name: a\nschedule:\n\tcron: '0 2 * * *'\n", (3, 1)),
+    ("name: a\nschedule:\n  \tcron: '0 2 * * *'\n", (3, 3)),
+    ("run:\n  command:\n\t- x\n", (3, 1)),
+    ("description: a\n\tb\nname: x\n", (2, 1)),
+])
+def test_a_tab_in_the_indentation_says_tabs_cannot_indent_yaml(text: str, where: tuple[int, int]) -> None:
+    _, problems = load(text)
+    assert problems == [(*where, "YAML syntax error: tabs cannot indent YAML: indent with spaces")]
+
+
+def test_other_syntax_errors_keep_libyaml_s_words() -> None:
+    _, problems = load("a: [1, 2\nb: 3\n")
+    assert problems[0][2].startswith("YAML syntax error: while parsing a flow sequence")

@@ -228,13 +228,11 @@ def _bits(values: set[int]) -> int:
     return out
 
 
-def _value(token: str, name: str, low: int, high: int, names: dict[str, int] | None, *, end: bool) -> int:
+def _value(token: str, name: str, low: int, high: int, names: dict[str, int] | None) -> int:
     if _NUMBER.match(token):
         n = int(token)
     elif _ATOM.match(token) and names is not None and token.lower() in names:
         n = names[token.lower()]
-        if end and names is _DAYS and n == 0:
-            n = 7  # `fri-sun`: Sunday closes a range as 7
     elif _ATOM.match(token):
         hint = {
             "l": "'L' (last day) is not supported by cron: run on 28-31 and let the job check the date",
@@ -250,6 +248,22 @@ def _value(token: str, name: str, low: int, high: int, names: dict[str, int] | N
     if not low <= n <= high:
         raise CronError(f"{name} field: {n} is out of range {low}-{high}")
     return n
+
+
+def _unwrapped(a: str, b: str, lo: int, hi: int, low: int, high: int, names: dict[str, int] | None,
+               *, stepped: bool) -> str:
+    """What to write for a reversed range: cron never wraps past the end of a field."""
+    if stepped:
+        return "cron ranges do not wrap: write a list"
+    top, bottom = (6 if high == 7 else high), low
+    spell = {v: k for k, v in (names or {}).items()}
+
+    def like(token: str, n: int) -> str:  # each bound spelt as the user spelt its partner
+        return str(n) if _NUMBER.match(token) else spell[n]
+
+    first = a if lo >= top else f"{a}-{like(a, top)}"  # 7 is Sunday, past Saturday
+    second = b if hi == bottom else f"{like(b, bottom)}-{b}"
+    return f"cron ranges do not wrap: write '{first},{second}' for {a} through {b}, or '{b}-{a}'"
 
 
 def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int] | None) -> set[int]:
@@ -274,12 +288,22 @@ def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int
             lo, hi = low, (6 if high == 7 else high)
         elif "-" in base:
             a, _, b = base.partition("-")
-            lo = _value(a, name, low, high, names, end=False)
-            hi = _value(b, name, low, high, names, end=True)
+            lo = _value(a, name, low, high, names)
+            hi = _value(b, name, low, high, names)
+            if lo > hi == 0 and names is _DAYS:
+                # cronie (get_range in entry.c): a high end of 0 below the low end means "to
+                # Sunday" (`mon-0`, `fri-sun`); cronie looks for it only when no step follows.
+                if slash:
+                    raise CronError(
+                        f"{name} field: the step is read before 0 closes the range on Sunday, so "
+                        f"{element!r} matches no day: write '{a}-7/{step_text}'"
+                    )
+                hi = 7
             if lo > hi:
-                raise CronError(f"{name} field: range {base!r} is reversed; write {b}-{a} or a list")
+                raise CronError(f"{name} field: range {element!r} is reversed; "
+                                + _unwrapped(a, b, lo, hi, low, high, names, stepped=bool(slash)))
         else:
-            lo = hi = _value(base, name, low, high, names, end=False)
+            lo = hi = _value(base, name, low, high, names)
             if slash:
                 raise CronError(
                     f"{name} field: a step needs a range: write '{base}-{high}/{step}' "

@@ -6,15 +6,16 @@ document becomes a Schedule only when it has no error at all.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reconciler.core import cron
 from reconciler.core.durations import DurationError, parse_duration
@@ -206,6 +207,34 @@ def zone(name: str) -> ZoneInfo | None:
         return None
 
 
+@cache
+def _zone_names() -> tuple[dict[str, str], dict[str, str]]:
+    """Known zones by lower-case name, and by lower-case last part ("berlin"); built once, on the
+    first unknown zone, since listing them walks the zone files."""
+    names = sorted((n for n in available_timezones() if n.lower() not in ("localtime", "posixrules")),
+                   key=lambda n: (n.count("/"), n))
+    cities: dict[str, str] = {}
+    for n in names:  # a city in two zones (a link): the shallower name wins
+        cities.setdefault(n.rsplit("/", 1)[-1].lower(), n)
+    return {n.lower(): n for n in names}, cities
+
+
+@lru_cache(maxsize=256)
+def zone_suggestion(name: str) -> str | None:
+    """The zone a misspelt name most likely means: 'America/New_Yrok' -> 'America/New_York'."""
+    names, cities = _zone_names()
+    key = name.strip().lower().replace(" ", "_")
+    # An offset is never guessed: Etc/GMT+1 is UTC-1, and GMT+1 is one edit from GMT+0.
+    fuzzy = not any(ch.isdigit() for ch in key)
+    for table in (names, cities) if fuzzy and "/" not in key else (names,):
+        if key in table:
+            return table[key]
+        close = difflib.get_close_matches(key, table, n=1, cutoff=0.8) if fuzzy else []
+        if close:
+            return table[close[0]]
+    return None
+
+
 @lru_cache(maxsize=16384)
 def _cron(expression: str) -> cron.CronExpr | str:
     try:
@@ -294,7 +323,9 @@ def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
     if isinstance(tzname, str):
         found = zone(tzname)
         if found is None:
-            c.add((*ptr, "timezone"), f"unknown time zone {tzname!r}: use an IANA name such as Europe/Berlin or UTC")
+            meant = zone_suggestion(tzname)
+            hint = f" (did you mean {meant!r}?)" if meant else ": use an IANA name such as Europe/Berlin or UTC"
+            c.add((*ptr, "timezone"), f"unknown time zone {tzname!r}{hint}")
         else:
             tz = found
     expr = sched.get("cron")

@@ -60,15 +60,17 @@ class SchemaValidator:
     def problems(self, doc: Document, path: str) -> list[Problem]:
         if self.is_valid(doc.value):
             return []
-        out = [self._problem(e, doc, path) for e in _leaf_errors(self._full.iter_errors(doc.value))]
-        out.sort(key=lambda p: (p.line, p.column))
-        return out
+        # jsonschema gives one `required` error per missing key, and each names them all: keep one each.
+        found: dict[tuple[JsonPath, str], Problem] = {}
+        for e in _leaf_errors(self._full.iter_errors(doc.value)):
+            for p in self._problems(e, doc, path):
+                found.setdefault((p.pointer, p.message), p)
+        return sorted(found.values(), key=lambda p: (p.line, p.column))
 
-    def _problem(self, error: Any, doc: Document, path: str) -> Problem:
-        ptr: JsonPath = tuple(error.absolute_path)
-        message, ptr, on_key = _message(error, ptr)
-        line, col = doc.location(ptr, key=on_key)
-        return Problem(path, line, col, ptr, message, document=doc.index)
+    def _problems(self, error: Any, doc: Document, path: str) -> Iterator[Problem]:
+        for message, ptr, on_key in _messages(error, tuple(error.absolute_path)):
+            line, col = doc.location(ptr, key=on_key)
+            yield Problem(path, line, col, ptr, message, document=doc.index)
 
 
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
@@ -98,6 +100,23 @@ def _choices(names: list[str]) -> str:
     return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
 
 
+def _messages(error: Any, ptr: JsonPath) -> list[tuple[str, JsonPath, bool]]:
+    """One message per field named by the error: each missing field, each unknown key."""
+    v, value, sub = error.validator, error.instance, error.schema
+    if v == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        out = []
+        for key in (k for k in value if k not in sub.get("properties", {})):
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; expected one of: {', '.join(allowed)}"
+            out.append((f"unknown field '{key}'{hint}", (*ptr, key), True))
+        return out
+    if v == "required":
+        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
+        return [(f"required field '{k}' is missing", ptr, True) for k in missing]
+    return [_message(error, ptr)]
+
+
 def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
     """A message that says what to write, the pointer to report, and whether the key's line fits."""
     v, value, sub = error.validator, error.instance, error.schema
@@ -106,16 +125,6 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
         if present:
             return f"{_choices(present).replace(' or ', ' and ')} cannot be used together: choose one", ptr, True
         return f"one of {_choices(keys)} is required", ptr, True
-    if v == "additionalProperties":
-        allowed = sorted(sub.get("properties", {}))
-        extra = [k for k in value if k not in sub.get("properties", {})]
-        key = extra[0]
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else f"; expected one of: {', '.join(allowed)}"
-        return f"unknown field '{key}'{hint}", (*ptr, key), True
-    if v == "required":
-        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
-        return f"required field '{missing[0]}' is missing", ptr, True
     if v == "type":
         want = error.validator_value
         if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:

@@ -202,13 +202,32 @@ def _read(text: str, path: str, *, track: bool) -> tuple[list[Document], list[Pr
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = " ".join(s for s in (e.context, e.problem) if s)
+        what = _syntax_hint(text, e) or " ".join(s for s in (e.context, e.problem) if s)
         return docs, [*problems, Problem(path, line, col, (), f"YAML syntax error: {what}", document=len(docs))]
     except yaml.YAMLError as e:  # pragma: no cover - libyaml reports marks for all we know of
         return docs, [Problem(path, 1, 1, (), f"YAML error: {e}")]
     finally:
         loader.dispose()
     return docs, problems
+
+
+_QUOTABLE = re.compile(r"\s*(?:- )?([\w.-]+):[ \t]+(\*[^\"#]*?)[ \t]*\Z")
+
+
+def _syntax_hint(text: str, error: yaml.MarkedYAMLError) -> str | None:
+    """Plain words for two slips libyaml words obscurely: a tab that indents, an unquoted `*`."""
+    mark = error.problem_mark
+    if mark is None or not 0 <= mark.index < len(text):
+        return None
+    start = mark.index - mark.column  # marks count characters, as str indexes do
+    if text[mark.index] == "\t" and not text[start:mark.index].strip(" \t"):
+        return "tabs cannot indent YAML: indent with spaces"
+    if error.context == "while scanning an alias":
+        prefix = "an unquoted value cannot start with '*' (YAML reads it as an alias): quote the expression"
+        line = text[start:].partition("\n")[0].rstrip("\r")
+        m = _QUOTABLE.match(line)
+        return f'{prefix}: {m[1]}: "{m[2]}"' if m else f'{prefix}, e.g. cron: "* * * * *"'
+    return None
 
 
 def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track: bool) -> Any:
