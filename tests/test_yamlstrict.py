@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from reconciler.core import yamlstrict
@@ -178,3 +180,69 @@ def test_a_tab_in_the_indentation_says_tabs_cannot_indent_yaml(text: str, where:
 def test_other_syntax_errors_keep_libyaml_s_words() -> None:
     _, problems = load("a: [1, 2\nb: 3\n")
     assert problems[0][2].startswith("YAML syntax error: while parsing a flow sequence")
+
+
+def test_libyamls_own_nesting_limit_never_speaks_before_ours() -> None:
+    # PyYAML 6.0.3+ bundles a libyaml that looks ahead and stops at 1,000 flow levels.
+    _, problems = load("name: x\n---\n# deep\na: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problems == [(4, 68, "nesting deeper than 64 levels")]
+
+
+def test_nesting_beyond_libyamls_limit_is_still_our_problem_at_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yamlstrict, "MAX_DEPTH", 5000)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # the reader recurses once per level
+    try:
+        _, problems = load("a: 1\nb: " + "[" * 3000 + "]" * 3000 + "\n")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [(line, message) for line, _, message in problems] == [(2, "nesting deeper than 5000 levels")]
+
+
+@pytest.mark.parametrize(("char", "name"), [("\u2028", "U+2028 (LINE SEPARATOR)"),
+                                            ("\u2029", "U+2029 (PARAGRAPH SEPARATOR)"),
+                                            ("\x85", "U+0085 (NEL (next line))")])
+def test_a_line_break_only_libyaml_sees_is_rejected_where_it_stands(char: str, name: str) -> None:
+    # An editor shows one line with a comment; libyaml would read a second line with a live key.
+    values, problems = load(f"name: x\nrun:\n  command: [x] # c{char}  workdir: /\n")
+    assert values == []
+    assert len(problems) == 1
+    line, col, message = problems[0]
+    assert (line, col) == (3, 19)
+    assert message.startswith(f"character {name} is not allowed")
+
+
+@pytest.mark.parametrize(("char", "code"), [("\x01", "U+0001"), ("\x07", "U+0007"), ("\x0b", "U+000B"),
+                                            ("\x0c", "U+000C"), ("\x1b", "U+001B"), ("\x7f", "U+007F"),
+                                            ("\x80", "U+0080"), ("\x9f", "U+009F")])
+def test_a_control_character_is_reported_at_its_line_and_column(char: str, code: str) -> None:
+    _, problems = load(f"name: x\r\ndescription: 'ab{char}'\n")
+    assert problems == [(2, 17, f"control character {code} is not allowed; write \\u{code[2:].lower()} "
+                                "in a double-quoted string if you mean it")]
+
+
+@pytest.mark.parametrize("char", ["\ufffe", "\uffff"])
+def test_a_non_character_is_reported_at_its_line_and_column(char: str) -> None:
+    _, problems = load(f"a: 1\n\nb: x{char}\n")
+    assert [(line, col) for line, col, _ in problems] == [(3, 5)]
+    assert problems[0][2].startswith(f"non-character U+{ord(char):04X} is not allowed")
+
+
+def test_lines_are_counted_as_libyaml_counts_them_with_lone_carriage_returns() -> None:
+    _, problems = load("a: 1\rb: 2\r\nc: \x07\n")
+    assert [(line, col) for line, col, _ in problems] == [(3, 4)]
+
+
+def test_tabs_and_escaped_controls_in_double_quotes_are_fine() -> None:
+    assert load('a: "x\\u2028y\\ab"\nb:\t1\n') == ([{"a": "x\u2028y\x07b", "b": 1}], [])
+
+
+def test_empty_documents_count_toward_the_document_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yamlstrict, "MAX_DOCUMENTS", 3)
+    _, problems = load("---\n" * 5)
+    assert problems == [(4, 1, "more than 3 documents in one file")]
+
+
+def test_a_file_of_lone_document_markers_stops_at_the_default_limit() -> None:
+    _, problems = load("---\n" * 250_000)
+    assert problems == [(1001, 1, "more than 1000 documents in one file")]

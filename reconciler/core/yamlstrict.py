@@ -165,19 +165,61 @@ def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
         return None, [Problem(path, line, col, (), f"file is not valid UTF-8 (byte 0x{data[e.start]:02x})")]
 
 
+# What libyaml's reader refuses (it would report it at 1:1), and three characters it reads as
+# line breaks although YAML 1.2 and editors do not: NEL, U+2028 and U+2029 can hide a live key in
+# what an editor shows as a comment.
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_BREAKS = {"\x85": "NEL (next line)", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
+
+
+def _text_position(text: str, offset: int) -> Location:
+    """Line and column of a character as libyaml counts them (\n, \r\n and \r end a line)."""
+    line = text.count("\n", 0, offset) + text.count("\r", 0, offset) - text.count("\r\n", 0, offset) + 1
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    return line, offset - start + 1
+
+
+def _bad_character(text: str, path: str) -> Problem | None:
+    found = _BAD_CHARS.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    code = f"U+{ord(char):04X}"
+    escape = f"\\u{ord(char):04x}"
+    if char in _BREAKS:
+        message = (f"character {code} ({_BREAKS[char]}) is not allowed: YAML 1.1 reads it as a line break and "
+                   f"editors do not, so it can hide text; write {escape} in a double-quoted string if you mean it")
+    else:
+        kind = "non-character" if char in "\ufffe\uffff" else "control character"
+        message = f"{kind} {code} is not allowed; write {escape} in a double-quoted string if you mean it"
+    return Problem(path, *_text_position(text, found.start()), (), message)
+
+
 def load_documents(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     """All non-empty documents of a stream, or the first problem that stops the reading."""
+    bad = _bad_character(text, path)
+    if bad is not None:
+        return [], [bad]
     try:
         return _read(text, path, track=False)
     except _Untracked:
         return _read(text, path, track=True)
 
 
-def _read(text: str, path: str, *, track: bool) -> tuple[list[Document], list[Problem]]:
+def _nested_too_deep(text: str, path: str, mark: Any) -> tuple[list[Document], list[Problem]]:
+    docs, problems = _read(text[:mark.index], path, track=True, truncated=True)
+    ours = f"nesting deeper than {MAX_DEPTH} levels"
+    if problems and problems[-1].message == ours:
+        return docs, problems
+    return docs, [*problems[:-1], Problem(path, mark.line + 1, mark.column + 1, (), ours, document=len(docs))]
+
+
+def _read(text: str, path: str, *, track: bool, truncated: bool = False) -> tuple[list[Document], list[Problem]]:
     docs: list[Document] = []
     problems: list[Problem] = []
     stream = None if track else _Stream(text, path)
     loader = _Loader(text)
+    count = 0  # documents, empty ones too: 262,000 lone `---` lines are work as well
     try:
         get = loader.get_event
         event = get()  # StreamStart
@@ -186,8 +228,9 @@ def _read(text: str, path: str, *, track: bool) -> tuple[list[Document], list[Pr
             if isinstance(event, yaml.StreamEndEvent) or event is None:
                 break
             # DocumentStart
-            if len(docs) >= MAX_DOCUMENTS:
+            if count >= MAX_DOCUMENTS:
                 raise _Reject(f"more than {MAX_DOCUMENTS} documents in one file", *_mark(event))
+            count += 1
             event = get()
             doc = Document(index=len(docs), value=None, line=_mark(event)[0], stream=stream)
             doc.value = _node(get, event, (), doc, 0, track)
@@ -200,6 +243,10 @@ def _read(text: str, path: str, *, track: bool) -> tuple[list[Document], list[Pr
             raise _Untracked from r
         return docs, [*problems, Problem(path, r.line, r.column, r.pointer, r.message, document=len(docs))]
     except yaml.MarkedYAMLError as e:
+        if "maximum nesting depth" in (e.problem or "") and e.problem_mark is not None and not truncated:
+            # libyaml (from PyYAML 6.0.3) looks ahead and stops at 1,000 flow levels before our
+            # check sees level 65: read up to that point again, so our check is the one that speaks.
+            return _nested_too_deep(text, path, e.problem_mark)
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = _syntax_hint(text, e) or " ".join(s for s in (e.context, e.problem) if s)
