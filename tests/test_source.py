@@ -147,3 +147,15 @@ def test_a_configmap_volume_is_read_through_its_links_and_its_hidden_data_direct
     (tmp_path / "backup.yaml").symlink_to("..data/backup.yaml")
     snap = DirectorySource(tmp_path).full(NOW)
     assert {n: s.source.path for n, s in snap.schedules.items()} == {"backup": f"{tmp_path}/backup.yaml"}
+
+
+def test_a_committed_file_whose_name_is_not_utf8_gives_the_commit_as_revision(tmp_path: Path) -> None:
+    from tests.harness import commit_all, init_repo
+
+    init_repo(tmp_path)
+    with open(os.fsencode(tmp_path) + b"/caf\xe9.yaml", "w") as fh:
+        fh.write(doc("latin1"))
+    commit = commit_all(tmp_path, "a name that is not UTF-8")
+    snap = DirectorySource(tmp_path).full(NOW)
+    assert snap.revision == commit  # not "+dirty": git's name and the directory's are the same bytes
+    assert snap.schedules["latin1"].source.path == f"{tmp_path}/caf\\xe9.yaml"

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TextIO
 
 from reconciler.core.loader import Loader, LoadResult, PathError
-from reconciler.core.problems import Problem
+from reconciler.core.problems import Problem, display_path, printable
 from reconciler.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 FORMATS = ("text", "json", "github")
@@ -25,7 +25,7 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
         raise UsageError(str(e)) from e
     problems = list(result.problems)
     if not result.files:
-        problems.append(Problem(", ".join(map(str, paths or ["schedules"])), 1, 1, (),
+        problems.append(Problem(display_path(", ".join(map(str, paths or ["schedules"]))), 1, 1, (),
                                 "no *.yaml or *.yml files found"))
     errors = sum(p.severity == "error" for p in problems)
     if fmt == "json":
@@ -75,5 +75,6 @@ def _escape_property(s: str) -> str:
 def github_line(p: Problem) -> str:
     """A GitHub Actions workflow command, so the problem shows inline in the pull request."""
     kind = "error" if p.severity == "error" else "warning"
-    props = f"file={_escape_property(p.path)},line={p.line},col={p.column},title={_escape_property(p.jsonpath)}"
-    return f"::{kind} {props}::{_escape_data(p.message)}"
+    props = (f"file={_escape_property(printable(p.path))},line={p.line},col={p.column},"
+             f"title={_escape_property(p.jsonpath)}")
+    return f"::{kind} {props}::{_escape_data(printable(p.message))}"

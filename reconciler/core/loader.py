@@ -30,7 +30,7 @@ from reconciler.core.model import (
     Source,
     spec_hash,
 )
-from reconciler.core.problems import JsonPath, Problem, has_errors
+from reconciler.core.problems import JsonPath, Problem, display_path, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.timing import EPOCH, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
@@ -76,6 +76,7 @@ class Loader:
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only."""
+        path = display_path(path)  # it names the file in messages, records, the ledger and the API
         text, problems = decode(data, path)
         if text is None:
             return FileResult(path, (), tuple(problems))

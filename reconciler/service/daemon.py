@@ -256,6 +256,7 @@ class Reconciler:
         since an inotify queue overflow is dropped silently. While the directory does not exist
         (git-sync has not cloned yet), wait for it."""
         from watchfiles import watch
+        from watchfiles._rust_notify import WatchfilesRustInternalError
 
         rescan_ms = max(100, int(self.options.rescan.total_seconds() * 1000))
         last_full = time.monotonic()
@@ -286,6 +287,19 @@ class Reconciler:
                         break  # a link appeared or the directory went away: watch what is there now
             except FileNotFoundError:  # the watched directory itself went away
                 pass
+            except WatchfilesRustInternalError as e:
+                # watchfiles cannot name a path whose bytes are not UTF-8 and drops the whole
+                # batch: watch again, and read everything now, or the batch waits for the rescan.
+                self.log("watch.restarted", reason=str(e))
+                try:
+                    self.reconcile(self.source.full(self.clock()))
+                    last_full = time.monotonic()
+                except PathError as err:
+                    if self.source.available():
+                        self._fail(str(err))
+                except Exception as err:  # as above: keep what runs, say so
+                    self._fail(f"internal error: {type(err).__name__}: {err}", traceback.format_exc())
+                    self.source.forget()
 
     def _wait_for_directory(self, stop: threading.Event) -> None:
         """Until the directory exists: say so at once and then every WAITING_LOG_EVERY, watch its

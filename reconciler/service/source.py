@@ -25,7 +25,7 @@ from typing import Any
 
 from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems, list_tree
 from reconciler.core.model import Schedule, spec_hash
-from reconciler.core.problems import Problem
+from reconciler.core.problems import Problem, display_path
 from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -113,7 +113,8 @@ _MOD = 2 ** 256
 
 
 def _file_hash(rel: str, digest: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{rel}\0{digest}".encode()).digest(), "big")
+    # A name's bytes as on disk (and as git stores them), also where they are not UTF-8.
+    return int.from_bytes(hashlib.sha256(os.fsencode(rel) + b"\0" + digest.encode()).digest(), "big")
 
 
 @contextmanager
@@ -304,7 +305,8 @@ class GitView:
     def find(cls, target: Path) -> GitView | None:
         try:
             out = subprocess.run(["git", "-C", str(target), "rev-parse", "--absolute-git-dir", "--git-common-dir",
-                                  "--show-prefix"], capture_output=True, text=True, timeout=10, check=False)
+                                  "--show-prefix"], capture_output=True, text=True, errors="surrogateescape",
+                                 timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         lines = out.stdout.splitlines()
@@ -347,7 +349,8 @@ class GitView:
         for entry in out.stdout.split(b"\0"):
             if not entry:
                 continue
-            meta, path = entry.decode().split("\t", 1)
+            raw_meta, raw_path = entry.split(b"\t", 1)
+            meta, path = raw_meta.decode(), os.fsdecode(raw_path)  # named as os.scandir names it
             _, kind, sha = meta.split()
             rel = path[len(self.prefix):] if path.startswith(self.prefix) else path
             if kind == "blob" and _wanted(rel):
@@ -450,7 +453,7 @@ class _Helper:
                 if data is not None:
                     yield rel, source._result(rel, data, now)
                 continue
-            path = f"{source.directory}/{rel}"
+            path = display_path(f"{source.directory}/{rel}")
             schedules = tuple(build(Document(index, spec, line), path, digest)
                               for spec, line, index, digest in docs)
             yield rel, (digest, FileResult(path, schedules, ()))

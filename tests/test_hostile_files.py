@@ -1,0 +1,83 @@
+"""Hostile file names and files, through the real `reconciler` command and daemon: nothing they
+hold can stop the process, forge a line of output or leak what lies outside the directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import Daemon
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+GOOD = "name: {name}\nschedule: {{cron: '0 2 * * *'}}\nrun: {{command: [/bin/true]}}\n"
+BAD = "name: bad\nschedule: {cron: '0 2 * *'}\nrun: {command: [/bin/true]}\n"
+
+
+@pytest.fixture
+def started() -> Iterator[list[Daemon]]:
+    daemons: list[Daemon] = []
+    yield daemons
+    for d in daemons:
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def test_a_file_name_with_a_newline_cannot_forge_a_problem_line(reconciler: Run, tmp_path: Path) -> None:
+    (tmp_path / "a.yaml\nforged.yaml:1:1: $: all good.yaml").write_text(BAD)
+    r = reconciler("validate", str(tmp_path))
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines == [f"{tmp_path}/a.yaml\\nforged.yaml:1:1: $: all good.yaml:2:18: $.schedule.cron: "
+                     "4 fields given; cron has five (minute hour day-of-month month day-of-week)",
+                     "1 file, 0 schedules: 1 error in 1 file"]
+    r = reconciler("validate", "--format", "github", str(tmp_path))
+    assert len(r.stdout.splitlines()) == 2
+    assert r.stdout.startswith(f"::error file={tmp_path}/a.yaml\\nforged.yaml%3A1%3A1%3A $%3A all good.yaml,line=2,")
+
+
+@pytest.mark.parametrize("fmt", ["text", "github", "json"])
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_on_a_strict_utf8_stdout(
+        reconciler: Run, tmp_path: Path, fmt: str) -> None:
+    os.mkdir(os.fsencode(tmp_path / "d"))
+    with open(os.fsencode(tmp_path / "d") + b"/bad\xff.yaml", "w") as fh:
+        fh.write(BAD)
+    with open(os.fsencode(tmp_path / "d") + b"/good\xfe.yaml", "w") as fh:
+        fh.write(GOOD.format(name="good"))
+    r = reconciler("validate", "--format", fmt, str(tmp_path / "d"), env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    if fmt == "json":
+        assert [p["path"] for p in json.loads(r.stdout)["problems"]] == [f"{tmp_path}/d/bad\\xff.yaml"]
+    else:
+        assert f"{tmp_path}/d/bad\\xff.yaml" in r.stdout
+
+
+def test_the_daemon_applies_and_serves_a_valid_file_whose_name_is_not_utf8(
+        tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    with open(os.fsencode(sched) + b"/caf\xe9.yaml", "w") as fh:
+        fh.write(GOOD.format(name="latin1"))
+    d = Daemon(sched, tmp_path)
+    started.append(d)
+    applied = d.wait_event("revision.applied")
+    assert applied["add"] == 1, applied
+    base = f"http://{d.wait_event('http.listening')['address']}"
+    got = httpx.get(f"{base}/api/v1/schedules/latin1", timeout=10)
+    assert got.status_code == 200
+    assert got.json()["source"] == f"{sched}/caf\\xe9.yaml:1"
+    # A problem in such a file is reported, and the status that shows it still answers.
+    with open(os.fsencode(sched) + b"/bad\xff.yaml", "w") as fh:
+        fh.write(BAD)
+    d.wait_event("revision.rejected")
+    status = httpx.get(f"{base}/api/v1/status", timeout=10)
+    assert status.status_code == 200
+    assert [p["path"] for p in status.json()["attempted"]["problems"]] == [f"{sched}/bad\\xff.yaml"]
+    assert d.proc.poll() is None
+    assert d.stop() == 0
