@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,7 @@ def test_discovery_recurses_skips_hidden_entries_and_sorts(tmp_path: Path) -> No
     for rel in ["b.yaml", "a/c.yml", "a/d.txt", ".git/e.yaml", "a/.hidden.yaml", "z/.cache/f.yaml"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x: 1\n")
-    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path])] == ["a/c.yml", "b.yaml"]
+    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path]).files] == ["a/c.yml", "b.yaml"]
 
 
 def test_a_missing_path_is_an_error_never_zero_schedules(tmp_path: Path) -> None:
@@ -197,3 +199,48 @@ def test_an_offset_or_a_loose_likeness_is_not_guessed_as_a_zone(written: str) ->
     found = problems(HEAD + f'schedule: {{cron: "0 2 * * *", timezone: "{written}"}}\n')
     assert [m for *_, m in found] == [
         f"unknown time zone {written!r}: use an IANA name such as Europe/Berlin or UTC"]
+
+
+def test_a_fifo_named_like_a_schedule_is_skipped_with_a_warning_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(HEAD + 'schedule: {cron: "0 2 * * *"}\n')
+    os.mkfifo(tmp_path / "pipe.yaml")
+    result = Loader().load_paths([tmp_path], now=NOW)
+    assert result.valid
+    assert [p.format_text() for p in result.problems] == [
+        f"{tmp_path}/pipe.yaml:1:1: $: warning: a FIFO (named pipe), not a regular file: skipped"]
+
+
+def test_a_device_named_like_a_schedule_is_skipped_with_a_warning_naming_it(tmp_path: Path) -> None:
+    try:
+        os.mknod(tmp_path / "null.yaml", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    result = Loader().load_paths([tmp_path], now=NOW)
+    assert [(p.severity, p.message) for p in result.problems] == [
+        ("warning", "a character device, not a regular file: skipped")]
+
+
+def test_a_link_out_of_the_directory_is_refused_by_name_and_never_read(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-t0ken-value-that-must-never-be-echoed\n")
+    tree = tmp_path / "schedules"
+    tree.mkdir()
+    (tree / "out.yaml").symlink_to(secret)
+    (tree / "in.yaml").symlink_to("out.yaml")  # inside, but leads on out of the tree: refused too
+    result = Loader().load_paths([tree], now=NOW)
+    assert [p.format_text() for p in result.problems] == [
+        f"{tree}/{name}:1:1: $: a link to a path outside the directory being read: refused, it is not read"
+        for name in ("in.yaml", "out.yaml")]
+    named = Loader().load_paths([tree / "out.yaml"], now=NOW)  # named on its own: the same
+    assert [(p.path, p.severity) for p in named.problems] == [(f"{tree}/out.yaml", "error")]
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("s3cr3t-t0ken-value\n", "a string"),
+    ("'quoted s3cr3t'\n", "a string"),
+    ("123456789012\n", "a number"),
+    ("true\n", "true or false"),
+])
+def test_a_document_that_is_one_bare_value_is_named_by_its_kind_never_quoted(text: str, kind: str) -> None:
+    found = problems(text)
+    assert [(ln, m) for ln, _, _, m in found] == [(1, f"a schedule is a mapping of fields, got {kind}")]

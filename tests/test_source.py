@@ -100,20 +100,25 @@ def test_the_index_after_any_sequence_of_file_events_equals_a_fresh_read(
         assert {n: s.source for n, s in got.schedules.items()} == {n: s.source for n, s in fresh.schedules.items()}
 
 
-def test_a_fifo_named_like_a_schedule_never_blocks_a_read_and_is_ignored_like_any_odd_file(tmp_path: Path) -> None:
+def test_a_fifo_named_like_a_schedule_never_blocks_a_read_and_is_skipped_with_a_warning_naming_it(
+        tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(doc("a"))
     source = DirectorySource(tmp_path)
     source.full(NOW)
     os.mkfifo(tmp_path / "pipe.yaml")  # nobody ever writes to it: opening it to read would wait forever
-    done: list[object] = []
+    done: list[Any] = []
     worker = threading.Thread(target=lambda: done.append(source.changed([str(tmp_path / "pipe.yaml")], NOW)),
                               daemon=True)
     worker.start()
     worker.join(10)
     assert done, "changed() blocked on a FIFO"
+    skipped = [(f"{tmp_path}/pipe.yaml", 1, 1, "warning", "a FIFO (named pipe), not a regular file: skipped")]
+    assert [(p.path, p.line, p.column, p.severity, p.message) for p in done[0].problems] == skipped
     snap = source.full(NOW)
     assert set(snap.schedules) == {"a"}
-    assert snap.problems == ()
+    assert [(p.path, p.line, p.column, p.severity, p.message) for p in snap.problems] == skipped
+    (tmp_path / "pipe.yaml").unlink()
+    assert source.changed([str(tmp_path / "pipe.yaml")], NOW).problems == ()
 
 
 def test_a_huge_file_is_refused_without_being_read_into_memory(reconciler: Any, tmp_path: Path) -> None:
@@ -159,3 +164,68 @@ def test_a_committed_file_whose_name_is_not_utf8_gives_the_commit_as_revision(tm
     snap = DirectorySource(tmp_path).full(NOW)
     assert snap.revision == commit  # not "+dirty": git's name and the directory's are the same bytes
     assert snap.schedules["latin1"].source.path == f"{tmp_path}/caf\\xe9.yaml"
+
+
+def secret_outside(tmp_path: Path) -> Path:
+    secret = tmp_path / "outside" / "token"
+    secret.parent.mkdir()
+    secret.write_text("s3cr3t-t0ken-value-that-must-never-be-echoed\n")
+    return secret
+
+
+def test_a_link_out_of_the_tree_is_refused_in_a_full_read_and_in_an_incremental_one(tmp_path: Path) -> None:
+    secret = secret_outside(tmp_path)
+    tree = tmp_path / "schedules"
+    tree.mkdir()
+    (tree / "a.yaml").write_text(doc("a"))
+    (tree / "out.yaml").symlink_to(secret)
+    source = DirectorySource(tree)
+    snap = source.full(NOW)
+    refused = [(f"{tree}/out.yaml", "error", "a link to a path outside the directory being read: refused, it is "
+                                              "not read")]
+    assert [(p.path, p.severity, p.message) for p in snap.problems] == refused
+    (tree / "out.yaml").unlink()
+    assert source.changed([str(tree / "out.yaml")], NOW).problems == ()
+    (tree / "later.yml").symlink_to(secret)
+    snap = source.changed([str(tree / "later.yml")], NOW)
+    assert [(p.path, p.severity) for p in snap.problems] == [(f"{tree}/later.yml", "error")]
+    assert "s3cr3t" not in repr(snap)
+
+
+def test_a_directory_link_out_of_the_tree_is_refused_and_not_entered(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.yaml").write_text(doc("x"))
+    tree = tmp_path / "schedules"
+    tree.mkdir()
+    (tree / "a.yaml").write_text(doc("a"))
+    (tree / "team").symlink_to(outside)
+    snap = DirectorySource(tree).full(NOW)
+    assert set(snap.schedules) == {"a"}
+    assert [(p.path, p.severity) for p in snap.problems] == [(f"{tree}/team", "error")]
+
+
+def test_under_git_sync_the_worktree_is_the_tree_and_links_within_it_are_followed(tmp_path: Path) -> None:
+    root = tmp_path / "git"
+    worktree = root / ".worktrees" / ("c" * 40)
+    (worktree / ".lib").mkdir(parents=True)
+    (worktree / ".lib" / "shared.yaml").write_text(doc("shared"))
+    (worktree / "shared.yaml").symlink_to(".lib/shared.yaml")
+    (root / "stray.yaml").write_text(doc("stray"))
+    (worktree / "stray.yaml").symlink_to("../../stray.yaml")  # inside git-sync's root, outside the worktree
+    (root / "current").symlink_to(worktree)
+    snap = DirectorySource(root / "current").full(NOW)
+    assert {n: s.source.path for n, s in snap.schedules.items()} == {"shared": f"{root}/current/shared.yaml"}
+    assert [(p.path, p.severity) for p in snap.problems] == [(f"{root}/current/stray.yaml", "error")]
+
+
+def test_dangling_and_looping_links_named_like_schedules_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(doc("a"))
+    (tmp_path / "gone.yaml").symlink_to("nothing-here.yaml")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    snap = DirectorySource(tmp_path).full(NOW)
+    assert set(snap.schedules) == {"a"}
+    assert [(p.path, p.severity, p.message) for p in snap.problems] == [
+        (f"{tmp_path}/gone.yaml", "warning", "a link to nothing: skipped"),
+        (f"{tmp_path}/loop.yaml", "warning", "cannot be followed (Too many levels of symbolic links): skipped"),
+    ]

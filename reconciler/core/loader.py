@@ -6,15 +6,17 @@ document becomes a Schedule only when it has no error at all.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reconciler.core import cron
@@ -30,7 +32,7 @@ from reconciler.core.model import (
     Source,
     spec_hash,
 )
-from reconciler.core.problems import JsonPath, Problem, display_path, has_errors
+from reconciler.core.problems import JsonPath, Problem, Severity, display_path, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.timing import EPOCH, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
@@ -97,8 +99,9 @@ class Loader:
         """Every problem of one document: its shape, the schema, and the semantic checks."""
         if not isinstance(doc.value, dict):
             line, col = doc.location(())
-            kind = "a list" if isinstance(doc.value, list) else repr(doc.value)
-            return [Problem(path, line, col, (), f"a schedule is a mapping of fields, got {kind}",
+            # Named by its kind only: a document that is one bare value (a token behind a link,
+            # a pasted key) is never quoted.
+            return [Problem(path, line, col, (), f"a schedule is a mapping of fields, got {_kind(doc.value)}",
                             document=doc.index)]
         problems = self.validator.problems(doc, path)
         problems.extend(semantic_problems(doc, path, now))
@@ -107,14 +110,24 @@ class Loader:
     def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None, *,
                    build_records: bool = True) -> LoadResult:
         now = now or datetime.now(UTC)
+        found = discover(paths)
         results = []
-        for f in discover(paths):
+        for f in found.files:
             try:
                 data = read_capped(f)
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
             results.append(self.load_bytes(str(f), data, now, build_records=build_records))
-        return combine(results)
+        loaded = combine(results)
+        skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
+        return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((list, "a list"), (str, "a string"), (int, "a number"), (float, "a number"))
+    return next((name for t, name in kinds if isinstance(value, t)), "a value of another kind")
 
 
 def combine(results: Iterable[FileResult]) -> LoadResult:
@@ -144,30 +157,98 @@ def duplicate_problems(groups: Mapping[str, Sequence[Source]]) -> list[Problem]:
     return out
 
 
-def discover(paths: Sequence[str | Path]) -> list[Path]:
-    """Files named, and *.yaml/*.yml below directories named, skipping hidden entries (.git)."""
+class Skipped(NamedTuple):
+    """An entry named like a schedule that is not read, and why."""
+
+    rel: str
+    full: str
+    message: str
+    severity: Severity
+
+    def problem(self, path: str) -> Problem:
+        return Problem(path, 1, 1, (), self.message, self.severity)
+
+
+class Tree(NamedTuple):
+    files: list[tuple[str, str]]  # (relative path, full path), sorted
+    skipped: list[Skipped]
+
+
+class Found(NamedTuple):
+    files: list[Path]
+    skipped: list[Skipped]
+
+
+# A link out of the tree could make us read, and quote in a problem, any file the process can
+# read (`ln -s /var/run/secrets/.../token x.yaml`). Its target is not named either.
+OUTSIDE = "a link to a path outside the directory being read: refused, it is not read"
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root if root.endswith("/") else root + "/")
+
+
+def _not_a_file(mode: int) -> str:
+    kind = next((name for test, name in _KINDS if test(mode)), None)
+    return f"{kind}, not a regular file: skipped" if kind else "not a regular file: skipped"
+
+
+def odd_entry(path: str, root: str) -> tuple[str, Severity] | None:
+    """Why the file at `path` (below the resolved `root`) is not read as a schedule: a link out
+    of the tree (an error), or something that is not a regular file (a warning). None when it
+    is a regular file or a directory inside the tree, or when it is gone."""
+    if not _inside(os.path.realpath(path), root):
+        return OUTSIDE, "error"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return ("a link to nothing: skipped", "warning") if os.path.islink(path) else None
+    except OSError as e:  # a loop of links, say
+        return f"cannot be followed ({e.strerror}): skipped", "warning"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _not_a_file(mode), "warning"
+
+
+def discover(paths: Sequence[str | Path]) -> Found:
+    """Files named, and *.yaml/*.yml below directories named, skipping hidden entries (.git);
+    and what is named like a schedule but not read, with the reason."""
     out: list[Path] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(Path(full) for _, full in list_tree(p))
+            tree = list_tree(p)
+            out.extend(Path(full) for _, full in tree.files)
+            skipped.extend(tree.skipped)
         elif p.is_file():
-            out.append(p)
+            # A file named on its own is read in its directory: a link out of it is refused too.
+            odd = odd_entry(str(p), os.path.realpath(p.parent))
+            if odd is None:
+                out.append(p)
+            else:
+                skipped.append(Skipped(p.name, str(p), *odd))
         elif p.exists():
             raise PathError(f"{p}: not a regular file or directory")
         else:
             raise PathError(f"{p}: no such file or directory")
-    return out
+    return Found(out, skipped)
 
 
-def list_tree(target: str | Path) -> list[tuple[str, str]]:
-    """Schedule files below `target` as (relative path, full path), sorted.
+def list_tree(target: str | Path) -> Tree:
+    """Schedule files below `target` as (relative path, full path), sorted; and the entries named
+    like schedules that are not read (a FIFO, a device, a dangling link) or refused (a link that
+    leads out of the tree).
 
     Hidden entries (.git, a ConfigMap's ..data) are skipped without being entered: an object
-    store can hold 100,000 files. Symlinks are followed (a ConfigMap's files are links into
-    ..data), but each directory is read once, at its first path in name order: a link back up
-    the tree would otherwise be walked until the path is too long."""
+    store can hold 100,000 files. Symlinks within the tree are followed (a ConfigMap's files are
+    links into ..data), but each directory is read once, at its first path in name order: a link
+    back up the tree would otherwise be walked until the path is too long."""
+    root = os.path.realpath(target)
     out: list[tuple[str, str]] = []
+    skipped: list[Skipped] = []
     seen: set[tuple[int, int]] = set()
     stack = [(str(target), "")]
     while stack:  # os.scandir with plain strings: pathlib costs ~20 us a file here
@@ -181,19 +262,32 @@ def list_tree(target: str | Path) -> list[tuple[str, str]]:
                 entries = sorted(it, key=lambda e: e.name)
             subdirs = []
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name.startswith("."):
                     continue
+                rel = f"{rel_dir}{name}"
+                if entry.is_symlink():  # the rare case: judged in full
+                    odd = odd_entry(entry.path, root)
+                    if odd is not None:
+                        if name.endswith(SUFFIXES) or odd[0] == OUTSIDE:
+                            skipped.append(Skipped(rel, entry.path, *odd))
+                        continue
                 if entry.is_dir():
-                    subdirs.append((entry.path, f"{rel_dir}{entry.name}/"))
-                elif entry.name.endswith(SUFFIXES) and entry.is_file():
-                    out.append((f"{rel_dir}{entry.name}", entry.path))
+                    subdirs.append((entry.path, f"{rel}/"))
+                elif name.endswith(SUFFIXES):
+                    if entry.is_file():
+                        out.append((rel, entry.path))
+                    else:
+                        with contextlib.suppress(FileNotFoundError):  # gone since the listing
+                            skipped.append(Skipped(rel, entry.path, _not_a_file(entry.stat().st_mode), "warning"))
         except FileNotFoundError:
             continue  # removed while we walked; the next event brings it up to date
         except OSError as e:
             raise PathError(f"{path}: cannot read: {e.strerror}") from e
         stack.extend(reversed(subdirs))
     out.sort()
-    return out
+    skipped.sort()
+    return Tree(out, skipped)
 
 
 # ---- semantic checks: what the schema cannot say ---------------------------------------------

@@ -84,6 +84,7 @@ class Reconciler:
         # record is the audit trail, and 10,000 specs should not delay the timer.
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-revisions")
         self._ledger_had_schedules = False  # after a restart, "applied" starts empty in memory
+        self._warned: frozenset[str] = frozenset()  # warnings logged already, said once each
         self._lock = threading.Lock()
 
     # ---- start-up -------------------------------------------------------------------------------
@@ -174,6 +175,7 @@ class Reconciler:
         now = self.clock()
         with self._lock:
             self.status.attempted_revision, self.status.attempted_at = snapshot.revision, now
+            self._log_warnings(snapshot)
             errors = tuple(p for p in snapshot.problems if p.severity == "error")
             if errors:
                 self.status.problems, self.status.error = errors, f"{len(errors)} problem(s) in the directory"
@@ -212,6 +214,13 @@ class Reconciler:
             self.status.last_reconcile_seconds = time.perf_counter() - started
             self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
         return True
+
+    def _log_warnings(self, snapshot: Snapshot) -> None:
+        """A skipped FIFO or device, a file without schedules: logged when first seen, not on every rescan."""
+        warnings = [p.format_text() for p in snapshot.problems if p.severity == "warning"]
+        for text in [w for w in warnings if w not in self._warned][:20]:
+            self.log("revision.warning", revision=snapshot.revision, problem=text)
+        self._warned = frozenset(warnings)
 
     def _select(self, snapshot: Snapshot) -> tuple[dict[str, Schedule], dict[str, str]]:
         if not self.options.selector:

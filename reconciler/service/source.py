@@ -23,7 +23,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.loader import SUFFIXES, FileResult, Loader, PathError, build, duplicate_problems, list_tree
+from reconciler.core.loader import (
+    SUFFIXES,
+    FileResult,
+    Loader,
+    PathError,
+    Skipped,
+    build,
+    duplicate_problems,
+    list_tree,
+    odd_entry,
+)
 from reconciler.core.model import Schedule, spec_hash
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
@@ -55,9 +65,15 @@ class _Index:
         self.owner: dict[str, str] = {}  # name -> the file holding it, for `unique`
         self.dupes: dict[str, list[tuple[str, Schedule]]] = {}  # names held more than once
         self.problem_files: set[str] = set()
+        self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
         self.content = 0
 
+    def skip(self, rel: str, problem: Problem) -> None:
+        self.put(rel, None)
+        self.skipped[rel] = problem
+
     def put(self, rel: str, entry: tuple[str, FileResult] | None) -> None:
+        self.skipped.pop(rel, None)
         old = self.files.pop(rel, None)
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
@@ -98,10 +114,11 @@ class _Index:
 
     def holds_under(self, rel: str) -> bool:
         prefix = rel.rstrip("/") + "/"
-        return any(f.startswith(prefix) for f in self.files)
+        return any(f.startswith(prefix) for f in self.files) or any(f.startswith(prefix) for f in self.skipped)
 
     def problems(self) -> tuple[Problem, ...]:
-        out = [p for rel in sorted(self.problem_files) for p in self.files[rel][1].problems]
+        out = [p for rel in sorted(self.problem_files | self.skipped.keys())
+               for p in (self.files[rel][1].problems if rel in self.files else (self.skipped[rel],))]
         if self.dupes:
             # Each group in file order, as a fresh read lists it, whatever order the events came in.
             out.extend(duplicate_problems({n: sorted((s.source for _, s in g), key=lambda src: (src.path, src.line))
@@ -207,11 +224,13 @@ class DirectorySource:
         self.refresh()
         for _ in range(5):
             target = self.resolve()
-            files = self._read_tree(target, now)
+            files, skipped = self._read_tree(target, now)
             if self.resolve() == target:  # the link did not move while we read
                 index = _Index()
                 for rel in sorted(files):
                     index.put(rel, files[rel])
+                for s in skipped:
+                    index.skip(s.rel, self._skipped(s.rel, s.message, s.severity))
                 self._index, self._target = index, target
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
@@ -243,6 +262,10 @@ class DirectorySource:
                 continue
             if (target / rel).is_dir():  # a directory named *.yaml: whatever it holds is read whole
                 return self.full(now)
+            odd = odd_entry(str(target / rel), str(target))
+            if odd is not None:  # a link out of the tree, a FIFO, a device: said, never read
+                self._index.skip(rel, self._skipped(rel, *odd))
+                continue
             data = _read(str(target / rel))
             if data is None:  # gone, or not a regular file (as a full read would skip it)
                 self._index.put(rel, None)
@@ -250,8 +273,12 @@ class DirectorySource:
             self._index.put(rel, self._result(rel, data, now))
         return self._snapshot(target)
 
-    def _read_tree(self, target: Path, now: datetime) -> dict[str, tuple[str, FileResult]]:
-        listing = list_tree(target)
+    def _skipped(self, rel: str, message: str, severity: str) -> Problem:
+        return Problem(display_path(f"{self.directory}/{rel}"), 1, 1, (), message,
+                       "error" if severity == "error" else "warning")
+
+    def _read_tree(self, target: Path, now: datetime) -> tuple[dict[str, tuple[str, FileResult]], list[Skipped]]:
+        listing, skipped = list_tree(target)
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
@@ -264,7 +291,7 @@ class DirectorySource:
                 files.update(helper.arrived(self, target, now))
         if helper is not None:
             files.update(helper.rest(self, target, now))
-        return dict(sorted(files.items()))
+        return dict(sorted(files.items())), skipped
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
