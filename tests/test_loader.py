@@ -244,3 +244,30 @@ def test_a_link_out_of_the_directory_is_refused_by_name_and_never_read(tmp_path:
 def test_a_document_that_is_one_bare_value_is_named_by_its_kind_never_quoted(text: str, kind: str) -> None:
     found = problems(text)
     assert [(ln, m) for ln, _, _, m in found] == [(1, f"a schedule is a mapping of fields, got {kind}")]
+
+
+SECRET = "s3cr3tT0KEN-abcdefghijklmnopqrstuvwxyz-0123456789"
+
+
+@pytest.mark.parametrize("text", [
+    f"name: {SECRET}\n" + 'run: {command: [/bin/true]}\nschedule: {cron: "0 2 * * *"}\n',
+    HEAD + f"schedule: {{cron: '0 2 * * *', timezone: {SECRET}}}\n",
+    HEAD + f"schedule: {{every: {SECRET}}}\n",
+    HEAD + f"schedule: {{at: '2030-01-01T00:00:00Z{SECRET}'}}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\n{SECRET}: 1\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\nlabels: {{'{SECRET}!': x}}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\nlabels: {{a: {SECRET * 6}}}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\ndescription: {SECRET * 100}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\npolicy: {{concurrency: {SECRET}}}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\nenabled: {SECRET}\n",
+    f"name: job\nrun: {{command: {SECRET}}}\nschedule: {{cron: '0 2 * * *'}}\n",
+    f"name: job\nrun: {{command: [x], env: {{{SECRET}: x}}}}\nschedule: {{cron: '0 2 * * *'}}\n",
+    f"name: job\nrun: {{http: {{url: {SECRET}}}}}\nschedule: {{cron: '0 2 * * *'}}\n",
+    HEAD + f"schedule: {{cron: '0 2 * * *'}}\n{SECRET}: 1\n{SECRET}: 2\n",
+    f"a: &{SECRET}{SECRET} 1\n",
+])
+def test_no_message_quotes_more_than_a_short_excerpt_of_a_value(text: str) -> None:
+    found = problems(text)
+    assert found, "the file was expected to be invalid"
+    for *_, message in found:
+        assert SECRET[:25].lower() not in message.lower(), message

@@ -32,7 +32,7 @@ from reconciler.core.model import (
     Source,
     spec_hash,
 )
-from reconciler.core.problems import JsonPath, Problem, Severity, display_path, has_errors
+from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.timing import EPOCH, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
@@ -378,7 +378,10 @@ class _Checker:
             return parse_timestamp(value, tz)
         except ValueError as e:
             msg = str(e)
-            self.add((*ptr, key), msg if "does not exist" in msg else f"{value!r} is not a valid timestamp: {msg}")
+            # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
+            detail = "" if "isoformat" in msg else f": {msg}"
+            self.add((*ptr, key),
+                     msg if "does not exist" in msg else f"{excerpt(value)} is not a valid timestamp{detail}")
             return None
 
 
@@ -420,7 +423,7 @@ def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
         if found is None:
             meant = zone_suggestion(tzname)
             hint = f" (did you mean {meant!r}?)" if meant else ": use an IANA name such as Europe/Berlin or UTC"
-            c.add((*ptr, "timezone"), f"unknown time zone {tzname!r}{hint}")
+            c.add((*ptr, "timezone"), f"unknown time zone {excerpt(tzname)}{hint}")
         else:
             tz = found
     expr = sched.get("cron")

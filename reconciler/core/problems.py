@@ -71,20 +71,21 @@ def display_path(path: str) -> str:
         return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-EXCERPT = 20  # characters of a value quoted in a message; a longer value may be a secret
+EXCERPT = 24  # characters of a value a message may quote: a longer value may be a secret
 
 
 def excerpt(value: object, limit: int = EXCERPT) -> str:
     """A value as a message may quote it: escaped, and never more than `limit` characters of it."""
     if isinstance(value, bool) or value is None:
         return "true" if value is True else "false" if value is False else "null"
-    if isinstance(value, int) and value.bit_length() > 64:
-        return "a number too large to quote"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        return "a number of more than 4300 digits"
     cut = text[:limit]
     shown = repr(cut) if isinstance(value, str) else cut
     return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"

@@ -16,7 +16,7 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from reconciler.core.problems import JsonPath, Problem
+from reconciler.core.problems import JsonPath, Problem, excerpt
 from reconciler.core.yamlstrict import Document
 
 _YAML11_BOOLEANS = frozenset(
@@ -109,7 +109,7 @@ def _messages(error: Any, ptr: JsonPath) -> list[tuple[str, JsonPath, bool]]:
         for key in (k for k in value if k not in sub.get("properties", {})):
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; expected one of: {', '.join(allowed)}"
-            out.append((f"unknown field '{key}'{hint}", (*ptr, key), True))
+            out.append((f"unknown field {excerpt(key)}{hint}", (*ptr, key), True))
         return out
     if v == "required":
         missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
@@ -118,7 +118,8 @@ def _messages(error: Any, ptr: JsonPath) -> list[tuple[str, JsonPath, bool]]:
 
 
 def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
-    """A message that says what to write, the pointer to report, and whether the key's line fits."""
+    """A message that says what to write, the pointer to report, and whether the key's line fits.
+    It quotes no more of the value than an excerpt: the value may be a secret."""
     v, value, sub = error.validator, error.instance, error.schema
     if v == "oneOf" and (keys := _exclusive_keys(error)):
         present = [k for k in keys if isinstance(value, dict) and k in value]
@@ -128,21 +129,33 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
     if v == "type":
         want = error.validator_value
         if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:
-            return f"{value!r} is not a boolean here: write true or false", ptr, False
+            return f"{excerpt(value)} is not a boolean here: write true or false", ptr, False
         wants_string = want == "string" or (isinstance(want, list) and "string" in want)
         if wants_string and isinstance(value, int | float) and not isinstance(value, bool):
-            return f"expected a string, got the number {value!r}: quote it", ptr, False
+            return f"expected a string, got the number {excerpt(value)}: quote it", ptr, False
         return f"expected {_article(want)}, got {_describe(value)}", ptr, False
     if v == "pattern" and "propertyNames" in error.schema_path:
         what = sub.get("patternErrorMessage", f"must match {error.validator_value}")
-        return f"key {value!r} is not valid: {what}", (*ptr, value), True
+        return f"key {excerpt(value)} is not valid: {what}", (*ptr, value), True
     if v == "pattern" and "patternErrorMessage" in sub:
-        return f"{value!r} is not valid: {sub['patternErrorMessage']}", ptr, False
+        return f"{excerpt(value)} is not valid: {sub['patternErrorMessage']}", ptr, False
     if v in ("minProperties", "maxProperties") and {"from_env", "from_file"} <= set(sub.get("properties", {})):
         return "write a string, {from_env: NAME} or {from_file: PATH}", ptr, False
     if v == "enum":
-        return f"{value!r} is not one of {', '.join(map(repr, error.validator_value))}", ptr, False
-    return error.message, ptr, False
+        return f"{excerpt(value)} is not one of {', '.join(map(repr, error.validator_value))}", ptr, False
+    return _without_value(error), ptr, False
+
+
+def _without_value(error: Any) -> str:
+    """jsonschema's own message, which begins with the whole value, begun with an excerpt instead."""
+    try:
+        whole = repr(error.instance)
+    except ValueError:  # pragma: no cover - an integer too long to print never gets this far
+        whole = ""
+    message = str(error.message)
+    if whole and message.startswith(whole):
+        return excerpt(error.instance) + message[len(whole):]
+    return message
 
 
 def _article(kind: Any) -> str:
@@ -162,4 +175,6 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {value!r}".replace("str ", "the string ").replace("int ", "the number ")
+    if isinstance(value, str):
+        return f"the string {excerpt(value)}"
+    return f"the number {excerpt(value)}" if isinstance(value, int | float) else f"{type(value).__name__}"

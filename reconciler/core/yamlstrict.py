@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.core.problems import JsonPath, Problem
+from reconciler.core.problems import EXCERPT, JsonPath, Problem, excerpt, printable
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -69,7 +69,7 @@ class Document:
 
     def problems(self, path: str) -> list[Problem]:
         return [
-            Problem(path, *loc, ptr, f"duplicate key {ptr[-1]!r} (first defined at line {first})",
+            Problem(path, *loc, ptr, f"duplicate key {excerpt(ptr[-1])} (first defined at line {first})",
                     document=self.index)
             for ptr, loc, first in self.duplicates
         ]
@@ -127,6 +127,16 @@ def resolve_plain(value: str) -> Any:
     if _FLOAT.match(value):
         return float(value)
     return intern(value) if len(value) <= INTERN_MAX else value
+
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def _name(text: str) -> str:
+    """An anchor's or a tag's name as a message shows it: printable, and no longer than an excerpt."""
+    prefix = _STANDARD_TAG if text.startswith(_STANDARD_TAG) else ""
+    rest = text[len(prefix):]
+    return prefix + printable(rest[:EXCERPT]) + ("..." if len(rest) > EXCERPT else "")
 
 
 def _mark(event: Any) -> Location:
@@ -282,16 +292,16 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
         raise _Reject(f"nesting deeper than {MAX_DEPTH} levels", *_mark(event), ptr)
     if isinstance(event, yaml.AliasEvent):
         raise _Reject(
-            f"aliases (*{event.anchor}) are not allowed: write the value out in full", *_mark(event), ptr
+            f"aliases (*{_name(event.anchor or '')}) are not allowed: write the value out in full", *_mark(event), ptr
         )
     if event.anchor is not None:
         raise _Reject(
-            f"anchors (&{event.anchor}) are not allowed: write each value out in full", *_mark(event), ptr
+            f"anchors (&{_name(event.anchor)}) are not allowed: write each value out in full", *_mark(event), ptr
         )
     tag = event.tag
     if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!" and event.style):
         # libyaml reports quoted scalars with the non-specific tag "!"; every explicit tag is refused.
-        raise _Reject(f"tags ({tag}) are not allowed in schedule files", *_mark(event), ptr)
+        raise _Reject(f"tags ({_name(tag)}) are not allowed in schedule files", *_mark(event), ptr)
     if track:
         doc.locations[ptr] = _mark(event)
     if isinstance(event, yaml.ScalarEvent):
