@@ -81,3 +81,62 @@ def test_the_daemon_applies_and_serves_a_valid_file_whose_name_is_not_utf8(
     assert [p["path"] for p in status.json()["attempted"]["problems"]] == [f"{sched}/bad\\xff.yaml"]
     assert d.proc.poll() is None
     assert d.stop() == 0
+
+
+SECRET = "s3cr3t-t0ken-" + "q7Zk" * 10  # recognisable, and longer than any excerpt
+
+
+def test_a_secret_behind_a_link_out_of_the_tree_is_echoed_nowhere(
+        reconciler: Run, tmp_path: Path, started: list[Daemon]) -> None:
+    token = tmp_path / "run-secrets" / "token"
+    token.parent.mkdir()
+    token.write_text(SECRET + "\n")  # one bare scalar, as a service account token is
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(GOOD.format(name="a"))
+    (sched / "out.yaml").symlink_to(token)
+    (sched / "pasted.yaml").write_text(SECRET + "\n")  # inside the tree: read, and named by its kind only
+    for fmt in ("text", "json", "github"):
+        r = reconciler("validate", "--format", fmt, str(sched))
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "out.yaml" in r.stdout
+        assert "pasted.yaml" in r.stdout
+        assert SECRET[:25] not in r.stdout + r.stderr
+
+    d = Daemon(sched, tmp_path)
+    started.append(d)
+    rejected = d.wait_event("revision.rejected")
+    assert rejected["problems"] == 2
+    base = f"http://{d.wait_event('http.listening')['address']}"
+    status = httpx.get(f"{base}/api/v1/status", timeout=10)
+    assert sorted(p["path"] for p in status.json()["attempted"]["problems"]) == [
+        f"{sched}/out.yaml", f"{sched}/pasted.yaml"]
+    overview = httpx.get(f"{base}/api/v1/overview", timeout=10)
+    # A link that appears while the daemon runs (an incremental read) is refused the same way.
+    (sched / "out.yaml").unlink()
+    (sched / "pasted.yaml").unlink()
+    d.wait_event("revision.applied")
+    (sched / "later.yaml").symlink_to(token)
+    d.wait_event("revision.rejected", problems=1)
+    later = httpx.get(f"{base}/api/v1/status", timeout=10)
+    assert [p["path"] for p in later.json()["attempted"]["problems"]] == [f"{sched}/later.yaml"]
+    assert d.stop() == 0
+    for text in (status.text, overview.text, later.text, d.log_path.read_text()):
+        assert SECRET[:25] not in text
+
+
+def test_the_daemon_logs_a_skipped_fifo_once_naming_it(tmp_path: Path, started: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "a.yaml").write_text(GOOD.format(name="a"))
+    os.mkfifo(sched / "pipe.yaml")
+    d = Daemon(sched, tmp_path)
+    started.append(d)
+    first = d.wait_event("revision.warning")
+    assert first["problem"] == f"{sched}/pipe.yaml:1:1: $: warning: a FIFO (named pipe), not a regular file: skipped"
+    d.wait_event("revision.applied")
+    os.mkfifo(sched / "second.yml")
+    d.wait_event("revision.warning", problem=f"{sched}/second.yml:1:1: $: warning: a FIFO (named pipe), "
+                                            "not a regular file: skipped")
+    assert [e["problem"] for e in d.events("revision.warning")].count(first["problem"]) == 1
+    assert d.stop() == 0
