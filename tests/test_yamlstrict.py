@@ -193,7 +193,7 @@ def test_nesting_beyond_libyamls_limit_is_still_our_problem_at_its_line(monkeypa
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(20_000)  # the reader recurses once per level
     try:
-        _, problems = load("a: 1\nb: " + "[" * 3000 + "]" * 3000 + "\n")
+        _, problems = load("a: 1\nb: " + "[" * 6000 + "]" * 6000 + "\n")
     finally:
         sys.setrecursionlimit(limit)
     assert [(line, message) for line, _, message in problems] == [(2, "nesting deeper than 5000 levels")]
