@@ -37,10 +37,10 @@ def catch_up(ledger: Ledger, schedules: Mapping[str, Schedule], revision: str, n
     return total
 
 
-def gap(timing: Timing, last: datetime, until: datetime) -> Missed | None:
-    """The slots after `last` and before `until`. Counting stops at missed_slots' limit, but the
-    latest slot (the one `catchup: latest` runs) is the true latest even then."""
-    missed = missed_slots(timing, last, until)
+def gap(timing: Timing, last: datetime, until: datetime, limit: int = 1_000_000) -> Missed | None:
+    """The slots after `last` and before `until`. Counting stops at `limit`, but the latest slot
+    (the one `catchup: latest` runs) is the true latest even then."""
+    missed = missed_slots(timing, last, until, limit)
     if missed is None or not missed.capped:
         return missed
     latest = latest_slot(timing, missed.latest, until - _TICK)
