@@ -3,10 +3,12 @@ and against what the jobs themselves wrote."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ def daemons() -> Iterator[list[Daemon]]:
 
 
 def query(ledger: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as db:
         return db.execute(sql, args).fetchall()
 
 
@@ -61,3 +63,68 @@ def test_every_retry_pending_at_a_kill_runs_after_the_restart(tmp_path: Path, da
     written = lines(attempts)
     assert len(written) == len(set(written)), "an attempt ran twice"
     assert len(second.events("run.retry_resumed")) >= len(pending)
+
+
+def busy(tmp_path: Path) -> tuple[Path, Path]:
+    """A forbid schedule firing every second whose runs take 1.5 s, writing when each starts and ends."""
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    marks = tmp_path / "marks"
+    (sched / "busy.yaml").write_text(
+        "name: busy\nschedule: {every: 1s}\npolicy: {concurrency: forbid}\n"
+        f"run: {{command: [/bin/sh, -c, 'echo start $RECONCILER_SLOT >> {marks}; sleep 1.5; "
+        f"echo end $RECONCILER_SLOT >> {marks}']}}\n")
+    return sched, marks
+
+
+def test_two_reconcilers_on_one_ledger_never_overlap_runs_of_a_forbid_schedule(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched, marks = busy(tmp_path)
+    first = Daemon(sched, tmp_path)
+    second = Daemon(sched, tmp_path)
+    daemons.extend([first, second])
+    first.wait_event("reconciler.started")
+    second.wait_event("reconciler.started")
+    time.sleep(10)
+    assert first.stop() == 0
+    assert second.stop() == 0
+    ran = query(tmp_path / "ledger.db", "SELECT started_at, finished_at, status FROM runs "
+                                        "WHERE schedule = 'busy' AND started_at IS NOT NULL ORDER BY started_at")
+    assert len(ran) >= 3
+    assert {status for *_, status in ran} <= {"succeeded", "interrupted"}
+    for (_, end, _), (start, _, _) in itertools.pairwise(ran):
+        assert isinstance(end, int)
+        assert isinstance(start, int)
+        assert start >= end, "two runs of a forbid schedule overlapped"
+    skipped = query(tmp_path / "ledger.db", "SELECT error FROM runs WHERE schedule = 'busy' AND status = 'skipped'")
+    assert skipped
+    assert {error for error, in skipped} == {"the previous run is still running (concurrency: forbid)"}
+    kinds = [line.split()[0] for line in lines(marks)]  # what the jobs saw: never two started at once
+    assert kinds[:2] == ["start", "end"]
+    assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
+
+
+def test_a_forbid_schedule_carries_on_in_one_reconciler_when_the_other_is_killed_during_its_run(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched, _ = busy(tmp_path)
+    first = Daemon(sched, tmp_path)
+    second = Daemon(sched, tmp_path)
+    daemons.extend([first, second])
+    first.wait_event("reconciler.started")
+    second.wait_event("reconciler.started")
+    ledger = tmp_path / "ledger.db"
+
+    def running() -> list[tuple[object, ...]]:
+        return query(ledger, "SELECT id, owner FROM runs WHERE schedule = 'busy' AND status = 'running'")
+
+    (run_id, owner), = wait_for(running, what="a run")
+    killed, survivor = (first, second) if f":{first.proc.pid}@" in str(owner) else (second, first)
+    assert f":{killed.proc.pid}@" in str(owner)
+    killed.stop(signal.SIGKILL)
+    survivor.wait_event("run.abandoned", run_id=run_id)
+    after = len(survivor.events("run.start"))
+    wait_for(lambda: len(survivor.events("run.start")) >= after + 2, timeout=10,
+             what="the survivor to run the schedule on its own")
+    assert survivor.stop() == 0
+    status, = query(ledger, "SELECT status FROM runs WHERE id = ?", run_id)[0]
+    assert status == "abandoned"
