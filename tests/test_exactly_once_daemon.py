@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import signal
 import sqlite3
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -128,3 +129,20 @@ def test_a_forbid_schedule_carries_on_in_one_reconciler_when_the_other_is_killed
     assert survivor.stop() == 0
     status, = query(ledger, "SELECT status FROM runs WHERE id = ?", run_id)[0]
     assert status == "abandoned"
+
+
+
+def test_a_manual_trigger_in_another_process_is_skipped_while_the_daemon_runs_a_forbid_schedule(
+        tmp_path: Path, daemons: list[Daemon], reconciler: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "long.yaml").write_text("name: long\nschedule: {every: 2s}\npolicy: {concurrency: forbid}\n"
+                                     "run: {command: [/bin/sleep, '30']}\n")
+    d = Daemon(sched, tmp_path, "--grace", "1s")
+    daemons.append(d)
+    d.wait_event("run.start", schedule="long")
+    r = reconciler("trigger", "long", "--dir", str(sched), "--ledger", str(tmp_path / "ledger.db"))
+    assert r.returncode == 1
+    assert r.stdout.startswith("run ")
+    assert r.stdout.rstrip().endswith(": skipped (the previous run is still running (concurrency: forbid))")
+    assert d.stop() == 0
