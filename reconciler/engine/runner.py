@@ -132,7 +132,7 @@ class Runner:
         # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
         # whichever process, trigger or attempt it is (manual runs included).
         exclusive = s.policy.concurrency == "forbid"
-        run_id = self._claim(name, slot, now, s, exclusive, common)
+        run_id, blocked = self._claim(name, slot, now, s, exclusive, common)
         if run_id is None:
             # Claimed already (by another process, or before a restart), max_runs reached, or forbid.
             if s.policy.max_runs is not None and self._ledger.started_count(name) >= s.policy.max_runs:
@@ -140,13 +140,13 @@ class Runner:
                 if self.on_completed:
                     self.on_completed(name)
                 return None
-            if not exclusive:
+            if not blocked:
                 return None
             if trigger == "retry" and now - fire_time <= s.policy.starting_deadline:
                 # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
                 self.retry(name, slot, attempt, RETRY_POLL, due=fire_time)
                 return None
-            # A no-op if the slot itself was claimed (the unique key); otherwise the forbid skip.
+            # Recorded unless another process claimed the slot meanwhile (the unique key).
             return self._skip(name, slot, "skipped", FORBID, common)
         handle = Handle()
         with self._lock:
@@ -181,21 +181,24 @@ class Runner:
         return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
 
     def _claim(self, name: str, slot: datetime, now: datetime, s: Schedule, exclusive: bool,
-               common: dict[str, Any]) -> int | None:
-        for _ in range(2):
+               common: dict[str, Any]) -> tuple[int | None, bool]:
+        """The run's id, or None and whether another running run of the schedule was in the way."""
+        for _ in range(3):
             run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, max_runs=s.policy.max_runs,
                                         exclusive=exclusive, **common)
             if run_id is not None or not exclusive:
-                return run_id
-            # Held by a run whose process is gone (a kill -9 of a reconciler on this host)? That
-            # run is abandoned, as at a start-up, instead of holding the schedule until one.
+                return run_id, False
             holders = self._ledger.open_runs(name)
             if any((r.slot, r.attempt) == (slot, common["attempt"]) for r, _ in holders):
-                return None  # this very slot runs elsewhere
+                return None, False  # this very slot runs elsewhere
+            if not holders:
+                continue  # it ended in between; or the slot ran already, and the next try says so too
             if all(self._alive(owner) for _, owner in holders):
-                return None
+                return None, True
+            # Held by a run whose process is gone (a kill -9 of a reconciler on this host): it is
+            # abandoned, as at a start-up, instead of holding the schedule until one.
             abandon_open_runs(self._ledger, self._clock, self._log, alive=self._alive)
-        return None
+        return None, False
 
     def _alive(self, owner: str) -> bool:
         return owner == self._owner or owner_alive(owner)
