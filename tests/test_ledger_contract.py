@@ -157,3 +157,97 @@ def test_two_processes_racing_for_1000_slots_produce_exactly_1000_runs(tmp_path:
         assert db.execute("SELECT count(*), count(DISTINCT slot) FROM runs").fetchone() == (1000, 1000)
         owners = dict(db.execute("SELECT owner, count(*) FROM runs GROUP BY owner").fetchall())
     assert owners == {f"p{i}": n for i, n in enumerate(won) if n}
+
+
+def test_an_exclusive_claim_fails_while_another_run_of_the_schedule_is_running(ledger: Ledger) -> None:
+    first = claim(ledger, minute=0, exclusive=True)
+    assert first is not None
+    assert claim(ledger, minute=1, exclusive=True) is None  # forbid: the first still runs
+    assert claim(ledger, minute=1, attempt=2, trigger="retry", exclusive=True) is None
+    assert claim(ledger, name="other", minute=1, exclusive=True) is not None  # per schedule
+    ledger.finish(first, Outcome("succeeded", T0))
+    assert claim(ledger, minute=1, exclusive=True) is not None
+
+
+def test_an_exclusive_claim_also_waits_for_a_run_claimed_before_the_schedule_became_forbid(ledger: Ledger) -> None:
+    allowed = claim(ledger, minute=0)
+    assert allowed is not None
+    assert claim(ledger, minute=1) is not None  # allow: runs may overlap
+    assert claim(ledger, minute=2, exclusive=True) is None
+    ledger.finish(allowed, Outcome("succeeded", T0))
+    assert claim(ledger, minute=2, exclusive=True) is None  # minute 1 still runs
+
+
+def test_a_skipped_or_missed_record_does_not_hold_an_exclusive_schedule(ledger: Ledger) -> None:
+    ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1", outcome=Outcome("skipped", T0))
+    assert claim(ledger, minute=1, exclusive=True) is not None
+
+
+def test_open_runs_of_one_schedule(ledger: Ledger) -> None:
+    a = claim(ledger, minute=0)
+    b = claim(ledger, name="b", minute=0)
+    assert [r.id for r, _ in ledger.open_runs("a")] == [a]
+    assert [r.id for r, _ in ledger.open_runs()] == [a, b]
+
+
+def test_last_attempts_lists_each_slot_whose_newest_attempt_failed(ledger: Ledger) -> None:
+    def attempt(name: str, minute: int, number: int, status: str) -> int:
+        run_id = claim(ledger, name=name, minute=minute, attempt=number, trigger="retry" if number > 1 else "schedule")
+        assert run_id is not None
+        ledger.finish(run_id, Outcome(status, T0 + timedelta(minutes=minute)))
+        return run_id
+
+    pending_a0 = attempt("a", 0, 1, "failed")  # older than a's newest row: the row last_runs() missed
+    attempt("a", 1, 1, "failed")
+    later = attempt("a", 1, 2, "succeeded")  # retried already
+    pending_a2 = attempt("a", 2, 1, "timed_out")
+    attempt("a", 3, 1, "succeeded")
+    attempt("b", 0, 1, "failed")  # a schedule not asked about
+    open_id = claim(ledger, minute=4)  # running: not finished yet
+    assert open_id is not None
+    assert later
+    found = ledger.last_attempts(("failed", "timed_out"), ["a", "nobody"])
+    assert [(r.id, r.attempt, r.status) for r in found] == [(pending_a0, 1, "failed"), (pending_a2, 1, "timed_out")]
+    assert ledger.last_attempts(("failed",), []) == []
+
+
+def test_the_sqlite_index_itself_refuses_a_second_running_exclusive_run(tmp_path: Path) -> None:
+    # What PostgreSQL will use too: the guarantee does not depend on the claim's own check.
+    led = SqliteLedger(tmp_path / "l.db")
+    insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, exclusive) "
+              "VALUES ('a', ?, 1, 'schedule', 'running', 'r', 1)")
+    led._db.execute(insert, (1,))
+    with pytest.raises(sqlite3.IntegrityError):
+        led._db.execute(insert, (2,))
+    led.close()
+
+
+EXCLUSIVE_RACER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from reconciler.ledger.base import Outcome
+from reconciler.ledger.sqlite import SqliteLedger
+led = SqliteLedger(sys.argv[1])
+t0 = datetime(2026, 1, 1, tzinfo=UTC)
+won = overlaps = 0
+for i in range(300):
+    run_id = led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r",
+                       started_at=t0, owner=sys.argv[2], exclusive=True)
+    if run_id is None:
+        continue
+    won += 1
+    overlaps += len(led.open_runs("race")) - 1
+    led.finish(run_id, Outcome("succeeded", t0))
+print(won, overlaps)
+"""
+
+
+def test_two_processes_racing_for_exclusive_claims_never_run_two_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    SqliteLedger(path).close()
+    procs = [subprocess.Popen([sys.executable, "-c", EXCLUSIVE_RACER, str(path), f"p{i}"], stdout=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    results = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in procs]
+    assert [overlaps for _, overlaps in results] == [0, 0]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == sum(won for won, _ in results) > 0

@@ -231,13 +231,44 @@ def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
     ledger.finish(run_id, Outcome("failed", NOW - finished_ago, exit_code=1))
     asked: list[tuple[str, int, float]] = []
     logs = Logs()
-    resumed = resume_retries(ledger.last_runs(), {"a": s}, NOW,
+    resumed = resume_retries(ledger, {"a": s}, "r", NOW,
                              lambda name, sl, att, delay: asked.append((name, att, delay.total_seconds())),
                              logs)
     assert asked == expected
     assert resumed == len(expected)
     if finished_ago == timedelta(minutes=5):
         assert [e for e, _ in logs.lines] == ["run.retry_dropped"]
+        dropped = runs(ledger, "a")[-1]
+        assert (dropped.attempt, dropped.trigger, dropped.status) == (2, "retry", "missed")
+        assert "longer ago than starting_deadline" in (dropped.error or "")
+        # Recorded, so the next start does not drop (and log) it again.
+        assert resume_retries(ledger, {"a": s}, "r", NOW, lambda *a: asked.append(a), logs) == 0
+        assert [e for e, _ in logs.lines] == ["run.retry_dropped"]
+
+
+def test_every_slot_with_a_retry_owed_is_resumed_not_only_the_newest_row(ledger: SqliteLedger) -> None:
+    from reconciler.engine.catchup import resume_retries
+
+    s = schedule("name: a\nschedule: {every: 2s}\nrun: {command: [/bin/false]}\n"
+                 "policy: {retries: {limit: 1, backoff: 5s}}\n")
+    quiet = schedule("name: q\nschedule: {every: 2s}\nrun: {command: [/bin/false]}\n")  # no retries
+    t = NOW - timedelta(seconds=6)
+    for i, status in enumerate(["failed", "failed", "failed", "succeeded"]):  # slots -6 s .. 0 s
+        run_id = ledger.claim("a", t + timedelta(seconds=2 * i), attempt=1, trigger="schedule", revision="r",
+                              started_at=t + timedelta(seconds=2 * i))
+        assert run_id is not None
+        ledger.finish(run_id, Outcome(status, t + timedelta(seconds=2 * i), exit_code=1))
+    retried = ledger.claim("a", t, attempt=2, trigger="retry", revision="r", started_at=NOW)  # slot -6 s: done
+    assert retried is not None
+    q = ledger.claim("q", t, attempt=1, trigger="schedule", revision="r", started_at=t)
+    assert q is not None
+    ledger.finish(q, Outcome("failed", t, exit_code=1))
+    asked: list[tuple[str, datetime, int, float]] = []
+    resumed = resume_retries(ledger, {"a": s, "q": quiet}, "r", NOW,
+                             lambda name, sl, att, delay: asked.append((name, sl, att, delay.total_seconds())),
+                             Logs())
+    assert asked == [("a", t + timedelta(seconds=2), 2, 1.0), ("a", t + timedelta(seconds=4), 2, 3.0)]
+    assert resumed == 2
 
 
 def test_an_owner_is_alive_only_while_its_own_process_runs_not_a_later_one_with_its_pid() -> None:
@@ -262,3 +293,86 @@ def test_an_owner_is_alive_only_while_its_own_process_runs_not_a_later_one_with_
         child.wait()
     assert not owner_alive(f"{host}:{child.pid}@{ticks}")
     assert not owner_alive(owner_id())  # our own earlier incarnation cannot be running here
+
+
+def two_slots(policy: str) -> Schedule:
+    """Slots on the hour fail at once; any other slot runs for 1.5 s."""
+    return schedule("name: two\nschedule: {every: 1h}\n"
+                    "run: {command: [/bin/sh, -c, 'case $RECONCILER_SLOT in *:00:00Z) exit 1;; *) sleep 1.5;; esac']}\n"
+                    f"policy: {{concurrency: forbid, {policy}}}\n")
+
+
+def fail_then_overlap(ledger: SqliteLedger, s: Schedule) -> list[RunRecord]:
+    r = make_runner(ledger, s)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    r.dispatch("two", hour, datetime.now(UTC))  # fails; its retry comes 300 ms later
+    wait_for(lambda: runs(ledger, "two") and runs(ledger, "two")[0].status == "failed", what="the failure")
+    r.dispatch("two", hour + timedelta(minutes=30), datetime.now(UTC))  # runs 1.5 s, through the retry's time
+    wait_for(lambda: len(runs(ledger, "two")) == 3 and all(x.status != "running" for x in runs(ledger, "two")),
+             timeout=10, what="the retry to be recorded")
+    r.shutdown(5)
+    return runs(ledger, "two")
+
+
+def test_a_retry_of_a_forbid_schedule_waits_for_the_running_run_then_runs(ledger: SqliteLedger) -> None:
+    first, other, retry = fail_then_overlap(ledger, two_slots("retries: {limit: 1, backoff: 300ms}"))
+    assert [(x.attempt, x.trigger, x.status) for x in (first, other, retry)] == [
+        (1, "schedule", "failed"), (1, "schedule", "succeeded"), (2, "retry", "failed")]
+    assert retry.slot == first.slot
+    assert other.finished_at is not None
+    assert retry.started_at is not None
+    assert retry.started_at >= other.finished_at, "the retry overlapped a run of a forbid schedule"
+
+
+def test_a_retry_still_blocked_at_its_starting_deadline_is_skipped(ledger: SqliteLedger) -> None:
+    first, other, retry = fail_then_overlap(
+        ledger, two_slots("starting_deadline: 500ms, retries: {limit: 1, backoff: 300ms}"))
+    assert (other.status, retry.attempt, retry.trigger, retry.status) == ("succeeded", 2, "retry", "skipped")
+    assert retry.error == "the previous run is still running (concurrency: forbid)"
+    assert retry.slot == first.slot
+
+
+def test_a_manual_run_of_a_forbid_schedule_is_skipped_while_another_run_runs(ledger: SqliteLedger) -> None:
+    s = slow("forbid")
+    r = make_runner(ledger, s)
+    r.dispatch("slow", datetime.now(UTC))
+    wait_for(lambda: r.running("slow") == 1, what="the scheduled run to start")
+    run_id = r.run_now("slow")  # what `reconciler trigger` calls
+    assert run_id is not None
+    manual = ledger.run(run_id)
+    assert manual is not None
+    assert (manual.trigger, manual.status, manual.error) == (
+        "manual", "skipped", "the previous run is still running (concurrency: forbid)")
+    r.shutdown(5)
+
+
+def test_a_manual_run_of_an_allow_schedule_runs_alongside(ledger: SqliteLedger) -> None:
+    s = slow("allow")
+    r = make_runner(ledger, s)
+    r.dispatch("slow", datetime.now(UTC))
+    wait_for(lambda: r.running("slow") == 1, what="the scheduled run to start")
+    run_id = r.run_now("slow")
+    r.shutdown(5)
+    assert run_id is not None
+    manual = ledger.run(run_id)
+    assert manual is not None
+    assert (manual.trigger, manual.status) == ("manual", "succeeded")
+
+
+def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(ledger: SqliteLedger) -> None:
+    import socket
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()  # its pid names a process that is gone
+    s = slow("forbid")
+    stale = ledger.claim("slow", datetime.now(UTC) - timedelta(hours=1), attempt=1, trigger="schedule", revision="r",
+                         started_at=datetime.now(UTC), owner=f"{socket.gethostname()}:{child.pid}@1", exclusive=True)
+    assert stale is not None
+    r = make_runner(ledger, s)
+    r.dispatch("slow", datetime.now(UTC))
+    wait_for(lambda: len(runs(ledger, "slow")) == 2 and runs(ledger, "slow")[1].status != "running", timeout=10,
+             what="the new slot to run")
+    r.shutdown(5)
+    old, new = runs(ledger, "slow")
+    assert (old.status, new.status) == ("abandoned", "succeeded")

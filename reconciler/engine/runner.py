@@ -18,11 +18,17 @@ from typing import Any
 
 from reconciler.core.describe import utc_text
 from reconciler.core.model import CommandRun, Schedule
+from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.execute import Attempt, Handle, run_command, run_http
-from reconciler.ledger.base import Ledger, Outcome, RunRecord
+from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
+
+FORBID = "the previous run is still running (concurrency: forbid)"
+# How often a retry of a `forbid` schedule asks again while another run of it is running.
+RETRY_POLL = timedelta(milliseconds=500)
+_TICK = timedelta(microseconds=1)
 
 
 def utcnow() -> datetime:
@@ -101,6 +107,8 @@ class Runner:
     def _guarded(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
         try:
             self._run(name, slot, fire_time, trigger, attempt)
+        except LedgerFull:
+            pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
@@ -116,24 +124,30 @@ class Runner:
             late = now - fire_time
             self._skip(name, slot, "missed", f"could not start within starting_deadline (late by {late})", common)
             return None
-        with self._lock:
-            running = list(self._active[name])
-        if running and attempt == 1 and trigger != "manual":
-            if s.policy.concurrency == "forbid":
-                self._skip(name, slot, "skipped", "the previous run is still running (concurrency: forbid)", common)
-                return None
-            if s.policy.concurrency == "replace":
-                for h in running:
-                    h.stop("cancelled")
-        run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, max_runs=s.policy.max_runs,
-                                    **common)
+        if s.policy.concurrency == "replace" and attempt == 1 and trigger != "manual":
+            with self._lock:
+                running = list(self._active[name])
+            for h in running:  # in this process only: across processes, replace needs leases
+                h.stop("cancelled")
+        # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
+        # whichever process, trigger or attempt it is (manual runs included).
+        exclusive = s.policy.concurrency == "forbid"
+        run_id, blocked = self._claim(name, slot, now, s, exclusive, common)
         if run_id is None:
-            # Claimed already (by another process, or before a restart), or max_runs reached.
+            # Claimed already (by another process, or before a restart), max_runs reached, or forbid.
             if s.policy.max_runs is not None and self._ledger.started_count(name) >= s.policy.max_runs:
                 self._log("schedule.completed", schedule=name, reason=f"max_runs {s.policy.max_runs} reached")
                 if self.on_completed:
                     self.on_completed(name)
-            return None
+                return None
+            if not blocked:
+                return None
+            if trigger == "retry" and now - fire_time <= s.policy.starting_deadline:
+                # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
+                self.retry(name, slot, attempt, RETRY_POLL, due=fire_time)
+                return None
+            # Recorded unless another process claimed the slot meanwhile (the unique key).
+            return self._skip(name, slot, "skipped", FORBID, common)
         handle = Handle()
         with self._lock:
             self._active[name].append(handle)
@@ -166,13 +180,37 @@ class Runner:
             return run_command(s.run, ids, self._environ, handle)
         return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
 
-    def _skip(self, name: str, slot: datetime, status: str, why: str, common: dict[str, Any]) -> None:
+    def _claim(self, name: str, slot: datetime, now: datetime, s: Schedule, exclusive: bool,
+               common: dict[str, Any]) -> tuple[int | None, bool]:
+        """The run's id, or None and whether another running run of the schedule was in the way."""
+        for _ in range(3):
+            run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, max_runs=s.policy.max_runs,
+                                        exclusive=exclusive, **common)
+            if run_id is not None or not exclusive:
+                return run_id, False
+            holders = self._ledger.open_runs(name)
+            if any((r.slot, r.attempt) == (slot, common["attempt"]) for r, _ in holders):
+                return None, False  # this very slot runs elsewhere
+            if not holders:
+                continue  # it ended in between; or the slot ran already, and the next try says so too
+            if all(self._alive(owner) for _, owner in holders):
+                return None, True
+            # Held by a run whose process is gone (a kill -9 of a reconciler on this host): it is
+            # abandoned, as at a start-up, instead of holding the schedule until one.
+            abandon_open_runs(self._ledger, self._clock, self._log, alive=self._alive)
+        return None, False
+
+    def _alive(self, owner: str) -> bool:
+        return owner == self._owner or owner_alive(owner)
+
+    def _skip(self, name: str, slot: datetime, status: str, why: str, common: dict[str, Any]) -> int | None:
         now = self._clock()
         run_id = self._ledger.record(name, slot, outcome=Outcome(status, now, error=why), **common)
         if run_id is not None:
             self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why, **common)
             self._finished(RunRecord(run_id, name, slot, common["attempt"], common["trigger"], status,
                                      common["revision"], None, now, None, None, why), "")
+        return run_id
 
     def _finished(self, record: RunRecord, output: str) -> None:
         if self.on_finished is not None:
@@ -181,18 +219,36 @@ class Runner:
             except Exception as e:  # an observer's bug must not lose the run
                 self._log("run.observer_error", schedule=record.schedule, run_id=record.id, error=repr(e))
 
-    def retry(self, name: str, slot: datetime, attempt: int, delay: timedelta) -> None:
-        """Run `attempt` of a slot after `delay` (a timer thread; cancelled at shutdown)."""
+    def retry(self, name: str, slot: datetime, attempt: int, delay: timedelta, *, due: datetime | None = None) -> None:
+        """Run `attempt` of a slot after `delay` (a timer thread; cancelled at shutdown). `due`: when
+        it first became due, for a retry that waits for a running run (its starting_deadline)."""
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)
-            self.dispatch(name, slot, self._clock(), trigger="retry", attempt=attempt)
+            self.dispatch(name, slot, due or self._clock(), trigger="retry", attempt=attempt)
 
         timer = threading.Timer(delay.total_seconds(), fire)
         timer.daemon = True
         with self._lock:
             self._timers.add(timer)
         timer.start()
+
+    def behind(self, name: str, first: datetime, latest: datetime) -> None:
+        """Called on the timer thread when the slots `first` .. `latest` of a schedule came due at
+        once: they are caught up as after a restart (one summary row, at most one run)."""
+        if self._accepting:
+            self._pool.submit(self._caught_up, name, first, latest)
+
+    def _caught_up(self, name: str, first: datetime, latest: datetime) -> None:
+        with self._lock:
+            s, revision = self._live.get(name), self._revision
+        if s is None or not self._accepting:
+            return
+        try:
+            make_up(self._ledger, name, s, gap(s.timing, first - _TICK, latest + _TICK), revision, self._clock(),
+                    self.dispatch, self._log, BEHIND)
+        except Exception as e:  # a bug here must not kill the worker pool silently
+            self._log("run.error", schedule=name, slot=utc_text(latest), error=f"{type(e).__name__}: {e}")
 
     # ---- shutdown -------------------------------------------------------------------------------
 

@@ -16,11 +16,14 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
-from reconciler.engine.executor import Dispatch, SlotExecutor, fire_placeholder
+from reconciler.engine.executor import Behind, Clock, Dispatch, SlotExecutor, fire_placeholder, utcnow
 from reconciler.engine.trigger import SlotTrigger
 
 _FUNC_REF = f"{fire_placeholder.__module__}:{fire_placeholder.__qualname__}"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# APScheduler sleeps on a monotonic clock until the next fire time as read from the wall clock
+# once; waking at least this often (seconds) sees a clock step within that time, not a slot later.
+MAX_SLEEP = 1.0
 
 
 def slot_job(timer: Timer, name: str, trigger: SlotTrigger, next_run_time: datetime | None) -> Job:
@@ -40,10 +43,16 @@ def slot_job(timer: Timer, name: str, trigger: SlotTrigger, next_run_time: datet
 
 
 class Timer(BackgroundScheduler):  # type: ignore[misc]
-    def __init__(self, dispatch: Dispatch) -> None:
+    def __init__(self, dispatch: Dispatch, behind: Behind | None = None, clock: Clock = utcnow) -> None:
+        """`behind` receives the slots a schedule fell behind by (see SlotExecutor); without it
+        every due slot is dispatched. `clock` must be the wall clock APScheduler reads too."""
         self._store = MemoryJobStore()
-        super().__init__(timezone=UTC, executors={"default": SlotExecutor(dispatch)},
+        super().__init__(timezone=UTC, executors={"default": SlotExecutor(dispatch, behind, clock)},
                          jobstores={"default": self._store})
+
+    def _process_jobs(self) -> float | None:
+        wait: float | None = super()._process_jobs()
+        return wait if wait is None else min(wait, MAX_SLEEP)
 
     def put(self, jobs: Iterable[Job]) -> None:
         """Add jobs in one step under the store lock, then wake the timer once. A job already

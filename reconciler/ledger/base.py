@@ -3,7 +3,7 @@ backend (SQLite now, PostgreSQL later), so nothing above this layer knows which 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -25,6 +25,12 @@ def from_micros(value: int) -> datetime:
 
 class LedgerError(FatalError):
     """The ledger cannot be opened or used; the message names it and says why (exit 1)."""
+
+
+class LedgerFull(LedgerError):
+    """A write failed because the volume (or the database's size limit) is full. Transient: the
+    same write may succeed once space is freed. The backend reports the change of state once
+    through `on_write_state`, so callers need not log each failed write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,24 @@ class Outcome:
 
 
 class Ledger(Protocol):
+    """What every backend promises (tests/test_ledger_contract.py checks it against each one).
+
+    - `claim` is the only way a run starts: one atomic insert under UNIQUE (schedule, slot, attempt).
+      With `exclusive=True` (a `concurrency: forbid` schedule) it also fails while any other run of
+      the schedule is `running`, and at most one exclusive run per schedule is ever `running`. The
+      guarantee is the database's, for any number of processes: a partial unique index on
+      `runs (schedule) WHERE status = 'running' AND exclusive` (SQLite and PostgreSQL alike), plus,
+      in the same transaction, a check for non-exclusive runs still open from before the schedule
+      became `forbid`.
+    - `finish` may be deferred while the ledger cannot be written (`LedgerFull`): it is then
+      written before the next write that succeeds, so a run never stays `running` (and never keeps
+      holding a `forbid` schedule) because the disk was full when it ended.
+    - A change between "writes fail for lack of space" and "writes work" is reported once through
+      `on_write_state` (a message, then None), not on every write.
+    """
+
+    on_write_state: Callable[[str | None], None] | None
+
     def close(self) -> None: ...
 
     # revisions
@@ -86,7 +110,8 @@ class Ledger(Protocol):
 
     # runs
     def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None) -> int | None: ...
+              started_at: datetime, owner: str = "", max_runs: int | None = None,
+              exclusive: bool = False) -> int | None: ...
     def started_count(self, schedule: str) -> int: ...
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None: ...
     def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
@@ -97,6 +122,7 @@ class Ledger(Protocol):
     def last_slot(self, schedule: str) -> datetime | None: ...
     def last_slots(self) -> dict[str, datetime]: ...
     def last_runs(self) -> dict[str, RunRecord]: ...
-    def open_runs(self) -> list[tuple[RunRecord, str]]: ...
+    def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]: ...
+    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]: ...
     def prune(self, schedule: str, keep: int) -> int: ...
     def count_runs(self, schedule: str | None = None, status: str | None = None) -> int: ...

@@ -4,23 +4,36 @@ One connection shared under a lock: SQLite serialises writers anyway, and one co
 the claim (an INSERT under a UNIQUE constraint) and its visibility simple. Other processes (a
 second reconciler, `reconciler history`) open their own connections; WAL lets them read while
 we write, and `busy_timeout` makes concurrent writers wait instead of failing.
+
+The WAL is bounded: `journal_size_limit` truncates it whenever a checkpoint resets it, and a WAL
+that grew past that anyway (a reader pinned old pages during a burst) is checkpointed with
+TRUNCATE as soon as it can be. A full volume is reported once, and runs that end meanwhile are
+finished as soon as a write succeeds again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.ledger.base import AppliedRevision, LedgerError, Outcome, RunRecord, from_micros, to_micros
+from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord, from_micros, to_micros
 
 DEFAULT_PATH = Path(".reconciler") / "ledger.db"
+# What the WAL is cut back to at each reset; SQLite's own checkpoints start at ~4 MiB of WAL.
+WAL_LIMIT = 4 * 1024 * 1024
+# A WAL larger than this was not reset by those checkpoints: checkpoint it ourselves (TRUNCATE),
+# and if readers still hold it, try again after this many writes.
+_WAL_CHECKPOINT_AT = 2 * WAL_LIMIT
+_CHECKPOINT_RETRY_WRITES = 64
+_BUSY_MS = 30_000
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -64,6 +77,12 @@ MIGRATIONS: tuple[str, ...] = (
         started INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # v3: `concurrency: forbid` held by the database, for any number of processes: at most one
+    # exclusive run of a schedule is running (PostgreSQL uses the same partial unique index).
+    """
+    ALTER TABLE runs ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX runs_one_exclusive_running ON runs (schedule) WHERE status = 'running' AND exclusive = 1;
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
@@ -75,9 +94,16 @@ class SqliteLedger:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._rlock = threading.Lock()
+        self.on_write_state: Callable[[str | None], None] | None = None
+        self._full: str | None = None  # why writes fail for lack of space, while they do
+        self._deferred: list[tuple[int, Outcome, int | None]] = []  # finishes waiting for space
+        self._flushing = False
+        self._writes = 0
+        self._next_checkpoint = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                       timeout=_BUSY_MS / 1000)
         except (OSError, sqlite3.Error) as e:
             raise LedgerError(f"{self.path}: cannot open the ledger: {getattr(e, 'strerror', None) or e}") from e
         try:
@@ -87,10 +113,12 @@ class SqliteLedger:
             # The writer appends runs and updates single rows: a small page cache costs it nothing,
             # and keeps 10,000-spec revisions from leaving megabytes cached (reads have their own).
             self._db.execute("PRAGMA cache_size=-512")
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self._migrate()
             # Reads (the API, the dashboard) use their own connection: under WAL they never wait
             # for the runner's writes, and the writers never wait for a slow page.
-            self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                        timeout=_BUSY_MS / 1000)
         except sqlite3.Error as e:
             self._db.close()
             raise LedgerError(f"{self.path}: cannot open the ledger: {e}") from e
@@ -105,14 +133,75 @@ class SqliteLedger:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        """One transaction. SQLITE_FULL becomes LedgerFull, and a change of state (full, or
+        writable again) is reported once through `on_write_state`, which must not use the ledger."""
+        state: list[str | None] = []
+        try:
+            with self._lock:
+                if self._deferred and not self._flushing:
+                    self._flush_deferred()
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._db
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        if self._db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                            self._db.execute("ROLLBACK")
+                        raise
+                except sqlite3.Error as e:
+                    if not _is_full(e):
+                        raise
+                    if self._full is None:
+                        self._full = f"{self.path}: the ledger cannot be written: {e}"
+                        state.append(self._full)
+                        self._checkpoint()  # moving the WAL into the database may free space
+                    raise LedgerFull(self._full) from e
+                if self._full is not None:
+                    self._full = None
+                    state.append(None)
+                self._writes += 1
+                if self._writes >= self._next_checkpoint:
+                    self._bound_wal()
+        finally:
+            if state and self.on_write_state is not None:
+                self.on_write_state(state[0])
+
+    def _flush_deferred(self) -> None:
+        """Finish, in order, the runs whose end could not be written; stop at the first that
+        still cannot (the rest wait for the next write)."""
+        self._flushing = True
+        try:
+            while self._deferred:
+                run_id, outcome, keep = self._deferred[0]
+                try:
+                    self._finish(run_id, outcome, keep)
+                except LedgerFull:
+                    return
+                self._deferred.pop(0)
+        finally:
+            self._flushing = False
+
+    def _bound_wal(self) -> None:
+        try:
+            size = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        if size > _WAL_CHECKPOINT_AT and not self._checkpoint():
+            self._next_checkpoint = self._writes + _CHECKPOINT_RETRY_WRITES
+
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, without waiting for readers (a busy
+        checkpoint is tried again later). True if the WAL was emptied."""
+        try:
+            self._db.execute("PRAGMA busy_timeout = 0")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        except sqlite3.Error:
+            return False
+        return not busy
 
     def _migrate(self) -> None:
         with self._write() as db:  # atomic: a half-migrated ledger never exists
@@ -175,11 +264,16 @@ class SqliteLedger:
     # ---- runs ---------------------------------------------------------------------------------
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None) -> int | None:
+              started_at: datetime, owner: str = "", max_runs: int | None = None,
+              exclusive: bool = False) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A first attempt of a scheduled slot counts towards `max_runs`; once reached, nothing more
         is claimed for that schedule (the check and the count are one transaction).
+
+        `exclusive` (concurrency: forbid): the partial unique index lets one exclusive run of a
+        schedule be running; the NOT EXISTS, in the same transaction, also waits out runs claimed
+        before the schedule became `forbid`.
         """
         counts = attempt == 1 and trigger in ("schedule", "catchup")
         with self._write() as db:
@@ -188,9 +282,11 @@ class SqliteLedger:
                 if row and row[0] >= max_runs:
                     return None
             cur = db.execute(
-                "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (schedule, to_micros(slot), attempt, trigger, revision, to_micros(started_at), owner))
+                "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
+                "exclusive) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ? WHERE NOT ? OR NOT EXISTS "
+                "(SELECT 1 FROM runs WHERE schedule = ? AND status = 'running')",
+                (schedule, to_micros(slot), attempt, trigger, revision, to_micros(started_at), owner, exclusive,
+                 exclusive, schedule))
             if cur.rowcount != 1 or not cur.lastrowid:
                 return None
             if counts:
@@ -204,7 +300,15 @@ class SqliteLedger:
         return int(row[0]) if row else 0
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
-        """Record how a run ended; with `keep`, prune that schedule's history in the same write."""
+        """Record how a run ended; with `keep`, prune that schedule's history in the same write.
+        Without space, the end is kept and written before the next write that succeeds."""
+        try:
+            self._finish(run_id, outcome, keep)
+        except LedgerFull:
+            with self._lock:
+                self._deferred.append((run_id, outcome, keep))
+
+    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> None:
         with self._write() as db:
             row = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
@@ -266,12 +370,28 @@ class SqliteLedger:
                                      "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
-    def open_runs(self) -> list[tuple[RunRecord, str]]:
-        """Runs still marked running, with the owner that claimed them."""
+    def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
+        """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
+        where, args = ("", ()) if schedule is None else (" AND schedule = ?", (schedule,))
         with self._lock:
-            rows = self._db.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running' "
-                                    "ORDER BY id").fetchall()
+            rows = self._db.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running'{where} "
+                                    "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
+
+    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]:
+        """Of these schedules, every slot whose newest attempt ended in one of `statuses`: that
+        attempt, oldest first (the retries a stopped reconciler still owed)."""
+        names, wanted = sorted(schedules), sorted(statuses)
+        found: list[RunRecord] = []
+        with self._rlock:
+            for i in range(0, len(names), 500):
+                chunk = names[i:i + 500]
+                found.extend(_record(r) for r in self._rdb.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs r WHERE schedule IN ({','.join('?' * len(chunk))}) "
+                    f"AND status IN ({','.join('?' * len(wanted))}) AND finished_at IS NOT NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM runs n WHERE n.schedule = r.schedule AND n.slot = r.slot "
+                    "AND n.attempt > r.attempt)", (*chunk, *wanted)))
+        return sorted(found, key=lambda r: r.id)
 
     def prune(self, schedule: str, keep: int) -> int:
         """Keep at most `keep` finished runs of a schedule (the newest)."""
@@ -285,6 +405,10 @@ class SqliteLedger:
             "  SELECT min(id) FROM (SELECT id FROM runs WHERE schedule = ? AND status != 'running' "
             "  ORDER BY id DESC LIMIT ?))", (schedule, schedule, keep))
         return cur.rowcount
+
+
+def _is_full(e: sqlite3.Error) -> bool:
+    return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(e)
 
 
 def _filters(schedule: str | None, status: str | None, since: datetime | None,

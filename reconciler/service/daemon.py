@@ -44,6 +44,7 @@ class Status:
     error: str | None = None
     ready: bool = False
     last_reconcile_seconds: float = 0.0
+    ledger_error: str | None = None  # e.g. the disk is full: no slot can be claimed until it is not
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Reconciler:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
         self.source = DirectorySource(options.directory)
         self.runner = Runner(ledger, log=log, clock=clock)
-        self.scheduler = Timer(self.runner.dispatch)
+        self.scheduler = Timer(self.runner.dispatch, self.runner.behind, clock)
+        ledger.on_write_state = self._ledger_state
         self.status = Status()
         self.applied: dict[str, Schedule] = {}
         self.applied_hashes: dict[str, str] = {}
@@ -113,12 +115,22 @@ class Reconciler:
                         "parallel_load": self.source.last_load_parallel}
         self.notifier.start()
         if self.status.applied_revision is not None:
-            pending = dict(self.last_runs)  # before catch-up adds its rows
+            resume_retries(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.retry,
+                           self.log)
             catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
                      self.log)
-            resume_retries(pending, self.applied, self.clock(), self.runner.retry, self.log)
         self.runner.on_completed = self._completed
         self.scheduler.resume()
+
+    def _ledger_state(self, problem: str | None) -> None:
+        """Called by the ledger when writes start failing for lack of space, and when they work
+        again: one line each, not one per slot."""
+        self.status.ledger_error = problem
+        if problem is not None:
+            self.log("ledger.write_failed", error=problem, effect="no slot is claimed or run until the ledger "
+                     "can be written again")
+        else:
+            self.log("ledger.write_recovered")
 
     def _finished(self, record: RunRecord, output: str) -> None:
         self.last_runs[record.schedule] = record
