@@ -194,6 +194,8 @@ def run_command(spec: CommandRun, extra_env: Mapping[str, str], environ: Mapping
         return _supervise(procs, spec, handle, CappedBuffer(cap, secrets))
     finally:
         procs.close()
+        if procs.proc.stdout is not None:
+            procs.proc.stdout.close()
 
 
 def _supervise(procs: RunProcesses, spec: CommandRun, handle: Handle, buf: CappedBuffer) -> Attempt:
@@ -222,7 +224,8 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: Handle, buf: Cappe
             if ending is None and (handle.stop_reason is not None or now >= deadline):
                 ending, term_at = ("stop" if handle.stop_reason is not None else "timeout"), now
                 procs.signal(signal.SIGTERM)
-            kill_at = term_at + (handle.kill_after if ending == "stop" else KILL_GRACE)
+            # A stop can shorten a timeout's SIGKILL delay (a shutdown during it), never lengthen it.
+            kill_at = term_at + (min(KILL_GRACE, handle.kill_after) if handle.stop_reason else KILL_GRACE)
             if ending is not None and not killed and now >= kill_at:
                 procs.signal(signal.SIGKILL)
                 killed = True
@@ -232,7 +235,7 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: Handle, buf: Cappe
             track = procs.next_track()
             if track is not None:
                 wake = min(wake, track)
-            for fd, _ in poller.poll(max(0, math.ceil((wake - now) * 1000))):
+            for fd, _ in poller.poll(max(0, math.ceil(min(wake - now, 60) * 1000))):
                 if fd == out and reading:
                     reading = _drain(out, buf)
                     if not reading:
@@ -249,11 +252,12 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: Handle, buf: Cappe
     # The main process has ended: whatever it left behind goes with it (no grandchild survives).
     procs.close()
     # Then the rest of the output: every writer is gone, unless one escaped us; never wait for that one.
+    rest = select.poll()
+    rest.register(out, select.POLLIN)
     end = time.monotonic() + DRAIN_AFTER_EXIT
     while reading and (left := end - time.monotonic()) > 0:
-        if select.select([out], [], [], left)[0]:
+        if rest.poll(math.ceil(left * 1000)):
             reading = _drain(out, buf)
-    proc.stdout.close()
     output, dropped, code = buf.text(), buf.dropped, proc.returncode
     assert code is not None
     if ending == "stop":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+CGROUP_PREFIX = "reconciler-run-"
 TRACK_EVERY = 1.0  # seconds between walks of a run's descendants (without a cgroup)
 _OFF = frozenset(("0", "off", "no", "false"))
 
@@ -249,6 +250,14 @@ class Whereabouts:
     def here(self) -> bool:
         return self.host == socket.gethostname() and self.boot == boot_id()
 
+    def run_cgroup(self) -> Path | None:
+        """The run's cgroup, if it had one here: only a directory of the name we give (never a
+        cgroup of someone else's, whatever the ledger says)."""
+        if not self.cgroup or not self.here():
+            return None
+        path = Path(self.cgroup)
+        return path if path.is_absolute() and path.name.startswith(CGROUP_PREFIX) else None
+
 
 class Supervisor:
     """Starts jobs so that everything they start can be stopped; one per reconciler process."""
@@ -267,7 +276,7 @@ class Supervisor:
               marker: str | None = None) -> RunProcesses:
         """Start a job in a new session (its own process group), stdout and stderr on one pipe."""
         if self.cgroup_parent is not None:
-            cgroup = self.cgroup_parent / f"reconciler-{os.getpid()}-{secrets.token_hex(4)}"
+            cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             try:
                 cgroup.mkdir()
                 procs_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
@@ -445,8 +454,8 @@ def leftovers(where: Whereabouts, marker: str) -> list[tuple[int, str]]:
     if not where.here():
         return []
     found: dict[int, str] = {}
-    if where.cgroup and Path(where.cgroup).is_absolute():
-        for pid in cgroup_pids(Path(where.cgroup)):
+    if (cgroup := where.run_cgroup()) is not None:
+        for pid in cgroup_pids(cgroup):
             if (st := stat(pid)) is not None:
                 found[pid] = st.ticks
     wanted = marker.encode()
@@ -458,6 +467,12 @@ def leftovers(where: Whereabouts, marker: str) -> list[tuple[int, str]]:
         if has_marker(pid, wanted):
             found[pid] = st.ticks
     return sorted(found.items())
+
+
+def discard(where: Whereabouts) -> None:
+    """Remove the (empty) cgroup of a run whose processes are all gone."""
+    if (cgroup := where.run_cgroup()) is not None:
+        remove_cgroup(cgroup, 0.5)
 
 
 def stop_leftovers(found: Mapping[int, tuple[Whereabouts, list[tuple[int, str]]]], grace: float) -> dict[int, str]:
@@ -481,11 +496,13 @@ def stop_leftovers(found: Mapping[int, tuple[Whereabouts, list[tuple[int, str]]]
             killed.add(run_id)
             for pid, _ in rest:
                 send(pid, signal.SIGKILL)
-        if where.cgroup:
-            cgroup = Path(where.cgroup)
+        if (cgroup := where.run_cgroup()) is not None:
             if cgroup_pids(cgroup):
                 killed.add(run_id)
             remove_cgroup(cgroup)
+    until = time.monotonic() + 2.0  # SIGKILL is not instant: gone means gone when we return
+    while time.monotonic() < until and any(live(pids) for _, pids in found.values()):
+        time.sleep(0.01)
     out = {}
     for run_id, (_, pids) in found.items():
         n = len(pids)

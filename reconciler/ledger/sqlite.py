@@ -64,6 +64,11 @@ MIGRATIONS: tuple[str, ...] = (
         started INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Where a run's processes live (JSON: host, boot, process group, cgroup), so that a restart can
+    # stop what a killed reconciler left running.
+    """
+    ALTER TABLE runs ADD COLUMN processes TEXT;
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
@@ -272,6 +277,15 @@ class SqliteLedger:
             rows = self._db.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running' "
                                     "ORDER BY id").fetchall()
         return [(_record(r), r[12] or "") for r in rows]
+
+    def set_processes(self, run_id: int, processes: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id))
+
+    def processes(self, run_id: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT processes FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def prune(self, schedule: str, keep: int) -> int:
         """Keep at most `keep` finished runs of a schedule (the newest)."""
