@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import os
 import time
@@ -13,9 +15,10 @@ from typing import Any
 import pytest
 
 from reconciler.core.loader import Loader
-from reconciler.core.model import Schedule
+from reconciler.core.model import CommandRun, Schedule
 from reconciler.engine.catchup import catch_up
-from reconciler.engine.runner import Runner
+from reconciler.engine.procs import RunProcesses, Supervisor, Whereabouts, is_live
+from reconciler.engine.runner import SHUTDOWN_KILL_AFTER, Runner, abandon_open_runs
 from reconciler.ledger.base import Outcome, RunRecord
 from reconciler.ledger.sqlite import SqliteLedger
 from tests.harness import wait_for
@@ -128,7 +131,8 @@ def test_max_runs_completes_the_schedule(ledger: SqliteLedger) -> None:
     r.on_completed = completed.append
     for i in range(3):
         r.dispatch("twice", datetime.now(UTC) + timedelta(hours=i))
-        time.sleep(0.3)
+        # One at a time (on a busy machine a run can outlast a fixed pause, and forbid would skip).
+        wait_for(functools.partial(settled, ledger, "twice", min(i + 1, 2)), what=f"run {i + 1} to end")
     wait_for(lambda: completed, what="completion")
     r.shutdown(5)
     assert [x.status for x in runs(ledger, "twice")] == ["succeeded", "succeeded"]
@@ -376,3 +380,166 @@ def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(le
     r.shutdown(5)
     old, new = runs(ledger, "slow")
     assert (old.status, new.status) == ("abandoned", "succeeded")
+
+
+# ---- no run is left running ------------------------------------------------------------------------
+
+
+def with_argv(s: Schedule, *argv: str) -> Schedule:
+    """What `validate` may come to refuse, built directly: the runner must survive it anyway."""
+    assert isinstance(s.run, CommandRun)
+    return dataclasses.replace(s, run=dataclasses.replace(s.run, argv=argv))
+
+
+def settled(ledger: SqliteLedger, name: str, count: int) -> bool:
+    done = runs(ledger, name)
+    return len(done) == count and all(r.status != "running" for r in done)
+
+
+def test_a_job_that_cannot_start_fails_its_run_and_is_retried_and_notified(ledger: SqliteLedger) -> None:
+    s = with_argv(schedule("name: nul\nschedule: {every: 1h}\nrun: {command: [/bin/echo]}\n"
+                           "policy: {retries: {limit: 1, backoff: 100ms}}\n"), "/bin/echo", "a\0b")
+    r = make_runner(ledger, s)
+    told: list[RunRecord] = []
+    r.on_finished = lambda record, output: told.append(record)
+    r.dispatch("nul", datetime.now(UTC))
+    wait_for(lambda: settled(ledger, "nul", 2), timeout=10, what="two failed attempts")
+    r.shutdown(5)
+    attempts = runs(ledger, "nul")
+    assert [(a.attempt, a.status) for a in attempts] == [(1, "failed"), (2, "failed")]
+    assert all(a.error == "cannot start /bin/echo: embedded null byte" for a in attempts)
+    assert [(t.attempt, t.status) for t in told] == [(1, "failed"), (2, "failed")]
+
+
+def test_an_unexpected_error_while_running_fails_the_run_instead_of_leaving_it_running(
+        ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler.engine.runner as runner_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runner_module, "run_command", broken)
+    s = schedule("name: bug\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n")
+    r = make_runner(ledger, s)
+    r.dispatch("bug", datetime.now(UTC))
+    wait_for(lambda: settled(ledger, "bug", 1), what="the run to finish")
+    r.shutdown(5)
+    (run,) = runs(ledger, "bug")
+    assert (run.status, run.error) == ("failed", "could not run: RuntimeError: a bug")
+
+
+# ---- shutdown ----------------------------------------------------------------------------------------
+
+
+def test_shutdown_kills_a_job_that_ignores_sigterm_and_records_how_it_ended(ledger: SqliteLedger,
+                                                                             tmp_path: Path) -> None:
+    s = schedule("name: stubborn\nschedule: {every: 1h}\n"
+                 f"run: {{command: [/bin/sh, -c, \"trap '' TERM; echo $$ > {tmp_path}/pid; sleep 30\"]}}\n")
+    r = make_runner(ledger, s)
+    r.dispatch("stubborn", datetime.now(UTC))
+    wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), what="the job to start")
+    pid = int((tmp_path / "pid").read_text())
+    start = time.monotonic()
+    r.shutdown(0.5)
+    elapsed = time.monotonic() - start
+    (run,) = runs(ledger, "stubborn")
+    assert elapsed < 0.5 + SHUTDOWN_KILL_AFTER + 1.5, f"shutdown took {elapsed:.1f}s"
+    assert (run.status, run.exit_code) == ("interrupted", -9)
+    assert run.error == ("the reconciler stopped and the grace period (0.5s) ended: killed by signal 9 "
+                         f"(SIGKILL {SHUTDOWN_KILL_AFTER:g}s after SIGTERM)")
+    assert not is_live(pid)
+
+
+def test_a_job_that_ends_within_the_grace_is_recorded_as_it_ended(ledger: SqliteLedger) -> None:
+    s = schedule("name: quick\nschedule: {every: 1h}\nrun: {command: [/bin/sh, -c, 'sleep 0.5; exit 4']}\n")
+    r = make_runner(ledger, s)
+    r.dispatch("quick", datetime.now(UTC))
+    wait_for(lambda: r.running("quick") == 1, what="the job to start")
+    r.shutdown(5)
+    (run,) = runs(ledger, "quick")
+    assert (run.status, run.exit_code, run.error) == ("failed", 4, "exited with status 4")
+
+
+# ---- what a killed reconciler left behind -------------------------------------------------------------
+
+
+def test_where_a_run_lives_is_in_the_ledger_while_it_runs(ledger: SqliteLedger, tmp_path: Path) -> None:
+    s = schedule(f"name: where\nschedule: {{every: 1h}}\nrun: {{command: [/bin/sh, -c, 'echo $$ > {tmp_path}/pid; "
+                 "sleep 30']}\n")
+    r = make_runner(ledger, s)
+    r.dispatch("where", datetime.now(UTC))
+    wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), what="the job to start")
+    (run,) = runs(ledger, "where")
+    where = Whereabouts.loads(ledger.processes(run.id))
+    r.shutdown(0)
+    assert where is not None
+    assert where.here()
+    assert where.pgid == int((tmp_path / "pid").read_text())
+
+
+@pytest.fixture(params=["cgroup", "subreaper"])
+def supervisor(request: pytest.FixtureRequest) -> Supervisor:
+    if request.param == "subreaper":
+        return Supervisor(None)
+    detected = Supervisor.detect({})
+    if detected.cgroup_parent is None:
+        pytest.skip("no cgroup v2 hierarchy we may create cgroups in here")
+    return detected
+
+
+def orphan(ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path, script: str,
+           marker_of: int | None = None) -> tuple[int, RunProcesses]:
+    """A run claimed by a reconciler that is gone, whose job still runs: started here, then left."""
+    run_id = ledger.claim("left", NOW, attempt=1, trigger="schedule", revision="r", started_at=NOW,
+                          owner="gone-host:1@1")
+    assert run_id is not None
+    env = {"PATH": "/usr/bin:/bin", "RECONCILER_RUN_ID": str(marker_of or run_id)}
+    procs = supervisor.spawn(["/bin/sh", "-c", script], cwd=str(tmp_path), env=env,
+                             marker=f"RECONCILER_RUN_ID={run_id}")
+    ledger.set_processes(run_id, procs.whereabouts().dumps())
+    wait_for(lambda: (tmp_path / "ready").exists(), what="the orphan to start")
+    return run_id, procs
+
+
+def test_abandoning_a_run_of_a_dead_reconciler_stops_what_it_left_running(
+        ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path) -> None:
+    script = "trap '' TERM; sleep 30 & echo $! > child; touch ready; wait"
+    run_id, procs = orphan(ledger, supervisor, tmp_path, script)
+    child = int((tmp_path / "child").read_text())
+    logs = Logs()
+    try:
+        start = time.monotonic()
+        assert abandon_open_runs(ledger, lambda: datetime.now(UTC), logs, alive=lambda owner: False, grace=0.5) == 1
+        assert time.monotonic() - start < 3
+        assert not is_live(procs.pid)
+        assert not is_live(child)
+        run = ledger.run(run_id)
+        assert run is not None
+        assert run.status == "abandoned"
+        assert run.error == ("the reconciler stopped during this run; 2 processes it left were still running "
+                             "and were killed (SIGKILL after 0.5s)")
+        assert [e for e, _ in logs.lines] == ["run.abandoned"]
+        if procs.cgroup is not None:
+            assert not procs.cgroup.exists()
+    finally:
+        procs.close()
+        procs.proc.wait()
+        assert procs.proc.stdout is not None
+        procs.proc.stdout.close()
+
+
+def test_a_process_group_that_is_no_longer_the_runs_is_left_alone(
+        ledger: SqliteLedger, tmp_path: Path) -> None:
+    # The recorded group id now names processes of another run (its marker differs): a reused id.
+    run_id, procs = orphan(ledger, Supervisor(None), tmp_path, "touch ready; sleep 30", marker_of=999)
+    try:
+        assert abandon_open_runs(ledger, lambda: datetime.now(UTC), Logs(), alive=lambda owner: False, grace=0.5) == 1
+        assert is_live(procs.pid)
+        run = ledger.run(run_id)
+        assert run is not None
+        assert (run.status, run.error) == ("abandoned", "the reconciler stopped during this run")
+    finally:
+        procs.close()
+        procs.proc.wait()
+        assert procs.proc.stdout is not None
+        procs.proc.stdout.close()

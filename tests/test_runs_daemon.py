@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.engine.procs import is_live
+from reconciler.engine.runner import SHUTDOWN_KILL_AFTER
 from tests.harness import Daemon, lines, wait_for
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -208,3 +212,109 @@ def test_a_retry_pending_when_the_reconciler_stops_runs_after_the_restart(
     assert [(a, t, s) for _, _, a, t, s in rows(tmp_path / "ledger.db", "flaky")] == [
         (1, "schedule", "failed"), (2, "retry", "failed")]
     assert second.stop() == 0
+
+
+# ---- nothing a run started outlives it ------------------------------------------------------------------
+
+
+def pids(path: Path) -> list[int]:
+    return [int(x) for x in lines(path)]
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie (reaped here if it became our child: the test process may be a subreaper)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return not is_live(pid)
+
+
+def kill_all(*groups: list[int]) -> None:
+    for pid in (p for g in groups for p in g):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def run_row(ledger: Path, run_id: int) -> tuple[str, int | None, str | None]:
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT status, exit_code, error FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("cgroups", ["on", "off"])
+def test_a_job_left_running_by_a_killed_daemon_is_stopped_at_the_restart_and_the_run_says_so(
+        tmp_path: Path, daemons: list[Daemon], cgroups: str) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "long.yaml").write_text(
+        "name: long\nschedule: {every: 2s}\n"
+        f"run: {{command: [/bin/sh, -c, 'sleep 30 & echo $! >> {tmp_path}/children; "
+        f"echo $$ >> {tmp_path}/mains; wait']}}\n")
+    env = {"RECONCILER_CGROUP": cgroups}
+    d = Daemon(sched, tmp_path, env=env)
+    daemons.append(d)
+    try:
+        wait_for(lambda: pids(tmp_path / "children") and pids(tmp_path / "mains"), what="the job to start")
+        d.stop(signal.SIGKILL)
+        (run_id, *_), = rows(d.ledger, "long")
+        (main,), (child,) = pids(tmp_path / "mains"), pids(tmp_path / "children")
+        wait_for(lambda: dead(main), timeout=5, what="the job's own process to die with the daemon")
+        assert not dead(child), "the child should have outlived the daemon: nothing left to test"
+        d2 = Daemon(sched, tmp_path, "--grace", "0s", env=env)
+        daemons.append(d2)
+        abandoned = d2.wait_event("run.abandoned", run_id=run_id)
+        assert dead(child), "the orphan survived the restart"
+        assert abandoned["error"] == ("the reconciler stopped during this run; 1 process it left was still "
+                                      "running and was stopped (SIGTERM)")
+        assert run_row(d2.ledger, run_id) == ("abandoned", None, abandoned["error"])
+        d2.wait_event("run.start")
+        events = [e["event"] for e in d2.events()]
+        assert events.index("run.abandoned") < events.index("run.start"), "a new run overlapped the orphan"
+        assert d2.stop() == 0
+    finally:
+        kill_all(pids(tmp_path / "mains"), pids(tmp_path / "children"))
+
+
+def test_a_job_that_ignores_sigterm_is_killed_at_the_end_of_the_grace(tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "stubborn.yaml").write_text(
+        "name: stubborn\nschedule: {every: 2s}\n"
+        f"run: {{command: [/bin/sh, -c, \"trap '' TERM; echo $$ >> {tmp_path}/mains; sleep 30\"]}}\n")
+    d = Daemon(sched, tmp_path, "--grace", "1s")
+    daemons.append(d)
+    try:
+        wait_for(lambda: pids(tmp_path / "mains"), what="the job to start")
+        start = time.monotonic()
+        assert d.stop(signal.SIGTERM) == 0
+        took = time.monotonic() - start
+        assert took < 1 + SHUTDOWN_KILL_AFTER + 3, f"the daemon took {took:.1f}s to stop"
+        run_id, *_ = rows(d.ledger, "stubborn")[0]
+        assert run_row(d.ledger, run_id) == (
+            "interrupted", -9, "the reconciler stopped and the grace period (1s) ended: killed by signal 9 "
+                               f"(SIGKILL {SHUTDOWN_KILL_AFTER:g}s after SIGTERM)")
+        assert dead(pids(tmp_path / "mains")[0])
+    finally:
+        kill_all(pids(tmp_path / "mains"))
+
+
+def test_a_job_whose_setsid_child_holds_its_output_ends_promptly_and_leaves_no_process(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "spawner.yaml").write_text(
+        "name: spawner\nschedule: {every: 2s}\n"
+        f"run: {{command: [/bin/sh, -c, \"setsid sh -c 'echo $$ >> {tmp_path}/escapees; exec sleep 30' & "
+        "sleep 0.2; echo done\"]}\n")
+    d = Daemon(sched, tmp_path)
+    daemons.append(d)
+    try:
+        end = d.wait_event("run.end", schedule="spawner")
+        assert end["status"] == "succeeded"
+        assert end["duration_ms"] < 1500, "a leftover holding the output held the run open"
+        escapee = pids(tmp_path / "escapees")[0]
+        wait_for(lambda: dead(escapee), timeout=3, what="the setsid child to be stopped with its run")
+        assert d.stop() == 0
+    finally:
+        kill_all(pids(tmp_path / "escapees"))

@@ -19,11 +19,15 @@ from typing import Any
 from reconciler.core.describe import utc_text
 from reconciler.core.model import CommandRun, Schedule
 from reconciler.engine.catchup import BEHIND, gap, make_up
-from reconciler.engine.execute import Attempt, Handle, run_command, run_http
+from reconciler.engine.execute import KILL_GRACE, Attempt, Handle, run_command, run_http
+from reconciler.engine.procs import Supervisor, Whereabouts, discard, leftovers, stop_leftovers
 from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
+# At shutdown, seconds from SIGTERM to SIGKILL for a job still running when the grace ends: short,
+# so that the reconciler exits within grace plus a few seconds (Kubernetes allows 5 above ours).
+SHUTDOWN_KILL_AFTER = 2.0
 
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
@@ -56,9 +60,11 @@ def _started(pid: int) -> str | None:
 
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
-                 environ: Mapping[str, str] | None = None, max_workers: int = 64) -> None:
+                 environ: Mapping[str, str] | None = None, max_workers: int = 64,
+                 supervisor: Supervisor | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
+        self._supervisor = supervisor or Supervisor.detect(self._environ)
         self._owner = owner_id()
         self._live: Mapping[str, Schedule] = {}
         self._revision = ""
@@ -176,9 +182,19 @@ class Runner:
                  handle: Handle) -> Attempt:
         ids = {"RECONCILER_SCHEDULE": name, "RECONCILER_SLOT": utc_text(slot), "RECONCILER_RUN_ID": str(run_id),
                "RECONCILER_ATTEMPT": str(attempt), "RECONCILER_REVISION": revision}
-        if isinstance(s.run, CommandRun):
-            return run_command(s.run, ids, self._environ, handle)
-        return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
+        handle.on_started = lambda where: self._record_processes(name, run_id, where)
+        try:
+            if isinstance(s.run, CommandRun):
+                return run_command(s.run, ids, self._environ, handle, supervisor=self._supervisor)
+            return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
+        except Exception as e:  # a bug must still finish the run (then retries and notifications follow)
+            return Attempt("failed", error=f"could not run: {type(e).__name__}: {e}")
+
+    def _record_processes(self, name: str, run_id: int, where: str) -> None:
+        try:
+            self._ledger.set_processes(run_id, where)
+        except Exception as e:  # the run goes on; only a crash during it would miss the record
+            self._log("run.processes_unrecorded", schedule=name, run_id=run_id, error=repr(e))
 
     def _claim(self, name: str, slot: datetime, now: datetime, s: Schedule, exclusive: bool,
                common: dict[str, Any]) -> tuple[int | None, bool]:
@@ -253,7 +269,8 @@ class Runner:
     # ---- shutdown -------------------------------------------------------------------------------
 
     def shutdown(self, grace: float) -> None:
-        """Stop claiming; let running jobs finish within `grace` seconds; interrupt the rest."""
+        """Stop claiming; let running jobs finish within `grace` seconds; then stop the rest (SIGTERM,
+        and SIGKILL SHUTDOWN_KILL_AFTER seconds later) and record them `interrupted`."""
         self._accepting = False
         with self._lock:
             for t in self._timers:
@@ -266,23 +283,40 @@ class Runner:
             while not h.done.is_set() and not deadline.is_set():
                 h.done.wait(0.05)
         waiter.cancel()
+        why = f"the reconciler stopped and the grace period ({grace:g}s) ended"
         for h in handles:
             if not h.done.is_set():
-                h.stop("interrupted")
+                h.stop("interrupted", why, kill_after=SHUTDOWN_KILL_AFTER)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool]) -> int:
-    """Runs left `running` by a process that is gone become `abandoned`; they are not run again."""
-    count = 0
-    for record, owner in ledger.open_runs():
-        if owner and alive(owner):
+def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool],
+                      grace: float = KILL_GRACE) -> int:
+    """Runs left `running` by a process that is gone become `abandoned`; they are not run again.
+
+    What such a run left running on this host (its cgroup, its process group) is stopped first, as
+    a timeout stops a job, so that nothing of it overlaps what runs next.
+    """
+    dead = [record for record, owner in ledger.open_runs() if not (owner and alive(owner))]
+    found: dict[int, tuple[Whereabouts, list[tuple[int, str]]]] = {}
+    for record in dead:
+        where = Whereabouts.loads(ledger.processes(record.id))
+        if where is None:
             continue
-        ledger.finish(record.id, Outcome("abandoned", clock(), error="the reconciler stopped during this run"))
+        pids = leftovers(where, f"RECONCILER_RUN_ID={record.id}")
+        if pids:
+            found[record.id] = (where, pids)
+        else:
+            discard(where)
+    stopped = stop_leftovers(found, grace) if found else {}
+    for record in dead:
+        error = "the reconciler stopped during this run"
+        if record.id in stopped:
+            error += f"; {stopped[record.id]}"
+        ledger.finish(record.id, Outcome("abandoned", clock(), error=error))
         log("run.abandoned", schedule=record.schedule, slot=utc_text(record.slot), run_id=record.id,
-            revision=record.revision)
-        count += 1
-    return count
+            revision=record.revision, error=error)
+    return len(dead)
 
 
 def owner_alive(owner: str) -> bool:

@@ -83,6 +83,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
     CREATE UNIQUE INDEX runs_one_exclusive_running ON runs (schedule) WHERE status = 'running' AND exclusive = 1;
     """,
+    # v4: where a run's processes live (JSON: host, boot, process group, cgroup), so that a restart can
+    # stop what a killed reconciler left running.
+    """
+    ALTER TABLE runs ADD COLUMN processes TEXT;
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
@@ -392,6 +397,15 @@ class SqliteLedger:
                     "AND NOT EXISTS (SELECT 1 FROM runs n WHERE n.schedule = r.schedule AND n.slot = r.slot "
                     "AND n.attempt > r.attempt)", (*chunk, *wanted)))
         return sorted(found, key=lambda r: r.id)
+
+    def set_processes(self, run_id: int, processes: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id))
+
+    def processes(self, run_id: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT processes FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def prune(self, schedule: str, keep: int) -> int:
         """Keep at most `keep` finished runs of a schedule (the newest)."""

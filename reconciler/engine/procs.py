@@ -1,0 +1,512 @@
+"""Every process a run started, found again and stopped; Linux only, degrading to the process group.
+
+Where the machine lets us create cgroups (a writable cgroup v2 hierarchy holding our own cgroup),
+each run gets a cgroup of its own: nothing the job starts can leave it, and `cgroup.kill` stops
+all of it at once. Otherwise the reconciler becomes a child subreaper, so that what a job
+orphans (a `setsid` daemon, a double fork) is reparented to us instead of init, and a run's
+processes are its descendants, the members of its process group or session, and the orphans we
+adopt that carry its marker or hold its output pipe.
+
+The job's own process gets PR_SET_PDEATHSIG, so it is killed with the thread that started it even
+when the reconciler is killed with SIGKILL. Where a run lives (`Whereabouts`) is recorded in the
+ledger so that the next start can stop what a killed reconciler left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CGROUP_PREFIX = "reconciler-run-"
+TRACK_EVERY = 1.0  # seconds between walks of a run's descendants (without a cgroup)
+_OFF = frozenset(("0", "off", "no", "false"))
+
+
+# ---- /proc ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    ticks: str  # start time in clock ticks since boot: with the pid, the identity of a process
+
+
+def stat(pid: int) -> Stat | None:
+    """A process's /proc/PID/stat, or None when it is gone (or there is no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text.rpartition(")")[2].split()  # after the command name, which may hold anything
+    if len(fields) < 20:
+        return None
+    return Stat(fields[0], int(fields[1]), int(fields[2]), int(fields[3]), fields[19])
+
+
+def is_live(pid: int, ticks: str | None = None) -> bool:
+    """The process exists, is not a zombie and (given `ticks`) is the same one as before."""
+    st = stat(pid)
+    return st is not None and st.state not in ("Z", "X") and (ticks is None or st.ticks == ticks)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of every thread of a process (needs CONFIG_PROC_CHILDREN, as on all distros)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError):
+            out.extend(int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    return out
+
+
+def has_marker(pid: int, marker: bytes) -> bool:
+    """Does the process's initial environment hold `marker` (NAME=value) as one entry?"""
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def holds_pipe(pid: int, inode: int) -> bool:
+    target = f"pipe:[{inode}]"
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+    return False
+
+
+def all_pids() -> list[int]:
+    try:
+        return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+
+
+@functools.cache
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return prctl
+
+
+@functools.cache
+def become_subreaper() -> bool:
+    """Orphans of our descendants come to us, not to init (once per process; it cannot be undone
+    usefully while runs are live)."""
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def send(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+# ---- cgroups --------------------------------------------------------------------------------------
+
+
+def _unescape(field: str) -> str:
+    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
+    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
+
+
+def find_cgroup_parent() -> Path | None:
+    """The directory of our own cgroup v2, where per-run cgroups can be created; None if none can.
+
+    /sys/fs/cgroup is preferred; a hybrid host's /sys/fs/cgroup/unified works as well.
+    """
+    try:
+        own = next((line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                    if line.startswith("0::")), None)
+        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    if own is None or ".." in own.split("/") or own.endswith(" (deleted)"):
+        return None
+    mounts = []
+    for line in mountinfo:
+        pre, sep, post = line.partition(" - ")
+        fields = pre.split()
+        if sep and post.split()[:1] == ["cgroup2"] and len(fields) >= 5:
+            mounts.append((_unescape(fields[3]), _unescape(fields[4])))
+    mounts.sort(key=lambda m: m[1] != "/sys/fs/cgroup")
+    for root, point in mounts:
+        if own != root and not own.startswith(root.rstrip("/") + "/"):
+            continue  # this mount shows another part of the hierarchy
+        base = Path(point) / own[len(root):].lstrip("/")
+        if _can_create_children(base):
+            return base
+    return None
+
+
+def _can_create_children(base: Path) -> bool:
+    probe = base / f"reconciler-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    try:
+        return os.access(probe / "cgroup.procs", os.W_OK) and (probe / "cgroup.events").exists()
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()
+
+
+def cgroup_pids(cgroup: Path) -> list[int]:
+    try:
+        return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def cgroup_kill(cgroup: Path) -> None:
+    """SIGKILL to every process in the cgroup, atomically where the kernel has cgroup.kill (5.14)."""
+    try:
+        (cgroup / "cgroup.kill").write_text("1")
+    except OSError:
+        for pid in cgroup_pids(cgroup):
+            send(pid, signal.SIGKILL)
+
+
+def remove_cgroup(cgroup: Path, timeout: float = 2.0) -> bool:
+    """Remove an emptied cgroup (waiting a little for exits in progress); False if it stays."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cgroup.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            if cgroup_pids(cgroup):
+                cgroup_kill(cgroup)
+            time.sleep(0.01)
+
+
+# ---- where a run lives ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """What the ledger keeps of a run's processes: enough to find them after a restart."""
+
+    host: str
+    boot: str
+    pgid: int
+    ticks: str | None
+    cgroup: str | None
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str | None) -> Whereabouts | None:
+        if not text:
+            return None
+        try:
+            d = json.loads(text)
+            return cls(str(d["host"]), str(d["boot"]), int(d["pgid"]),
+                       None if d.get("ticks") is None else str(d["ticks"]),
+                       None if d.get("cgroup") is None else str(d["cgroup"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def here(self) -> bool:
+        return self.host == socket.gethostname() and self.boot == boot_id()
+
+    def run_cgroup(self) -> Path | None:
+        """The run's cgroup, if it had one here: only a directory of the name we give (never a
+        cgroup of someone else's, whatever the ledger says)."""
+        if not self.cgroup or not self.here():
+            return None
+        path = Path(self.cgroup)
+        return path if path.is_absolute() and path.name.startswith(CGROUP_PREFIX) else None
+
+
+class Supervisor:
+    """Starts jobs so that everything they start can be stopped; one per reconciler process."""
+
+    def __init__(self, cgroup_parent: Path | None) -> None:
+        self.cgroup_parent = cgroup_parent
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str] = os.environ) -> Supervisor:
+        """A cgroup per run where possible; RECONCILER_CGROUP=off forces the process-group way."""
+        if environ.get("RECONCILER_CGROUP", "").strip().lower() in _OFF:
+            return cls(None)
+        return cls(find_cgroup_parent())
+
+    def spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
+              marker: str | None = None) -> RunProcesses:
+        """Start a job in a new session (its own process group), stdout and stderr on one pipe."""
+        if self.cgroup_parent is not None:
+            cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+            try:
+                cgroup.mkdir()
+                procs_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    cgroup.rmdir()
+                self.cgroup_parent = None  # no longer allowed here: the process-group way from now on
+            else:
+                try:
+                    proc = self._popen(argv, cwd, env, procs_fd)
+                except subprocess.SubprocessError:  # moving into the cgroup failed in the child
+                    self.cgroup_parent = None
+                except BaseException:
+                    remove_cgroup(cgroup)
+                    raise
+                else:
+                    return RunProcesses(proc, cgroup, marker)
+                finally:
+                    os.close(procs_fd)
+                remove_cgroup(cgroup)
+        become_subreaper()
+        return RunProcesses(self._popen(argv, cwd, env, None), None, marker)
+
+    @staticmethod
+    def _popen(argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
+               procs_fd: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_child_setup(procs_fd, _prctl(), os.getpid()))
+
+
+def _child_setup(procs_fd: int | None, prctl: Callable[..., int] | None, parent: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: no locks, no imports, nothing that allocates much."""
+    def setup() -> None:
+        if procs_fd is not None:
+            os.write(procs_fd, b"0")  # into the run's cgroup before anything else can fork
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the reconciler died before the line above took effect
+                os.kill(os.getpid(), signal.SIGKILL)
+    return setup
+
+
+class RunProcesses:
+    """The processes of one run: its main process (a Popen) and whatever descends from it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cgroup: Path | None, marker: str | None) -> None:
+        self.proc = proc
+        self.cgroup = cgroup
+        self._marker = marker.encode() if marker else None
+        first = stat(proc.pid)
+        self._ticks = first.ticks if first else None
+        self._known: dict[int, str] = {proc.pid: self._ticks} if self._ticks else {}
+        self._pipe = os.fstat(proc.stdout.fileno()).st_ino if proc.stdout is not None else None
+        self._next_track = time.monotonic() + 0.05
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def whereabouts(self) -> Whereabouts:
+        return Whereabouts(socket.gethostname(), boot_id(), self.proc.pid, self._ticks,
+                           str(self.cgroup) if self.cgroup else None)
+
+    # ---- finding them -------------------------------------------------------------------------------
+
+    def next_track(self) -> float | None:
+        """When `track` wants to run next (monotonic), or None when it never needs to."""
+        return None if self.cgroup is not None else self._next_track
+
+    def track(self, now: float) -> None:
+        """Without a cgroup: note the descendants now, so that they are known once orphaned."""
+        if self.cgroup is None and now >= self._next_track:
+            self._walk(self._live_known())
+            self._next_track = now + TRACK_EVERY
+
+    def _live_known(self) -> list[int]:
+        main_gone = self.proc.returncode is not None  # reaped: its pid may be someone else's now
+        return [p for p, t in self._known.items() if not (main_gone and p == self.proc.pid) and is_live(p, t)]
+
+    def _walk(self, roots: Iterable[int]) -> None:
+        todo = list(roots)
+        for _ in range(100_000):  # bounded: a fork bomb cannot keep us here
+            if not todo:
+                break
+            for child in children(todo.pop()):
+                if child not in self._known and (st := stat(child)) is not None:
+                    self._known[child] = st.ticks
+                    todo.append(child)
+
+    def _adopt(self) -> None:
+        """Orphans reparented to us (the subreaper) that are this run's: already known, in its
+        session or process group, holding its output pipe, or carrying its marker."""
+        me = os.getpid()
+        found = []
+        for pid in children(me):
+            if pid == self.proc.pid or pid in self._known:
+                continue
+            st = stat(pid)
+            if st is None or st.ppid != me or (self._ticks and int(st.ticks) < int(self._ticks)):
+                continue
+            if (st.session == self.proc.pid or st.pgrp == self.proc.pid
+                    or (self._pipe is not None and holds_pipe(pid, self._pipe))
+                    or (self._marker is not None and has_marker(pid, self._marker))):
+                self._known[pid] = st.ticks
+                found.append(pid)
+        self._walk(found)
+
+    def members(self) -> list[int]:
+        """Every live process of the run, the main one included while it runs."""
+        if self.cgroup is not None:
+            pids = cgroup_pids(self.cgroup)
+            for pid in pids:  # noted, to be reaped if they die as our children (when we are a subreaper)
+                if pid not in self._known and (st := stat(pid)) is not None:
+                    self._known[pid] = st.ticks
+            return pids
+        self._walk(self._live_known())
+        self._adopt()
+        return self._live_known()
+
+    # ---- stopping them ------------------------------------------------------------------------------
+
+    def signal(self, sig: int) -> None:
+        """Signal the whole run: the process group at once, then every member we know of."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+        if sig == signal.SIGKILL and self.cgroup is not None:
+            cgroup_kill(self.cgroup)
+            return
+        for pid in self.members():
+            send(pid, sig)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Kill whatever is left (the main process has exited or is killed too), wait for it to go,
+        and clean up: adopted zombies reaped, the cgroup removed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.members()
+            if self.proc.returncode is None:
+                left.append(self.proc.pid)
+            if not left or time.monotonic() >= deadline:
+                break
+            self.signal(signal.SIGKILL)
+            if self.proc.returncode is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=0.01)
+            else:
+                time.sleep(0.01)
+            self._reap()
+        self._reap()
+        if self.cgroup is not None:
+            remove_cgroup(self.cgroup, max(0.1, deadline - time.monotonic()))
+
+    def _reap(self) -> None:
+        """Adopted orphans are our children now: reap the ones that ended (never the main one,
+        which Popen reaps)."""
+        me = os.getpid()
+        for pid in list(self._known):
+            if pid == self.proc.pid:
+                continue
+            st = stat(pid)
+            if st is not None and st.ppid == me and st.state == "Z" and st.ticks == self._known[pid]:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+
+
+# ---- after a restart ------------------------------------------------------------------------------
+
+
+def leftovers(where: Whereabouts, marker: str) -> list[tuple[int, str]]:
+    """Processes a run of a dead reconciler left on this host: its cgroup's, and the members of its
+    process group or session that started no earlier than it and carry its marker (so that a
+    reused process group id is never taken for it)."""
+    if not where.here():
+        return []
+    found: dict[int, str] = {}
+    if (cgroup := where.run_cgroup()) is not None:
+        for pid in cgroup_pids(cgroup):
+            if (st := stat(pid)) is not None:
+                found[pid] = st.ticks
+    wanted = marker.encode()
+    for pid in all_pids():
+        st = stat(pid)
+        if (st is None or pid in found or where.pgid not in (st.pgrp, st.session) or st.state in ("Z", "X")
+                or (where.ticks is not None and int(st.ticks) < int(where.ticks))):
+            continue
+        if has_marker(pid, wanted):
+            found[pid] = st.ticks
+    return sorted(found.items())
+
+
+def discard(where: Whereabouts) -> None:
+    """Remove the (empty) cgroup of a run whose processes are all gone."""
+    if (cgroup := where.run_cgroup()) is not None:
+        remove_cgroup(cgroup, 0.5)
+
+
+def stop_leftovers(found: Mapping[int, tuple[Whereabouts, list[tuple[int, str]]]], grace: float) -> dict[int, str]:
+    """Stop the leftovers of several runs as a timeout stops a job (SIGTERM, `grace`, SIGKILL), all
+    at once; what happened to each run's, in words."""
+    for _, pids in found.values():
+        for pid, ticks in pids:
+            if is_live(pid, ticks):
+                send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+
+    def live(pids: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        return [(p, t) for p, t in pids if is_live(p, t)]
+
+    while time.monotonic() < deadline and any(live(pids) for _, pids in found.values()):
+        time.sleep(0.02)
+    killed: set[int] = set()
+    for run_id, (where, pids) in found.items():
+        rest = live(pids)
+        if rest:
+            killed.add(run_id)
+            for pid, _ in rest:
+                send(pid, signal.SIGKILL)
+        if (cgroup := where.run_cgroup()) is not None:
+            if cgroup_pids(cgroup):
+                killed.add(run_id)
+            remove_cgroup(cgroup)
+    until = time.monotonic() + 2.0  # SIGKILL is not instant: gone means gone when we return
+    while time.monotonic() < until and any(live(pids) for _, pids in found.values()):
+        time.sleep(0.01)
+    out = {}
+    for run_id, (_, pids) in found.items():
+        n = len(pids)
+        what = f"{n} process{'es' if n != 1 else ''} it left {'were' if n != 1 else 'was'} still running"
+        how = f"killed (SIGKILL after {grace:g}s)" if run_id in killed else "stopped (SIGTERM)"
+        out[run_id] = f"{what} and {'were' if n != 1 else 'was'} {how}"
+    return out
