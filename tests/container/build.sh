@@ -54,7 +54,7 @@ else
   if [ ${#cert_files[@]} -gt 0 ]; then
     # Outbound TLS may pass a proxy whose CA only the host trusts: pip inside the build needs it.
     hooks+=(--customize-hook="sync-in $certs /usr/local/share/ca-certificates"
-            --customize-hook='chroot "$1" update-ca-certificates --fresh >/dev/null')
+            --customize-hook='chroot "$1" update-ca-certificates --fresh >/dev/null 2>&1')
   fi
   mmdebstrap --quiet --variant=minbase --include="$packages" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
