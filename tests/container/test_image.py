@@ -256,8 +256,8 @@ def test_sigterm_ends_the_running_job_as_interrupted_exits_0_and_leaves_no_proce
     assert first.sleepers_before_stop, "the sleeping job's process was not seen on the host"
     assert first.exit_code == 0, first.logs[-2000:]
     assert first.stop_seconds < 30 - 1, "SIGKILL'd at the end of podman's timeout, not stopped by SIGTERM"
-    sleepers = [r for r in first.rows if r[1] == "sleeper"]
-    assert sleepers[-1][4] == "interrupted"
+    was_running = {r[0] for r in first.running_before_stop if r[1] == "sleeper"}
+    assert [r[4] for r in first.rows if r[0] in was_running] == ["interrupted"]
     assert not [r for r in first.rows if r[4] == "running"]
     assert first.sleepers_after_stop == []
 
