@@ -57,6 +57,7 @@ class Options:
     listen: tuple[str, int] | None = ("127.0.0.1", 8080)
     token: str | None = None  # operator actions over HTTP only when set
     public_url: str | None = None  # links to runs in notifications
+    allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
