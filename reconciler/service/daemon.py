@@ -187,7 +187,11 @@ class Reconciler:
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
-            self.status.attempted_revision, self.status.attempted_at = snapshot.revision, now
+            failing = bool(self.status.problems or self.status.error)
+            rejected = self.status.attempted_revision
+            if snapshot.revision != rejected:  # a rejection is dated from when it was first seen
+                self.status.attempted_at = now
+            self.status.attempted_revision = snapshot.revision
             self._log_warnings(snapshot)
             errors = tuple(p for p in snapshot.problems if p.severity == "error")
             if errors:
@@ -221,9 +225,13 @@ class Reconciler:
                     self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
                              **the_plan.counts())
                     self._record(snapshot.revision, desired, hashes, the_plan, now)
+                if failing:  # e.g. the broken file reverted: nothing else would say so
+                    self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
                 return True
             self._apply(desired, hashes, snapshot.revision, the_plan, now)
             self._record(snapshot.revision, desired, hashes, the_plan, now)
+            if failing:
+                self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
             self.status.last_reconcile_seconds = time.perf_counter() - started
             self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
         return True
