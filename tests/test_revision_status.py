@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from reconciler.ledger import open_ledger
 from reconciler.service.daemon import Options, Reconciler
 from reconciler.service.log import make_log
+from tests.harness import wait_for
 
 GOOD = "name: a\nschedule: {cron: '0 3 1 1 *'}\nrun: {command: [/bin/true]}\n"
 BAD = "name: broken\nschedule: {cron: '0 0 30 2 *'}\nrun: {command: [/bin/true]}\n"
@@ -87,3 +89,38 @@ def test_a_rejected_revision_keeps_the_time_it_was_first_seen(setup: Setup) -> N
     (setup.directory / "b.yaml").write_text(BAD.replace("'0 0", "'1 0"))
     assert setup.step() is False  # another rejected revision is seen anew
     assert setup.daemon.status.attempted_at == setup.now[0]
+
+
+@pytest.mark.parametrize("before", ["nothing ran", "the ledger's revision ran"])
+def test_the_directory_appearing_is_a_recovery_only_if_something_ran_before(tmp_path: Path, before: str) -> None:
+    sched = tmp_path / "gs" / "schedules"
+    ledger = open_ledger(tmp_path / "ledger.db")
+    if before == "the ledger's revision ran":  # an earlier process applied the same file
+        sched.mkdir(parents=True)
+        (sched / "a.yaml").write_text(GOOD)
+        first = Reconciler(Options(directory=str(sched), listen=None), ledger, make_log("json", io.StringIO()),
+                           lambda: datetime.now(UTC))
+        first.start()
+        first.stop()
+        (sched / "a.yaml").unlink()
+        sched.rmdir()
+    stream = io.StringIO()
+    daemon = Reconciler(Options(directory=str(sched), listen=None), ledger, make_log("json", stream),
+                        lambda: datetime.now(UTC))
+    daemon.start()
+    stop = threading.Event()
+    watcher = threading.Thread(target=daemon.watch, args=(stop,), daemon=True)
+    watcher.start()
+    try:
+        wait_for(lambda: '"source.waiting"' in stream.getvalue(), what="the daemon to wait for the directory")
+        sched.mkdir(parents=True, exist_ok=True)
+        (sched / "a.yaml").write_text(GOOD)
+        wait_for(lambda: daemon.status.error is None and daemon.status.attempted_revision is not None,
+                 what="the directory to be applied")
+    finally:
+        stop.set()
+        watcher.join(10)
+        daemon.stop()
+        ledger.close()
+    recovered = [e for e in map(json.loads, stream.getvalue().splitlines()) if e["event"] == "revision.recovered"]
+    assert len(recovered) == (before != "nothing ran")

@@ -187,8 +187,10 @@ class Reconciler:
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
-            failing = bool(self.status.problems or self.status.error)
             rejected = self.status.attempted_revision
+            # Not the first revision after waiting for git-sync's first clone: nothing ran before it.
+            failing = bool(self.status.problems or self.status.error) and (
+                rejected or self.status.applied_revision) is not None
             if snapshot.revision != rejected:  # a rejection is dated from when it was first seen
                 self.status.attempted_at = now
             self.status.attempted_revision = snapshot.revision
