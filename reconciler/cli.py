@@ -81,12 +81,15 @@ def run(
         "127.0.0.1:8080"),
     token_file: Annotated[str | None, typer.Option("--token-file", help="Allows operator actions over HTTP.")] = None,
     public_url: Annotated[str | None, typer.Option("--public-url", help="Dashboard URL for links.")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="Another name the HTTP server answers to (localhost, IPs, --listen's and "
+        "--public-url's host always).")] = None,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [], log_format,
-                                               grace, listen, token_file, public_url))
+                                               grace, listen, token_file, public_url, allowed_hosts=allowed_host or []))
 
 
 @app.command()

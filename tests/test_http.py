@@ -219,3 +219,44 @@ def test_moving_a_schedule_to_another_file_updates_where_it_is_shown_to_come_fro
                  what="the new file to be shown")
     finally:
         assert d.stop() == 0
+
+
+def test_a_page_under_another_host_name_cannot_read_the_real_daemons_api(tmp_path: Path) -> None:
+    # DNS rebinding: evil.example now resolves to 127.0.0.1, so its page is same-origin with us.
+    d, base = serve_one_schedule(tmp_path, "--allowed-host", "ops.internal:8080")
+    try:
+        port = base.rsplit(":", 1)[1]
+        status, headers, body = get(base + "/api/v1/runs", Host=f"evil.example:{port}")
+        assert status == 421
+        assert "--allowed-host" in json.loads(body)["error"]
+        assert headers["x-content-type-options"] == "nosniff"
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "ops.internal"):
+            assert get(base + "/api/v1/runs", Host=host)[0] == 200, host
+    finally:
+        assert d.stop() == 0
+
+
+def test_a_malformed_allowed_host_is_a_usage_error(tmp_path: Path, reconciler: Any) -> None:
+    sched = tmp_path / "s"
+    sched.mkdir()
+    (sched / "a.yaml").write_text("name: a\nschedule: {every: 1s}\nrun: {command: [/bin/true]}\n")
+    r = reconciler("run", "--dir", str(sched), "--ledger", str(tmp_path / "l.db"), "--listen", "127.0.0.1:0",
+                   "--allowed-host", "not a host", timeout=30)
+    assert r.returncode == 2
+    assert "--allowed-host 'not a host': write a host name" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_last_run_shows_a_manual_run_that_reconciler_trigger_made_beside_the_daemon(
+        tmp_path: Path, reconciler: Any) -> None:
+    d, base = serve_one_schedule(tmp_path)
+    try:
+        assert api(base, "/api/v1/schedules/a")["last_run"] is None
+        r = reconciler("trigger", "a", "--dir", str(tmp_path / "schedules"), "--ledger", str(d.ledger), timeout=60)
+        assert r.returncode == 0, r.stderr
+        (row,) = api(base, "/api/v1/schedules")["items"]
+        assert (row["last_run"]["trigger"], row["last_run"]["status"]) == ("manual", "succeeded")
+        assert api(base, "/api/v1/schedules/a")["last_run"] == row["last_run"]
+        assert api(base, "/api/v1/schedules?last_status=never")["total"] == 0
+    finally:
+        assert d.stop() == 0

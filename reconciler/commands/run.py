@@ -14,19 +14,20 @@ from reconciler.errors import UsageError
 
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
-        public_url: str | None = None) -> int:
+        public_url: str | None = None, allowed_hosts: Sequence[str] = ()) -> int:
     from reconciler.ledger import open_ledger
     from reconciler.service.daemon import ListenError, Options, parse_selector, run_daemon
     from reconciler.service.log import make_log
 
     if log_format not in ("text", "json"):
         raise UsageError("--log-format: choose text or json")
-    from reconciler.service.http import parse_listen
+    from reconciler.service.http import parse_allowed_host, parse_listen
 
     try:
         options = Options(directory=directory, allow_empty=allow_empty, rescan=parse_duration(rescan),
                           selector=parse_selector(selector), grace=parse_duration(grace).total_seconds(),
-                          listen=parse_listen(listen), token=_token(token_file), public_url=public_url)
+                          listen=parse_listen(listen), token=_token(token_file), public_url=public_url,
+                          allowed_hosts=tuple(parse_allowed_host(h) for h in allowed_hosts))
     except (DurationError, ValueError) as e:
         raise UsageError(str(e)) from e
     if options.rescan < timedelta(seconds=1):

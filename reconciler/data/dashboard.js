@@ -29,7 +29,37 @@
     return seconds >= 0 ? `in ${n}${unit}` : `${n}${unit} ago`;
   }
 
-  function local(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+  // One format for every time on the page, never the browser's locale or zone: a schedule's
+  // times in its zone, everything else in UTC, always labelled ("2026-03-01 02:00:00 Europe/Berlin").
+  const formats = new Map();
+  function formatter(zone) {
+    if (!formats.has(zone)) {
+      formats.set(zone, new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric",
+        month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }));
+    }
+    return formats.get(zone);
+  }
+  function when(iso, zone) {
+    let label = zone || "UTC";
+    let format;
+    try { format = formatter(label); } catch (e) { label = "UTC"; format = formatter(label); }  // a zone this browser lacks
+    const parts = {};
+    for (const part of format.formatToParts(new Date(iso))) parts[part.type] = part.value;
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${label}`;
+  }
+  function time(iso, zone) {
+    if (!iso) return el("span", { class: "muted" }, "—");
+    const attrs = { datetime: iso };
+    if (zone && zone !== "UTC") attrs.title = when(iso, "UTC");
+    return el("time", attrs, when(iso, zone));
+  }
+  function timeAndRelative(iso, zone) {
+    return iso ? el("span", {}, time(iso, zone), el("div", { class: "muted" }, relative(iso))) : time(null);
+  }
+  // A commit id shortened as git does; a "+dirty." suffix or a "content:" id is kept whole, so
+  // that a rejected working tree never reads as the commit that runs.
+  function shortRevision(rev) { return String(rev || "").replace(/^([0-9a-f]{12})[0-9a-f]{28}(?![0-9a-f])/, "$1"); }
+  function revision(rev) { return el("code", { class: "rev", title: rev || "" }, shortRevision(rev)); }
   function statusBadge(s) { return el("span", { class: `status ${s}` }, s); }
   function duration(d) { return d === null || d === undefined ? "" : d < 1 ? `${Math.round(d * 1000)} ms` : `${d.toFixed(1)} s`; }
 
@@ -41,15 +71,17 @@
 
   function renderStatus(status) {
     const applied = status.applied;
-    $("revision").textContent = applied.revision
-      ? `revision ${applied.revision.slice(0, 12)} · applied ${local(applied.at)} (${relative(applied.at)})`
-      : "no revision applied yet";
+    $("revision").replaceChildren(...(applied.revision
+      ? ["revision ", revision(applied.revision), " · applied ", time(applied.at), ` (${relative(applied.at)})`]
+      : ["no revision applied yet"]));
     const banner = $("banner");
     banner.replaceChildren();
     const attempted = status.attempted;
     if (attempted.rejected) {
-      banner.append(el("strong", {}, `Revision ${String(attempted.revision || "").slice(0, 12)} was rejected`),
-        ` — ${attempted.error || ""}. The previous revision keeps running.`);
+      banner.append(el("strong", { id: "rejected" }, "Revision ", revision(attempted.revision), " was rejected"),
+        " · first seen ", time(attempted.at), ` (${relative(attempted.at)}) — ${attempted.error || ""}. `,
+        applied.revision ? el("span", { id: "still-running" }, "Revision ", revision(applied.revision), " keeps running.")
+          : "No revision is applied yet.");
       const list = el("ul", {});
       for (const p of attempted.problems) list.append(el("li", {}, `${p.path}:${p.line}:${p.column}: ${p.pointer}: ${p.message}`));
       banner.append(list);
@@ -72,7 +104,7 @@
     if (!data.recent_failures.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No failures.")));
     for (const r of data.recent_failures) {
       body.append(el("tr", { class: "clickable", onclick: () => { location.hash = `#/schedule/${encodeURIComponent(r.schedule)}/run/${r.id}`; } },
-        el("td", {}, local(r.slot)), el("td", {}, r.schedule), el("td", {}, statusBadge(r.status)),
+        el("td", {}, time(r.slot)), el("td", {}, r.schedule), el("td", {}, statusBadge(r.status)),
         el("td", {}, r.attempt), el("td", { class: "mono" }, r.error || "")));
     }
   }
@@ -97,8 +129,8 @@
         name,
         el("td", {}, s.schedule, s.expression ? el("div", { class: "muted mono" }, s.expression) : null),
         el("td", {}, s.timezone),
-        el("td", {}, s.next ? el("span", { title: s.next }, s.next_local, el("div", { class: "muted" }, relative(s.next))) : el("span", { class: "muted" }, "—")),
-        el("td", {}, last ? el("span", {}, statusBadge(last.status), el("div", { class: "muted" }, relative(last.finished_at || last.slot))) : el("span", { class: "muted" }, "never"))));
+        el("td", { class: "next" }, timeAndRelative(s.next, s.timezone)),
+        el("td", { class: "last" }, last ? lastRun(last, s.timezone) : el("span", { class: "muted" }, "never"))));
     }
     const end = Math.min(data.offset + data.items.length, data.total);
     $("page").textContent = data.total ? `${data.offset + 1}–${end} of ${data.total}` : "no schedules match";
@@ -110,6 +142,11 @@
     }
   }
 
+  function lastRun(r, zone) {
+    const at = r.finished_at || r.started_at || r.slot;
+    return el("span", {}, statusBadge(r.status), " ", time(at, zone), el("div", { class: "muted" }, relative(at)));
+  }
+
   async function renderDetail(name) {
     const s = await getJSON(`/api/v1/schedules/${encodeURIComponent(name)}`);
     $("s-name").textContent = s.name;
@@ -117,20 +154,22 @@
     const facts = $("s-facts");
     facts.replaceChildren();
     for (const [k, v] of [["State", s.state], ["Schedule", s.schedule], ["Expression", s.expression || s.schedule],
-      ["Time zone", s.timezone], ["Next run", s.next ? `${s.next_local} (${relative(s.next)})` : "—"], ["Source", s.source]]) {
+      ["Time zone", s.timezone], ["Next run", timeAndRelative(s.next, s.timezone)],
+      ["Last run", s.last_run ? lastRun(s.last_run, s.timezone) : "never"], ["Source", s.source]]) {
       facts.append(el("dt", {}, k), el("dd", {}, v));
     }
     const upcoming = $("s-upcoming");
-    upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, `${u.local} · ${u.slot}`)));
+    upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, time(u.slot, s.timezone),
+      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"))));
     if (!s.upcoming.length) upcoming.append(el("li", { class: "muted" }, "none"));
     $("s-spec").textContent = s.spec_yaml;
     const body = $("s-runs").tBodies[0];
     body.replaceChildren();
     for (const r of s.runs) {
       body.append(el("tr", { class: "clickable", "data-run": r.id, onclick: () => { location.hash = `#/schedule/${encodeURIComponent(name)}/run/${r.id}`; } },
-        el("td", {}, local(r.slot)), el("td", {}, statusBadge(r.status)), el("td", {}, duration(r.duration_seconds)),
+        el("td", {}, time(r.slot, s.timezone)), el("td", {}, statusBadge(r.status)), el("td", {}, duration(r.duration_seconds)),
         el("td", {}, r.attempt), el("td", {}, r.trigger), el("td", {}, r.exit_code ?? r.http_status ?? ""),
-        el("td", { class: "mono" }, (r.revision || "").slice(0, 12))));
+        el("td", { class: "mono" }, revision(r.revision))));
     }
     if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
   }
@@ -157,7 +196,7 @@
         renderOverview(overview);
         renderSchedules(schedules);
       }
-      $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      $("updated").replaceChildren("updated ", time(new Date().toISOString()));
       document.body.dataset.loaded = "true";
     } catch (error) {
       $("updated").textContent = `update failed: ${error.message}`;

@@ -57,6 +57,7 @@ class Options:
     listen: tuple[str, int] | None = ("127.0.0.1", 8080)
     token: str | None = None  # operator actions over HTTP only when set
     public_url: str | None = None  # links to runs in notifications
+    allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -186,7 +187,13 @@ class Reconciler:
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
-            self.status.attempted_revision, self.status.attempted_at = snapshot.revision, now
+            rejected = self.status.attempted_revision
+            # Not the first revision after waiting for git-sync's first clone: nothing ran before it.
+            failing = bool(self.status.problems or self.status.error) and (
+                rejected or self.status.applied_revision) is not None
+            if snapshot.revision != rejected:  # a rejection is dated from when it was first seen
+                self.status.attempted_at = now
+            self.status.attempted_revision = snapshot.revision
             self._log_warnings(snapshot)
             errors = tuple(p for p in snapshot.problems if p.severity == "error")
             if errors:
@@ -220,9 +227,13 @@ class Reconciler:
                     self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
                              **the_plan.counts())
                     self._record(snapshot.revision, desired, hashes, the_plan, now)
+                if failing:  # e.g. the broken file reverted: nothing else would say so
+                    self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
                 return True
             self._apply(desired, hashes, snapshot.revision, the_plan, now)
             self._record(snapshot.revision, desired, hashes, the_plan, now)
+            if failing:
+                self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
             self.status.last_reconcile_seconds = time.perf_counter() - started
             self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
         return True

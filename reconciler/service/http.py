@@ -2,22 +2,33 @@
 
 Starlette routes; uvicorn serves from a thread of its own (it installs no signal handlers off
 the main thread, so SIGTERM stays the daemon's), and stops with the daemon.
+
+Every response, errors included, carries the security headers, and every request must name this
+server in its `Host` header: a page of another site that rebinds its DNS name to our address
+would otherwise be same-origin with the API and could read run output. Served are the localhost
+names, any IP literal (a rebinding page always sends a name it owns; probes and scrapers address
+a pod by IP), the `--listen` host, the host of `--public-url` and each `--allowed-host`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import ipaddress
+import re
 import socket
 import threading
+from collections.abc import Iterable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from reconciler.ledger.base import RUN_STATES
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
     from starlette.requests import Request
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from reconciler.service.daemon import Reconciler
 
@@ -28,31 +39,121 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
+_RAW_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+MAX_ID = 2**63 - 1  # SQLite's INTEGER; a larger id is no row's
+_DIGITS = re.compile(r"[0-9]+")
+_PORT = re.compile(r"(?::[0-9]*)?")
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+MISDIRECTED = ("this server does not answer to the name in the Host header (a guard against DNS rebinding); "
+               "to serve that name, start the reconciler with --allowed-host NAME")
 
 
 def _asset(name: str) -> str:
     return resources.files("reconciler.data").joinpath(name).read_text("utf-8")
 
 
+def _integer(name: str, raw: str, low: int, high: int) -> int:
+    # ASCII digits only: int() would also take " 7", "+7", "1_0" and other scripts' digits, and
+    # fails on more than 4,300 of them.
+    if not _DIGITS.fullmatch(raw) or len(raw.lstrip("0")) > len(str(high)) or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer between {low} and {high}")
+    return int(raw)
+
+
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise BadRequest(f"{name} must be an integer") from e
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
+    return default if raw is None or raw == "" else _integer(name, raw, low, high)
 
 
 class BadRequest(Exception):
     pass
 
 
-def build_app(daemon: Reconciler) -> Starlette:
+def host_name(value: str) -> str | None:
+    """The host in a `Host` header (or an --allowed-host): lower case, without port or final dot,
+    an IPv6 literal without brackets; None if it is not a well-formed host."""
+    value = value.lower()
+    if value.startswith("["):
+        inside, bracket, port = value[1:].partition("]")
+        if not bracket or not _PORT.fullmatch(port):
+            return None
+        try:  # a zone id comes percent-encoded (RFC 6874)
+            return str(ipaddress.IPv6Address(inside.replace("%25", "%")))
+        except ValueError:
+            return None
+    name, _, port = value.partition(":")
+    name = name.removesuffix(".")
+    if (port and not port.isdigit()) or not all(_LABEL.fullmatch(x) for x in name.split(".")):
+        return None
+    return name
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def served_names(listen: tuple[str, int] | None, public_url: str | None, allowed: Iterable[str]) -> frozenset[str]:
+    names = {host_name(name) for name in allowed}
+    if listen is not None:
+        names.add(host_name(listen[0]))
+    if public_url:
+        with contextlib.suppress(ValueError):  # a malformed URL names nothing we could serve
+            names.add(urlsplit(public_url).hostname)
+    return frozenset(n for n in names if n)
+
+
+def host_allowed(header: str, names: frozenset[str]) -> bool:
+    host = host_name(header)
+    if host is None:
+        return False
+    return host == "localhost" or host.endswith(".localhost") or host in names or _ip_literal(host)
+
+
+def parse_allowed_host(text: str) -> str:
+    """An --allowed-host value: a host name, with or without a port."""
+    name = host_name(text)
+    if name is None:
+        raise ValueError(f"--allowed-host {text!r}: write a host name such as reconciler.internal")
+    return name
+
+
+class Guard:
+    """Outermost: checks the Host header, and puts the security headers on every response, also on
+    Starlette's own 404, 405 and 500 answers."""
+
+    def __init__(self, app: ASGIApp, names: frozenset[str]) -> None:
+        self.app, self.names = app, names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                own = {k for k, _ in _RAW_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in own]
+                message = {**message, "headers": [*headers, *_RAW_HEADERS]}
+            await send(message)
+
+        hosts = [v.decode("latin-1") for k, v in scope["headers"] if k == b"host"]
+        # No Host at all is an HTTP/1.0 client, never a browser; two are a malformed request.
+        if len(hosts) > 1 or (hosts and not host_allowed(hosts[0], self.names)):
+            from starlette.responses import JSONResponse
+
+            await JSONResponse({"error": MISDIRECTED}, status_code=421)(scope, receive, secured)
+            return
+        await self.app(scope, receive, secured)
+
+
+def build_app(daemon: Reconciler) -> ASGIApp:
     # Imported here, not at the top: `bind` runs before the first load, and these imports
     # (~0.1 s) can wait until the first revision is live.
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -65,11 +166,11 @@ def build_app(daemon: Reconciler) -> Starlette:
     views = Views(daemon)
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
 
-    def ok(data: Any, status: int = 200) -> JSONResponse:
-        return JSONResponse(data, status_code=status, headers=SECURITY_HEADERS)
+    def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(data, status_code=status, headers=headers)
 
-    def error(message: str, status: int) -> JSONResponse:
-        return ok({"error": message}, status)
+    def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        return ok({"error": message}, status, headers)
 
     async def healthz(_: Request) -> Response:
         alive = daemon.alive()
@@ -84,13 +185,13 @@ def build_app(daemon: Reconciler) -> Starlette:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def index(_: Request) -> Response:
-        return HTMLResponse(dashboard, headers=SECURITY_HEADERS)
+        return HTMLResponse(dashboard)
 
     async def asset_js(_: Request) -> Response:
-        return Response(script, media_type="text/javascript", headers=SECURITY_HEADERS)
+        return Response(script, media_type="text/javascript")
 
     async def asset_css(_: Request) -> Response:
-        return Response(style, media_type="text/css", headers=SECURITY_HEADERS)
+        return Response(style, media_type="text/css")
 
     async def status(_: Request) -> Response:
         return ok(views.status())
@@ -116,22 +217,26 @@ def build_app(daemon: Reconciler) -> Starlette:
         status_filter = request.query_params.get("status") or None
         if status_filter is not None and status_filter not in RUN_STATES:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATES)}")
-        before = request.query_params.get("before")
+        before = request.query_params.get("before") or None
         data = await asyncio.to_thread(
             views.runs, request.query_params.get("schedule") or None, status_filter,
-            _int(request, "limit", 50, 1, 1000), int(before) if before and before.isdigit() else None)
+            _int(request, "limit", 50, 1, 1000), _integer("before", before, 1, MAX_ID) if before else None)
         return ok(data)
 
     async def run(request: Request) -> Response:
-        data = await asyncio.to_thread(views.run, request.path_params["run_id"])
+        run_id = _integer("run id", request.path_params["run_id"], 1, MAX_ID)
+        data = await asyncio.to_thread(views.run, run_id)
         return ok(data) if data is not None else error("no such run", 404)
 
     async def trigger(request: Request) -> Response:
         if daemon.token is None:
             return error("read-only: start the reconciler with --token-file to allow operator actions", 403)
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
-        if not hmac.compare_digest(given, daemon.token.encode()):
-            return error("a valid bearer token is required", 401)
+        # RFC 9110: the scheme is case-insensitive and the credentials follow one or more spaces.
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip(" ").encode("latin-1")  # Starlette decoded the raw bytes as latin-1
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, daemon.token.encode()):
+            return error("a valid bearer token is required: Authorization: Bearer TOKEN", 401,
+                         {"WWW-Authenticate": "Bearer"})
         name = request.path_params["name"]
         try:
             daemon.runner.trigger_now(name)
@@ -149,9 +254,11 @@ def build_app(daemon: Reconciler) -> Starlette:
         Route("/api/v1/status", status), Route("/api/v1/overview", overview),
         Route("/api/v1/schedules", schedules), Route("/api/v1/schedules/{name}", schedule),
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
-        Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id:int}", run),
+        Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run),
     ]
-    return Starlette(routes=routes, exception_handlers={BadRequest: bad_request})
+    options = daemon.options
+    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}),
+                 served_names(options.listen, options.public_url, options.allowed_hosts))
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:
