@@ -242,3 +242,10 @@ def test_the_newest_run_is_the_last_run_whichever_process_wrote_it(make_client: 
     newer = record_run(served, "a", "succeeded", trigger="schedule")
     (a,) = [s for s in client.get("/api/v1/schedules").json()["items"] if s["name"] == "a"]
     assert (a["last_run"]["id"], a["last_run"]["status"]) == (newer, "succeeded")
+
+
+def test_the_status_says_when_the_ledger_cannot_be_written(make_client: MakeClient) -> None:
+    served = make_client()
+    assert served.client.get("/api/v1/status").json()["ledger_error"] is None
+    served.daemon.status.ledger_error = "database or disk is full"
+    assert served.client.get("/api/v1/status").json()["ledger_error"] == "database or disk is full"

@@ -82,6 +82,7 @@ class Views:
                           "error": st.error,
                           "problems": [{"path": p.path, "line": p.line, "column": p.column, "pointer": p.jsonpath,
                                         "message": p.message} for p in st.problems]},
+            "ledger_error": st.ledger_error,
             "directory": self.d.options.directory,
             "read_only": self.d.token is None,
             "now": iso(datetime.now(UTC)),
