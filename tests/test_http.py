@@ -67,6 +67,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Daem
     d.wait_event("http.listening")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: api(base, "/api/v1/schedules?last_status=failed")["total"] == 1, what="a failed run")
+    # Both jobs fire every second, but on a loaded machine not always in the same second.
+    wait_for(lambda: api(base, "/api/v1/runs?schedule=ok-job&status=succeeded")["items"], what="a succeeded run")
     yield base, d, sched
     assert d.stop() == 0
 
