@@ -203,7 +203,7 @@ def test_a_taken_port_is_a_clear_usage_error_before_anything_starts(tmp_path: Pa
         port = taken.getsockname()[1]
         r = reconciler("run", "--dir", str(sched), "--ledger", str(tmp_path / "l.db"), "--listen",
                        f"127.0.0.1:{port}", timeout=30)
-    assert r.returncode == 2
+    assert r.returncode == 64  # a usage error (EX_USAGE)
     assert f"--listen 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
     assert "revision.applied" not in r.stderr  # it failed before applying or running anything
