@@ -20,7 +20,8 @@ except ImportError:  # older typer uses click itself
 app = typer.Typer(
     name="reconciler",
     help="Declarative, GitOps-style job scheduler: schedules as YAML in git, reconciled into a live scheduler.",
-    no_args_is_help=True,
+    # No command: help, then exit 64 (a usage error) whatever click's version does with no_args_is_help.
+    invoke_without_command=True,
     # typer's completion costs nothing at start-up: its options are parsed like any other, and the
     # completion request itself is answered before any command is imported.
     add_completion=True,
@@ -69,10 +70,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True,
                                           callback=_version)] = False,
 ) -> None:
-    pass
+    if ctx.invoked_subcommand is None:
+        text = ctx.get_help()  # typer's rich help prints itself and returns ""
+        if text:
+            print(text)
+        raise typer.Exit(EXIT_USAGE)
 
 
 Directory = Annotated[str, typer.Option("--dir", metavar="DIR", help="Schedules directory.")]
@@ -164,7 +170,7 @@ def run(
 def history(
     name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this schedule's runs.")] = None,
     status: Annotated[RunStatus | None, typer.Option(
-        "--status", metavar="STATE", help=f"Only runs in this state: {STATES}.")] = None,
+        "--status", metavar="STATE", help=f"Only runs in this state: {STATES}.", show_default=False)] = None,
     since: Annotated[str | None, typer.Option(
         "--since", metavar="WHEN", help="A duration ago (1h) or an RFC 3339 time.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="At most this many runs.")] = 50,

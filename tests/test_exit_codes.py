@@ -120,13 +120,15 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")
     assert r.returncode == 64, r.stdout + r.stderr
-    assert "No such option: --no-such-option" in r.stderr
+    assert "No such option" in r.stderr
+    assert "--no-such-option" in r.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["no-such-command"]])
 def test_no_command_or_an_unknown_one_is_a_usage_error(args: list[str], reconciler: Run) -> None:
     r = reconciler(*args)
     assert r.returncode == 64, r.stdout + r.stderr
+    assert "Usage: reconciler" in r.stdout + r.stderr
 
 
 def test_a_plan_with_changes_is_never_confused_with_a_usage_error(reconciler: Run, tmp_path: Path) -> None:
