@@ -269,7 +269,13 @@ def test_a_misspelt_schedule_name_gets_a_did_you_mean(reconciler: Run, tmp_path:
     r = reconciler(command, "nightly-bakup", *where)
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.endswith("nightly-bakup' in " + (f"{tmp_path}" if command != "history" else "the ledger")
-                             + "; did you mean 'nightly-backup'?\n")
+                             + " (did you mean 'nightly-backup'?)\n")
+
+
+def test_a_misspelt_time_zone_for_next_gets_a_did_you_mean(reconciler: Run) -> None:
+    r = reconciler("next", "--cron", "0 2 * * *", "--timezone", "America/New_Yrok")
+    assert r.returncode == 1
+    assert r.stderr == "reconciler: unknown time zone 'America/New_Yrok' (did you mean 'America/New_York'?)\n"
 
 
 def test_history_of_a_known_schedule_without_matching_runs_is_empty_not_an_error(

@@ -12,11 +12,11 @@ from reconciler.core.durations import parse_duration
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`; did you mean 'x'?` for the closest known names, or nothing."""
+    """` (did you mean 'x'?)` for the closest known names, or nothing; worded as validate's hints are."""
     close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
     if not close:
         return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def duration_arg(text: str) -> timedelta:

@@ -10,7 +10,7 @@ from typing import TextIO
 from reconciler.commands.common import did_you_mean
 from reconciler.core import cron
 from reconciler.core.describe import describe, local_text, relative, utc_text
-from reconciler.core.loader import Loader, PathError, parse_timestamp, zone
+from reconciler.core.loader import Loader, PathError, parse_timestamp, zone, zone_suggestion
 from reconciler.core.timing import Timing
 from reconciler.errors import FatalError, UsageError
 
@@ -61,7 +61,9 @@ def next_times(
 def _timing_for(expression: str, timezone: str) -> Timing:
     tz = zone(timezone)
     if tz is None:
-        raise FatalError(f"unknown time zone {timezone!r}: use an IANA name such as Europe/Berlin or UTC")
+        meant = zone_suggestion(timezone)
+        hint = f" (did you mean {meant!r}?)" if meant else ": use an IANA name such as Europe/Berlin or UTC"
+        raise FatalError(f"unknown time zone {timezone!r}{hint}")
     try:
         parsed = cron.parse(expression)
     except cron.CronError as e:
