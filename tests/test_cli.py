@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_shape import cli_shape
 from tests.conftest import ROOT
 from tests.harness import Daemon
 
@@ -196,10 +197,9 @@ def test_help_lists_the_allowed_values_of_a_format(reconciler: Run, command: lis
 
 
 def test_help_lists_the_run_states_that_status_accepts(reconciler: Run) -> None:
-    from reconciler.cli import RunStatus
     from reconciler.ledger.base import RUN_STATES
 
-    assert tuple(RunStatus) == RUN_STATES
+    assert tuple(cli_shape()["run_states"]) == RUN_STATES
     r = reconciler("history", "--help", env={"COLUMNS": "200"})
     (line,) = [line for line in r.stdout.splitlines() if "--status " in line]
     assert "<str>" not in line
@@ -232,12 +232,7 @@ def test_start_up_imports_nothing_heavy_before_a_command_needs_it() -> None:
 
 
 def test_the_quick_start_says_where_the_dashboard_is_and_keeps_its_two_commands() -> None:
-    from typer.main import get_command
-
-    from reconciler.cli import app
-
-    run = get_command(app).commands["run"]  # type: ignore[attr-defined]
-    listen = next(p.default for p in run.params if p.name == "listen")
+    listen = cli_shape()["commands"]["run"]["listen"]["default"]
     readme = (ROOT / "README.md").read_text()
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert f"<http://{listen}/>" in quick

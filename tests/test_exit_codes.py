@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_shape import cli_shape
 from tests.conftest import ROOT
 from tests.harness import Daemon, commit_all, init_repo
 
@@ -153,28 +154,17 @@ def readme_table() -> dict[str, tuple[str, str]]:
 
 
 def test_the_readme_command_table_lists_every_command_of_the_cli(reconciler: Run) -> None:
-    from typer.main import get_command
-
-    from reconciler.cli import app
-
-    group = get_command(app)
-    commands = set(group.commands)  # type: ignore[attr-defined]
+    commands = set(cli_shape()["commands"])
     assert set(readme_table()) == commands
     help_text = reconciler("--help").stdout
     assert all(re.search(rf"\b{c}\b", help_text) for c in commands)
 
 
 def test_the_readme_command_table_lists_the_options_that_help_shows() -> None:
-    from typer.main import get_command
-
-    from reconciler.cli import app
-
-    group = get_command(app)
+    commands = cli_shape()["commands"]
     for name, (synopsis, _) in readme_table().items():
-        command = group.commands[name]  # type: ignore[attr-defined]
         # each option by its first long name (`--timezone`, not its alias `--tz`)
-        options = {next(o for o in p.opts if o.startswith("--")) for p in command.params
-                   if any(o.startswith("--") for o in p.opts)}
+        options = {p["long"] for p in commands[name].values() if p["long"]}
         documented = set(re.findall(r"--[a-z][a-z-]*", synopsis))
         assert documented == options, name
 
