@@ -2,33 +2,101 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from reconciler.errors import exit_code_of
+from reconciler import __version__
+from reconciler.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_of
+
+try:  # newer typer carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # older typer uses click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="reconciler",
     help="Declarative, GitOps-style job scheduler: schedules as YAML in git, reconciled into a live scheduler.",
-    no_args_is_help=True,
-    add_completion=False,
+    # No command: help, then exit 64 (a usage error) whatever click's version does with no_args_is_help.
+    invoke_without_command=True,
+    # typer's completion costs nothing at start-up: its options are parsed like any other, and the
+    # completion request itself is answered before any command is imported.
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-Format = Annotated[str, typer.Option("--format", "-f", help="text, json or github.")]
+
+# Choices as enums, so that --help lists the allowed values and click refuses others (exit 64).
+class TextOrJson(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class ValidateFormat(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class RunStatus(StrEnum):
+    """The ledger's run states (`reconciler.ledger.base.RUN_STATES`; a test keeps them equal)."""
+
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+    cancelled = "cancelled"
+    skipped = "skipped"
+    missed = "missed"
+    interrupted = "interrupted"
+    abandoned = "abandoned"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"reconciler {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True,
+                                          callback=_version)] = False,
+) -> None:
+    if ctx.invoked_subcommand is None:
+        text = ctx.get_help()  # typer's rich help prints itself and returns ""
+        if text:
+            print(text)
+        raise typer.Exit(EXIT_USAGE)
+
+
+Directory = Annotated[str, typer.Option("--dir", metavar="DIR", help="Schedules directory.")]
+LedgerPath = Annotated[str, typer.Option("--ledger", metavar="PATH", help="SQLite ledger path.")]
+Format = Annotated[TextOrJson, typer.Option("--format", "-f", help="Output format.")]
+STATES = ", ".join(RunStatus)
 
 
 @app.command()
 def validate(
-    paths: Annotated[list[str] | None, typer.Argument(help="Files or directories (default: schedules/).")] = None,
-    fmt: Format = "text",
+    paths: Annotated[list[str] | None, typer.Argument(
+        metavar="PATH...", help="Files or directories (default: schedules/).", show_default=False)] = None,
+    fmt: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = ValidateFormat.text,
 ) -> None:
     """Check schedule files: YAML strictness, the JSON Schema, cron, time zones, unique names."""
     from reconciler.commands.validate import validate as run
 
-    raise typer.Exit(exit_code_of(run)(paths or [], fmt))
+    raise typer.Exit(exit_code_of(run)(paths or [], fmt.value))
 
 
 @app.command()
@@ -41,84 +109,121 @@ def schema() -> None:
 
 @app.command("next")
 def next_(
-    name: Annotated[str | None, typer.Argument(help="A schedule's name in --dir.")] = None,
-    cron: Annotated[str | None, typer.Option("--cron", help="A cron expression instead of a NAME.")] = None,
-    timezone: Annotated[str, typer.Option("--timezone", "--tz", help="IANA zone for --cron.")] = "UTC",
-    after: Annotated[str | None, typer.Option("--after", help="RFC 3339 instant (default: now).")] = None,
-    count: Annotated[int, typer.Option("-n", help="How many fire times.")] = 5,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    directory: Annotated[str, typer.Option("--dir", help="Schedules directory.")] = "schedules",
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="A schedule's name in --dir.")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", metavar="EXPR", help="A cron expression, not a NAME.")] = None,
+    timezone: Annotated[str, typer.Option("--timezone", "--tz", metavar="TZ", help="IANA zone for --cron.")] = "UTC",
+    after: Annotated[str | None, typer.Option("--after", metavar="TIME", help="RFC 3339 (default: now).")] = None,
+    count: Annotated[int, typer.Option("-n", metavar="N", help="How many fire times.")] = 5,
+    fmt: Format = TextOrJson.text,
+    directory: Directory = "schedules",
 ) -> None:
     """Show the next fire times of a schedule or of a cron expression."""
     from reconciler.commands.next import next_times
 
-    raise typer.Exit(exit_code_of(next_times)(name, cron, timezone, after, count, fmt, directory))
+    raise typer.Exit(exit_code_of(next_times)(name, cron, timezone, after, count, fmt.value, directory))
 
 
 @app.command()
 def plan(
-    directory: Annotated[str, typer.Option("--dir", help="Schedules directory.")] = "schedules",
-    base: Annotated[str | None, typer.Option("--base", help="Compare with the directory at this git ref.")] = None,
-    ledger: Annotated[str | None, typer.Option("--ledger", help="Compare with the revision last applied.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or markdown.")] = "text",
+    directory: Directory = "schedules",
+    base: Annotated[str | None, typer.Option(
+        "--base", metavar="REF", help="Compare with the directory at this git ref.")] = None,
+    ledger: Annotated[str | None, typer.Option(
+        "--ledger", metavar="PATH", help="Compare with the revision last applied; with --base, only warn of "
+        "removed schedules that ran in the last day.")] = None,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = PlanFormat.text,
 ) -> None:
-    """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors."""
+    """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors, 64 usage."""
     from reconciler.commands.plan import run_plan
 
-    raise typer.Exit(exit_code_of(run_plan)(directory, base, ledger, fmt))
+    raise typer.Exit(exit_code_of(run_plan)(directory, base, ledger, fmt.value))
 
 
 @app.command()
 def run(
-    directory: Annotated[str, typer.Option("--dir", help="Schedules directory (a git-sync link too).")] = "schedules",
-    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
+    directory: Annotated[str, typer.Option(
+        "--dir", metavar="DIR", help="Schedules directory (a git-sync link too).")] = "schedules",
+    ledger: LedgerPath = ".reconciler/ledger.db",
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Apply a revision removing all.")] = False,
-    rescan: Annotated[str, typer.Option("--rescan", help="Full rescan interval (catches lost events).")] = "60s",
-    selector: Annotated[list[str] | None, typer.Option("--selector", help="Only labels key=value.")] = None,
-    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
-    grace: Annotated[str, typer.Option("--grace", help="Time running jobs get to finish on SIGTERM.")] = "25s",
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT for the API and dashboard, or none.")] = (
-        "127.0.0.1:8080"),
-    token_file: Annotated[str | None, typer.Option("--token-file", help="Allows operator actions over HTTP.")] = None,
-    public_url: Annotated[str | None, typer.Option("--public-url", help="Dashboard URL for links.")] = None,
+    rescan: Annotated[str, typer.Option(
+        "--rescan", metavar="DURATION", help="Full rescan interval (catches lost events): 60s, 1m or 60.")] = "60s",
+    selector: Annotated[list[str] | None, typer.Option(
+        "--selector", metavar="KEY=VALUE", help="Only schedules with this label.")] = None,
+    log_format: Annotated[TextOrJson, typer.Option("--log-format", help="Log format.")] = TextOrJson.text,
+    grace: Annotated[str, typer.Option(
+        "--grace", metavar="DURATION", help="Time running jobs get to finish on SIGTERM.")] = "25s",
+    listen: Annotated[str, typer.Option(
+        "--listen", metavar="HOST:PORT", help="Where to serve the API and dashboard, or none.")] = "127.0.0.1:8080",
+    token_file: Annotated[str | None, typer.Option(
+        "--token-file", metavar="PATH", help="Allows operator actions over HTTP.")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", metavar="URL", help="Dashboard URL for links.")] = None,
     allowed_host: Annotated[list[str] | None, typer.Option(
-        "--allowed-host", help="Another name the HTTP server answers to (localhost, IPs, --listen's and "
-        "--public-url's host always).")] = None,
+        "--allowed-host", metavar="HOST", help="Another name the HTTP server answers to (localhost, IPs, --listen's "
+        "and --public-url's host always).")] = None,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
-    raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [], log_format,
-                                               grace, listen, token_file, public_url, allowed_hosts=allowed_host or []))
+    raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [],
+                                               log_format.value, grace, listen, token_file, public_url,
+                                               allowed_hosts=allowed_host or []))
 
 
 @app.command()
 def history(
-    name: Annotated[str | None, typer.Argument(help="Only this schedule's runs.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="A duration ago (1h) or an RFC 3339 time.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")] = 50,
-    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    run_id: Annotated[int | None, typer.Option("--run", help="Show one run with its output.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this schedule's runs.")] = None,
+    status: Annotated[RunStatus | None, typer.Option(
+        "--status", metavar="STATE", help=f"Only runs in this state: {STATES}.", show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="A duration ago (1h) or an RFC 3339 time.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="At most this many runs.")] = 50,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+    run_id: Annotated[int | None, typer.Option("--run", metavar="ID", help="Show one run with its output.")] = None,
 ) -> None:
     """Show what ran, newest first."""
     from reconciler.commands.history import history as run_history
 
-    raise typer.Exit(exit_code_of(run_history)(name, status, since, limit, ledger, fmt, run_id))
+    raise typer.Exit(exit_code_of(run_history)(name, status.value if status else None, since, limit, ledger,
+                                               fmt.value, run_id))
 
 
 @app.command()
 def trigger(
-    name: Annotated[str, typer.Argument(help="The schedule to run now.")],
-    directory: Annotated[str, typer.Option("--dir", help="Schedules directory.")] = "schedules",
-    ledger: Annotated[str, typer.Option("--ledger", help="SQLite ledger path.")] = ".reconciler/ledger.db",
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule to run now.")],
+    directory: Directory = "schedules",
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
 ) -> None:
     """Run a schedule now, as a manual run recorded in the ledger. Exit 0 if it succeeded."""
     from reconciler.commands.trigger import trigger as run_trigger
 
-    raise typer.Exit(exit_code_of(run_trigger)(name, directory, ledger))
+    raise typer.Exit(exit_code_of(run_trigger)(name, directory, ledger, fmt.value))
 
 
-def main() -> None:
-    app()
+@app.command()
+def init(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="Where to create the repository.")] = ".",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Create a schedules repository: an example schedule, the CI workflow, the pre-commit config, a README."""
+    from reconciler.commands.init import init as run_init
+
+    raise typer.Exit(exit_code_of(run_init)(directory, force))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `reconciler` command. click's own usage errors exit 64 too, like every other usage error."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except click_errors.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click_errors.ClickException as e:
+        e.show()
+        return EXIT_PROBLEMS
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return code if isinstance(code, int) else 0

@@ -1,4 +1,10 @@
-"""The few exceptions that end a command, and the one place that maps them to exit codes."""
+"""The few exceptions that end a command, and the one place that maps them to exit codes.
+
+One rule for every command: 0 success, 1 problems or failure, 64 a usage error (EX_USAGE from
+sysexits.h: a bad option, a missing path or ledger), 130 interrupted. 2 belongs to `plan` alone
+("there are changes", as in `terraform plan -detailed-exitcode`), so a script can always tell a
+plan with changes from a mistyped command line.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 64, 130
 P = ParamSpec("P")
 
 
@@ -18,7 +24,7 @@ class FatalError(Exception):
 
 
 class UsageError(FatalError):
-    """The command's arguments are wrong (a path that does not exist, a bad option). Exit 2."""
+    """The command's arguments are wrong (a path that does not exist, a bad option). Exit 64."""
 
     exit_code = EXIT_USAGE
 
@@ -33,6 +39,6 @@ def exit_code_of(func: Callable[P, int]) -> Callable[P, int]:
             return e.exit_code
 
         except KeyboardInterrupt:
-            return 130
+            return EXIT_INTERRUPTED
 
     return wrapper

@@ -205,7 +205,7 @@ def test_a_taken_port_is_a_clear_usage_error_before_anything_starts(tmp_path: Pa
         port = taken.getsockname()[1]
         r = reconciler("run", "--dir", str(sched), "--ledger", str(tmp_path / "l.db"), "--listen",
                        f"127.0.0.1:{port}", timeout=30)
-    assert r.returncode == 2
+    assert r.returncode == 64  # a usage error (EX_USAGE)
     assert f"--listen 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
     assert "revision.applied" not in r.stderr  # it failed before applying or running anything
@@ -244,7 +244,7 @@ def test_a_malformed_allowed_host_is_a_usage_error(tmp_path: Path, reconciler: A
     (sched / "a.yaml").write_text("name: a\nschedule: {every: 1s}\nrun: {command: [/bin/true]}\n")
     r = reconciler("run", "--dir", str(sched), "--ledger", str(tmp_path / "l.db"), "--listen", "127.0.0.1:0",
                    "--allowed-host", "not a host", timeout=30)
-    assert r.returncode == 2
+    assert r.returncode == 64
     assert "--allowed-host 'not a host': write a host name" in r.stderr
     assert "Traceback" not in r.stderr
 

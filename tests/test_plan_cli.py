@@ -188,3 +188,21 @@ def test_a_file_over_the_size_limit_at_the_base_is_not_read_whole(reconciler: Ru
     out = reconciler("plan", "--dir", "schedules", "--base", "HEAD~1", cwd=r)
     assert out.returncode == 0, out.stderr  # the base's bad file was never a schedule
     assert "0 to add, 0 to change, 0 to remove, 1 unchanged" in out.stdout
+
+
+def test_a_missing_ledger_is_a_usage_error_with_or_without_a_base(reconciler: Run, repo: Path, tmp_path: Path) -> None:
+    for args in (["--base", "HEAD~1"], []):
+        r = reconciler("plan", "--dir", "schedules", *args, "--ledger", str(tmp_path / "typo.db"), cwd=repo)
+        assert r.returncode == 64, (args, r.stdout, r.stderr)
+        assert r.stdout == ""
+        assert r.stderr == f"reconciler: {tmp_path}/typo.db: no such ledger\n"
+
+
+def test_a_ledger_beside_a_base_is_honoured_and_named_in_the_plan(reconciler: Run, repo: Path, tmp_path: Path) -> None:
+    from reconciler.ledger.sqlite import SqliteLedger
+
+    SqliteLedger(tmp_path / "l.db").close()
+    r = reconciler("plan", "--dir", "schedules", "--base", "HEAD~1", "--ledger", str(tmp_path / "l.db"), cwd=repo)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.splitlines()[0] == (f"Plan against git HEAD~1 (recent runs from the ledger {tmp_path}/l.db): "
+                                        "2 to add, 1 to change, 2 to remove, 1 unchanged.")

@@ -145,7 +145,7 @@ def test_history_lists_runs_newest_first_and_shows_one_with_its_output(
     text = reconciler("history", "--ledger", str(d.ledger), "--status", "succeeded", "--since", "1h")
     assert text.stdout.splitlines()[0].split()[:3] == ["ID", "SCHEDULE", "SLOT"]
     assert "talker" in text.stdout
-    assert reconciler("history", "--ledger", str(d.ledger), "--status", "bogus").returncode == 2
+    assert reconciler("history", "--ledger", str(d.ledger), "--status", "bogus").returncode == 64
 
 
 def test_trigger_runs_a_schedule_now_as_a_manual_run(tmp_path: Path, reconciler: Run) -> None:

@@ -81,7 +81,17 @@ def run_step(step: dict[str, Any], cwd: Path, env: dict[str, str],
                           text=True, timeout=600, check=False)
 
 
-def test_the_action_steps_validate_and_plan_a_pull_request(tmp_path: Path, action_env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def installed_env(action_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The action's install step, run once: a real (not editable) install of this package."""
+    install = action_steps()[0]
+    r = run_step(install, tmp_path_factory.mktemp("install"), action_env, {"RECONCILER_SOURCE": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert Path(action_env["VIRTUAL_ENV"], "bin", "reconciler").exists()
+    return action_env
+
+
+def test_the_action_steps_validate_and_plan_a_pull_request(tmp_path: Path, installed_env: dict[str, str]) -> None:
     repo = tmp_path / "repo"
     init_repo(repo)
     (repo / "schedules").mkdir()
@@ -92,11 +102,9 @@ def test_the_action_steps_validate_and_plan_a_pull_request(tmp_path: Path, actio
     summary, output = tmp_path / "summary.md", tmp_path / "output"
     values = {"RECONCILER_SOURCE": str(ROOT), "RECONCILER_PATHS": "schedules", "RECONCILER_DIR": "schedules",
               "RECONCILER_BASE": base}
-    env = {**action_env, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
+    env = {**installed_env, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
            "RUNNER_TEMP": str(tmp_path)}
-    install, validate, plan = action_steps()
-    assert run_step(install, repo, env, values).returncode == 0
-    assert Path(env["VIRTUAL_ENV"], "bin", "reconciler").exists()
+    _, validate, plan = action_steps()
     v = run_step(validate, repo, env, values)
     assert v.returncode == 0, v.stdout + v.stderr
     p = run_step(plan, repo, env, values)
@@ -108,6 +116,20 @@ def test_the_action_steps_validate_and_plan_a_pull_request(tmp_path: Path, actio
     bad = run_step(validate, repo, env, values)
     assert bad.returncode == 1
     assert "::error file=schedules/b.yaml,line=2,col=" in bad.stdout
+
+
+def test_init_from_an_installed_package_writes_every_file_of_the_scaffold(
+        tmp_path: Path, installed_env: dict[str, str]) -> None:
+    exe = str(Path(installed_env["VIRTUAL_ENV"], "bin", "reconciler"))
+    r = subprocess.run([exe, "init", "repo"], cwd=tmp_path, env=installed_env, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    example = ROOT / "examples" / "schedules-repo"
+    for p in (p for p in example.rglob("*") if p.is_file()):  # the dot-files too: package data must carry them
+        assert (tmp_path / "repo" / p.relative_to(example)).read_bytes() == p.read_bytes()
+    v = subprocess.run([exe, "validate"], cwd=tmp_path / "repo", env=installed_env, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +160,30 @@ def test_pre_commit_try_repo_runs_the_hook(tmp_path: Path, pre_commit_home: Path
         assert "Failed" in out
         assert "schedules/job.yaml:2:" in out
         assert "4 fields given" in out
+
+
+def test_the_pre_commit_hook_checks_the_whole_directory_so_a_reused_name_is_caught(
+        tmp_path: Path, pre_commit_home: Path) -> None:
+    repo = tmp_path / "user-repo"
+    init_repo(repo)
+    (repo / "schedules").mkdir()
+    (repo / "schedules" / "a.yaml").write_text("name: report\nschedule: {cron: '0 2 * * *'}\n"
+                                               "run: {command: [/bin/true]}\n")
+    commit_all(repo, "one schedule")
+    (repo / "schedules" / "b.yaml").write_text("name: report\nschedule: {cron: '0 3 * * *'}\n"
+                                               "run: {command: [/bin/true]}\n")
+    exe = Path(sys.executable).with_name("pre-commit")
+    # Only the new file changed, as in a commit that adds it: the daemon would refuse the whole set.
+    r = subprocess.run([str(exe), "try-repo", str(ROOT), "reconciler-validate", "--files", "schedules/b.yaml"],
+                       cwd=repo, capture_output=True, text=True, timeout=900, check=False,
+                       env={**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home)})
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "schedules/b.yaml:1:1: $.name: name 'report' is used more than once" in out
+
+
+def test_the_hook_validates_the_configured_paths_not_the_changed_files() -> None:
+    (hook,) = load(".pre-commit-hooks.yaml")
+    assert hook["pass_filenames"] is False
+    (example,) = [h for r in load("examples/schedules-repo/.pre-commit-config.yaml")["repos"] for h in r["hooks"]]
+    assert example["args"] == ["schedules"]

@@ -8,10 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from reconciler.commands.common import colour_enabled, did_you_mean, duration_arg, paint
 from reconciler.core.describe import utc_text
-from reconciler.core.durations import DurationError, parse_duration
+from reconciler.core.durations import DurationError
 from reconciler.errors import FatalError, UsageError
-from reconciler.ledger.base import RUN_STATES, RunRecord
+from reconciler.ledger.base import RUN_STATES, Ledger, RunRecord
+
+# What a status looks like on a terminal: failures stand out, what did not run is quiet.
+STATUS_COLOURS = {"succeeded": "green", "failed": "red", "timed_out": "red", "abandoned": "red",
+                  "interrupted": "yellow", "cancelled": "yellow", "running": "blue", "skipped": "dim",
+                  "missed": "yellow"}
 
 
 def history(name: str | None, status: str | None, since: str | None, limit: int, ledger_path: str,
@@ -36,27 +42,39 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
             _one(record, fmt, out)
             return 0
         records = ledger.runs(name, status=status, since=since_at, limit=limit)
+        if name is not None and not records:
+            _known(ledger, name)
     finally:
         ledger.close()
     if fmt == "json":
         json.dump([as_dict(r) for r in records], out, indent=2)
         out.write("\n")
         return 0
-    out.write(f"{'ID':>7}  {'SCHEDULE':<24} {'SLOT':<20} {'ATT':>3} {'TRIGGER':<8} {'STATUS':<11} "
-              f"{'DURATION':>9} {'EXIT':>4}  REVISION\n")
+    colour = colour_enabled(out)
+    out.write(paint(f"{'ID':>7}  {'SCHEDULE':<24} {'SLOT':<20} {'ATT':>3} {'TRIGGER':<8} {'STATUS':<11} "
+                    f"{'DURATION':>9} {'EXIT':>4}  REVISION", "bold", colour) + "\n")
     for r in records:
         duration = f"{r.duration.total_seconds():.2f}s" if r.duration is not None else "-"
         code = r.exit_code if r.exit_code is not None else (r.http_status or "-")
+        status = paint(r.status, STATUS_COLOURS.get(r.status), colour) + " " * max(0, 11 - len(r.status))
         out.write(f"{r.id:>7}  {r.schedule:<24} {utc_text(r.slot)[:19] + 'Z':<20} {r.attempt:>3} {r.trigger:<8} "
-                  f"{r.status:<11} {duration:>9} {code!s:>4}  {r.revision[:12]}\n")
+                  f"{status} {duration:>9} {code!s:>4}  {r.revision[:12]}\n")
     if not records:
         out.write("no runs\n")
     return 0
 
 
+def _known(ledger: Ledger, name: str) -> None:
+    """A NAME the ledger has never seen (applied or run) is a mistake, not an empty history."""
+    last = ledger.last_revision()
+    known = set(ledger.last_runs()) | set(last.hashes if last else ())
+    if name not in known:
+        raise FatalError(f"no schedule named {name!r} in the ledger{did_you_mean(name, known)}")
+
+
 def _since(text: str, now: datetime) -> datetime:
     try:
-        return now - parse_duration(text)
+        return now - duration_arg(text)
     except DurationError:
         pass
     try:

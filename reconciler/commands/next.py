@@ -7,9 +7,10 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
+from reconciler.commands.common import did_you_mean
 from reconciler.core import cron
 from reconciler.core.describe import describe, local_text, relative, utc_text
-from reconciler.core.loader import Loader, PathError, parse_timestamp, zone
+from reconciler.core.loader import Loader, PathError, parse_timestamp, zone, zone_suggestion
 from reconciler.core.timing import Timing
 from reconciler.errors import FatalError, UsageError
 
@@ -32,7 +33,7 @@ def next_times(
     if count < 1:
         raise UsageError("-n must be at least 1")
     now = now or datetime.now(UTC)
-    timing = _timing_of(name, directory, now) if name else _timing_for(expression or "", timezone)
+    timing, enabled = _timing_of(name, directory, now) if name else (_timing_for(expression or "", timezone), True)
     start = now
     if after is not None:
         try:
@@ -41,14 +42,17 @@ def next_times(
             raise UsageError(f"--after: {e}") from e
     slots = list(timing.slots(start, count))
     if fmt == "json":
-        json.dump({"next": [utc_text(s) for s in slots]}, out)
+        json.dump({"next": [utc_text(s) for s in slots], "suspended": not enabled}, out)
         out.write("\n")
         return 0
-    out.write(f"{describe(timing)}  [{timing.tz.key}]\n")
+    # A suspended schedule keeps its timing, so its times are shown, each marked: none of them will fire.
+    head = "" if enabled else "  (suspended: enabled: false; none of these will fire)"
+    out.write(f"{describe(timing)}  [{timing.tz.key}]{head}\n")
     for s in slots:
         fire = timing.fire_time(s)
         jit = f"  (fires {utc_text(fire)} with jitter)" if fire != s else ""
-        out.write(f"  {local_text(s, timing)}  {utc_text(s)}  {relative(s, now)}{jit}\n")
+        mark = "" if enabled else "  (suspended)"
+        out.write(f"  {local_text(s, timing)}  {utc_text(s)}  {relative(s, now)}{jit}{mark}\n")
     if not slots:
         out.write("  no further fire times\n")
     return 0
@@ -57,7 +61,9 @@ def next_times(
 def _timing_for(expression: str, timezone: str) -> Timing:
     tz = zone(timezone)
     if tz is None:
-        raise FatalError(f"unknown time zone {timezone!r}: use an IANA name such as Europe/Berlin or UTC")
+        meant = zone_suggestion(timezone)
+        hint = f" (did you mean {meant!r}?)" if meant else ": use an IANA name such as Europe/Berlin or UTC"
+        raise FatalError(f"unknown time zone {timezone!r}{hint}")
     try:
         parsed = cron.parse(expression)
     except cron.CronError as e:
@@ -65,15 +71,16 @@ def _timing_for(expression: str, timezone: str) -> Timing:
     return Timing(name="", tz=tz, cron=parsed)
 
 
-def _timing_of(name: str, directory: str, now: datetime) -> Timing:
+def _timing_of(name: str, directory: str, now: datetime) -> tuple[Timing, bool]:
     try:
         result = Loader().load_paths([directory], now=now)
     except PathError as e:
         raise UsageError(str(e)) from e
     for s in result.schedules:
         if s.name == name:
-            return s.timing
+            return s.timing, s.enabled
     for p in result.problems:
         if p.severity == "error":
             print(p.format_text(), file=sys.stderr)
-    raise FatalError(f"no valid schedule named {name!r} in {directory}")
+    hint = did_you_mean(name, (s.name for s in result.schedules))
+    raise FatalError(f"no valid schedule named {name!r} in {directory}{hint}")

@@ -13,12 +13,11 @@ from reconciler.core.loader import Loader, PathError, combine
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.review import warnings
-from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
+from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, FatalError, UsageError
 
 if TYPE_CHECKING:
     from reconciler.ledger.base import Ledger
 
-EXIT_CHANGES = 2
 FORMATS = ("text", "json", "markdown")
 
 
@@ -26,6 +25,9 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
              now: datetime | None = None) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if ledger_path and "://" not in ledger_path and not Path(ledger_path).exists():
+        # Checked first, with or without --base: a mistyped path must never pass for a plan (exit 2).
+        raise UsageError(f"{ledger_path}: no such ledger")
     now = now or datetime.now(UTC)
     loader = Loader()
     try:
@@ -38,7 +40,7 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
             print(p.format_text(), file=sys.stderr)
         print(f"plan: {len(errors)} problem(s); nothing can be planned until they are fixed", file=sys.stderr)
         return EXIT_PROBLEMS
-    ledger = _open(ledger_path) if ledger_path and Path(ledger_path).exists() else None
+    ledger = _open(ledger_path) if ledger_path else None
     try:  # one connection serves both the comparison and the recent runs behind the warnings
         applied, against = _applied(directory, base, ledger_path, ledger, loader, now)
         schedules = {s.name: s for s in desired.schedules}
@@ -77,10 +79,10 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: 
         except GitError as e:
             raise FatalError(f"--base {base}: {e}") from e
         results = [loader.load_bytes(str(Path(directory) / rel), data, now) for rel, data in sorted(files.items())]
-        return {s.name: s.spec for s in combine(results).schedules}, f"git {base}"
-    if ledger_path:  # without --base, the ledger's last applied revision is the other side
-        if ledger is None:
-            raise UsageError(f"{ledger_path}: no such ledger")
+        # With --base too, the ledger is read only for its recent runs (the "removed, but it ran" warning).
+        runs = f" (recent runs from the ledger {ledger_path})" if ledger_path else ""
+        return {s.name: s.spec for s in combine(results).schedules}, f"git {base}{runs}"
+    if ledger is not None:  # without --base, the ledger's last applied revision is the other side
         last = ledger.last_revision()
         if last is None:
             return {}, "an empty ledger"

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconciler.core.durations import DurationError, parse_duration
+from reconciler.commands.common import duration_arg
+from reconciler.core.durations import DurationError
 from reconciler.errors import UsageError
 
 
@@ -24,8 +25,8 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
     from reconciler.service.http import parse_allowed_host, parse_listen
 
     try:
-        options = Options(directory=directory, allow_empty=allow_empty, rescan=parse_duration(rescan),
-                          selector=parse_selector(selector), grace=parse_duration(grace).total_seconds(),
+        options = Options(directory=directory, allow_empty=allow_empty, rescan=duration_arg(rescan),
+                          selector=parse_selector(selector), grace=duration_arg(grace).total_seconds(),
                           listen=parse_listen(listen), token=_token(token_file), public_url=public_url,
                           allowed_hosts=tuple(parse_allowed_host(h) for h in allowed_hosts))
     except (DurationError, ValueError) as e:

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
+from reconciler.commands.common import did_you_mean
 from reconciler.core.loader import Loader, PathError
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
 
 
-def trigger(name: str, directory: str, ledger_path: str, out: TextIO = sys.stdout) -> int:
+def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out: TextIO = sys.stdout) -> int:
+    from reconciler.commands.history import as_dict
     from reconciler.engine.runner import Runner
     from reconciler.ledger import open_ledger
     from reconciler.service.log import make_log
 
+    if fmt not in ("text", "json"):
+        raise UsageError(f"unknown format {fmt!r}: choose text or json")
     try:
         result = Loader().load_paths([directory])
     except PathError as e:
         raise UsageError(str(e)) from e
     found = {s.name: s for s in result.schedules}
     if name not in found:
-        raise FatalError(f"no valid schedule named {name!r} in {directory}")
+        raise FatalError(f"no valid schedule named {name!r} in {directory}{did_you_mean(name, found)}")
     ledger = open_ledger(ledger_path)
     try:
         last = ledger.last_revision()
@@ -33,6 +38,10 @@ def trigger(name: str, directory: str, ledger_path: str, out: TextIO = sys.stdou
         ledger.close()
     if record is None:
         raise FatalError(f"{name}: the run was not started")
+    if fmt == "json":  # the same record as `history --run ID --format json`
+        json.dump(as_dict(record, with_output=True), out, indent=2)
+        out.write("\n")
+        return 0 if record.status == "succeeded" else EXIT_PROBLEMS
     out.write(f"run {record.id}: {record.status}" + (f" ({record.error})" if record.error else "") + "\n")
     if record.output:
         out.write(record.output + ("" if record.output.endswith("\n") else "\n"))

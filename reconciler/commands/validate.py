@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
 
+from reconciler.commands.common import colour_enabled, paint
 from reconciler.core.loader import Loader, LoadResult, PathError
 from reconciler.core.problems import Problem, display_path, printable
 from reconciler.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
@@ -33,9 +34,10 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
         out.write("\n")
     else:
         line = github_line if fmt == "github" else Problem.format_text
+        colour = fmt == "text" and colour_enabled(out)
         for p in problems:
-            out.write(line(p) + "\n")
-        out.write(summary(result, problems) + "\n")
+            out.write(paint(line(p), "red" if p.severity == "error" else "yellow", colour) + "\n")
+        out.write(paint(summary(result, problems), "red" if errors else "green", colour) + "\n")
     return EXIT_PROBLEMS if errors else EXIT_OK
 
 
