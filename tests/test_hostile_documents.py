@@ -301,5 +301,5 @@ def test_the_patterns_the_loader_repeats_are_the_schemas() -> None:
     from reconciler.core.loader import TIMESTAMP_PATTERN
 
     defs = json.loads(schema_text())["$defs"]
-    assert DURATION_PATTERN == defs["duration"]["pattern"]
-    assert TIMESTAMP_PATTERN == defs["timestamp"]["pattern"]
+    assert defs["duration"]["pattern"] == DURATION_PATTERN
+    assert defs["timestamp"]["pattern"] == TIMESTAMP_PATTERN
