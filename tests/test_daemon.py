@@ -473,3 +473,30 @@ def test_any_failure_to_build_the_directory_at_start_up_falls_back_to_the_ledger
     finally:
         r.stop()
         ledger.close()
+
+
+def test_a_stored_spec_that_todays_rules_refuse_is_named_and_the_rest_of_the_revision_restored(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.core.model import spec_hash
+    from reconciler.ledger import open_ledger
+
+    good = {"name": "good", "schedule": {"every": "1h"}, "run": {"command": ["/bin/true"]}}
+    old = {"name": "old", "schedule": {"every": "145178261h"}, "run": {"command": ["/bin/true"]}}  # valid once
+    ledger = open_ledger(tmp_path / "ledger.db")
+    specs = {"good": good, "old": old}
+    ledger.record_revision("r1", datetime.now(UTC), {"add": 2}, specs,
+                           {n: spec_hash(s) for n, s in specs.items()})
+    r, stream = _reconciler(tmp_path / "missing", ledger)
+    try:
+        r.start()
+        assert r.status.applied_revision == "r1"
+        assert {j.id for j in r.scheduler.get_jobs()} == {"good"}
+        (restored,) = _events(stream, "revision.restored")
+        assert restored["unusable"] == ["old"]
+        assert restored["schedules"] == 1
+        assert "no such directory" in restored["cause"]
+    finally:
+        r.stop()
+        ledger.close()
