@@ -496,7 +496,7 @@ def test_a_stored_spec_that_todays_rules_refuse_is_named_and_the_rest_of_the_rev
         (restored,) = _events(stream, "revision.restored")
         assert restored["unusable"] == ["old"]
         assert restored["schedules"] == 1
-        assert "no such directory" in restored["cause"]
+        assert restored["cause"] == f"{tmp_path / 'missing'} does not exist (yet)"
     finally:
         r.stop()
         ledger.close()

@@ -100,9 +100,10 @@ class Reconciler:
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
         with quiet_gc():  # before the timer's thread starts: the first load may fork a helper
-            snapshot = None
+            snapshot, cause = None, None
             if not self.source.available():
-                pass  # the watch loop waits for it and says so; the ledger's revision runs meanwhile
+                # The watch loop waits for it and says so; the ledger's revision runs meanwhile.
+                cause = f"{self.source.directory} does not exist (yet)"
             else:
                 try:
                     snapshot = self.source.full(self.clock())
@@ -121,7 +122,7 @@ class Reconciler:
                     self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                     self._forget_applied()
             if not applied:
-                self._restore_from_ledger()
+                self._restore_from_ledger(cause)
         self.startup = {"load_ms": round((t1 - t0) * 1000), "apply_ms": round((time.perf_counter() - t1) * 1000),
                         "parallel_load": self.source.last_load_parallel}
         self.notifier.start()
@@ -179,9 +180,9 @@ class Reconciler:
         self.applied, self.applied_hashes = {}, {}
         self.status.applied_revision, self.status.applied_at, self.status.ready = None, None, False
 
-    def _restore_from_ledger(self) -> None:
+    def _restore_from_ledger(self, cause: str | None = None) -> None:
         """The directory cannot be applied at start-up: run what the ledger says was live."""
-        cause = self.status.error or "the directory could not be applied"
+        cause = cause or self.status.error or "the directory could not be applied"
         try:
             self._restore(cause)
         except Exception as e:  # not even the ledger's revision: stay up, unready, and watch for a fix
