@@ -56,6 +56,7 @@ def _parse_text(value: str) -> timedelta:
     ms = sum(int(g[: -2 if g.endswith("ms") else -1]) * unit
              for g, unit in zip(m.groups(), _UNITS_MS, strict=True) if g)
     if ms > MAX_SECONDS * 1000:  # before timedelta(), which overflows at 999,999,999 days
+        # Quoted whole: it matched the pattern (digits and units, at most 32), so it hides nothing.
         raise DurationTooLong(f"{value} is longer than {format_duration(MAX_DURATION)}: "
                               f"a duration is at most {format_duration(MAX_DURATION)}")
     return timedelta(milliseconds=ms)

@@ -391,7 +391,7 @@ def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
             instant = aware.astimezone(UTC)
     except OverflowError:  # shifted past year 1 or 9999
         instant = None
-    if instant is None or not EPOCH <= instant < HORIZON:
+    if instant is None or not EPOCH <= instant < HORIZON:  # quoted whole: it parsed, so it hides nothing
         raise TimestampError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
     return instant
 
