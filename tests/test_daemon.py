@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,5 +362,141 @@ def test_an_unexpected_error_in_one_reconcile_is_logged_and_the_next_change_stil
     finally:
         stop.set()
         watcher.join(10)
+        r.stop()
+        ledger.close()
+
+
+def test_a_hostile_file_at_start_up_leaves_the_ledgers_revision_running_and_says_why(
+        tmp_path: Path, started: list[Daemon]) -> None:
+    import urllib.request
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    out = tmp_path / "out"
+    (sched / "a.yaml").write_text(job("steady", out))
+    d = start(started, sched, tmp_path)
+    first = d.wait_event("revision.applied", add=1)["revision"]
+    wait_for(lambda: lines(out), what="steady to run")
+    assert d.stop() == 0
+
+    # Accepted by validate before issue 11, and then every start died with OverflowError.
+    (sched / "a.yaml").write_text(job("steady", out, every="145178261h", text="hostile"))
+    d2 = start(started, sched, tmp_path)
+    problem = d2.wait_event("revision.problem")["problem"]
+    assert problem.startswith(f"{sched}/a.yaml:2:"), problem
+    assert "at most 366d" in problem
+    restored = d2.wait_event("revision.restored", revision=first, schedules=1)
+    assert "problem" in restored["cause"]
+    address = d2.wait_event("http.listening")["address"]
+    with urllib.request.urlopen(f"http://{address}/readyz", timeout=5) as response:
+        assert response.status == 200
+    n = len(lines(out))
+    wait_for(lambda: len(lines(out)) >= n + 2, what="the ledger's revision to run")
+    assert not any(x.startswith("hostile") for x in lines(out))
+    assert d2.stop() == 0
+
+
+def _first_revision(tmp_path: Path, sched: Path) -> str:
+    """A ledger in tmp_path whose last revision holds schedule `a` (every hour)."""
+    from reconciler.ledger import open_ledger
+
+    sched.mkdir()
+    (sched / "a.yaml").write_text(job("a", tmp_path / "out", every="1h"))
+    ledger = open_ledger(tmp_path / "ledger.db")
+    r = _reconciler(sched, ledger)[0]
+    r.start()
+    r.stop()
+    last = ledger.last_revision()
+    ledger.close()
+    assert last is not None
+    return last.revision
+
+
+def _reconciler(sched: Path, ledger: object) -> tuple[Any, io.StringIO]:
+    from datetime import UTC, datetime
+
+    from reconciler.service.daemon import Options, Reconciler
+    from reconciler.service.log import make_log
+
+    stream = io.StringIO()
+    r = Reconciler(Options(directory=str(sched), listen=None), ledger, make_log("json", stream),  # type: ignore[arg-type]
+                   lambda: datetime.now(UTC))
+    return r, stream
+
+
+def _events(stream: io.StringIO, kind: str) -> list[dict[str, Any]]:
+    return [e for line in stream.getvalue().splitlines() if (e := json.loads(line)).get("event") == kind]
+
+
+@pytest.mark.parametrize("failure", ["the directory cannot be read", "the revision cannot be applied"])
+def test_any_failure_to_build_the_directory_at_start_up_falls_back_to_the_ledgers_revision(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    from reconciler.ledger import open_ledger
+    from reconciler.service import daemon
+    from reconciler.service.source import DirectorySource
+
+    sched = tmp_path / "schedules"
+    first = _first_revision(tmp_path, sched)
+    (sched / "b.yaml").write_text(job("b", tmp_path / "out", every="1h"))  # new in the directory only
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OverflowError("date value out of range")
+
+    if failure == "the directory cannot be read":
+        monkeypatch.setattr(DirectorySource, "full", broken)
+    else:  # half-way through applying the directory: the runner already knows its new set
+        from reconciler.engine.apply import apply_plan as real_apply
+
+        calls: list[tuple[Any, ...]] = []
+
+        def first_call_breaks(*args: Any) -> None:
+            calls.append(args)
+            if len(calls) == 1:
+                broken()
+            real_apply(*args)
+
+        monkeypatch.setattr(daemon, "apply_plan", first_call_breaks)
+    ledger = open_ledger(tmp_path / "ledger.db")
+    r, stream = _reconciler(sched, ledger)
+    try:
+        r.start()
+        assert r.status.ready
+        assert r.status.applied_revision == first
+        assert {j.id for j in r.scheduler.get_jobs()} == {"a"}
+        assert set(r.applied) == {"a"}
+        (error,) = _events(stream, "revision.error")
+        assert error["error"] == "internal error: OverflowError: date value out of range"
+        assert "Traceback" in error["traceback"]
+        (restored,) = _events(stream, "revision.restored")
+        assert restored["revision"] == first
+        assert restored["cause"] == "internal error: OverflowError: date value out of range"
+    finally:
+        r.stop()
+        ledger.close()
+
+
+def test_a_stored_spec_that_todays_rules_refuse_is_named_and_the_rest_of_the_revision_restored(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.core.model import spec_hash
+    from reconciler.ledger import open_ledger
+
+    good = {"name": "good", "schedule": {"every": "1h"}, "run": {"command": ["/bin/true"]}}
+    old = {"name": "old", "schedule": {"every": "145178261h"}, "run": {"command": ["/bin/true"]}}  # valid once
+    ledger = open_ledger(tmp_path / "ledger.db")
+    specs = {"good": good, "old": old}
+    ledger.record_revision("r1", datetime.now(UTC), {"add": 2}, specs,
+                           {n: spec_hash(s) for n, s in specs.items()})
+    r, stream = _reconciler(tmp_path / "missing", ledger)
+    try:
+        r.start()
+        assert r.status.applied_revision == "r1"
+        assert {j.id for j in r.scheduler.get_jobs()} == {"good"}
+        (restored,) = _events(stream, "revision.restored")
+        assert restored["unusable"] == ["old"]
+        assert restored["schedules"] == 1
+        assert restored["cause"] == f"{tmp_path / 'missing'} does not exist (yet)"
+    finally:
         r.stop()
         ledger.close()

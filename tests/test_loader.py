@@ -271,3 +271,24 @@ def test_no_message_quotes_more_than_a_short_excerpt_of_a_value(text: str) -> No
     assert found, "the file was expected to be invalid"
     for *_, message in found:
         assert SECRET[:25].lower() not in message.lower(), message
+
+
+@pytest.mark.parametrize(("policy", "fragment"), [
+    ("{retries: {limit: 100, backoff: 1ms}}", None),
+    ("{retries: {backoff: 367d}}", "at most 366d"),
+    ("{starting_deadline: 400d}", "at most 366d"),
+    ("{max_runs: 2147483648}", "maximum"),
+])
+def test_policy_durations_and_counts_are_bounded(policy: str, fragment: str | None) -> None:
+    found = [m for *_, s, m in problems(HEAD + 'schedule: {cron: "0 2 * * *"}\npolicy: ' + policy + "\n")
+             if s == "error"]
+    assert (fragment is None and found == []) or any(fragment in m for m in found if fragment), found
+
+
+def test_every_retry_delay_up_to_the_limit_is_computed_without_an_overflow() -> None:
+    text = HEAD + 'schedule: {cron: "0 2 * * *"}\npolicy: {retries: {limit: 100, backoff: 1ms, max_backoff: 366d}}\n'
+    (s,) = Loader().load_bytes("f.yaml", text.encode(), NOW).schedules
+    delays = [s.policy.retries.delay_before(a) for a in range(2, 102)]
+    assert delays[0] == timedelta(milliseconds=1)
+    assert delays[-1] == timedelta(days=366)
+    assert delays == sorted(delays)

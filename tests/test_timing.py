@@ -57,3 +57,50 @@ def test_jitter_is_deterministic_per_name_and_slot_and_within_bounds() -> None:
     assert len(set(delays)) > 10  # spread, not constant
     assert delays != [b.jitter_for(s) for s in slots]
     assert a.fire_time(slots[0]) == slots[0] + delays[0]
+
+
+# ---- the end of the calendar: no slot past the horizon, never an overflow ---------------------
+
+def test_an_interval_whose_next_slot_lies_past_the_calendar_has_no_next_slot() -> None:
+    from reconciler.core.timing import HORIZON
+
+    huge = Timing(name="x", tz=UTCZ, every=timedelta(hours=145178261))  # ~16,500 years
+    assert huge.next_slot(t("2026-01-01T00:00:00")) is None
+    assert list(huge.slots(t("2026-01-01T00:00:00"), 3)) == []
+    yearly = Timing(name="x", tz=UTCZ, every=timedelta(days=366))
+    last = list(yearly.slots(HORIZON - timedelta(days=800), 10))
+    assert 1 <= len(last) <= 3
+    assert last[-1] <= HORIZON
+    assert yearly.next_slot(HORIZON) is None
+
+
+def test_jitter_never_pushes_a_fire_time_past_the_horizon() -> None:
+    from reconciler.core.timing import HORIZON
+
+    timing = Timing(name="x", tz=ZoneInfo("Pacific/Kiritimati"), cron=cron.parse("* * * * *"),
+                    jitter=timedelta(days=999_999_999))
+    assert timing.next_slot(t("2026-01-01T00:00:00")) is None
+    bounded = Timing(name="x", tz=ZoneInfo("Pacific/Kiritimati"), cron=cron.parse("0 0 * * *"),
+                     jitter=timedelta(days=366))
+    slots = list(bounded.slots(HORIZON - timedelta(days=400), 100))
+    assert slots
+    assert all(bounded.fire_time(s) <= HORIZON for s in slots)
+    assert all(bounded.fire_time(s).astimezone(bounded.tz).year == 9998 for s in slots[-1:])
+
+
+def test_a_cron_search_that_runs_off_the_calendar_means_no_next_slot() -> None:
+    from reconciler.core.timing import HORIZON
+
+    leap_day = Timing(name="x", tz=ZoneInfo("America/Sitka"), cron=cron.parse("0 0 29 2 *"))
+    assert leap_day.next_slot(t("9996-03-01T00:00:00")) is None  # the next 29 February is in 10000
+    assert leap_day.next_slot(HORIZON) is None
+    assert Timing(name="x", tz=UTCZ, cron=cron.parse("* * * * *")).next_slot(datetime.max.replace(tzinfo=UTC)) is None
+
+
+def test_slots_are_asked_for_from_any_instant_without_an_overflow() -> None:
+    for timing in (Timing(name="x", tz=ZoneInfo("Pacific/Kiritimati"), cron=cron.parse("0 12 * * *")),
+                   Timing(name="x", tz=ZoneInfo("Etc/GMT+12"), every=timedelta(days=1))):
+        first = timing.next_slot(datetime.min.replace(tzinfo=UTC))
+        assert first is not None
+        assert first >= datetime(1970, 1, 1, tzinfo=UTC)
+        assert timing.next_slot(datetime.max.replace(tzinfo=UTC)) is None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import ipaddress
+import math
 import os
 import re
 import stat
@@ -17,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reconciler.core import cron
-from reconciler.core.durations import DurationError, parse_duration
+from reconciler.core.durations import DurationError, DurationTooLong, parse_duration
 from reconciler.core.model import (
     CommandRun,
     EnvValue,
@@ -34,11 +37,12 @@ from reconciler.core.model import (
 )
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
-from reconciler.core.timing import EPOCH, Timing
+from reconciler.core.timing import EPOCH, HORIZON, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
 
 SUFFIXES = (".yaml", ".yml")
 _MIN_EVERY = timedelta(seconds=1)
+MAX_CRON = 1024  # characters (the schema's maxLength): every value of every field listed is under 400
 
 
 class PathError(Exception):
@@ -77,8 +81,15 @@ class Loader:
     validator: SchemaValidator = field(default_factory=SchemaValidator)
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
-        """One file's problems and schedules; `build_records=False` (validate) keeps names only."""
+        """One file's problems and schedules; `build_records=False` (validate) keeps names only.
+        Never raises for what a file holds: an unexpected error rejects that file, not the process."""
         path = display_path(path)  # it names the file in messages, records, the ledger and the API
+        try:
+            return self._load_bytes(path, data, now, build_records)
+        except Exception as e:
+            return FileResult(path, (), (internal_problem(path, 1, e, "reading this file"),))
+
+    def _load_bytes(self, path: str, data: bytes, now: datetime, build_records: bool) -> FileResult:
         text, problems = decode(data, path)
         if text is None:
             return FileResult(path, (), tuple(problems))
@@ -86,11 +97,14 @@ class Loader:
         schedules: list[Schedule] = []
         names: list[tuple[str, Source]] = []
         for doc in docs:
-            problems.extend(self.check(doc, path, now))
-            if not any(p.document == doc.index and p.severity == "error" for p in problems):
-                names.append((doc.value["name"], Source(path, doc.line, doc.index)))
-                if build_records:
-                    schedules.append(build(doc, path))
+            try:
+                problems.extend(self.check(doc, path, now))
+                if not any(p.document == doc.index and p.severity == "error" for p in problems):
+                    if build_records:
+                        schedules.append(build(doc, path))
+                    names.append((doc.value["name"], Source(path, doc.line, doc.index)))
+            except Exception as e:
+                problems.append(internal_problem(path, doc.line, e, "checking this schedule", doc.index))
         if not docs and not problems:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
         return FileResult(path, tuple(schedules), tuple(problems), () if build_records else tuple(names))
@@ -128,6 +142,13 @@ def _kind(value: Any) -> str:
         return "true or false"
     kinds = ((list, "a list"), (str, "a string"), (int, "a number"), (float, "a number"))
     return next((name for t, name in kinds if isinstance(value, t)), "a value of another kind")
+
+
+def internal_problem(path: str, line: int, error: Exception, doing: str, document: int = 0) -> Problem:
+    """A bug met while loading, as a problem of the file: the revision is rejected, nothing stops.
+    Only the exception's type is named: its message may quote the file, which may hold a secret."""
+    return Problem(path, line, 1, (), f"internal error ({type(error).__name__}) while {doing}: it is rejected; "
+                   "please report this as a bug of the reconciler", document=document)
 
 
 def combine(results: Iterable[FileResult]) -> LoadResult:
@@ -331,7 +352,11 @@ def zone_suggestion(name: str) -> str | None:
 
 
 @lru_cache(maxsize=16384)
-def _cron(expression: str) -> cron.CronExpr | str:
+def _cron(expression: str) -> cron.CronExpr | str | None:
+    """The parsed expression, the reason it is wrong, or None when it is too long to read (the
+    schema says so): a field of 5,000 digits is more than Python converts to an int."""
+    if len(expression) > MAX_CRON:
+        return None
     try:
         return cron.parse(expression)
     except cron.CronError as e:
@@ -339,18 +364,36 @@ def _cron(expression: str) -> cron.CronExpr | str:
 
 
 _TS_FIX = re.compile(r"[tz]")
+# Kept in sync with the schema's `timestamp` pattern (a test compares them): values it rejects are
+# the schema's to report, once.
+TIMESTAMP_PATTERN = (r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}"
+                     r"[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?(?![\s\S])")
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_RANGE = "1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z"
+
+
+class TimestampError(ValueError):
+    """A timestamp that parses but cannot be used; its message is complete as it stands."""
 
 
 @lru_cache(maxsize=4096)
 def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
-    """RFC 3339; without an offset the wall time is read in `tz` (and must exist there)."""
+    """RFC 3339; without an offset the wall time is read in `tz` (and must exist there). The
+    instant lies in [EPOCH, HORIZON), so that no zone shift or slot arithmetic can overflow."""
     value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    aware = value.replace(tzinfo=tz)
-    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-        raise ValueError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
-    return aware.astimezone(UTC)
+    try:
+        if value.tzinfo is not None:
+            instant = value.astimezone(UTC)
+        else:
+            aware = value.replace(tzinfo=tz)
+            if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+                raise TimestampError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
+            instant = aware.astimezone(UTC)
+    except OverflowError:  # shifted past year 1 or 9999
+        instant = None
+    if instant is None or not EPOCH <= instant < HORIZON:  # quoted whole: it parsed, so it hides nothing
+        raise TimestampError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
+    return instant
 
 
 class _Checker:
@@ -365,24 +408,37 @@ class _Checker:
     def duration(self, mapping: Any, ptr: JsonPath, key: str) -> timedelta | None:
         if not isinstance(mapping, dict) or key not in mapping:
             return None
+        value = mapping[key]
         try:
-            return parse_duration(mapping[key])
+            return parse_duration(value)
+        except DurationTooLong as e:
+            if isinstance(value, str):  # an integer over the bound is the schema's (`maximum`)
+                self.add((*ptr, key), str(e))
+            return None
         except DurationError:
             return None  # the schema reports it
 
     def timestamp(self, mapping: dict[str, Any], ptr: JsonPath, key: str, tz: ZoneInfo) -> datetime | None:
         value = mapping.get(key)
-        if not isinstance(value, str):
-            return None
+        if not isinstance(value, str) or not _TIMESTAMP.match(value):
+            return None  # the schema reports it
         try:
             return parse_timestamp(value, tz)
+        except TimestampError as e:
+            self.add((*ptr, key), str(e))
         except ValueError as e:
             msg = str(e)
             # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
             detail = "" if "isoformat" in msg else f": {msg}"
-            self.add((*ptr, key),
-                     msg if "does not exist" in msg else f"{excerpt(value)} is not a valid timestamp{detail}")
-            return None
+            self.add((*ptr, key), f"{excerpt(value)} is not a valid timestamp{detail}")
+        return None
+
+    def url(self, mapping: Any, ptr: JsonPath, key: str) -> None:
+        value = mapping.get(key) if isinstance(mapping, dict) else None
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            why = url_problem(value)
+            if why is not None:
+                self.add((*ptr, key), why)
 
 
 def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
@@ -408,6 +464,7 @@ def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
     notify = spec.get("notify")
     if isinstance(notify, list):
         for i, entry in enumerate(notify):
+            c.url(entry, ("notify", i), "url")
             t = c.duration(entry, ("notify", i), "timeout")
             if t is not None and t <= timedelta(0):
                 c.add(("notify", i, "timeout"), "timeout must be longer than 0")
@@ -469,6 +526,63 @@ def _check_run(c: _Checker, run: dict[str, Any]) -> None:
         t = c.duration(http, (*ptr, "http"), "timeout")
         if t is not None and t <= timedelta(0):
             c.add((*ptr, "http", "timeout"), "timeout must be longer than 0")
+        c.url(http, (*ptr, "http"), "url")
+        if "json" in http and (spot := _non_finite(http["json"], (*ptr, "http", "json"))) is not None:
+            c.add(spot, "a number too large for JSON (it reads as infinity): write it as a string")
+
+
+def _non_finite(value: Any, ptr: JsonPath) -> JsonPath | None:
+    """Where a JSON body holds inf (`1e999`): no JSON encoder sends it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ptr
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, (*ptr, k))
+        if found is not None:
+            return found
+    return None
+
+
+_IPV4_STYLE = re.compile(r"[0-9]+(\.[0-9]+){3}\Z")
+
+
+def url_problem(url: str) -> str | None:
+    """Why an http(s) URL can never be requested, or None. The schema has already refused spaces and
+    control characters; this parses what is left as an HTTP client would. A URL may carry a
+    token, so the messages quote no more of it than an excerpt of the host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # urlsplit refuses only brackets that do not hold an IPv6 address
+        return "not a valid URL: its [brackets] do not hold an IPv6 address"
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+    except ValueError:
+        return "not a valid URL: the port is not a number from 0 to 65535"
+    host = parts.hostname or ""
+    if not host:
+        return "not a valid URL: it has no host"
+    if parts.netloc.rpartition("@")[2].startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"not a valid URL: {excerpt(host)} is not an IPv6 address"
+    elif _IPV4_STYLE.match(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"not a valid URL: {excerpt(host)} is not an IPv4 address"
+    elif not host.isascii():
+        return "write the host name in ASCII, in its xn-- form (IDNA), e.g. xn--exmple-cua.test for exämple.test"
+    else:
+        for label in host.split("."):
+            if label.startswith("xn--"):
+                try:
+                    ok = bool(label[4:].encode("ascii").decode("punycode"))
+                except UnicodeError:
+                    ok = False
+                if not ok:
+                    return f"not a valid URL: {excerpt(label)} is not a valid xn-- (IDNA) label"
+    return None
 
 
 # ---- building the records --------------------------------------------------------------------

@@ -55,7 +55,10 @@ class Retries:
 
     def delay_before(self, attempt: int) -> timedelta:
         """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
-        delay: timedelta = min(self.backoff * (2 ** (attempt - 2)), self.max_backoff)
+        factor = 2 ** max(0, attempt - 2)
+        if self.backoff > self.max_backoff / factor:  # compared first: backoff * 2**98 overflows
+            return self.max_backoff
+        delay: timedelta = min(self.backoff * factor, self.max_backoff)
         return delay
 
 

@@ -12,10 +12,12 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from reconciler.core.durations import format_duration
 from reconciler.core.problems import JsonPath, Problem, excerpt
 from reconciler.core.yamlstrict import Document
 
@@ -141,6 +143,11 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
         return f"{excerpt(value)} is not valid: {sub['patternErrorMessage']}", ptr, False
     if v in ("minProperties", "maxProperties") and {"from_env", "from_file"} <= set(sub.get("properties", {})):
         return "write a string, {from_env: NAME} or {from_file: PATH}", ptr, False
+    if v == "maxLength" and isinstance(value, str):
+        return f"too long: {len(value)} characters, longer than the {error.validator_value} allowed", ptr, False
+    if v == "maximum" and sub.get("type") == ["string", "integer"]:  # a duration in seconds
+        limit = format_duration(timedelta(seconds=error.validator_value))
+        return f"{excerpt(value)} seconds is longer than {limit}: a duration is at most {limit}", ptr, False
     if v == "enum":
         return f"{excerpt(value)} is not one of {', '.join(map(repr, error.validator_value))}", ptr, False
     return _without_value(error), ptr, False

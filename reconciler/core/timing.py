@@ -17,6 +17,11 @@ from reconciler.core.cron import CronExpr
 
 _TICK = timedelta(microseconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Slots and fire times lie in [EPOCH, HORIZON]: a year short of datetime's end, so the wall time of
+# any of them in any zone (offsets reach +-16h in old LMT rules) can be computed and shown.
+HORIZON = datetime(9999, 1, 1, tzinfo=UTC)
+# cron looks up to 400 years ahead for a matching day: from here on it can run off the calendar.
+_CRON_EDGE = datetime(9999 - 401, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=256)
@@ -43,17 +48,33 @@ class Timing:
         return "cron" if self.cron else "every" if self.every else "at"
 
     def next_slot(self, after: datetime) -> datetime | None:
-        """The first slot strictly after `after` (aware), in UTC, or None when there is no more."""
+        """The first slot strictly after `after` (aware), in UTC, or None when there is no more.
+
+        Total: a slot whose fire time (slot plus the longest jitter) would pass HORIZON is no slot,
+        so no input makes this overflow."""
+        if after < EPOCH:
+            after = EPOCH - _TICK
         if self.start is not None and after < self.start:
             after = self.start - _TICK
+        if after >= HORIZON:
+            return None
+        slot: datetime | None
         if self.cron is not None:
-            slot = _cron_next(self.cron, self.tz, after)
+            try:
+                slot = _cron_next(self.cron, self.tz, after)
+            except (OverflowError, ValueError):
+                if after < _CRON_EDGE:
+                    raise  # not the end of the calendar: a bug, which must show
+                slot = None
         elif self.every is not None:
             k = (after - self.anchor) // self.every + 1
-            slot = self.anchor + k * self.every
+            try:
+                slot = self.anchor + k * self.every
+            except OverflowError:  # past datetime's end: there is no next slot
+                slot = None
         else:
             slot = self.at if self.at is not None and self.at > after else None
-        if slot is None or (self.end is not None and slot > self.end):
+        if slot is None or (self.end is not None and slot > self.end) or self.jitter > HORIZON - slot:
             return None
         return slot
 

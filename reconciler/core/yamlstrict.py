@@ -306,7 +306,11 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
         doc.locations[ptr] = _mark(event)
     if isinstance(event, yaml.ScalarEvent):
         if not event.style and event.implicit[0]:  # plain (libyaml says "" or None)
-            return resolve_plain(event.value)
+            try:
+                return resolve_plain(event.value)
+            except ValueError:  # Python reads no integer of more than 4,300 digits
+                raise _Reject(f"an integer of {len(event.value)} digits is too large to read: "
+                              "quote it if it is text", *_mark(event), ptr) from None
         return event.value
     if isinstance(event, yaml.SequenceStartEvent):
         items: list[Any] = []

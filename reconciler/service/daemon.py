@@ -100,18 +100,29 @@ class Reconciler:
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
         with quiet_gc():  # before the timer's thread starts: the first load may fork a helper
-            snapshot = None
+            snapshot, cause = None, None
             if not self.source.available():
-                pass  # the watch loop waits for it and says so; the ledger's revision runs meanwhile
+                # The watch loop waits for it and says so; the ledger's revision runs meanwhile.
+                cause = f"{self.source.directory} does not exist (yet)"
             else:
                 try:
                     snapshot = self.source.full(self.clock())
                 except PathError as e:
                     self._fail(str(e))
+                except Exception as e:  # whatever the directory holds, the ledger's revision still runs
+                    self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
+                    self.source.forget()
             t1 = time.perf_counter()
             self.scheduler.start(paused=True)
-            if snapshot is None or not self.reconcile(snapshot):
-                self._restore_from_ledger()
+            applied = False
+            if snapshot is not None:
+                try:
+                    applied = self.reconcile(snapshot)
+                except Exception as e:
+                    self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
+                    self._forget_applied()
+            if not applied:
+                self._restore_from_ledger(cause)
         self.startup = {"load_ms": round((t1 - t0) * 1000), "apply_ms": round((time.perf_counter() - t1) * 1000),
                         "parallel_load": self.source.last_load_parallel}
         self.notifier.start()
@@ -162,23 +173,45 @@ class Reconciler:
         if job is not None:
             self.scheduler.remove_job(name)
 
-    def _restore_from_ledger(self) -> None:
+    def _forget_applied(self) -> None:
+        """Undo what a failed start-up apply may have left half done: nothing is live."""
+        self.scheduler.remove_all_jobs()
+        self.runner.update({}, "")
+        self.applied, self.applied_hashes = {}, {}
+        self.status.applied_revision, self.status.applied_at, self.status.ready = None, None, False
+
+    def _restore_from_ledger(self, cause: str | None = None) -> None:
         """The directory cannot be applied at start-up: run what the ledger says was live."""
+        cause = cause or self.status.error or "the directory could not be applied"
+        try:
+            self._restore(cause)
+        except Exception as e:  # not even the ledger's revision: stay up, unready, and watch for a fix
+            self._forget_applied()
+            self._fail(f"the ledger's last revision could not be restored: {type(e).__name__}: {e}",
+                       traceback.format_exc())
+
+    def _restore(self, cause: str) -> None:
         last = self.ledger.last_revision()
         if last is None:
             return
         specs = last.specs(self.ledger)
         now = self.clock()
-        restored = {}
+        restored, unusable = {}, []
         for name, spec in specs.items():
-            schedule = build_from_spec(spec, f"ledger:{last.revision}", self.source.loader, now)
-            if schedule is not None and matches(self.options.selector, schedule):
+            try:
+                schedule = build_from_spec(spec, f"ledger:{last.revision}", self.source.loader, now)
+            except Exception:
+                schedule = None
+            if schedule is None:
+                unusable.append(name)  # stored by an older version, and invalid by today's rules
+            elif matches(self.options.selector, schedule):
                 restored[name] = schedule
         hashes = {n: s.spec_hash for n, s in restored.items()}
         self._apply(restored, hashes, last.revision, plan(SpecsOf(restored), {}, desired_hashes=hashes,
                                                           applied_hashes={}))
         self.log("revision.restored", revision=last.revision, schedules=len(restored),
-                 reason="the directory could not be applied; running the last applied revision")
+                 reason="the directory could not be applied; running the last applied revision", cause=cause,
+                 **({"unusable": sorted(unusable)} if unusable else {}))
 
     # ---- one reconcile step -----------------------------------------------------------------
 

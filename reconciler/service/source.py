@@ -481,8 +481,14 @@ class _Helper:
                     yield rel, source._result(rel, data, now)
                 continue
             path = display_path(f"{source.directory}/{rel}")
-            schedules = tuple(build(Document(index, spec, line), path, digest)
-                              for spec, line, index, digest in docs)
+            try:
+                schedules = tuple(build(Document(index, spec, line), path, digest)
+                                  for spec, line, index, digest in docs)
+            except Exception:  # read it here: the loader turns the error into a problem of the file
+                data = _read(f"{target}/{rel}")
+                if data is not None:
+                    yield rel, source._result(rel, data, now)
+                continue
             yield rel, (digest, FileResult(path, schedules, ()))
 
 
@@ -497,14 +503,18 @@ def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: d
     gc.disable()
     out: Chunk = []
     for rel, path in files:
-        data = _read(path)
-        if data is None:
-            continue
-        text, problems = decode(data, path)
-        docs = load_documents(text, path) if text is not None else ([], problems)
-        clean = bool(docs[0]) and not docs[1] and not any(loader.check(d, path, now) for d in docs[0])
-        out.append((rel, blob_id(data), [(d.value, d.line, d.index, spec_hash(d.value)) for d in docs[0]]
-                                         if clean else None))
+        try:
+            data = _read(path)
+            if data is None:
+                continue
+            text, problems = decode(data, path)
+            docs = load_documents(text, path) if text is not None else ([], problems)
+            clean = bool(docs[0]) and not docs[1] and not any(loader.check(d, path, now) for d in docs[0])
+            entry = (rel, blob_id(data), [(d.value, d.line, d.index, spec_hash(d.value)) for d in docs[0]]
+                     if clean else None)
+        except Exception:  # the parent reads the file again, and the loader reports what went wrong
+            entry = (rel, "", None)
+        out.append(entry)
         if len(out) == _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))
