@@ -82,7 +82,10 @@ def _root(
 
 
 Directory = Annotated[str, typer.Option("--dir", metavar="DIR", help="Schedules directory.")]
-LedgerPath = Annotated[str, typer.Option("--ledger", metavar="PATH", help="SQLite ledger path.")]
+# A SQLite path or a postgresql:// URL; from the environment when --ledger is not given.
+LEDGER_ENV = "RECONCILER_LEDGER"
+LedgerPath = Annotated[str, typer.Option("--ledger", metavar="PATH", envvar=LEDGER_ENV,
+                                         help="SQLite ledger path or postgresql:// URL.")]
 Format = Annotated[TextOrJson, typer.Option("--format", "-f", help="Output format.")]
 STATES = ", ".join(RunStatus)
 
@@ -129,8 +132,8 @@ def plan(
     base: Annotated[str | None, typer.Option(
         "--base", metavar="REF", help="Compare with the directory at this git ref.")] = None,
     ledger: Annotated[str | None, typer.Option(
-        "--ledger", metavar="PATH", help="Compare with the revision last applied; with --base, only warn of "
-        "removed schedules that ran in the last day.")] = None,
+        "--ledger", metavar="PATH", envvar=LEDGER_ENV, help="Compare with the revision last applied; with --base, "
+        "only warn of removed schedules that ran in the last day.")] = None,
     fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = PlanFormat.text,
 ) -> None:
     """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors, 64 usage."""

@@ -3,11 +3,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -24,3 +28,32 @@ def reconciler() -> Callable[..., subprocess.CompletedProcess[str]]:
                               timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the session (tests/pgserver.py). Without its binaries the tests
+    that need it are skipped, except under CI, where that fails them."""
+    from tests.pgserver import PgServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        why = "PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI must run the PostgreSQL tests")
+        pytest.skip(why)
+    server = PgServer(binaries).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(pg_server: PgServer) -> Iterator[str]:
+    """A new empty database for one test: postgresql://USER:PASSWORD@127.0.0.1:PORT/DB."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)

@@ -1,4 +1,4 @@
-"""One contract for every ledger backend (SQLite now; PostgreSQL joins the parametrization)."""
+"""One contract for every ledger backend: SQLite and a real PostgreSQL (a database per test)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,29 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Ledger, LedgerError, Outcome
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    backend = SqliteLedger(tmp_path / "sub" / "ledger.db")  # the directory is created on demand
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a new, empty ledger of each backend lives: a path or a URL."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "sub" / "ledger.db")  # the directory is created on demand
+
+
+@pytest.fixture
+def ledger(location: str) -> Iterator[Ledger]:
+    backend = open_ledger(location)
     yield backend
     backend.close()
 
@@ -115,6 +124,45 @@ def test_revisions_store_each_distinct_spec_once(ledger: Ledger, tmp_path: Path)
     assert [r.revision for r in ledger.revisions()] == ["r2", "r1"]
 
 
+def test_times_are_read_back_in_utc_whatever_offset_they_were_given_in(ledger: Ledger) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    run_id = ledger.claim("a", T0.astimezone(tokyo), attempt=1, trigger="schedule", revision="r1",
+                          started_at=(T0 + timedelta(seconds=1)).astimezone(tokyo))
+    assert run_id is not None
+    r = ledger.run(run_id)
+    assert r is not None
+    assert (r.slot, r.started_at) == (T0, T0 + timedelta(seconds=1))
+    assert r.slot.utcoffset() == timedelta(0)
+    # Compared as instants: 08:59:59 in Tokyo is one second before T0.
+    assert [x.id for x in ledger.runs(since=(T0 - timedelta(seconds=1)).astimezone(tokyo))] == [run_id]
+    assert ledger.runs(since=(T0 + timedelta(microseconds=1)).astimezone(tokyo)) == []
+    assert ledger.last_slot("a") == T0
+
+
+def test_output_round_trips_exactly_even_with_a_nul_byte(ledger: Ledger) -> None:
+    run_id = claim(ledger)
+    assert run_id is not None
+    output = "before\x00after \u00e9\U0001f600\n"
+    ledger.finish(run_id, Outcome("succeeded", T0, output=output))
+    r = ledger.run(run_id)
+    assert r is not None
+    assert r.output == output
+
+
+def test_max_runs_holds_when_four_processes_race_for_different_slots(location: str) -> None:
+    open_ledger(location).close()  # migrated before the race
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, location, f"p{i}", "3"], stdout=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    won = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(won) == 3
+    led = open_ledger(location)
+    try:
+        assert led.started_count("race") == 3
+        assert led.count_runs("race") == 3
+    finally:
+        led.close()
+
+
 def test_reopening_migrates_nothing_twice_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     SqliteLedger(path).close()
@@ -134,28 +182,37 @@ def test_the_sqlite_ledger_uses_wal_and_full_sync(tmp_path: Path) -> None:
     led.close()
 
 
+# Claims 1000 slots (or, with a third argument, as many as max_runs allows) and prints how many it won.
 RACER = """
 import sys
 from datetime import UTC, datetime, timedelta
-from reconciler.ledger.sqlite import SqliteLedger
-led = SqliteLedger(sys.argv[1])
+from reconciler.ledger import open_ledger
+led = open_ledger(sys.argv[1])
+max_runs = int(sys.argv[3]) if len(sys.argv) > 3 else None
 t0 = datetime(2026, 1, 1, tzinfo=UTC)
-won = [i for i in range(1000) if led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule",
-                                             revision="r", started_at=t0, owner=sys.argv[2]) is not None]
+won = [i for i in range(1000 if max_runs is None else 50)
+       if led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r", started_at=t0,
+                    owner=sys.argv[2], max_runs=max_runs) is not None]
+led.close()
 print(len(won))
 """
 
 
-def test_two_processes_racing_for_1000_slots_produce_exactly_1000_runs(tmp_path: Path) -> None:
-    path = tmp_path / "race.db"
-    SqliteLedger(path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(path), f"p{i}"], stdout=subprocess.PIPE, text=True)
+def test_two_processes_racing_for_1000_slots_produce_exactly_1000_runs(location: str) -> None:
+    open_ledger(location).close()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, location, f"p{i}"], stdout=subprocess.PIPE, text=True)
              for i in range(2)]
     won = [int(p.communicate(timeout=120)[0]) for p in procs]
     assert sum(won) == 1000
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*), count(DISTINCT slot) FROM runs").fetchone() == (1000, 1000)
-        owners = dict(db.execute("SELECT owner, count(*) FROM runs GROUP BY owner").fetchall())
+    led = open_ledger(location)
+    try:
+        runs = [r for r, _ in led.open_runs()]
+        assert len(runs) == len({r.slot for r in runs}) == 1000
+        owners: dict[str, int] = {}
+        for _, owner in led.open_runs():
+            owners[owner] = owners.get(owner, 0) + 1
+    finally:
+        led.close()
     assert owners == {f"p{i}": n for i, n in enumerate(won) if n}
 
 

@@ -6,12 +6,20 @@ from pathlib import Path
 
 from reconciler.ledger.base import Ledger, LedgerError
 
+__all__ = ["Ledger", "LedgerError", "is_url", "open_ledger"]
+
+
+def is_url(location: str | Path) -> bool:
+    """A PostgreSQL URL, not a SQLite path (which may not exist yet)."""
+    return str(location).startswith(("postgres://", "postgresql://"))
+
 
 def open_ledger(location: str | Path) -> Ledger:
-    """A ledger from a path (SQLite). A PostgreSQL URL will select that backend when it exists."""
-    text = str(location)
-    if text.startswith(("postgres://", "postgresql://")):
-        raise LedgerError(f"{text.split('@')[-1]}: the PostgreSQL ledger is not available yet; use a SQLite path")
+    """A ledger from a SQLite path or a `postgres://` / `postgresql://` URL."""
+    if is_url(location):
+        from reconciler.ledger.postgres import PostgresLedger
+
+        return PostgresLedger(str(location))
     from reconciler.ledger.sqlite import SqliteLedger
 
     return SqliteLedger(location)
