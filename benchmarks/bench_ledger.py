@@ -19,9 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserver starts the server
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK
 
 from reconciler.ledger import open_ledger

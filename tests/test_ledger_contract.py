@@ -240,6 +240,15 @@ def test_a_skipped_or_missed_record_does_not_hold_an_exclusive_schedule(ledger: 
     assert claim(ledger, minute=1, exclusive=True) is not None
 
 
+def test_where_a_run_lives_is_kept_until_asked_for(ledger: Ledger) -> None:
+    run_id = claim(ledger, owner="h:1")
+    assert run_id is not None
+    assert ledger.processes(run_id) is None
+    ledger.set_processes(run_id, '{"pgid": 42}')
+    assert ledger.processes(run_id) == '{"pgid": 42}'
+    assert ledger.processes(run_id + 1000) is None
+
+
 def test_open_runs_of_one_schedule(ledger: Ledger) -> None:
     a = claim(ledger, minute=0)
     b = claim(ledger, name="b", minute=0)
@@ -282,9 +291,9 @@ def test_the_sqlite_index_itself_refuses_a_second_running_exclusive_run(tmp_path
 EXCLUSIVE_RACER = """
 import sys
 from datetime import UTC, datetime, timedelta
+from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Outcome
-from reconciler.ledger.sqlite import SqliteLedger
-led = SqliteLedger(sys.argv[1])
+led = open_ledger(sys.argv[1])
 t0 = datetime(2026, 1, 1, tzinfo=UTC)
 won = overlaps = 0
 for i in range(300):
@@ -295,16 +304,19 @@ for i in range(300):
     won += 1
     overlaps += len(led.open_runs("race")) - 1
     led.finish(run_id, Outcome("succeeded", t0))
+led.close()
 print(won, overlaps)
 """
 
 
-def test_two_processes_racing_for_exclusive_claims_never_run_two_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "race.db"
-    SqliteLedger(path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", EXCLUSIVE_RACER, str(path), f"p{i}"], stdout=subprocess.PIPE,
+def test_two_processes_racing_for_exclusive_claims_never_run_two_at_once(location: str) -> None:
+    open_ledger(location).close()
+    procs = [subprocess.Popen([sys.executable, "-c", EXCLUSIVE_RACER, location, f"p{i}"], stdout=subprocess.PIPE,
                               text=True) for i in range(2)]
     results = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in procs]
     assert [overlaps for _, overlaps in results] == [0, 0]
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == sum(won for won, _ in results) > 0
+    led = open_ledger(location)
+    try:
+        assert led.count_runs() == sum(won for won, _ in results) > 0
+    finally:
+        led.close()

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from reconciler.ledger import open_ledger
-from reconciler.ledger.base import LedgerError
+from reconciler.ledger.base import LedgerError, LedgerFull, Outcome
 from reconciler.ledger.postgres import MIGRATIONS, PASSWORD_FILE_ENV, PostgresLedger
 from tests.pgserver import ROLE, PgServer
 
@@ -160,3 +160,51 @@ def test_the_password_may_come_from_pgpassword_a_passfile_or_a_password_file(
     monkeypatch.setenv(PASSWORD_FILE_ENV, str(tmp_path / "missing"))
     with pytest.raises(LedgerError, match=f"cannot read the password file .*missing \\({PASSWORD_FILE_ENV}\\)"):
         PostgresLedger(bare)
+
+
+def test_the_postgres_index_itself_refuses_a_second_running_exclusive_run(postgres_url: str) -> None:
+    PostgresLedger(postgres_url).close()
+    insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, exclusive) "
+              "VALUES ('a', %s, 1, 'schedule', 'running', 'r', true)")
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(insert, (T0,))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            db.execute(insert, (T0 + timedelta(minutes=1),))
+
+
+# A full disk, as PostgreSQL reports it (SQLSTATE 53100), raised by a trigger on every write of a run.
+FULL = """
+CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = 'disk_full';
+END $$;
+CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION disk_full();
+"""
+
+
+def test_a_full_disk_is_reported_once_and_a_run_that_ended_meanwhile_is_finished_after(postgres_url: str) -> None:
+    led = PostgresLedger(postgres_url)
+    states: list[str | None] = []
+    led.on_write_state = states.append
+    try:
+        running = led.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0, exclusive=True)
+        assert running is not None
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(FULL)
+        for i in range(1, 4):
+            with pytest.raises(LedgerFull, match=r"the ledger cannot be written: .*No space left on device"):
+                led.claim("b", T0 + timedelta(minutes=i), attempt=1, trigger="schedule", revision="r",
+                          started_at=T0)
+        led.finish(running, Outcome("failed", T0, exit_code=3))  # no exception: the end is kept
+        assert [r.id for r, _ in led.open_runs("a")] == [running]  # still running, holding the schedule
+        assert len(states) == 1
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("DROP TRIGGER disk_full ON runs")
+        after = led.claim("a", T0 + timedelta(minutes=9), attempt=1, trigger="schedule", revision="r",
+                          started_at=T0, exclusive=True)
+        assert after is not None  # the kept end was written first, which released the schedule
+        assert states[1:] == [None]  # recovered, said once
+        record = led.run(running)
+        assert record is not None
+        assert (record.status, record.exit_code) == ("failed", 3)
+    finally:
+        led.close()

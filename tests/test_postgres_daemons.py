@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -113,3 +114,31 @@ def test_plan_trigger_and_history_take_the_ledger_from_reconciler_ledger(
     assert [(x["trigger"], x["status"]) for x in json.loads(h.stdout)] == [("manual", "succeeded")]
     assert [(x.trigger, x.status) for x in runs_of(postgres_url, "now")] == [("manual", "succeeded")]
     assert not (tmp_path / ".reconciler").exists()  # no command fell back to the default SQLite file
+
+
+def test_two_reconcilers_on_one_postgresql_database_never_overlap_runs_of_a_forbid_schedule(
+        tmp_path: Path, postgres_url: str, daemons: list[Daemon]) -> None:
+    from tests.test_exactly_once_daemon import busy
+
+    sched, marks = busy(tmp_path)
+    first = UrlDaemon(sched, tmp_path, postgres_url)
+    second = UrlDaemon(sched, tmp_path, postgres_url)
+    daemons.extend([first, second])
+    first.wait_event("reconciler.started")
+    second.wait_event("reconciler.started")
+    time.sleep(8)
+    assert first.stop() == 0
+    assert second.stop() == 0
+    recorded = runs_of(postgres_url, "busy")
+    ran = sorted((r for r in recorded if r.started_at is not None), key=lambda r: r.started_at or r.slot)
+    assert len(ran) >= 3
+    assert {r.status for r in ran} <= {"succeeded", "interrupted"}
+    for before, after in itertools.pairwise(ran):
+        assert before.finished_at is not None
+        assert after.started_at is not None
+        assert after.started_at >= before.finished_at, "two runs of a forbid schedule overlapped"
+    assert {r.error for r in recorded if r.status == "skipped"} == {
+        "the previous run is still running (concurrency: forbid)"}
+    kinds = [line.split()[0] for line in lines(marks)]  # what the jobs saw: never two started at once
+    assert kinds[:2] == ["start", "end"]
+    assert all(a != b for a, b in itertools.pairwise(kinds)), kinds

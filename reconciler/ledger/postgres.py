@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,12 +31,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from reconciler.ledger.base import AppliedRevision, LedgerError, Outcome, RunRecord
+from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+_DISK_FULL = "53100"
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
 # Statements are separated by ";" (and contain none).
@@ -68,10 +70,13 @@ MIGRATIONS: tuple[str, ...] = (
         output bytea,
         output_dropped bigint NOT NULL DEFAULT 0,
         owner text,
+        exclusive boolean NOT NULL DEFAULT false,
+        processes text,
         UNIQUE (schedule, slot, attempt)
     );
     CREATE INDEX runs_by_schedule ON runs (schedule, id DESC);
     CREATE INDEX runs_by_status ON runs (status, id DESC);
+    CREATE UNIQUE INDEX runs_one_exclusive_running ON runs (schedule) WHERE status = 'running' AND exclusive;
     CREATE TABLE counters (
         schedule text PRIMARY KEY,
         started bigint NOT NULL
@@ -100,6 +105,11 @@ class PostgresLedger:
         if "application_name" not in params:
             extra["application_name"] = "reconciler"
         self.migrated = 0  # migrations this instance applied (the others found them applied)
+        self.on_write_state: Callable[[str | None], None] | None = None
+        self._state = threading.Lock()
+        self._full: str | None = None  # why writes fail for lack of space, while they do
+        self._deferred: list[tuple[int, Outcome, int | None]] = []  # finishes waiting for space
+        self._flushing = threading.Lock()
         with self._errors("cannot open the ledger"):
             with psycopg.connect(url, autocommit=True, **extra) as conn:
                 self.migrated = self._migrate(conn)
@@ -124,12 +134,60 @@ class PostgresLedger:
             yield
         except psycopg.Error as e:
             message = _scrub(" ".join(str(e).split()) or type(e).__name__, self._secrets)
+            if e.sqlstate == _DISK_FULL:
+                raise LedgerFull(f"{self.name}: the ledger cannot be written: {message}") from None
             raise LedgerError(f"{self.name}: {doing}: {message}") from None
 
     @contextmanager
     def _conn(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         with self._errors(doing), self._pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A connection for a write. As in SQLite: a change between "the disk is full" and
+        "writes work" is reported once through `on_write_state` (which must not use the ledger),
+        and the ends of runs that could not be written are written first."""
+        if self._deferred:
+            self._flush_deferred()
+        state: list[str | None] = []
+        try:
+            try:
+                with self._conn(doing) as conn:
+                    yield conn
+            except LedgerFull as e:
+                with self._state:
+                    if self._full is None:
+                        self._full = str(e)
+                        state.append(self._full)
+                raise
+            with self._state:
+                if self._full is not None:
+                    self._full = None
+                    state.append(None)
+        finally:
+            if state and self.on_write_state is not None:
+                self.on_write_state(state[0])
+
+    def _flush_deferred(self) -> None:
+        """Finish, in order, the runs whose end could not be written; stop at the first that still
+        cannot. One thread flushes; the others (and the flush's own writes) go on meanwhile."""
+        if not self._flushing.acquire(blocking=False):
+            return
+        try:
+            while True:
+                with self._state:
+                    if not self._deferred:
+                        return
+                    run_id, outcome, keep = self._deferred[0]
+                try:
+                    self._finish(run_id, outcome, keep)
+                except LedgerFull:
+                    return
+                with self._state:
+                    self._deferred.pop(0)
+        finally:
+            self._flushing.release()
 
     def _migrate(self, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
         """Apply what is missing, in one transaction under an advisory lock: a replica that starts
@@ -162,7 +220,7 @@ class PostgresLedger:
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
         """Content-addressed, as in SQLite: each distinct spec is stored once."""
         snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
-        with self._conn("cannot record the revision") as conn, conn.transaction():
+        with self._write("cannot record the revision") as conn, conn.transaction():
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO specs (hash, spec) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                 ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
@@ -192,7 +250,8 @@ class PostgresLedger:
     # ---- runs ---------------------------------------------------------------------------------
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None) -> int | None:
+              started_at: datetime, owner: str = "", max_runs: int | None = None,
+              exclusive: bool = False) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A first attempt of a scheduled slot counts towards `max_runs`. Its statement first bumps
@@ -200,25 +259,32 @@ class PostgresLedger:
         one schedule that count take their locks in the same order, so they queue and never
         deadlock, and the check and the count cannot interleave. A claim that loses the slot
         rolls its bump back.
+
+        `exclusive` (concurrency: forbid): the partial unique index lets one exclusive run of a
+        schedule be running, whoever inserts it; the NOT EXISTS also waits out runs claimed
+        before the schedule became `forbid`. ON CONFLICT DO NOTHING covers both unique rules.
         """
-        values = (schedule, _utc(slot), attempt, trigger, revision, _utc(started_at), owner)
-        insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner) "
-                  "SELECT %s, %s, %s, %s, 'running', %s, %s, %s")
-        with self._conn("cannot claim a run") as conn:
+        values = (schedule, _utc(slot), attempt, trigger, revision, _utc(started_at), owner, exclusive,
+                  exclusive, schedule)
+        insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
+                  "exclusive) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s")
+        unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
+                            "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
+        with self._write("cannot claim a run") as conn:
             if not (attempt == 1 and trigger in ("schedule", "catchup")):
-                row = conn.execute(f"{insert} ON CONFLICT DO NOTHING RETURNING id", values).fetchone()
+                row = conn.execute(f"{insert} {unless_forbidden}", values).fetchone()
                 return int(row[0]) if row else None
             with conn.transaction():
                 row = conn.execute(
                     "WITH counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
                     "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
                     "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1) "
-                    f"{insert} FROM counted ON CONFLICT DO NOTHING RETURNING id",
+                    f"{insert} FROM counted {unless_forbidden}",
                     (schedule, max_runs, max_runs, *values)).fetchone()
                 if row is None:
                     raise psycopg.Rollback()
                 return int(row[0])
-        return None  # rolled back: the slot was taken, or max_runs reached
+        return None  # rolled back: the slot was taken, the schedule is held, or max_runs is reached
 
     def started_count(self, schedule: str) -> int:
         with self._conn("cannot read a counter") as conn:
@@ -226,12 +292,20 @@ class PostgresLedger:
         return int(row[0]) if row else 0
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
-        """Record how a run ended; with `keep`, prune that schedule's history in the same transaction."""
+        """Record how a run ended; with `keep`, prune that schedule's history in the same transaction.
+        Without space, the end is kept and written before the next write that succeeds."""
+        try:
+            self._finish(run_id, outcome, keep)
+        except LedgerFull:
+            with self._state:
+                self._deferred.append((run_id, outcome, keep))
+
+    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> None:
         update = ("UPDATE runs SET status = %s, finished_at = %s, exit_code = %s, http_status = %s, error = %s, "
                   "output = %s, output_dropped = %s WHERE id = %s RETURNING schedule")
         args = (outcome.status, _utc(outcome.finished_at), outcome.exit_code, outcome.http_status,
                 _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, run_id)
-        with self._conn("cannot finish a run") as conn:
+        with self._write("cannot finish a run") as conn:
             if keep is None:
                 conn.execute(update, args)
                 return
@@ -243,7 +317,7 @@ class PostgresLedger:
     def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
         """A run that never started (skipped, missed): claimed and finished in one statement."""
-        with self._conn("cannot record a run") as conn:
+        with self._write("cannot record a run") as conn:
             row = conn.execute(
                 "INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, "
                 "finished_at, exit_code, http_status, error, output, output_dropped) "
@@ -294,16 +368,40 @@ class PostgresLedger:
                                 "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
-    def open_runs(self) -> list[tuple[RunRecord, str]]:
-        """Runs still marked running, with the owner that claimed them."""
+    def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
+        """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
+        where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))
         with self._conn("cannot read runs") as conn:
-            rows = conn.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running' "
-                                "ORDER BY id").fetchall()
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running'{where} "
+                                "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
+
+    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]:
+        """Of these schedules, every slot whose newest attempt ended in one of `statuses`: that
+        attempt, oldest first (the retries a stopped reconciler still owed)."""
+        if not schedules or not statuses:
+            return []
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs r WHERE schedule = ANY(%s) AND status = ANY(%s) "
+                "AND finished_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs n WHERE n.schedule = r.schedule "
+                "AND n.slot = r.slot AND n.attempt > r.attempt) ORDER BY id",
+                (sorted(schedules), sorted(statuses))).fetchall()
+        return [_record(r) for r in rows]
+
+    def set_processes(self, run_id: int, processes: str) -> None:
+        """Where a running run's processes live (opaque text from the engine), for the next start."""
+        with self._write("cannot record a run's processes") as conn:
+            conn.execute("UPDATE runs SET processes = %s WHERE id = %s", (_text(processes), run_id))
+
+    def processes(self, run_id: int) -> str | None:
+        with self._conn("cannot read a run's processes") as conn:
+            row = conn.execute("SELECT processes FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def prune(self, schedule: str, keep: int) -> int:
         """Keep at most `keep` finished runs of a schedule (the newest)."""
-        with self._conn("cannot prune runs") as conn:
+        with self._write("cannot prune runs") as conn:
             return _prune(conn, schedule, keep)
 
 
