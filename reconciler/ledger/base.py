@@ -1,5 +1,5 @@
 """The ledger's contract: the truth of what happened. One contract-test suite runs against every
-backend (SQLite now, PostgreSQL later), so nothing above this layer knows which one it has."""
+backend (SQLite and PostgreSQL), so nothing above this layer knows which one it has."""
 
 from __future__ import annotations
 
