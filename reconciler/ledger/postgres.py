@@ -90,7 +90,6 @@ _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started
 
 class PostgresLedger:
     def __init__(self, url: str, *, max_connections: int = 8) -> None:
-        self.url = url
         self._secrets = _secrets_of(url)
         params = _params(url, self._secrets)
         self.name = _display(params)
