@@ -1,8 +1,9 @@
 """The PostgreSQL ledger: the same contract as SQLite, for several processes on several hosts.
 
 psycopg 3 with a small pool: every caller (the runner's threads, the API) takes a connection for
-one operation and gives it back. Connections are in autocommit, so a claim or a finish is one
-statement and one round trip; the few operations that need two statements open a transaction.
+one operation and gives it back. Connections are in autocommit, so a write of one statement is
+one round trip; a claim that counts towards `max_runs` and a finish that prunes the history open
+a transaction.
 
 - A claim is `INSERT … ON CONFLICT DO NOTHING RETURNING id` under UNIQUE (schedule, slot,
   attempt): whoever inserts first runs the slot; everybody else gets no row and skips it.
