@@ -3,7 +3,8 @@
 Two validators with one schema: a compiled fastjsonschema validator answers "valid?" in a few
 microseconds, and only documents it rejects go through `jsonschema`, which reports every error
 with its path. Tests keep the two in agreement on every example file and on ~1,900 one-edit
-mutations of them.
+mutations of them. Both apply the published schema less the few checks it carries for editors
+only, which the loader makes itself (`_EDITOR_ONLY`).
 """
 
 from __future__ import annotations
@@ -26,15 +27,29 @@ _YAML11_BOOLEANS = frozenset(
      "True", "TRUE", "False", "FALSE"])
 
 
+# Checks the schema carries for editors that the loader makes again and words better (the count
+# of cron fields, a did-you-mean for a zone, with the tzdata it runs with): validating with them
+# too would report each such mistake twice.
+_EDITOR_ONLY = {"cron": "pattern", "timezone": "enum"}
+
+
 def schema_text() -> str:
     return resources.files("reconciler.data").joinpath("schedule.schema.json").read_text("utf-8")
+
+
+def without_editor_only_checks(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema `validate` applies: the published one less the checks the loader makes itself."""
+    defs = dict(schema["$defs"])
+    for name, keyword in _EDITOR_ONLY.items():
+        defs[name] = {k: v for k, v in defs[name].items() if k != keyword}
+    return {**schema, "$defs": defs}
 
 
 @dataclass
 class SchemaValidator:
     """Built once per process and reused: compiling either validator costs milliseconds."""
 
-    schema: dict[str, Any] = field(default_factory=lambda: json.loads(schema_text()))
+    schema: dict[str, Any] = field(default_factory=lambda: without_editor_only_checks(json.loads(schema_text())))
 
     @cached_property
     def _fast(self) -> Callable[[Any], Any]:
@@ -78,7 +93,7 @@ class SchemaValidator:
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
     """Errors a person can act on: for a oneOf over value shapes, the branch that fits best."""
     for e in errors:
-        while e.validator in ("oneOf", "anyOf") and e.context and not _exclusive_keys(e):
+        while e.validator in ("oneOf", "anyOf") and e.context and not _exclusive_keys(e) and not _wrong_type(e):
             e = max(e.context, key=_relevance)  # first of equals: the order the schema lists them
         yield e
 
@@ -90,11 +105,16 @@ def _relevance(error: Any) -> tuple[int, int]:
 
 
 def _exclusive_keys(error: Any) -> list[str] | None:
-    """For `oneOf: [{required: [a]}, {required: [b]}]`, the names a, b."""
+    """For `oneOf: [{required: [a], properties: {b: false}}, {required: [b], properties: {a: false}}]`,
+    the names a, b (each branch forbids the others, so that editors flag the key to remove)."""
     branches = error.validator_value
-    if all(isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1 for b in branches):
+    if all(isinstance(b, dict) and set(b) <= _EXCLUSIVE_BRANCH and len(b.get("required", ())) == 1
+           for b in branches):
         return [b["required"][0] for b in branches]
     return None
+
+
+_EXCLUSIVE_BRANCH = frozenset(("required", "properties", "errorMessage"))
 
 
 def _choices(names: list[str]) -> str:
@@ -125,17 +145,14 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
     v, value, sub = error.validator, error.instance, error.schema
     if v == "oneOf" and (keys := _exclusive_keys(error)):
         present = [k for k in keys if isinstance(value, dict) and k in value]
-        if present:
-            return f"{_choices(present).replace(' or ', ' and ')} cannot be used together: choose one", ptr, True
+        if len(present) > 1:  # at the first key to remove, where the editor points too
+            return (f"{_choices(present).replace(' or ', ' and ')} cannot be used together: choose one",
+                    (*ptr, present[1]), True)
         return f"one of {_choices(keys)} is required", ptr, True
+    if v in ("anyOf", "oneOf") and _wrong_type(error):
+        return _type_message([c.validator_value for c in error.context], value, ptr)
     if v == "type":
-        want = error.validator_value
-        if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:
-            return f"{excerpt(value)} is not a boolean here: write true or false", ptr, False
-        wants_string = want == "string" or (isinstance(want, list) and "string" in want)
-        if wants_string and isinstance(value, int | float) and not isinstance(value, bool):
-            return f"expected a string, got the number {excerpt(value)}: quote it", ptr, False
-        return f"expected {_article(want)}, got {_describe(value)}", ptr, False
+        return _type_message(error.validator_value, value, ptr)
     if v == "pattern" and "propertyNames" in error.schema_path:
         what = sub.get("patternErrorMessage", f"must match {error.validator_value}")
         return f"key {excerpt(value)} is not valid: {what}", (*ptr, value), True
@@ -145,7 +162,7 @@ def _message(error: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
         return "write a string, {from_env: NAME} or {from_file: PATH}", ptr, False
     if v == "maxLength" and isinstance(value, str):
         return f"too long: {len(value)} characters, longer than the {error.validator_value} allowed", ptr, False
-    if v == "maximum" and sub.get("type") == ["string", "integer"]:  # a duration in seconds
+    if v == "maximum" and _is_duration(error.parent):  # a duration in seconds
         limit = format_duration(timedelta(seconds=error.validator_value))
         return f"{excerpt(value)} seconds is longer than {limit}: a duration is at most {limit}", ptr, False
     if v == "enum":
@@ -163,6 +180,28 @@ def _without_value(error: Any) -> str:
     if whole and message.startswith(whole):
         return excerpt(error.instance) + message[len(whole):]
     return message
+
+
+def _is_duration(error: Any) -> bool:
+    """The duration union: text such as 90s, or a number of seconds."""
+    branches = error.schema.get("anyOf", []) if error is not None else []
+    return [b.get("type") for b in branches] == ["string", "integer"]
+
+
+def _wrong_type(error: Any) -> bool:
+    """A union (`anyOf: [{type: string, ...}, {type: integer, ...}]`) whose every branch failed on
+    its type: the message names every type the value could have had."""
+    return bool(error.context) and all(c.validator == "type" and c.absolute_path == error.absolute_path
+                                       for c in error.context)
+
+
+def _type_message(want: Any, value: Any, ptr: JsonPath) -> tuple[str, JsonPath, bool]:
+    if want == "boolean" and isinstance(value, str) and value in _YAML11_BOOLEANS:
+        return f"{excerpt(value)} is not a boolean here: write true or false", ptr, False
+    wants_string = want == "string" or (isinstance(want, list) and "string" in want)
+    if wants_string and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"expected a string, got the number {excerpt(value)}: quote it", ptr, False
+    return f"expected {_article(want)}, got {_describe(value)}", ptr, False
 
 
 def _article(kind: Any) -> str:
