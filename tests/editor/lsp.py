@@ -147,23 +147,30 @@ class LanguageServer:
     # -- what an editor does --------------------------------------------------------------------------
     def open(self, path: Path, text: str | None = None) -> str:
         uri = path.resolve().as_uri()
-        self._versions[uri] = 1
+        # The server caches parsed documents by URI and version: a reopened URI needs a new version.
+        version = self._versions[uri] = self._versions.get(uri, 0) + 1
         self.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": "yaml", "version": 1,
+            "uri": uri, "languageId": "yaml", "version": version,
             "text": path.read_text("utf-8") if text is None else text}})
         return uri
 
     def diagnostics(self, path: Path, text: str | None = None) -> list[Diagnostic]:
         """Open a document and return the diagnostics the server publishes for it."""
         uri = self.open(path, text)
+        found = [Diagnostic.of(d) for d in self._published(uri)]
+        # Closing clears the document's diagnostics with one more (empty) publication: wait for it,
+        # so that it is not taken for the next opening's.
+        self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self._published(uri)
+        return sorted(found, key=lambda d: (d.line, d.column, d.message))
+
+    def _published(self, uri: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self.timeout
         while True:
             message = self._receive(deadline)
             params = message.get("params", {})
             if message.get("method") == "textDocument/publishDiagnostics" and params.get("uri") == uri:
-                self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-                found = [Diagnostic.of(d) for d in params["diagnostics"]]
-                return sorted(found, key=lambda d: (d.line, d.column, d.message))
+                return list(params["diagnostics"])
 
     def hover(self, uri: str, line: int, column: int) -> str:
         result = self.request("textDocument/hover", {"textDocument": {"uri": uri},
