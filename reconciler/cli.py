@@ -103,11 +103,14 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of a schedule file (draft 2020-12)."""
+def schema(
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="Write it to FILE (a copy for offline editors).")] = None,
+) -> None:
+    """Print the JSON Schema of a schedule file (draft 2020-12), or write it to a file."""
     from reconciler.commands.schema import schema as run
 
-    raise typer.Exit(run())
+    raise typer.Exit(exit_code_of(run)(output))
 
 
 @app.command("next")
