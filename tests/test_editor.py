@@ -155,6 +155,14 @@ def test_the_shipped_settings_check_every_document_of_a_multi_document_file() ->
     assert validate_lines(text) == [line]
 
 
+def test_the_template_s_modeline_after_each_separator_checks_its_later_documents() -> None:
+    template = (ROOT / "examples" / "schedules-repo" / "schedules" / "reports.yaml").read_text()
+    text = template.replace(PUBLISHED, SCHEMA_FILE.as_uri()).replace("name: cache-refresh", "name: Cache_Refresh")
+    line = text.splitlines().index("name: Cache_Refresh") + 1
+    with yaml_language_server(ROOT, {"yaml": {"schemaStore": {"enable": False}}}) as bare:
+        assert errors(bare.diagnostics(ROOT / "elsewhere" / "reports.yaml", text)) == [(line, 7, NAME)]
+
+
 def test_the_skeleton_offered_in_an_empty_file_is_a_valid_schedule(editor: LanguageServer) -> None:
     uri = editor.open(ROOT / "schedules" / "new.yaml", "")
     items = editor.completion(uri, 1, 1)

@@ -105,9 +105,11 @@ def test_the_schema_has_a_published_versioned_address() -> None:
     assert SCHEMA["$id"] == PUBLISHED
 
 
-def test_the_schedules_repository_template_points_editors_at_the_published_schema() -> None:
-    first = (ROOT / "examples" / "schedules-repo" / "schedules" / "reports.yaml").read_text().splitlines()[0]
-    assert first == f"# yaml-language-server: $schema={PUBLISHED}"
+def test_every_document_of_the_schedules_repository_template_points_at_the_published_schema() -> None:
+    lines = (ROOT / "examples" / "schedules-repo" / "schedules" / "reports.yaml").read_text().splitlines()
+    heads = [lines[0]] + [lines[i + 1] for i, line in enumerate(lines) if line == "---"]
+    assert len(heads) == 2
+    assert heads == [f"# yaml-language-server: $schema={PUBLISHED}"] * 2
 
 
 def _installed_is_older(than: str) -> bool:
@@ -147,3 +149,29 @@ def test_validate_does_not_carry_the_editor_only_zone_list_and_cron_pattern() ->
     assert "pattern" not in defs["cron"]
     assert "enum" in SCHEMA["$defs"]["timezone"]
     assert "pattern" in SCHEMA["$defs"]["cron"]
+
+
+EDITORS = ROOT / "examples" / "editors"
+
+
+def test_the_shipped_editor_settings_map_the_published_schema_to_the_schedules_directory() -> None:
+    vscode = json.loads((EDITORS / "vscode" / "settings.json").read_text())
+    globs = vscode["yaml.schemas"][PUBLISHED]
+    assert globs == ["schedules/**/*.yaml", "schedules/**/*.yml"]
+    lua = (EDITORS / "neovim" / "yamlls.lua").read_text()
+    assert f'["{PUBLISHED}"] = {{' in lua
+    assert all(f'"{g}"' in lua for g in globs)
+    xml = (EDITORS / "jetbrains" / "jsonSchemas.xml").read_text()
+    assert f'name="relativePathToSchema" value="{PUBLISHED}"' in xml
+    assert '<option name="path" value="schedules" />' in xml
+
+
+def test_the_schemastore_entry_is_the_one_documented_and_points_at_the_published_schema() -> None:
+    entry = json.loads((EDITORS / "schemastore-catalog-entry.json").read_text())
+    assert entry["url"] == PUBLISHED
+    assert entry["fileMatch"] == ["schedules/**/*.yaml", "schedules/**/*.yml"]
+    docs = (ROOT / "docs" / "schedule-format.md").read_text()
+    block = docs[docs.index("**SchemaStore.**"):]
+    documented = re.search(r"```json\n(.*?)```", block, re.S)
+    assert documented is not None
+    assert json.loads(documented.group(1)) == entry
