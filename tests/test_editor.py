@@ -43,6 +43,7 @@ CRON = 'five fields, minute hour day-of-month month day-of-week, such as "0 2 * 
 
 # Every error the editor shows for each invalid example the schema (or YAML itself) can catch.
 EDITOR_CATCHES: dict[str, list[tuple[int, int, str]]] = {
+    "argv-with-nul.yaml": [(5, 28, "an argument cannot contain a NUL character (\\0): no program can receive it")],
     "bad-duration.yaml": [(7, 12, "a duration such as 500ms, 90s, 15m, 1h30m or 2d, or a number of seconds")],
     "bad-name.yaml": [(3, 7, NAME)],
     "command-as-shell-string.yaml": [
@@ -50,7 +51,11 @@ EDITOR_CATCHES: dict[str, list[tuple[int, int, str]]] = {
     "cron-and-every.yaml": [(6, 3, WHEN)],
     "cron-six-fields.yaml": [(5, 9, CRON)],
     "duplicate-key.yaml": [(6, 1, "Map keys must be unique")],
+    "header-value-not-ascii.yaml": [(9, 16, (
+        "a header value is visible ASCII characters, with spaces or tabs only between them (RFC 9110): no line "
+        "breaks, control characters or letters such as é (percent-encode or base64 them)"))],
     "missing-run.yaml": [(3, 1, 'Missing property "run".')],
+    "name-with-trailing-newline.yaml": [(4, 7, NAME)],
     "unknown-field.yaml": [(3, 1, 'Missing property "schedule".'), (5, 1, "Property scheduel is not allowed.")],
     "unknown-time-zone.yaml": [(6, 13, "an IANA time zone name such as Europe/Berlin, America/New_York or UTC")],
     "unquoted-cron.yaml": [(5, 9, CRON), (5, 14, "Unexpected alias at node end"),
@@ -62,10 +67,13 @@ EDITOR_CATCHES: dict[str, list[tuple[int, int, str]]] = {
 # The mistakes no schema can express, which only `validate` catches, and why.
 ONLY_VALIDATE_CATCHES = {
     "anchors-and-aliases.yaml": "a schema sees values, not anchors; the editor only marks the anchor unused",
+    "at-shifted-past-the-calendar.yaml": "the instant once its offset is applied (arithmetic on the timestamp)",
     "cron-never-fires.yaml": "whether a day of a month ever comes takes the calendar",
     "cron-step-on-a-value.yaml": "cron's rules for a field, beyond the shape of five fields",
+    "every-longer-than-a-year.yaml": "the sum of a duration's units (the schema bounds a number of seconds)",
     "start-after-end.yaml": "comparing two instants",
     "time-in-dst-gap.yaml": "the zone's daylight-saving rules",
+    "url-invalid-ipv6.yaml": "whether a URL's host is one an HTTP client can request",
 }
 
 

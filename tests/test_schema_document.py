@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from reconciler.core.loader import Loader, zone
 from reconciler.core.schema import SchemaValidator, schema_text
-from reconciler.core.yamlstrict import Document
+from reconciler.core.yamlstrict import Document, load_documents
 from scripts import gen_schema_zones
 from tests.conftest import NOW, ROOT
+from tests.test_examples import VALID, _mutations
 
 SCHEMA: dict[str, Any] = json.loads(schema_text())
 PUBLISHED = "https://schedule-reconciler.github.io/schema/v1/schedule.schema.json"
@@ -37,8 +40,11 @@ def fields(schema: Any, at: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, .
             yield from fields(sub, (*at, str(i)))
 
 
+LOADER = Loader()  # compiling the schema costs milliseconds: once for the module
+
+
 def errors(value: dict[str, Any]) -> list[str]:
-    return [p.message for p in Loader().check(Document(0, value, 1), "f.yaml", NOW) if p.severity == "error"]
+    return [p.message for p in LOADER.check(Document(0, value, 1), "f.yaml", NOW) if p.severity == "error"]
 
 
 def test_every_field_has_a_description_for_the_person_hovering_over_it() -> None:
@@ -149,6 +155,30 @@ def test_validate_does_not_carry_the_editor_only_zone_list_and_cron_pattern() ->
     assert "pattern" not in defs["cron"]
     assert "enum" in SCHEMA["$defs"]["timezone"]
     assert "pattern" in SCHEMA["$defs"]["cron"]
+
+
+
+_CRONS = ["0 0 2 * * *", "", "  ", "@daily", "@reboot", "@nightly", "0 2 * *", "0\t2 * * *", " 0 2 * * * ",
+          "0 2 * * * *", "61 2 * * *", "5/15 * * * *", "0 0 30 2 *", "@daily 0", "x y z w v"]
+_ZONES = ["Europe/Berln", "", "europe/berlin", "UTC", "US/Eastern", "Etc/GMT+1", " UTC", "Mars/Olympus"]
+
+
+def test_whatever_the_published_schema_refuses_validate_refuses_too() -> None:
+    """An editor never flags what `validate` accepts (the other way round is expected: validate
+    also checks what no schema can say, such as a cron day that never comes)."""
+    editor = jsonschema.Draft202012Validator(SCHEMA)
+    rng = random.Random(13)
+    documents: list[Any] = [{**BASE, "schedule": {"cron": c}} for c in _CRONS]
+    documents += [{**BASE, "schedule": {"every": "1h", "timezone": z}} for z in _ZONES]
+    for path in VALID:
+        for doc in load_documents(path.read_text(), str(path))[0]:
+            documents.extend(_mutations(doc.value, rng))
+    refused = 0
+    for d in documents:
+        if isinstance(d, dict) and not editor.is_valid(d):
+            refused += 1
+            assert errors(d), d
+    assert refused > 1000
 
 
 EDITORS = ROOT / "examples" / "editors"
