@@ -77,6 +77,8 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "validate-missing-path": ("validate", 64, lambda t, r: done(r("validate", str(t / "missing")))),
     "validate-unknown-format": ("validate", 64, lambda t, r: done(r("validate", "-f", "xml", str(t)))),
     "schema": ("schema", 0, lambda t, r: done(r("schema"))),
+    "schema-cannot-write": ("schema", 1, lambda t, r: done(r("schema", "--output", str(t)))),  # a directory
+    "schema-unknown-option": ("schema", 64, lambda t, r: done(r("schema", "--outptu", str(t / "s.json")))),
     "next-cron": ("next", 0, lambda t, r: done(r("next", "--cron", "0 2 * * *"))),
     "next-invalid-expression": ("next", 1, lambda t, r: done(r("next", "--cron", "61 * * * *"))),
     "next-unknown-name": ("next", 1, lambda t, r: done(r("next", "nope", "--dir", str(schedules(t, GOOD))))),
