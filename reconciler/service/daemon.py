@@ -70,7 +70,7 @@ class Reconciler:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
         self.source = DirectorySource(options.directory)
         self.runner = Runner(ledger, log=log, clock=clock)
-        self.scheduler = Timer(self.runner.dispatch, self.runner.behind, clock)
+        self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         ledger.on_write_state = self._ledger_state
         self.status = Status()
         self.applied: dict[str, Schedule] = {}
@@ -113,7 +113,7 @@ class Reconciler:
                     self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                     self.source.forget()
             t1 = time.perf_counter()
-            self.scheduler.start(paused=True)
+            self.timer.start(paused=True)
             applied = False
             if snapshot is not None:
                 try:
@@ -132,7 +132,7 @@ class Reconciler:
             catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
                      self.log)
         self.runner.on_completed = self._completed
-        self.scheduler.resume()
+        self.timer.resume()
 
     def _ledger_state(self, problem: str | None) -> None:
         """Called by the ledger when writes start failing for lack of space, and when they work
@@ -153,8 +153,7 @@ class Reconciler:
 
     def alive(self) -> bool:
         """The process answers and the timer's thread runs (for /healthz)."""
-        thread = getattr(self.scheduler, "_thread", None)
-        return bool(self.scheduler.running and thread is not None and thread.is_alive())
+        return self.timer.alive()
 
     def _metric_state(self) -> dict[str, Any]:
         from reconciler.service.views import Views
@@ -169,13 +168,11 @@ class Reconciler:
         """max_runs reached: the timer stops firing the schedule; it stays listed as completed."""
         with self._lock:
             self.completed.add(name)
-        job = self.scheduler.get_job(name)
-        if job is not None:
-            self.scheduler.remove_job(name)
+        self.timer.remove(name)
 
     def _forget_applied(self) -> None:
         """Undo what a failed start-up apply may have left half done: nothing is live."""
-        self.scheduler.remove_all_jobs()
+        self.timer.clear()
         self.runner.update({}, "")
         self.applied, self.applied_hashes = {}, {}
         self.status.applied_revision, self.status.applied_at, self.status.ready = None, None, False
@@ -289,7 +286,7 @@ class Reconciler:
         # The runner learns the new set before the timer changes, so a slot of a removed schedule
         # never starts and a new schedule's first slot always finds its spec.
         self.runner.update(desired, revision)
-        apply_plan(self.scheduler, the_plan, desired, now or self.clock())
+        apply_plan(self.timer, the_plan, desired, now or self.clock())
         self.applied, self.applied_hashes = desired, hashes
         self.status.applied_revision, self.status.applied_at, self.status.ready = revision, self.clock(), True
         self.log("revision.applied", revision=revision, summary=the_plan.summary(), **the_plan.counts())
@@ -399,7 +396,7 @@ class Reconciler:
             self._fail(str(e))
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        self.timer.shutdown(wait=False)
         self.runner.shutdown(self.options.grace)
         self._recorder.shutdown(wait=True)
         self.notifier.stop()

@@ -56,7 +56,7 @@ class Views:
         self.d = daemon
 
     def _next_times(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self.d.scheduler.get_jobs()}
+        return self.d.timer.next_fire_times()
 
     def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> str:
         if not s.enabled:
