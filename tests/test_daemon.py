@@ -460,10 +460,10 @@ def test_any_failure_to_build_the_directory_at_start_up_falls_back_to_the_ledger
     r, stream = _reconciler(sched, ledger)
     try:
         r.start()
-        assert r.status.ready
-        assert r.status.applied_revision == first
+        assert r.live.status.ready
+        assert r.live.status.applied_revision == first
         assert set(r.timer.next_fire_times()) == {"a"}
-        assert set(r.applied) == {"a"}
+        assert set(r.live.schedules) == {"a"}
         (error,) = _events(stream, "revision.error")
         assert error["error"] == "internal error: OverflowError: date value out of range"
         assert "Traceback" in error["traceback"]
@@ -491,7 +491,7 @@ def test_a_stored_spec_that_todays_rules_refuse_is_named_and_the_rest_of_the_rev
     r, stream = _reconciler(tmp_path / "missing", ledger)
     try:
         r.start()
-        assert r.status.applied_revision == "r1"
+        assert r.live.status.applied_revision == "r1"
         assert set(r.timer.next_fire_times()) == {"good"}
         (restored,) = _events(stream, "revision.restored")
         assert restored["unusable"] == ["old"]
