@@ -46,7 +46,7 @@ def no_fire_times() -> Mapping[str, datetime | None]:
     return {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a new step is a new value, and maps are not walked
 class Live:
     status: Status = Status()
     schedules: Mapping[str, Schedule] = field(default_factory=dict)  # the applied revision's, by name
