@@ -1,5 +1,6 @@
-"""The HTTP API in-process: Starlette's TestClient against `build_app` over a real, started Reconciler
-on a temporary directory and ledger (no process boundary is the point of these tests)."""
+"""The HTTP API in-process: Starlette's TestClient against `build_app`, over a real, started Reconciler
+on a temporary directory and ledger, or over a hand-made `Live` value and a ledger with no daemon at
+all (no process boundary is the point of these tests)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from reconciler.core.loader import Loader, build_from_spec
+from reconciler.core.model import Schedule
+from reconciler.core.problems import Problem
 from reconciler.ledger import open_ledger
-from reconciler.ledger.base import Outcome
+from reconciler.ledger.base import Ledger, Outcome
+from reconciler.service.app import site_of
 from reconciler.service.daemon import Options, Reconciler
-from reconciler.service.http import SECURITY_HEADERS, build_app
+from reconciler.service.http import SECURITY_HEADERS, Site, build_app
+from reconciler.service.live import Live, Status
 from reconciler.service.log import make_log
 
 # Only this import, which warns of its own dependencies' changes: newer Starlette asks for httpx2
@@ -59,7 +65,7 @@ def make_client(tmp_path: Path) -> Iterator[MakeClient]:
                             lambda: datetime.now(UTC))
         daemon.start()
         started.append((daemon, ledger))
-        return Served(TestClient(build_app(daemon), base_url=base_url), daemon, path)
+        return Served(TestClient(build_app(site_of(daemon)), base_url=base_url), daemon, path)
 
     yield make
     for daemon, ledger in started:
@@ -206,7 +212,7 @@ def test_an_unexpected_error_answers_500_with_the_security_headers(make_client: 
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(views.Views, "status", broken)
+    monkeypatch.setattr(views, "status", broken)
     client = make_client().client
     client = TestClient(client.app, base_url="http://127.0.0.1:8080", raise_server_exceptions=False)
     r = client.get("/api/v1/status")
@@ -244,8 +250,137 @@ def test_the_newest_run_is_the_last_run_whichever_process_wrote_it(make_client: 
     assert (a["last_run"]["id"], a["last_run"]["status"]) == (newer, "succeeded")
 
 
-def test_the_status_says_when_the_ledger_cannot_be_written(make_client: MakeClient) -> None:
-    served = make_client()
-    assert served.client.get("/api/v1/status").json()["ledger_error"] is None
-    served.daemon.status.ledger_error = "database or disk is full"
-    assert served.client.get("/api/v1/status").json()["ledger_error"] == "database or disk is full"
+# ---- the app from a hand-made Live value and a ledger: no daemon ---------------------------------------
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+NEXT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+
+
+def schedule(name: str, **fields: Any) -> Schedule:
+    spec = {"name": name, "schedule": {"cron": "0 2 * * *"}, "run": {"command": ["/bin/true"]}, **fields}
+    built = build_from_spec(spec, f"{name}.yaml", Loader(), NOW)
+    assert built is not None
+    return built
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    led = open_ledger(tmp_path / "ledger.db")
+    yield led
+    led.close()
+
+
+def live_value(**status: Any) -> Live:
+    """`active` fires next at NEXT, `held` is suspended, `done` reached max_runs."""
+    schedules = {"active": schedule("active"), "held": schedule("held", enabled=False), "done": schedule("done")}
+    return Live(status=Status(**{"applied_revision": "r1", "applied_at": NOW, "attempted_revision": "r1",
+                                 "attempted_at": NOW, "ready": True, **status}),
+                schedules=schedules, hashes={n: s.spec_hash for n, s in schedules.items()},
+                completed=frozenset({"done"}), next_fire_times=lambda: {"active": NEXT, "held": None})
+
+
+def client_of(live: Live | Callable[[], Live], ledger: Ledger, **site: Any) -> TestClient:
+    read = live if callable(live) else (lambda: live)
+    return TestClient(build_app(Site(live=read, ledger=ledger, directory="/srv/schedules", clock=lambda: NOW,
+                                     **site)), base_url="http://127.0.0.1:8080")
+
+
+def test_the_app_answers_from_a_hand_made_live_value_and_a_ledger(ledger: Ledger) -> None:
+    client = client_of(live_value(), ledger, running=lambda: 2, alive=lambda: True)
+    status = client.get("/api/v1/status").json()
+    assert (status["ready"], status["applied"]["revision"], status["directory"]) == (True, "r1", "/srv/schedules")
+    assert (status["read_only"], status["now"]) == (True, "2026-03-02T09:30:00Z")
+    overview = client.get("/api/v1/overview").json()
+    assert overview["counts"] == {"active": 1, "suspended": 1, "completed": 1}
+    assert (overview["total"], overview["running"]) == (3, 2)
+    items = {s["name"]: s for s in client.get("/api/v1/schedules", params={"sort": "next"}).json()["items"]}
+    assert [name for name in items] == ["active", "done", "held"]  # no next fire time sorts last
+    assert (items["active"]["state"], items["active"]["next"]) == ("active", "2026-03-03T02:00:00Z")
+    assert (items["held"]["state"], items["done"]["state"]) == ("suspended", "completed")
+    detail = client.get("/api/v1/schedules/active").json()
+    assert [u["slot"] for u in detail["upcoming"][:2]] == ["2026-03-03T02:00:00Z", "2026-03-04T02:00:00Z"]
+    assert client.get("/api/v1/schedules/done").json()["upcoming"] == []
+    assert (client.get("/readyz").status_code, client.get("/healthz").status_code) == (200, 200)
+
+
+def test_a_request_takes_the_live_value_and_its_fire_times_once(ledger: Ledger) -> None:
+    value, reads, fire_reads = live_value(), [], []
+
+    def fire_times() -> dict[str, datetime | None]:
+        fire_reads.append(1)
+        return {"active": NEXT}
+
+    def read() -> Live:
+        reads.append(1)
+        return Live(status=value.status, schedules=value.schedules, next_fire_times=fire_times)
+
+    client = client_of(read, ledger)
+    assert client.get("/api/v1/overview").json()["counts"]["active"] == 1
+    assert (len(reads), len(fire_reads)) == (1, 1)
+    client.get("/api/v1/schedules/active")
+    assert (len(reads), len(fire_reads)) == (2, 2)
+
+
+def test_the_next_request_sees_a_newly_published_live_value(ledger: Ledger) -> None:
+    current = [live_value()]
+    client = client_of(lambda: current[0], ledger)
+    assert client.get("/api/v1/status").json()["applied"]["revision"] == "r1"
+    current[0] = Live(status=Status(applied_revision="r2", ready=True))
+    assert client.get("/api/v1/status").json()["applied"]["revision"] == "r2"
+    assert client.get("/api/v1/schedules").json()["total"] == 0
+
+
+def test_a_rejected_revision_is_shown_apart_from_the_one_that_runs(ledger: Ledger) -> None:
+    problem = Problem("bad.yaml", 3, 7, ("schedule", "cron"), "day 30 of February never comes")
+    live = live_value(attempted_revision="r2", problems=(problem,), error="1 problem(s) in the directory")
+    attempted = client_of(live, ledger).get("/api/v1/status").json()["attempted"]
+    assert (attempted["revision"], attempted["rejected"], attempted["error"]) == (
+        "r2", True, "1 problem(s) in the directory")
+    assert attempted["problems"] == [{"path": "bad.yaml", "line": 3, "column": 7, "pointer": "$.schedule.cron",
+                                      "message": "day 30 of February never comes"}]
+
+
+def test_the_status_says_when_the_ledger_cannot_be_written(ledger: Ledger) -> None:
+    assert client_of(live_value(), ledger).get("/api/v1/status").json()["ledger_error"] is None
+    full = live_value(ledger_error="database or disk is full")
+    assert client_of(full, ledger).get("/api/v1/status").json()["ledger_error"] == "database or disk is full"
+
+
+def test_a_live_value_before_the_first_revision_is_not_ready(ledger: Ledger) -> None:
+    client = client_of(Live(), ledger)
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/api/v1/overview").json()["counts"] == {"active": 0, "suspended": 0, "completed": 0}
+
+
+def test_healthz_answers_503_when_the_timer_is_not_running(ledger: Ledger) -> None:
+    r = client_of(live_value(), ledger, alive=lambda: False).get("/healthz")
+    assert (r.status_code, r.text) == (503, "timer not running\n")
+
+
+def test_a_trigger_calls_the_injected_action_and_is_logged(ledger: Ledger) -> None:
+    triggered: list[str] = []
+    logged: list[tuple[str, dict[str, Any]]] = []
+
+    def trigger_now(name: str) -> None:
+        if name not in ("active", "held"):
+            raise KeyError(name)
+        triggered.append(name)
+
+    client = client_of(live_value(), ledger, token=TOKEN, trigger_now=trigger_now,
+                       log=lambda event, **fields: logged.append((event, fields)))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/api/v1/schedules/held/trigger", headers=auth).status_code == 202
+    assert client.post("/api/v1/schedules/nope/trigger", headers=auth).status_code == 404
+    assert triggered == ["held"]
+    assert logged == [("api.trigger", {"schedule": "held"})]
+    assert client_of(live_value(), ledger, token=TOKEN).get("/api/v1/status").json()["read_only"] is False
+
+
+def test_runs_come_from_the_ledger_handed_to_the_app(ledger: Ledger) -> None:
+    run_id = ledger.record("active", NOW, attempt=1, trigger="manual", revision="r1",
+                           outcome=Outcome("failed", NOW + timedelta(seconds=1), exit_code=3), started_at=NOW)
+    client = client_of(live_value(), ledger)
+    assert client.get(f"/api/v1/runs/{run_id}").json()["exit_code"] == 3
+    assert client.get("/api/v1/overview").json()["recent_failures"][0]["id"] == run_id
+    (active,) = [s for s in client.get("/api/v1/schedules").json()["items"] if s["name"] == "active"]
+    assert active["last_run"]["id"] == run_id

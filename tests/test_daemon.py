@@ -354,9 +354,9 @@ def test_an_unexpected_error_in_one_reconcile_is_logged_and_the_next_change_stil
         (sched / "b.yaml").write_text(job("b", tmp_path / "out", every="1h"))
         wait_for(lambda: "internal error: RuntimeError: a bug in one reconcile" in stream.getvalue(),
                  what="the error to be logged")
-        assert {j.id for j in r.scheduler.get_jobs()} == {"a"}  # what ran is untouched
+        assert set(r.timer.next_fire_times()) == {"a"}  # what ran is untouched
         (sched / "c.yaml").write_text(job("c", tmp_path / "out", every="1h"))
-        wait_for(lambda: {j.id for j in r.scheduler.get_jobs()} == {"a", "b", "c"}, what="b and c to be live")
+        wait_for(lambda: set(r.timer.next_fire_times()) == {"a", "b", "c"}, what="b and c to be live")
         errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"revision.error"' in line]
         assert "Traceback" in errors[0]["traceback"]
     finally:
@@ -460,10 +460,10 @@ def test_any_failure_to_build_the_directory_at_start_up_falls_back_to_the_ledger
     r, stream = _reconciler(sched, ledger)
     try:
         r.start()
-        assert r.status.ready
-        assert r.status.applied_revision == first
-        assert {j.id for j in r.scheduler.get_jobs()} == {"a"}
-        assert set(r.applied) == {"a"}
+        assert r.live.status.ready
+        assert r.live.status.applied_revision == first
+        assert set(r.timer.next_fire_times()) == {"a"}
+        assert set(r.live.schedules) == {"a"}
         (error,) = _events(stream, "revision.error")
         assert error["error"] == "internal error: OverflowError: date value out of range"
         assert "Traceback" in error["traceback"]
@@ -491,8 +491,8 @@ def test_a_stored_spec_that_todays_rules_refuse_is_named_and_the_rest_of_the_rev
     r, stream = _reconciler(tmp_path / "missing", ledger)
     try:
         r.start()
-        assert r.status.applied_revision == "r1"
-        assert {j.id for j in r.scheduler.get_jobs()} == {"good"}
+        assert r.live.status.applied_revision == "r1"
+        assert set(r.timer.next_fire_times()) == {"good"}
         (restored,) = _events(stream, "revision.restored")
         assert restored["unusable"] == ["old"]
         assert restored["schedules"] == 1

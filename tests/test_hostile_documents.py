@@ -545,7 +545,7 @@ def _exercise(text: str, directory: Path, timer: Any) -> bool:
     assert build(Document(0, spec, 1), "s.yaml", spec_hash(spec)).spec_hash == s.spec_hash
     assert build_from_spec(s.spec, "ledger:x", Loader(), NOW) is not None
     apply_plan(timer, plan({s.name: s.spec}, {}), {s.name: s}, NOW)
-    timer.remove_all_jobs()
+    timer.clear()
     return True
 
 

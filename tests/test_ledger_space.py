@@ -140,12 +140,12 @@ def test_the_daemon_logs_disk_full_once_runs_nothing_meanwhile_and_carries_on_af
         assert len(events("ledger.write_failed")) == 1
         assert events("run.error") == []
         assert len(lines(out)) <= ran + 1  # none claimed, so none ran (one may have been under way)
-        assert r.status.ledger_error is not None
-        assert "database or disk is full" in r.status.ledger_error
+        assert r.live.status.ledger_error is not None
+        assert "database or disk is full" in r.live.status.ledger_error
         make_room(led)
         wait_for(lambda: len(lines(out)) >= ran + 3, what="runs once there is space again")
         assert len(events("ledger.write_recovered")) == 1
-        assert r.status.ledger_error is None
+        assert r.live.status.ledger_error is None
     finally:
         r.stop()
         led.close()

@@ -55,10 +55,10 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 
 @pytest.mark.parametrize("fix", ["revert", "correct"])
 def test_fixing_a_rejected_revision_logs_that_the_daemon_applied_again(setup: Setup, fix: str) -> None:
-    applied = setup.daemon.status.applied_revision
+    applied = setup.daemon.live.status.applied_revision
     (setup.directory / "b.yaml").write_text(BAD)
     assert setup.step() is False
-    rejected = setup.daemon.status.attempted_revision
+    rejected = setup.daemon.live.status.attempted_revision
     assert rejected != applied
     if fix == "revert":  # the same content as what runs: nothing for the timer to change
         (setup.directory / "b.yaml").unlink()
@@ -66,9 +66,9 @@ def test_fixing_a_rejected_revision_logs_that_the_daemon_applied_again(setup: Se
         (setup.directory / "b.yaml").write_text(BAD.replace("30 2", "28 2"))
     assert setup.step() is True
     (recovered,) = setup.events("revision.recovered")
-    assert recovered["revision"] == setup.daemon.status.applied_revision
+    assert recovered["revision"] == setup.daemon.live.status.applied_revision
     assert recovered["rejected"] == rejected
-    assert (setup.daemon.status.applied_revision == applied) is (fix == "revert")
+    assert (setup.daemon.live.status.applied_revision == applied) is (fix == "revert")
     assert setup.step() is True
     assert len(setup.events("revision.recovered")) == 1  # said once, not on every rescan
 
@@ -85,10 +85,10 @@ def test_a_rejected_revision_keeps_the_time_it_was_first_seen(setup: Setup) -> N
     assert setup.step() is False
     first_seen = setup.now[0]
     assert setup.step(60) is False  # a rescan finds the same revision again
-    assert setup.daemon.status.attempted_at == first_seen
+    assert setup.daemon.live.status.attempted_at == first_seen
     (setup.directory / "b.yaml").write_text(BAD.replace("'0 0", "'1 0"))
     assert setup.step() is False  # another rejected revision is seen anew
-    assert setup.daemon.status.attempted_at == setup.now[0]
+    assert setup.daemon.live.status.attempted_at == setup.now[0]
 
 
 @pytest.mark.parametrize("before", ["nothing ran", "the ledger's revision ran"])
@@ -115,7 +115,7 @@ def test_the_directory_appearing_is_a_recovery_only_if_something_ran_before(tmp_
         wait_for(lambda: '"source.waiting"' in stream.getvalue(), what="the daemon to wait for the directory")
         sched.mkdir(parents=True, exist_ok=True)
         (sched / "a.yaml").write_text(GOOD)
-        wait_for(lambda: daemon.status.error is None and daemon.status.attempted_revision is not None,
+        wait_for(lambda: daemon.live.status.error is None and daemon.live.status.attempted_revision is not None,
                  what="the directory to be applied")
     finally:
         stop.set()

@@ -16,20 +16,15 @@ from reconciler.engine.trigger import SlotTrigger
 def apply_plan(timer: Timer, plan: Plan, desired: Mapping[str, Schedule], now: datetime) -> None:
     """Remove what is gone first, then change, then add; pause what is suspended."""
     for change in plan.removed:
-        _remove(timer, change.name)
+        timer.remove(change.name)
     added = []
     for change in plan.changed:
         if moves_fire_times(change):
-            _remove(timer, change.name)
+            timer.remove(change.name)
             added.append(desired[change.name])
         # metadata-only: the timer keeps its job untouched
     added.extend(desired[change.name] for change in plan.added)
     timer.put([job for s in added if (job := _job(timer, s, now)) is not None])
-
-
-def _remove(timer: Timer, name: str) -> None:
-    if timer.get_job(name) is not None:
-        timer.remove_job(name)
 
 
 def _job(timer: Timer, schedule: Schedule, now: datetime) -> Job | None:

@@ -1,8 +1,12 @@
-"""The daemon: wiring of source, plan, timer, runner and ledger, and the watch loop.
+"""The daemon: source, plan, timer, runner and ledger put together, and the watch loop.
 
 `Reconciler.reconcile(snapshot)` is one reconcile step, a plain function of its inputs; the
 watch loop only decides when to call it. Git is the truth of what should run, the ledger of what
 happened, and APScheduler is only the timer, rebuilt from both at start-up.
+
+What is live is one frozen value, `Reconciler.live`, published whole at the end of each step (and
+when the ledger's or a run's news changes it); readers take it once. The HTTP server and the
+process's start and stop order are service/app.py's, which nothing here imports.
 """
 
 from __future__ import annotations
@@ -13,38 +17,23 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.core.loader import PathError, build_from_spec
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
-from reconciler.core.problems import Problem
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up, resume_retries
 from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
+from reconciler.service.live import Live
 from reconciler.service.log import Log
-from reconciler.service.metrics import Metrics
+from reconciler.service.metrics import Metrics, gauges
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
-
-
-@dataclass
-class Status:
-    """What operators need to see: what is live, and why a newer revision was not applied."""
-
-    applied_revision: str | None = None
-    applied_at: datetime | None = None
-    attempted_revision: str | None = None
-    attempted_at: datetime | None = None
-    problems: tuple[Problem, ...] = ()
-    error: str | None = None
-    ready: bool = False
-    last_reconcile_seconds: float = 0.0
-    ledger_error: str | None = None  # e.g. the disk is full: no slot can be claimed until it is not
 
 
 @dataclass
@@ -70,16 +59,13 @@ class Reconciler:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
         self.source = DirectorySource(options.directory)
         self.runner = Runner(ledger, log=log, clock=clock)
-        self.scheduler = Timer(self.runner.dispatch, self.runner.behind, clock)
+        self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
+        # Replaced whole, never changed in place: see `_publish`.
+        self.live = Live(next_fire_times=self.timer.next_fire_times)
+        self._publishing = threading.Lock()
         ledger.on_write_state = self._ledger_state
-        self.status = Status()
-        self.applied: dict[str, Schedule] = {}
-        self.applied_hashes: dict[str, str] = {}
-        self.completed: set[str] = set()
         self.startup: dict[str, Any] = {}
-        self.token = options.token
-        self.last_runs: dict[str, RunRecord] = {}
-        self.metrics = Metrics(self._metric_state)
+        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running()))
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
         self.runner.on_finished = self._finished
@@ -94,8 +80,7 @@ class Reconciler:
 
     def start(self) -> None:
         abandon_open_runs(self.ledger, self.clock, self.log, alive=owner_alive)
-        self.last_runs = self.ledger.last_runs()
-        self.notifier.seed(self.last_runs)
+        self.notifier.seed(self.ledger.last_runs())
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
         t0 = time.perf_counter()
@@ -113,7 +98,7 @@ class Reconciler:
                     self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                     self.source.forget()
             t1 = time.perf_counter()
-            self.scheduler.start(paused=True)
+            self.timer.start(paused=True)
             applied = False
             if snapshot is not None:
                 try:
@@ -126,18 +111,17 @@ class Reconciler:
         self.startup = {"load_ms": round((t1 - t0) * 1000), "apply_ms": round((time.perf_counter() - t1) * 1000),
                         "parallel_load": self.source.last_load_parallel}
         self.notifier.start()
-        if self.status.applied_revision is not None:
-            resume_retries(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.retry,
-                           self.log)
-            catch_up(self.ledger, self.applied, self.status.applied_revision, self.clock(), self.runner.dispatch,
-                     self.log)
+        live = self.live
+        if live.revision is not None:
+            resume_retries(self.ledger, live.schedules, live.revision, self.clock(), self.runner.retry, self.log)
+            catch_up(self.ledger, live.schedules, live.revision, self.clock(), self.runner.dispatch, self.log)
         self.runner.on_completed = self._completed
-        self.scheduler.resume()
+        self.timer.resume()
 
     def _ledger_state(self, problem: str | None) -> None:
         """Called by the ledger when writes start failing for lack of space, and when they work
         again: one line each, not one per slot."""
-        self.status.ledger_error = problem
+        self._publish(lambda live: replace(live, status=replace(live.status, ledger_error=problem)))
         if problem is not None:
             self.log("ledger.write_failed", error=problem, effect="no slot is claimed or run until the ledger "
                      "can be written again")
@@ -145,44 +129,37 @@ class Reconciler:
             self.log("ledger.write_recovered")
 
     def _finished(self, record: RunRecord, output: str) -> None:
-        self.last_runs[record.schedule] = record
         self.metrics.observe_run(record)
-        schedule = self.applied.get(record.schedule)
+        schedule = self.live.schedules.get(record.schedule)
         if schedule is not None and schedule.notify:
             self.notifier.observe(schedule, record, output)
 
-    def alive(self) -> bool:
-        """The process answers and the timer's thread runs (for /healthz)."""
-        thread = getattr(self.scheduler, "_thread", None)
-        return bool(self.scheduler.running and thread is not None and thread.is_alive())
-
-    def _metric_state(self) -> dict[str, Any]:
-        from reconciler.service.views import Views
-
-        st = self.status
-        return {"counts": Views(self).counts(), "applied_revision": st.applied_revision,
-                "attempted_revision": st.attempted_revision, "problems": len(st.problems),
-                "ready": st.ready, "applied_at": st.applied_at.timestamp() if st.applied_at else None,
-                "running": self.runner.running()}
-
     def _completed(self, name: str) -> None:
         """max_runs reached: the timer stops firing the schedule; it stays listed as completed."""
-        with self._lock:
-            self.completed.add(name)
-        job = self.scheduler.get_job(name)
-        if job is not None:
-            self.scheduler.remove_job(name)
+        self._publish(lambda live: replace(live, completed=live.completed | {name}))
+        self.timer.remove(name)
 
     def _forget_applied(self) -> None:
         """Undo what a failed start-up apply may have left half done: nothing is live."""
-        self.scheduler.remove_all_jobs()
+        self.timer.clear()
         self.runner.update({}, "")
-        self.applied, self.applied_hashes = {}, {}
-        self.status.applied_revision, self.status.applied_at, self.status.ready = None, None, False
+        self._publish(lambda live: replace(live, schedules={}, hashes={}, status=replace(
+            live.status, applied_revision=None, applied_at=None, ready=False)))
+
+    def _publish(self, change: Callable[[Live], Live]) -> Live:
+        """The next live value, from the current one: swapped in by one assignment, so a reader sees
+        the old value or the new one, never a mix. Publishers (a reconcile step, the ledger's
+        writer, a run reaching max_runs) take turns, so that none undoes another's change."""
+        with self._publishing:
+            self.live = live = change(self.live)
+        return live
+
+    def _set_status(self, **changes: Any) -> None:
+        self._publish(lambda live: replace(live, status=replace(live.status, **changes)))
 
     def _restore_from_ledger(self, cause: str | None = None) -> None:
         """The directory cannot be applied at start-up: run what the ledger says was live."""
-        cause = cause or self.status.error or "the directory could not be applied"
+        cause = cause or self.live.status.error or "the directory could not be applied"
         try:
             self._restore(cause)
         except Exception as e:  # not even the ledger's revision: stay up, unready, and watch for a fix
@@ -208,7 +185,7 @@ class Reconciler:
                 restored[name] = schedule
         hashes = {n: s.spec_hash for n, s in restored.items()}
         self._apply(restored, hashes, last.revision, plan(SpecsOf(restored), {}, desired_hashes=hashes,
-                                                          applied_hashes={}))
+                                                          applied_hashes={}), self.clock(), {})
         self.log("revision.restored", revision=last.revision, schedules=len(restored),
                  reason="the directory could not be applied; running the last applied revision", cause=cause,
                  **({"unusable": sorted(unusable)} if unusable else {}))
@@ -216,59 +193,63 @@ class Reconciler:
     # ---- one reconcile step -----------------------------------------------------------------
 
     def reconcile(self, snapshot: Snapshot) -> bool:
-        """Apply a snapshot if it is wholly valid and safe; otherwise keep what runs. True if applied."""
+        """Apply a snapshot if it is wholly valid and safe; otherwise keep what runs. True if applied.
+        Whatever the outcome, it ends by publishing the next live value (once)."""
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
-            rejected = self.status.attempted_revision
+            live = self.live
+            st = live.status
+            rejected = st.attempted_revision
             # Not the first revision after waiting for git-sync's first clone: nothing ran before it.
-            failing = bool(self.status.problems or self.status.error) and (
-                rejected or self.status.applied_revision) is not None
-            if snapshot.revision != rejected:  # a rejection is dated from when it was first seen
-                self.status.attempted_at = now
-            self.status.attempted_revision = snapshot.revision
+            failing = bool(st.problems or st.error) and (rejected or st.applied_revision) is not None
+            # A rejection is dated from when it was first seen.
+            seen: dict[str, Any] = {"attempted_revision": snapshot.revision,
+                                    "attempted_at": now if snapshot.revision != rejected else st.attempted_at}
             self._log_warnings(snapshot)
             errors = tuple(p for p in snapshot.problems if p.severity == "error")
             if errors:
-                self.status.problems, self.status.error = errors, f"{len(errors)} problem(s) in the directory"
+                self._set_status(**seen, problems=errors, error=f"{len(errors)} problem(s) in the directory")
                 self.log("revision.rejected", revision=snapshot.revision, problems=len(errors),
                          first=errors[0].format_text())
                 for p in errors[:20]:
                     self.log("revision.problem", revision=snapshot.revision, problem=p.format_text())
                 return False
             desired, hashes = self._select(snapshot)
-            had = self.applied or (self._ledger_had_schedules and self.status.applied_revision is None)
+            had = live.schedules or (self._ledger_had_schedules and st.applied_revision is None)
             if not desired and not self.options.allow_empty:
                 # As `validate` does, an empty directory is an error: a pod that turned ready on
                 # zero schedules would hide a wrong --dir or a failed clone.
                 what = ("the revision would remove every schedule" if had else
                         "no schedule matches --selector" if snapshot.schedules else "the directory holds no schedule")
-                self.status.problems = ()
-                self.status.error = f"refused: {what} (use --allow-empty)"
-                self.log("revision.refused", revision=snapshot.revision, reason=self.status.error)
+                error = f"refused: {what} (use --allow-empty)"
+                self._set_status(**seen, problems=(), error=error)
+                self.log("revision.refused", revision=snapshot.revision, reason=error)
                 return False
-            the_plan = plan(SpecsOf(desired), SpecsOf(self.applied), desired_hashes=hashes,
-                            applied_hashes=self.applied_hashes)
-            self.status.problems, self.status.error = (), None
-            if the_plan.empty and self.status.applied_revision is not None:
+            the_plan = plan(SpecsOf(desired), SpecsOf(live.schedules), desired_hashes=hashes,
+                            applied_hashes=live.hashes)
+            accepted = {**seen, "problems": (), "error": None}
+            if the_plan.empty and st.applied_revision is not None:
                 # Nothing for the timer, but the records may still differ: a schedule moved to
                 # another file keeps its spec and changes where it is shown to come from.
-                self.applied = desired
                 self.runner.update(desired, snapshot.revision)
-                if snapshot.revision != self.status.applied_revision:  # e.g. a commit of what was saved
-                    self.status.applied_revision, self.status.applied_at = snapshot.revision, self.clock()
+                new = snapshot.revision != st.applied_revision  # e.g. a commit of what was saved
+                if new:
+                    accepted.update(applied_revision=snapshot.revision, applied_at=self.clock())
+                self._publish(lambda live: replace(live, schedules=desired, hashes=hashes,
+                                                   status=replace(live.status, **accepted)))
+                if new:
                     self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
                              **the_plan.counts())
                     self._record(snapshot.revision, desired, hashes, the_plan, now)
                 if failing:  # e.g. the broken file reverted: nothing else would say so
                     self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
                 return True
-            self._apply(desired, hashes, snapshot.revision, the_plan, now)
+            self._apply(desired, hashes, snapshot.revision, the_plan, now, accepted)
             self._record(snapshot.revision, desired, hashes, the_plan, now)
             if failing:
                 self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
-            self.status.last_reconcile_seconds = time.perf_counter() - started
-            self.metrics.reconcile.observe(self.status.last_reconcile_seconds)
+            self.metrics.reconcile.observe(time.perf_counter() - started)
         return True
 
     def _log_warnings(self, snapshot: Snapshot) -> None:
@@ -278,29 +259,31 @@ class Reconciler:
             self.log("revision.warning", revision=snapshot.revision, problem=text)
         self._warned = frozenset(warnings)
 
-    def _select(self, snapshot: Snapshot) -> tuple[dict[str, Schedule], dict[str, str]]:
+    def _select(self, snapshot: Snapshot) -> tuple[Mapping[str, Schedule], Mapping[str, str]]:
         if not self.options.selector:
-            return dict(snapshot.schedules), dict(snapshot.hashes)
+            return snapshot.schedules, snapshot.hashes  # the snapshot's own maps, never changed: shared
         chosen = {n: s for n, s in snapshot.schedules.items() if matches(self.options.selector, s)}
         return chosen, {n: s.spec_hash for n, s in chosen.items()}
 
-    def _apply(self, desired: dict[str, Schedule], hashes: dict[str, str], revision: str, the_plan: Plan,
-               now: datetime | None = None) -> None:
-        # The runner learns the new set before the timer changes, so a slot of a removed schedule
-        # never starts and a new schedule's first slot always finds its spec.
+    def _apply(self, desired: Mapping[str, Schedule], hashes: Mapping[str, str], revision: str, the_plan: Plan,
+               now: datetime, status: Mapping[str, Any]) -> None:
+        """Runner, then timer, then the live value: the runner learns the new set before the timer
+        changes, so a slot of a removed schedule never starts and a new schedule's first slot always
+        finds its spec; readers see the revision once the timer holds it."""
         self.runner.update(desired, revision)
-        apply_plan(self.scheduler, the_plan, desired, now or self.clock())
-        self.applied, self.applied_hashes = desired, hashes
-        self.status.applied_revision, self.status.applied_at, self.status.ready = revision, self.clock(), True
+        apply_plan(self.timer, the_plan, desired, now)
+        changes = {**status, "applied_revision": revision, "applied_at": self.clock(), "ready": True}
+        self._publish(lambda live: replace(live, schedules=desired, hashes=hashes,
+                                           status=replace(live.status, **changes)))
         self.log("revision.applied", revision=revision, summary=the_plan.summary(), **the_plan.counts())
 
-    def _record(self, revision: str, desired: dict[str, Schedule], hashes: dict[str, str], the_plan: Plan,
+    def _record(self, revision: str, desired: Mapping[str, Schedule], hashes: Mapping[str, str], the_plan: Plan,
                 now: datetime) -> None:
         new = {c.name: desired[c.name].spec for c in (*the_plan.added, *the_plan.changed)}
         self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes)
 
     def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: dict[str, Any],
-                        hashes: dict[str, str]) -> None:
+                        hashes: Mapping[str, str]) -> None:
         try:
             self.ledger.record_revision(revision, now, counts, new, hashes)
         except Exception as e:  # the revision still runs; say why the audit trail misses it
@@ -308,7 +291,7 @@ class Reconciler:
 
     def _fail(self, message: str, trace: str | None = None) -> None:
         with self._lock:
-            self.status.error = message
+            self._set_status(error=message)
         if trace is None:
             self.log("revision.error", error=message)
         else:
@@ -375,8 +358,8 @@ class Reconciler:
         directory = str(self.source.directory)
         message = f"waiting for {directory} to appear (git-sync's first clone?)"
         with self._lock:
-            self.status.error = message
-        self.log("source.waiting", directory=directory, ready=self.status.ready)
+            self._set_status(error=message)
+        self.log("source.waiting", directory=directory, ready=self.live.status.ready)
         logged = time.monotonic()
         self.source.loader.validator.is_valid({})  # compile it now, not when the first clone lands
         while not stop.is_set() and not self.source.available():
@@ -387,7 +370,7 @@ class Reconciler:
                     if self.source.available() or self.source.waiting_path() != ancestor:
                         break
                     if time.monotonic() - logged >= WAITING_LOG_EVERY:
-                        self.log("source.waiting", directory=directory, ready=self.status.ready)
+                        self.log("source.waiting", directory=directory, ready=self.live.status.ready)
                         logged = time.monotonic()
             except FileNotFoundError:  # the ancestor went away too: look again
                 stop.wait(0.05)
@@ -399,55 +382,13 @@ class Reconciler:
             self._fail(str(e))
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        self.timer.shutdown(wait=False)
         self.runner.shutdown(self.options.grace)
         self._recorder.shutdown(wait=True)
         self.notifier.stop()
 
 
-def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,
-               on_ready: Callable[[Reconciler], Any] | None = None) -> int:
-    sock = None
-    if options.listen is not None:
-        from reconciler.service.http import bind
-
-        host, port = options.listen
-        try:
-            sock = bind(host, port)
-        except OSError as e:
-            raise ListenError(f"--listen {host}:{port}: {e.strerror or e}") from e
-    reconciler = Reconciler(options, ledger, log, clock)
-    reconciler.start()
-    server = None
-    if sock is not None:
-        from reconciler.service.http import HttpServer
-
-        server = HttpServer(reconciler, sock)
-        server.start()
-        host, port = server.address
-        shown = host if ":" not in host else f"[{host}]"
-        log("http.listening", address=f"{host}:{port}", url=f"http://{shown}:{port}/",
-            operator_actions=options.token is not None)
-    if on_ready:
-        on_ready(reconciler)
-    log("reconciler.started", directory=options.directory, watch=[str(p) for p in reconciler.source.watch_paths],
-        ready=reconciler.status.ready, **reconciler.startup)
-    try:
-        reconciler.watch(stop)
-    finally:
-        log("reconciler.stopping", grace=options.grace)
-        if server is not None:
-            server.stop()
-        reconciler.stop()
-        log("reconciler.stopped")
-    return 0
-
-
 WAITING_LOG_EVERY = 30.0  # seconds between "still waiting for the directory" lines
-
-
-class ListenError(Exception):
-    """The HTTP address cannot be used (taken, or not this machine's)."""
 
 
 def parse_selector(items: Sequence[str]) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """The HTTP server: probes, /metrics, the JSON API and the dashboard, in the daemon's process.
 
 Starlette routes; uvicorn serves from a thread of its own (it installs no signal handlers off
-the main thread, so SIGTERM stays the daemon's), and stops with the daemon.
+the main thread, so SIGTERM stays the daemon's), and stops with the daemon. The app knows no
+daemon: it reads a `Site` (the live value, the ledger, a few read-only callables and one action),
+which service/app.py wires to the daemon and a test can fill in by hand.
 
 Every response, errors included, carries the security headers, and every request must name this
 server in its `Host` header: a page of another site that rebinds its DNS name to our address
@@ -19,18 +21,20 @@ import ipaddress
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reconciler.ledger.base import RUN_STATES
+from reconciler.ledger.base import RUN_STATES, Ledger
+from reconciler.service.live import Live
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-    from reconciler.service.daemon import Reconciler
 
 SECURITY_HEADERS = {
     # Everything is served by us; no script, style or image comes from anywhere else.
@@ -124,6 +128,44 @@ def parse_allowed_host(text: str) -> str:
     return name
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _not_alive() -> bool:
+    return False
+
+
+def _nothing_runs() -> int:
+    return 0
+
+
+def _no_trigger(name: str) -> None:
+    raise KeyError(name)
+
+
+def _no_log(event: str, **fields: Any) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything the HTTP app reads, and the one thing it may do. `live` is called once per
+    request; `trigger_now` raises KeyError for a schedule that is not live."""
+
+    live: Callable[[], Live]
+    ledger: Ledger
+    directory: str
+    names: frozenset[str] = frozenset()  # host names served besides localhost and IP literals
+    token: str | None = None  # operator actions only when set
+    alive: Callable[[], bool] = _not_alive  # the timer runs (for /healthz)
+    running: Callable[[], int] = _nothing_runs
+    trigger_now: Callable[[str], None] = _no_trigger
+    registry: CollectorRegistry | None = None  # /metrics; None serves no metric
+    log: Callable[..., None] = _no_log
+    clock: Callable[[], datetime] = _utcnow
+
+
 class Guard:
     """Outermost: checks the Host header, and puts the security headers on every response, also on
     Starlette's own 404, 405 and 500 answers."""
@@ -153,18 +195,20 @@ class Guard:
         await self.app(scope, receive, secured)
 
 
-def build_app(daemon: Reconciler) -> ASGIApp:
-    # Imported here, not at the top: `bind` runs before the first load, and these imports
-    # (~0.1 s) can wait until the first revision is live.
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+def build_app(site: Site) -> ASGIApp:
+    # Imported here, not at the top: `bind` runs before the first load, and these imports can wait
+    # until the first revision is live.
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from reconciler.service.views import SORTS, Query, Views
+    from reconciler.service import views
+    from reconciler.service.views import SORTS, Query
 
-    views = Views(daemon)
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
+    registry = site.registry if site.registry is not None else CollectorRegistry(auto_describe=True)
+    ledger, read_only = site.ledger, site.token is None
 
     def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse(data, status_code=status, headers=headers)
@@ -173,15 +217,15 @@ def build_app(daemon: Reconciler) -> ASGIApp:
         return ok({"error": message}, status, headers)
 
     async def healthz(_: Request) -> Response:
-        alive = daemon.alive()
+        alive = site.alive()
         return PlainTextResponse("ok\n" if alive else "timer not running\n", status_code=200 if alive else 503)
 
     async def readyz(_: Request) -> Response:
-        ready = daemon.status.ready
+        ready = site.live().status.ready
         return PlainTextResponse("ready\n" if ready else "no revision applied yet\n", status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
-        body = await asyncio.to_thread(generate_latest, daemon.metrics.registry)
+        body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def index(_: Request) -> Response:
@@ -194,10 +238,11 @@ def build_app(daemon: Reconciler) -> ASGIApp:
         return Response(style, media_type="text/css")
 
     async def status(_: Request) -> Response:
-        return ok(views.status())
+        return ok(views.status(site.live(), directory=site.directory, read_only=read_only, now=site.clock()))
 
     async def overview(_: Request) -> Response:
-        return ok(await asyncio.to_thread(views.overview))
+        return ok(await asyncio.to_thread(views.overview, site.live(), ledger, running=site.running(),
+                                          directory=site.directory, read_only=read_only, now=site.clock()))
 
     async def schedules(request: Request) -> Response:
         p = request.query_params
@@ -207,10 +252,11 @@ def build_app(daemon: Reconciler) -> ASGIApp:
         query = Query(q=p.get("q", "").strip(), label=p.get("label", ""), state=p.get("state", ""),
                       last_status=p.get("last_status", ""), sort=sort, desc=p.get("desc", "") in ("1", "true"),
                       limit=_int(request, "limit", 50, 1, 1000), offset=_int(request, "offset", 0, 0, 10**9))
-        return ok(await asyncio.to_thread(views.schedules, query))
+        return ok(await asyncio.to_thread(views.schedules, site.live(), ledger, query))
 
     async def schedule(request: Request) -> Response:
-        data = await asyncio.to_thread(views.schedule, request.path_params["name"])
+        data = await asyncio.to_thread(views.schedule, site.live(), ledger, request.path_params["name"],
+                                       now=site.clock())
         return ok(data) if data is not None else error("no such schedule", 404)
 
     async def runs(request: Request) -> Response:
@@ -219,30 +265,30 @@ def build_app(daemon: Reconciler) -> ASGIApp:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATES)}")
         before = request.query_params.get("before") or None
         data = await asyncio.to_thread(
-            views.runs, request.query_params.get("schedule") or None, status_filter,
+            views.runs, ledger, request.query_params.get("schedule") or None, status_filter,
             _int(request, "limit", 50, 1, 1000), _integer("before", before, 1, MAX_ID) if before else None)
         return ok(data)
 
     async def run(request: Request) -> Response:
         run_id = _integer("run id", request.path_params["run_id"], 1, MAX_ID)
-        data = await asyncio.to_thread(views.run, run_id)
+        data = await asyncio.to_thread(views.run, ledger, run_id)
         return ok(data) if data is not None else error("no such run", 404)
 
     async def trigger(request: Request) -> Response:
-        if daemon.token is None:
+        if site.token is None:
             return error("read-only: start the reconciler with --token-file to allow operator actions", 403)
         # RFC 9110: the scheme is case-insensitive and the credentials follow one or more spaces.
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         given = credentials.strip(" ").encode("latin-1")  # Starlette decoded the raw bytes as latin-1
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, daemon.token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, site.token.encode()):
             return error("a valid bearer token is required: Authorization: Bearer TOKEN", 401,
                          {"WWW-Authenticate": "Bearer"})
         name = request.path_params["name"]
         try:
-            daemon.runner.trigger_now(name)
+            site.trigger_now(name)
         except KeyError:
             return error("no such schedule", 404)
-        daemon.log("api.trigger", schedule=name)
+        site.log("api.trigger", schedule=name)
         return ok({"triggered": name}, 202)
 
     async def bad_request(_: Request, exc: Exception) -> Response:
@@ -256,9 +302,7 @@ def build_app(daemon: Reconciler) -> ASGIApp:
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run),
     ]
-    options = daemon.options
-    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}),
-                 served_names(options.listen, options.public_url, options.allowed_hosts))
+    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}), site.names)
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:
@@ -287,12 +331,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class HttpServer:
-    def __init__(self, daemon: Reconciler, sock: socket.socket) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         import uvicorn
 
         self.sock = sock
         self.address = self.sock.getsockname()[:2]
-        config = uvicorn.Config(build_app(daemon), log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="http",
                                        daemon=True)

@@ -1,8 +1,8 @@
 """Prometheus metrics through prometheus_client, in a registry of the daemon's own (no globals).
 
 Counters and histograms are updated as things happen; gauges that describe the current state
-(schedules by state, problems, the applied revision) are computed at scrape time from the daemon,
-so they can never drift from it.
+(schedules by state, problems, the applied revision) are computed at scrape time from the live
+value (`gauges`), so they can never drift from it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.ledger.base import RunRecord
+from reconciler.service.live import Live
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60)
@@ -44,6 +45,14 @@ class Metrics:
             self.duration.labels(record.trigger).observe(record.duration.total_seconds())
         if record.trigger == "schedule" and record.started_at is not None:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
+
+
+def gauges(live: Live, running: int) -> dict[str, Any]:
+    """The state gauges of one live value (taken once per scrape) and the runs in progress."""
+    st = live.status
+    return {"counts": live.counts(), "applied_revision": st.applied_revision,
+            "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
+            "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running}
 
 
 class _StateCollector(Collector):

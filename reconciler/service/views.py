@@ -1,8 +1,10 @@
-"""What the API and the dashboard show, built from the daemon's state and the ledger.
+"""What the API and the dashboard show: functions of one `Live` value and the ledger.
 
-Lists are paged and filtered here, over in-memory maps, so 10,000 schedules stay fast; runs come
-from the ledger's indexes, so that runs recorded by another process (`reconciler trigger`, another
-replica) count as much as this daemon's own. Nothing here changes anything.
+A caller takes the live value (and its next fire times) once per request and hands them in, so one
+answer never mixes two revisions; nothing here knows the daemon. Lists are paged and filtered here,
+over in-memory maps, so 10,000 schedules stay fast; runs come from the ledger's indexes, so that
+runs recorded by another process (`reconciler trigger`, another replica) count as much as this
+daemon's own. Nothing here changes anything.
 """
 
 from __future__ import annotations
@@ -10,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from reconciler.core.describe import describe, local_text, utc_text
 from reconciler.core.model import Schedule
-from reconciler.ledger.base import RunRecord
-
-if TYPE_CHECKING:
-    from reconciler.service.daemon import Reconciler
+from reconciler.ledger.base import Ledger, RunRecord
+from reconciler.service.live import Live
 
 SORTS = ("name", "next", "last")
 
@@ -51,114 +51,102 @@ def run_dict(r: RunRecord, output: str | None = None) -> dict[str, Any]:
     return out
 
 
-class Views:
-    def __init__(self, daemon: Reconciler) -> None:
-        self.d = daemon
+NextTimes = Mapping[str, datetime | None]
 
-    def _next_times(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self.d.scheduler.get_jobs()}
 
-    def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> str:
-        if not s.enabled:
-            return "suspended"
-        if s.name in self.d.completed or next_times.get(s.name) is None:
-            return "completed"
-        return "active"
+def status(live: Live, *, directory: str, read_only: bool, now: datetime) -> dict[str, Any]:
+    st = live.status
+    return {
+        "ready": st.ready,
+        "applied": {"revision": st.applied_revision, "at": iso(st.applied_at)},
+        "attempted": {"revision": st.attempted_revision, "at": iso(st.attempted_at), "rejected": st.rejected,
+                      "error": st.error,
+                      "problems": [{"path": p.path, "line": p.line, "column": p.column, "pointer": p.jsonpath,
+                                    "message": p.message} for p in st.problems]},
+        "ledger_error": st.ledger_error,
+        "directory": directory,
+        "read_only": read_only,
+        "now": iso(now),
+    }
 
-    def counts(self) -> dict[str, int]:
-        nxt = self._next_times()
-        counts = {"active": 0, "suspended": 0, "completed": 0}
-        for s in self.d.applied.values():
-            counts[self.state_of(s, nxt)] += 1
-        return counts
 
-    def status(self) -> dict[str, Any]:
-        st = self.d.status
-        return {
-            "ready": st.ready,
-            "applied": {"revision": st.applied_revision, "at": iso(st.applied_at)},
-            "attempted": {"revision": st.attempted_revision, "at": iso(st.attempted_at),
-                          "rejected": bool(st.problems or st.error) and st.attempted_revision != st.applied_revision,
-                          "error": st.error,
-                          "problems": [{"path": p.path, "line": p.line, "column": p.column, "pointer": p.jsonpath,
-                                        "message": p.message} for p in st.problems]},
-            "ledger_error": st.ledger_error,
-            "directory": self.d.options.directory,
-            "read_only": self.d.token is None,
-            "now": iso(datetime.now(UTC)),
-        }
+def overview(live: Live, ledger: Ledger, *, running: int, directory: str, read_only: bool,
+             now: datetime) -> dict[str, Any]:
+    failures = sorted((*ledger.runs(status="failed", limit=10), *ledger.runs(status="timed_out", limit=10)),
+                      key=lambda r: -r.id)[:10]
+    return {"status": status(live, directory=directory, read_only=read_only, now=now), "counts": live.counts(),
+            "total": len(live.schedules), "running": running, "recent_failures": [run_dict(r) for r in failures]}
 
-    def overview(self) -> dict[str, Any]:
-        failures = sorted((*self.d.ledger.runs(status="failed", limit=10),
-                           *self.d.ledger.runs(status="timed_out", limit=10)), key=lambda r: -r.id)[:10]
-        return {"status": self.status(), "counts": self.counts(), "total": len(self.d.applied),
-                "running": self.d.runner.running(), "recent_failures": [run_dict(r) for r in failures]}
 
-    def last_runs(self, names: Iterable[str] | None = None) -> dict[str, RunRecord]:
-        """The newest run of each schedule in the ledger: of all in one query, or of a page's few by
-        one indexed look-up each (far cheaper than all of 10,000)."""
-        if names is None:
-            return self.d.ledger.last_runs()
-        found = ((name, self.d.ledger.runs(name, limit=1)) for name in names)
-        return {name: newest[0] for name, newest in found if newest}
+def last_runs(ledger: Ledger, names: Iterable[str] | None = None) -> dict[str, RunRecord]:
+    """The newest run of each schedule in the ledger: of all in one query, or of a page's few by
+    one indexed look-up each (far cheaper than all of 10,000)."""
+    if names is None:
+        return ledger.last_runs()
+    found = ((name, ledger.runs(name, limit=1)) for name in names)
+    return {name: newest[0] for name, newest in found if newest}
 
-    def schedules(self, query: Query) -> dict[str, Any]:
-        nxt = self._next_times()
-        # Every schedule's last run only when the filter or the order needs it; a page's otherwise.
-        last = self.last_runs() if query.last_status or query.sort == "last" else None
-        rows = list(self.d.applied.values())
-        if query.q:
-            needle = query.q.lower()
-            rows = [s for s in rows if needle in s.name or needle in s.description.lower()]
-        if query.label:
-            label, _, value = query.label.partition("=")
-            rows = [s for s in rows if s.labels_dict.get(label) == value]
-        if query.state:
-            rows = [s for s in rows if self.state_of(s, nxt) == query.state]
-        if query.last_status and last is not None:
-            rows = [s for s in rows if (s.name in last and last[s.name].status == query.last_status)
-                    or (query.last_status == "never" and s.name not in last)]
-        far = datetime.max.replace(tzinfo=UTC)
-        key: Any = {"name": lambda s: s.name,
-                    "next": lambda s: (nxt.get(s.name) or far, s.name),
-                    "last": lambda s: (last[s.name].id if last and s.name in last else 0, s.name)}[query.sort]
-        rows.sort(key=key, reverse=query.desc)
-        page = rows[query.offset:query.offset + query.limit]
-        if last is None:
-            last = self.last_runs(s.name for s in page)
-        return {"total": len(rows), "offset": query.offset, "limit": query.limit,
-                "items": [self.summary(s, nxt, last.get(s.name)) for s in page]}
 
-    def summary(self, s: Schedule, nxt: Mapping[str, datetime | None], last: RunRecord | None) -> dict[str, Any]:
-        fire = nxt.get(s.name)
-        return {
-            "name": s.name, "description": s.description, "labels": s.labels_dict, "enabled": s.enabled,
-            "state": self.state_of(s, nxt), "schedule": describe(s.timing), "kind": s.timing.kind,
-            "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
-            "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
-            "last_run": run_dict(last) if last else None,
-            "source": f"{s.source.path}:{s.source.line}",
-        }
+def schedules(live: Live, ledger: Ledger, query: Query) -> dict[str, Any]:
+    nxt = live.next_fire_times()
+    # Every schedule's last run only when the filter or the order needs it; a page's otherwise.
+    last = last_runs(ledger) if query.last_status or query.sort == "last" else None
+    rows = list(live.schedules.values())
+    if query.q:
+        needle = query.q.lower()
+        rows = [s for s in rows if needle in s.name or needle in s.description.lower()]
+    if query.label:
+        label, _, value = query.label.partition("=")
+        rows = [s for s in rows if s.labels_dict.get(label) == value]
+    if query.state:
+        rows = [s for s in rows if live.state_of(s, nxt) == query.state]
+    if query.last_status and last is not None:
+        rows = [s for s in rows if (s.name in last and last[s.name].status == query.last_status)
+                or (query.last_status == "never" and s.name not in last)]
+    far = datetime.max.replace(tzinfo=UTC)
+    key: Any = {"name": lambda s: s.name,
+                "next": lambda s: (nxt.get(s.name) or far, s.name),
+                "last": lambda s: (last[s.name].id if last and s.name in last else 0, s.name)}[query.sort]
+    rows.sort(key=key, reverse=query.desc)
+    page = rows[query.offset:query.offset + query.limit]
+    if last is None:
+        last = last_runs(ledger, (s.name for s in page))
+    return {"total": len(rows), "offset": query.offset, "limit": query.limit,
+            "items": [summary(live, s, nxt, last.get(s.name)) for s in page]}
 
-    def schedule(self, name: str, runs: int = 50) -> dict[str, Any] | None:
-        s = self.d.applied.get(name)
-        if s is None:
-            return None
-        nxt = self._next_times()
-        now = datetime.now(UTC)
-        upcoming = list(s.timing.slots(now, 5)) if self.state_of(s, nxt) == "active" else []
-        recent = self.d.ledger.runs(name, limit=runs)
-        return {**self.summary(s, nxt, recent[0] if recent else None),
-                "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
-                "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing)}
-                             for t in upcoming],
-                "runs": [run_dict(r) for r in recent]}
 
-    def runs(self, schedule: str | None, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
-        items = self.d.ledger.runs(schedule, status=status, limit=limit, before_id=before)
-        return {"items": [run_dict(r) for r in items],
-                "next_before": items[-1].id if len(items) == limit else None}
+def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None) -> dict[str, Any]:
+    fire = nxt.get(s.name)
+    return {
+        "name": s.name, "description": s.description, "labels": s.labels_dict, "enabled": s.enabled,
+        "state": live.state_of(s, nxt), "schedule": describe(s.timing), "kind": s.timing.kind,
+        "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
+        "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
+        "last_run": run_dict(last) if last else None,
+        "source": f"{s.source.path}:{s.source.line}",
+    }
 
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        r = self.d.ledger.run(run_id)
-        return run_dict(r, output=r.output or "") if r else None
+
+def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int = 50) -> dict[str, Any] | None:
+    s = live.schedules.get(name)
+    if s is None:
+        return None
+    nxt = live.next_fire_times()
+    upcoming = list(s.timing.slots(now, 5)) if live.state_of(s, nxt) == "active" else []
+    recent = ledger.runs(name, limit=runs)
+    return {**summary(live, s, nxt, recent[0] if recent else None),
+            "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
+            "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing)}
+                         for t in upcoming],
+            "runs": [run_dict(r) for r in recent]}
+
+
+def runs(ledger: Ledger, schedule: str | None, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
+    items = ledger.runs(schedule, status=status, limit=limit, before_id=before)
+    return {"items": [run_dict(r) for r in items],
+            "next_before": items[-1].id if len(items) == limit else None}
+
+
+def run(ledger: Ledger, run_id: int) -> dict[str, Any] | None:
+    r = ledger.run(run_id)
+    return run_dict(r, output=r.output or "") if r else None

@@ -1,0 +1,73 @@
+"""What is live: one frozen value that the daemon publishes whole at the end of each reconcile step.
+
+The daemon builds the next `Live` and swaps it in with one reference assignment, so a reader that
+takes it once per request (views, the HTTP app, metrics) sees one revision's schedules with that
+revision's status, never a mix. Nothing in it is changed after it is published: the schedules and
+hashes are shared with the snapshot they came from, not copied, and the runner holds the same map.
+
+Next fire times are the timer's: it moves them at every fire, so a copy frozen at a reconcile step
+would be stale a second later. `Live` carries the timer's reader for them instead; take them once
+per request too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconciler.core.model import Schedule
+from reconciler.core.problems import Problem
+
+NextFireTimes = Callable[[], Mapping[str, datetime | None]]  # name -> next fire time; None: paused
+STATES = ("active", "suspended", "completed")
+
+
+@dataclass(frozen=True)
+class Status:
+    """What operators need to see: what is live, and why a newer revision was not applied."""
+
+    applied_revision: str | None = None
+    applied_at: datetime | None = None
+    attempted_revision: str | None = None
+    attempted_at: datetime | None = None
+    problems: tuple[Problem, ...] = ()
+    error: str | None = None
+    ready: bool = False
+    ledger_error: str | None = None  # e.g. the disk is full: no slot can be claimed until it is not
+
+    @property
+    def rejected(self) -> bool:
+        """The newest revision seen is not the one that runs, and why is known."""
+        return bool(self.problems or self.error) and self.attempted_revision != self.applied_revision
+
+
+def no_fire_times() -> Mapping[str, datetime | None]:
+    return {}
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: a new step is a new value, and maps are not walked
+class Live:
+    status: Status = Status()
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)  # the applied revision's, by name
+    hashes: Mapping[str, str] = field(default_factory=dict)  # name -> spec hash, for the same names
+    completed: frozenset[str] = frozenset()  # max_runs reached: no longer fired, still listed
+    next_fire_times: NextFireTimes = no_fire_times
+
+    @property
+    def revision(self) -> str | None:
+        return self.status.applied_revision
+
+    def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> str:
+        if not s.enabled:
+            return "suspended"
+        if s.name in self.completed or next_times.get(s.name) is None:
+            return "completed"
+        return "active"
+
+    def counts(self, next_times: Mapping[str, datetime | None] | None = None) -> dict[str, int]:
+        nxt = self.next_fire_times() if next_times is None else next_times
+        counts = dict.fromkeys(STATES, 0)
+        for s in self.schedules.values():
+            counts[self.state_of(s, nxt)] += 1
+        return counts
