@@ -10,10 +10,6 @@ import os
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,18 +17,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.container.engine import HARDENED, Made, get, podman, unique_name
 from tests.harness import wait_for
 
-HERE = Path(__file__).resolve().parent
-ENV = {**os.environ, "CONTAINERS_CONF": str(HERE / "containers.conf")}
-IMAGE = "localhost/schedule-reconciler:test"
 VERSION = "0.1.0"
 # The job that is still running at SIGTERM: its argv is unique, so the host's /proc shows whether
 # any of it outlives the container.
 SLEEP = ["/bin/sleep", "317.031"]
 GRACE = 2
-# What the Kubernetes example's securityContext asks for; /tmp is an emptyDir there.
-HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 RUN_ARGS = ["run", "--dir", "/schedules", "--ledger", "/data/ledger.db", "--listen", "0.0.0.0:8080",
             "--log-format", "json", "--grace", f"{GRACE}s"]
 
@@ -44,13 +36,6 @@ pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 Row = tuple[int, str, str, str, str]  # id, schedule, slot, trigger, status
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["podman", *args], capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
-
-
 def rows(ledger: Path) -> list[Row]:
     if not ledger.exists():
         return []
@@ -59,17 +44,6 @@ def rows(ledger: Path) -> list[Row]:
             return db.execute("SELECT id, schedule, slot, trigger, status FROM runs ORDER BY id").fetchall()
     except sqlite3.OperationalError:  # not migrated yet
         return []
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
-    try:
-        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError:
-        return 0, ""
 
 
 def host_processes(argv: list[str]) -> list[int]:
@@ -102,38 +76,6 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def made() -> Iterator[list[tuple[str, str]]]:
-    """Every container and volume these tests create, removed at the end even after a failure."""
-    names: list[tuple[str, str]] = []
-    yield names
-    for kind, name in reversed(names):
-        if kind == "container":
-            podman("rm", "--force", "--time", "0", name, check=False)
-        else:
-            podman("volume", "rm", "--force", name, check=False)
-
-
-def unique(kind: str, made: list[tuple[str, str]]) -> str:
-    name = f"reconciler-test-{uuid.uuid4().hex[:10]}"
-    made.append((kind, name))
-    return name
-
-
-@pytest.fixture(scope="module")
-def image(timings: dict[str, str]) -> str:
-    started = time.monotonic()
-    done = subprocess.run(["bash", str(HERE / "build.sh"), IMAGE], capture_output=True, text=True, env=ENV,
-                          timeout=840, check=False)
-    assert done.returncode == 0, f"build.sh failed\n{done.stdout}\n{done.stderr}"
-    for line in done.stdout.splitlines():
-        if line.startswith("timing: "):
-            phase, seconds = line.removeprefix("timing: ").rsplit(" ", 1)
-            timings[f"build: {phase}"] = f"{seconds} s"
-    timings["build: all"] = f"{time.monotonic() - started:.1f} s"
-    return IMAGE
-
-
-@pytest.fixture(scope="module")
 def schedules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("container") / "schedules"
     d.mkdir()
@@ -151,7 +93,7 @@ def schedules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Life:
     """What one container did, from start to stop."""
 
-    name: str
+    name: str  # its id
     port: int = 0
     processes: list[dict[str, Any]] = field(default_factory=list)
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -165,10 +107,9 @@ class Life:
     logs: str = ""
 
 
-def start(image: str, made: list[tuple[str, str]], volume: str, schedules: Path, *args: str) -> Life:
-    life = Life(unique("container", made))
-    podman("run", "--detach", "--name", life.name, *HARDENED, "--publish", "127.0.0.1::8080",
-           "--volume", f"{schedules}:/schedules:ro", "--volume", f"{volume}:/data", image, *args)
+def start(image: str, made: Made, volume: str, schedules: Path, *args: str) -> Life:
+    life = Life(made.run("--name", unique_name(), *HARDENED, "--publish", "127.0.0.1::8080",
+                         "--volume", f"{schedules}:/schedules:ro", "--volume", f"{volume}:/data", image, *args))
     life.port = int(podman("port", life.name, "8080").stdout.strip().rsplit(":", 1)[1])
     return life
 
@@ -188,14 +129,12 @@ def stop(life: Life, ledger: Path, timings: dict[str, str], label: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def volume(made: list[tuple[str, str]]) -> tuple[str, Path]:
-    name = unique("volume", made)
-    podman("volume", "create", name)
-    return name, Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.strip())
+def volume(made: Made) -> tuple[str, Path]:
+    return made.volume()
 
 
 @pytest.fixture(scope="module")
-def first(image: str, made: list[tuple[str, str]], volume: tuple[str, Path], schedules: Path,
+def first(image: str, made: Made, volume: tuple[str, Path], schedules: Path,
           timings: dict[str, str]) -> Life:
     ledger = volume[1] / "ledger.db"
     started = time.monotonic()
@@ -214,7 +153,7 @@ def first(image: str, made: list[tuple[str, str]], volume: tuple[str, Path], sch
 
 
 @pytest.fixture(scope="module")
-def second(image: str, made: list[tuple[str, str]], volume: tuple[str, Path], schedules: Path, first: Life,
+def second(image: str, made: Made, volume: tuple[str, Path], schedules: Path, first: Life,
            timings: dict[str, str]) -> Life:
     ledger = volume[1] / "ledger.db"
     time.sleep(2)  # downtime: with the container's own start, a few one-second slots pass
@@ -318,7 +257,7 @@ def test_the_final_stage_holds_no_build_tools_and_its_size_is_reported(image: st
 
 
 def test_a_data_directory_owned_by_root_fails_with_cannot_open_the_ledger_until_given_to_10001(
-        image: str, made: list[tuple[str, str]], tmp_path: Path) -> None:
+        image: str, made: Made, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     assert data.stat().st_uid == 0
@@ -327,8 +266,7 @@ def test_a_data_directory_owned_by_root_fails_with_cannot_open_the_ledger_until_
     assert "/data/ledger.db: cannot open the ledger" in refused.stderr
 
     os.chown(data, 10001, 10001)  # the README's fix: give the directory to the image's user
-    name = unique("container", made)
-    podman("run", "--detach", "--name", name, "--no-healthcheck", "--volume", f"{data}:/data", image)
+    name = made.run("--name", unique_name(), "--no-healthcheck", "--volume", f"{data}:/data", image)
     wait_for(lambda: (data / "ledger.db").exists(), timeout=30, what="the ledger on the bind mount")
     podman("stop", "--time", "30", name, timeout=60)
     assert podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "0"
