@@ -187,10 +187,11 @@ def test_two_containers_on_one_postgresql_run_every_slot_once_between_them(pair:
     assert all(b.slot - a.slot == timedelta(seconds=1) for a, b in itertools.pairwise(tick)), \
         "a slot was skipped or claimed twice"
     assert {r.host for r in tick} <= {r.host for r in pair.replicas.values()}
-    # What did not end: only a tick the killed container had claimed (nothing marks it abandoned yet).
+    # What did not end: only a tick the killed container had claimed (left `running`; leases, once
+    # there, make it `abandoned`, though not within this test's few seconds at their defaults).
     victim = pair.replicas[pair.victim].host
     unfinished = [r for r in tick if r.status != "succeeded"]
-    assert all(r.status == "running" and r.host == victim for r in unfinished), unfinished
+    assert all(r.status in {"running", "abandoned"} and r.host == victim for r in unfinished), unfinished
     # The jobs' own records: one line per slot, written by the container whose claim is in the ledger.
     per_slot = Counter(slot for slot, _ in pair.records)
     assert max(per_slot.values()) == 1, [s for s, n in per_slot.items() if n > 1]
