@@ -72,8 +72,12 @@ timing base "$t"
 t=$(now)
 old=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 log=$(mktemp)
+revision=$(git rev-parse HEAD 2>/dev/null || true)
+# The revision again as --label: buildah 1.28 keys its layer cache on `LABEL …="${REVISION}"`
+# unexpanded, so a new commit that copies the same files got the cached label of an older one.
 if ! podman build --pull=never --format docker --layers --tag "$image" \
-       --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || true)" . >"$log" 2>&1; then
+       --build-arg REVISION="$revision" ${revision:+--label "org.opencontainers.image.revision=$revision"} \
+       . >"$log" 2>&1; then
   cat "$log"
   rm -f "$log"
   exit 1
