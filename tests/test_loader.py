@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.core.loader import Loader, PathError, discover
+from reconciler.kinds.command.spec import CommandRun
 from tests.conftest import NOW
 
 HEAD = 'name: job\nrun: {command: [/bin/true]}\n'
@@ -27,6 +28,7 @@ def test_a_valid_schedule_builds_with_documented_defaults() -> None:
     assert (s.enabled, s.policy.concurrency, s.policy.catchup, s.history_keep) == (True, "forbid", "none", 100)
     assert s.policy.starting_deadline == timedelta(minutes=1)
     assert s.policy.retries.limit == 0
+    assert isinstance(s.run, CommandRun)
     assert s.run.timeout == timedelta(minutes=30)
     assert s.timing.tz.key == "UTC"
     assert (s.source.path, s.source.line) == ("f.yaml", 1)

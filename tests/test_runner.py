@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from reconciler.core.loader import Loader
-from reconciler.core.model import CommandRun, Schedule
+from reconciler.core.model import Schedule
 from reconciler.engine.catchup import catch_up
-from reconciler.engine.procs import RunProcesses, Supervisor, Whereabouts, is_live
 from reconciler.engine.runner import SHUTDOWN_KILL_AFTER, Runner, abandon_open_runs
+from reconciler.kinds.command.spec import CommandRun
+from reconciler.kinds.procs import RunProcesses, Supervisor, Whereabouts, is_live
 from reconciler.ledger.base import Outcome, RunRecord
 from reconciler.ledger.sqlite import SqliteLedger
 from tests.harness import wait_for
@@ -413,12 +414,12 @@ def test_a_job_that_cannot_start_fails_its_run_and_is_retried_and_notified(ledge
 
 def test_an_unexpected_error_while_running_fails_the_run_instead_of_leaving_it_running(
         ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconciler.engine.runner as runner_module
+    import reconciler.kinds.command.run as run_face
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(runner_module, "run_command", broken)
+    monkeypatch.setattr(run_face, "start", broken)
     s = schedule("name: bug\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n")
     r = make_runner(ledger, s)
     r.dispatch("bug", datetime.now(UTC))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.procs import is_live
 from reconciler.engine.runner import SHUTDOWN_KILL_AFTER
+from reconciler.kinds.procs import is_live
 from tests.harness import Daemon, lines, wait_for
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import ipaddress
-import math
 import os
 import re
 import stat
@@ -24,21 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reconciler.core import cron
 from reconciler.core.durations import DurationError, DurationTooLong, parse_duration
-from reconciler.core.model import (
-    CommandRun,
-    EnvValue,
-    HttpRun,
-    Notify,
-    Policy,
-    Retries,
-    Schedule,
-    Source,
-    spec_hash,
-)
+from reconciler.core.model import EnvValue, Notify, Policy, Retries, Schedule, Source, env_values, spec_hash
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.timing import EPOCH, HORIZON, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
+from reconciler.kinds import kind_of, present
 
 SUFFIXES = (".yaml", ".yml")
 _MIN_EVERY = timedelta(seconds=1)
@@ -272,7 +262,7 @@ def list_tree(target: str | Path) -> Tree:
     skipped: list[Skipped] = []
     seen: set[tuple[int, int]] = set()
     stack = [(str(target), "")]
-    while stack:  # os.scandir with plain strings: pathlib costs ~20 us a file here
+    while stack:  # os.scandir with plain strings: pathlib is slower per file (docs/benchmarks.md)
         path, rel_dir = stack.pop()
         try:
             st = os.stat(path)
@@ -449,7 +439,8 @@ def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
         _check_schedule(c, sched, now)
     run = spec.get("run")
     if isinstance(run, dict):
-        _check_run(c, run)
+        for k in present(run):
+            k.validate(run, c)
     policy = spec.get("policy")
     if isinstance(policy, dict):
         deadline = c.duration(policy, ("policy",), "starting_deadline")
@@ -508,41 +499,6 @@ def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
                   "this one-time schedule will not fire", "warning")
 
 
-def _check_run(c: _Checker, run: dict[str, Any]) -> None:
-    ptr: JsonPath = ("run",)
-    timeout = c.duration(run, ptr, "timeout")
-    if timeout is not None and timeout <= timedelta(0):
-        c.add((*ptr, "timeout"), "timeout must be longer than 0")
-    http = run.get("http")
-    if isinstance(http, dict):
-        for key in ("workdir", "env", "timeout"):
-            if key in run:
-                where = "run.http.timeout" if key == "timeout" else "run.command"
-                c.add((*ptr, key), f"{key} applies to commands only (see {where})", key=True)
-        if "json" in http and "body" in http:
-            c.add((*ptr, "http", "body"), "json and body cannot be used together: choose one", key=True)
-        if http.get("method", "GET") in ("GET", "HEAD") and ("json" in http or "body" in http):
-            c.add((*ptr, "http", "method"), "a request body needs a method such as POST or PUT")
-        t = c.duration(http, (*ptr, "http"), "timeout")
-        if t is not None and t <= timedelta(0):
-            c.add((*ptr, "http", "timeout"), "timeout must be longer than 0")
-        c.url(http, (*ptr, "http"), "url")
-        if "json" in http and (spot := _non_finite(http["json"], (*ptr, "http", "json"))) is not None:
-            c.add(spot, "a number too large for JSON (it reads as infinity): write it as a string")
-
-
-def _non_finite(value: Any, ptr: JsonPath) -> JsonPath | None:
-    """Where a JSON body holds inf (`1e999`): no JSON encoder sends it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return ptr
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for k, v in items:
-        found = _non_finite(v, (*ptr, k))
-        if found is not None:
-            return found
-    return None
-
-
 _IPV4_STYLE = re.compile(r"[0-9]+(\.[0-9]+){3}\Z")
 
 
@@ -587,16 +543,6 @@ def url_problem(url: str) -> str | None:
 
 # ---- building the records --------------------------------------------------------------------
 
-def _env(mapping: dict[str, Any] | None) -> tuple[tuple[str, EnvValue], ...]:
-    out = []
-    for k, v in (mapping or {}).items():
-        if isinstance(v, str):
-            out.append((k, EnvValue(literal=v)))
-        else:
-            out.append((k, EnvValue(from_env=v.get("from_env"), from_file=v.get("from_file"))))
-    return tuple(out)
-
-
 # Frozen, so equal policies can be one object: most of 10,000 schedules share a handful.
 _policy = lru_cache(maxsize=1024)(Policy)
 _retries = lru_cache(maxsize=1024)(Retries)
@@ -618,15 +564,7 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
         anchor=ts.get("anchor", EPOCH), at=ts.get("at"), start=ts.get("start"), end=ts.get("end"),
         jitter=parse_duration(s.get("jitter", 0)),
     )
-    r = spec["run"]
-    run: CommandRun | HttpRun
-    if "command" in r:
-        run = CommandRun(tuple(r["command"]), r.get("workdir"), _env(r.get("env")),
-                         parse_duration(r.get("timeout", "30m")))
-    else:
-        h = r["http"]
-        run = HttpRun(h["url"], h.get("method", "GET"), _env(h.get("headers")), h.get("json"), "json" in h,
-                      h.get("body"), parse_duration(h.get("timeout", "10s")), tuple(h.get("expect_status", ())))
+    run = kind_of(spec["run"]).build(spec["run"])
     p = spec.get("policy", {})
     rt = p.get("retries", {})
     policy = _policy(p.get("concurrency", "forbid"), parse_duration(p.get("starting_deadline", "1m")),
@@ -637,7 +575,7 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
     notify = tuple(
         Notify(url=EnvValue(literal=n["url"]) if isinstance(n["url"], str) else EnvValue(from_env=n["url"]["from_env"]),
                events=frozenset(n.get("events", ["failure"])), every_failure=n.get("every_failure", False),
-               headers=_env(n.get("headers")), timeout=parse_duration(n.get("timeout", "5s")))
+               headers=env_values(n.get("headers")), timeout=parse_duration(n.get("timeout", "5s")))
         for n in spec.get("notify", ()))
     return Schedule(
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from reconciler.core.timing import Timing
 
@@ -23,24 +24,22 @@ class EnvValue:
     from_file: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRun:
-    argv: tuple[str, ...]
-    workdir: str | None
-    env: tuple[tuple[str, EnvValue], ...]
-    timeout: timedelta
+class RunSpec(Protocol):
+    """What a run kind (reconciler.kinds) builds from its part of `run`: a frozen record."""
+
+    @property
+    def kind(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRun:
-    url: str
-    method: str
-    headers: tuple[tuple[str, EnvValue], ...]
-    json_body: Any  # the JSON value to send; `has_json` tells null apart from absent
-    has_json: bool
-    body: str | None
-    timeout: timedelta
-    expect_status: tuple[int, ...]  # empty: any 2xx
+def env_values(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, EnvValue], ...]:
+    """Environment variables or headers as written: a literal, or {from_env: ...} / {from_file: ...}."""
+    out = []
+    for k, v in (mapping or {}).items():
+        if isinstance(v, str):
+            out.append((k, EnvValue(literal=v)))
+        else:
+            out.append((k, EnvValue(from_env=v.get("from_env"), from_file=v.get("from_file"))))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ class Schedule:
     enabled: bool
     labels: tuple[tuple[str, str], ...]
     timing: Timing
-    run: CommandRun | HttpRun
+    run: RunSpec
     policy: Policy
     history_keep: int
     notify: tuple[Notify, ...]

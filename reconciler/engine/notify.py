@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.core.describe import utc_text
 from reconciler.core.model import Notify, Schedule
-from reconciler.engine.execute import SecretError, resolve
+from reconciler.kinds.runtime import SecretError, resolve
 from reconciler.ledger.base import RunRecord
 
 FAILING = frozenset(("failed", "timed_out", "abandoned"))

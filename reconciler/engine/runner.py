@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.describe import utc_text
-from reconciler.core.model import CommandRun, Schedule
+from reconciler.core.model import Schedule
 from reconciler.engine.catchup import BEHIND, gap, make_up
-from reconciler.engine.execute import KILL_GRACE, Attempt, Handle, run_command, run_http
-from reconciler.engine.procs import Supervisor, Whereabouts, discard, leftovers, stop_leftovers
+from reconciler.kinds import kind
+from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
+from reconciler.kinds.procs import Whereabouts, discard, leftovers, stop_leftovers
 from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
 
 Clock = Callable[[], datetime]
@@ -60,15 +61,13 @@ def _started(pid: int) -> str | None:
 
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
-                 environ: Mapping[str, str] | None = None, max_workers: int = 64,
-                 supervisor: Supervisor | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, max_workers: int = 64) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
-        self._supervisor = supervisor or Supervisor.detect(self._environ)
         self._owner = owner_id()
         self._live: Mapping[str, Schedule] = {}
         self._revision = ""
-        self._active: dict[str, list[Handle]] = defaultdict(list)
+        self._active: dict[str, list[Active]] = defaultdict(list)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
         self._timers: set[threading.Timer] = set()
@@ -154,18 +153,18 @@ class Runner:
                 return None
             # Recorded unless another process claimed the slot meanwhile (the unique key).
             return self._skip(name, slot, "skipped", FORBID, common)
-        handle = Handle()
+        active = Active()
         with self._lock:
-            self._active[name].append(handle)
+            self._active[name].append(active)
         self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **common)
         try:
-            result = self._execute(s, name, slot, run_id, attempt, revision, handle)
+            result = self._execute(s, name, slot, run_id, attempt, revision, active)
         finally:
             with self._lock:
-                self._active[name].remove(handle)
+                self._active[name].remove(active)
                 if not self._active[name]:
                     del self._active[name]
-            handle.done.set()
+            active.done.set()
         end = self._clock()
         self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status, result.error,
                                             result.output, result.dropped), keep=s.history_keep)
@@ -179,14 +178,12 @@ class Runner:
         return run_id
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
-                 handle: Handle) -> Attempt:
-        ids = {"RECONCILER_SCHEDULE": name, "RECONCILER_SLOT": utc_text(slot), "RECONCILER_RUN_ID": str(run_id),
-               "RECONCILER_ATTEMPT": str(attempt), "RECONCILER_REVISION": revision}
-        handle.on_started = lambda where: self._record_processes(name, run_id, where)
+                 active: Active) -> Attempt:
+        context = Context(name, slot, run_id, attempt, revision, self._environ,
+                          on_started=lambda where: self._record_processes(name, run_id, where))
         try:
-            if isinstance(s.run, CommandRun):
-                return run_command(s.run, ids, self._environ, handle, supervisor=self._supervisor)
-            return run_http(s.run, {"Idempotency-Key": f"{name}@{utc_text(slot)}"}, self._environ)
+            active.started(kind(s.run.kind).start(s.run, context))
+            return active.wait()
         except Exception as e:  # a bug must still finish the run (then retries and notifications follow)
             return Attempt("failed", error=f"could not run: {type(e).__name__}: {e}")
 
@@ -288,6 +285,37 @@ class Runner:
             if not h.done.is_set():
                 h.stop("interrupted", why, kill_after=SHUTDOWN_KILL_AFTER)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Active:
+    """A run of this process, from its claim to its end: a stop asked before the kind started it
+    (a shutdown, a `replace`) is passed on as soon as it has."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self._handle: Handle | None = None
+        self._stop: tuple[str, str | None, float] | None = None
+        self._lock = threading.Lock()
+
+    def started(self, handle: Handle) -> None:
+        with self._lock:
+            self._handle, stop = handle, self._stop
+        if stop is not None:
+            handle.stop(*stop)
+
+    def wait(self) -> Attempt:
+        assert self._handle is not None
+        return self._handle.wait()
+
+    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                # The first reason stays, and the shortest SIGKILL delay, as a handle keeps them.
+                kept = self._stop
+                self._stop = (kept[0], kept[1], min(kept[2], kill_after)) if kept else (reason, why, kill_after)
+                return
+        handle.stop(reason, why, kill_after)
 
 
 def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool],
