@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserve
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Ledger, Outcome
 from tests.pgserver import PgServer, find_binaries
@@ -34,10 +35,10 @@ def completed_per_second(ledger: Ledger, runs: int, threads: int) -> float:
     def work(k: int) -> None:
         for i in range(k, runs, threads):
             slot = T0 + timedelta(seconds=i)
-            run_id = ledger.claim(f"s{i % 100}", slot, attempt=1, trigger="schedule", revision="r",
-                                  started_at=slot, owner="bench")
+            run_id = ledger.claim(f"s{i % 100}", slot, attempt=1, cause=Cause.SCHEDULE, revision="r",
+                                  started_at=slot, owner="bench", counted=True)
             assert run_id is not None
-            ledger.finish(run_id, Outcome("succeeded", slot, exit_code=0, output=""), keep=100)
+            ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, slot, exit_code=0, output=""), keep=100)
 
     workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
     start = time.perf_counter()

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BIN, WORK, make_tree
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import Outcome, to_micros
 from reconciler.ledger.sqlite import SqliteLedger
 
@@ -104,10 +105,10 @@ def throughput(runs: int = 5000, threads: int = 8) -> float:
     def work(k: int) -> None:
         for i in range(k, runs, threads):
             slot = t0 + timedelta(seconds=i)
-            run_id = ledger.claim(f"s{i % 100}", slot, attempt=1, trigger="schedule", revision="r",
-                                  started_at=slot, owner="bench")
+            run_id = ledger.claim(f"s{i % 100}", slot, attempt=1, cause=Cause.SCHEDULE, revision="r",
+                                  started_at=slot, owner="bench", counted=True)
             assert run_id is not None
-            ledger.finish(run_id, Outcome("succeeded", slot, exit_code=0, output=""), keep=100)
+            ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, slot, exit_code=0, output=""), keep=100)
 
     start = time.perf_counter()
     workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]

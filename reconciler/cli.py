@@ -49,7 +49,7 @@ class PlanFormat(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """The ledger's run states (`reconciler.ledger.base.RUN_STATES`; a test keeps them equal)."""
+    """The ledger's run states (`reconciler.core.policy.RUN_STATES`; a test keeps them equal)."""
 
     running = "running"
     succeeded = "succeeded"

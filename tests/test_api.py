@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.core.loader import Loader, build_from_spec
 from reconciler.core.model import Schedule
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.core.problems import Problem
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Ledger, Outcome
@@ -78,12 +79,12 @@ def client(make_client: MakeClient) -> TestClient:
     return make_client().client
 
 
-def record_run(served: Served, name: str, status: str, *, trigger: str = "manual") -> int:
+def record_run(served: Served, name: str, status: RunStatus, *, cause: Cause = Cause.MANUAL) -> int:
     """A finished run written through a connection of its own, as `reconciler trigger` does."""
     other = open_ledger(served.ledger)
     try:
         now = datetime.now(UTC)
-        run_id = other.record(name, now, attempt=1, trigger=trigger, revision="elsewhere",
+        run_id = other.record(name, now, attempt=1, cause=cause, revision="elsewhere",
                               outcome=Outcome(status, now + timedelta(seconds=1), exit_code=1), started_at=now)
         assert run_id is not None
         return run_id
@@ -117,7 +118,7 @@ def test_a_run_id_that_is_not_a_positive_integer_is_a_400(client: TestClient, ru
 def test_before_pages_through_runs(make_client: MakeClient) -> None:
     served = make_client()
     client = served.client
-    ids = [record_run(served, "a", "succeeded") for _ in range(3)]
+    ids = [record_run(served, "a", RunStatus.SUCCEEDED) for _ in range(3)]
     assert [r["id"] for r in client.get("/api/v1/runs", params={"before": ids[2]}).json()["items"]] == ids[1::-1]
     assert client.get(f"/api/v1/runs/{ids[0]}").json()["id"] == ids[0]
     assert client.get("/api/v1/runs/9223372036854775807").status_code == 404
@@ -227,7 +228,7 @@ def test_an_unexpected_error_answers_500_with_the_security_headers(make_client: 
 def test_last_run_shows_a_run_that_another_process_recorded(make_client: MakeClient) -> None:
     served = make_client()
     client = served.client
-    run_id = record_run(served, "b", "failed")
+    run_id = record_run(served, "b", RunStatus.FAILED)
     items = {s["name"]: s for s in client.get("/api/v1/schedules").json()["items"]}
     assert items["a"]["last_run"] is None
     assert (items["b"]["last_run"]["id"], items["b"]["last_run"]["status"]) == (run_id, "failed")
@@ -244,8 +245,8 @@ def test_last_run_shows_a_run_that_another_process_recorded(make_client: MakeCli
 def test_the_newest_run_is_the_last_run_whichever_process_wrote_it(make_client: MakeClient) -> None:
     served = make_client()
     client = served.client
-    record_run(served, "a", "failed")
-    newer = record_run(served, "a", "succeeded", trigger="schedule")
+    record_run(served, "a", RunStatus.FAILED)
+    newer = record_run(served, "a", RunStatus.SUCCEEDED, cause=Cause.SCHEDULE)
     (a,) = [s for s in client.get("/api/v1/schedules").json()["items"] if s["name"] == "a"]
     assert (a["last_run"]["id"], a["last_run"]["status"]) == (newer, "succeeded")
 
@@ -377,8 +378,8 @@ def test_a_trigger_calls_the_injected_action_and_is_logged(ledger: Ledger) -> No
 
 
 def test_runs_come_from_the_ledger_handed_to_the_app(ledger: Ledger) -> None:
-    run_id = ledger.record("active", NOW, attempt=1, trigger="manual", revision="r1",
-                           outcome=Outcome("failed", NOW + timedelta(seconds=1), exit_code=3), started_at=NOW)
+    run_id = ledger.record("active", NOW, attempt=1, cause=Cause.MANUAL, revision="r1",
+                           outcome=Outcome(RunStatus.FAILED, NOW + timedelta(seconds=1), exit_code=3), started_at=NOW)
     client = client_of(live_value(), ledger)
     assert client.get(f"/api/v1/runs/{run_id}").json()["exit_code"] == 3
     assert client.get("/api/v1/overview").json()["recent_failures"][0]["id"] == run_id

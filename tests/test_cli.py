@@ -197,7 +197,7 @@ def test_help_lists_the_allowed_values_of_a_format(reconciler: Run, command: lis
 
 
 def test_help_lists_the_run_states_that_status_accepts(reconciler: Run) -> None:
-    from reconciler.ledger.base import RUN_STATES
+    from reconciler.core.policy import RUN_STATES
 
     assert tuple(cli_shape()["run_states"]) == RUN_STATES
     r = reconciler("history", "--help", env={"COLUMNS": "200"})

@@ -205,7 +205,7 @@ def rig(tmp_path: Path, clock: Clock, request: pytest.FixtureRequest) -> Iterato
 
 
 def slots(rows: list[RunRecord]) -> list[tuple[int, str, str]]:
-    return [(int((r.slot - T0).total_seconds()), r.trigger, r.status) for r in rows]
+    return [(int((r.slot - T0).total_seconds()), r.cause, r.status) for r in rows]
 
 
 def test_a_forward_step_with_catchup_none_writes_one_summary_row_and_runs_nothing_of_the_gap(rig: Rig) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Ledger, LedgerError, Outcome
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
@@ -33,9 +34,9 @@ def ledger(location: str) -> Iterator[Ledger]:
     backend.close()
 
 
-def claim(ledger: Ledger, name: str = "a", minute: int = 0, attempt: int = 1, trigger: str = "schedule",
+def claim(ledger: Ledger, name: str = "a", minute: int = 0, attempt: int = 1, cause: Cause = Cause.SCHEDULE,
           **kw: object) -> int | None:
-    return ledger.claim(name, T0 + timedelta(minutes=minute), attempt=attempt, trigger=trigger, revision="r1",
+    return ledger.claim(name, T0 + timedelta(minutes=minute), attempt=attempt, cause=cause, revision="r1",
                         started_at=T0, **kw)  # type: ignore[arg-type]
 
 
@@ -43,14 +44,14 @@ def test_a_slot_is_claimed_once(ledger: Ledger) -> None:
     first = claim(ledger)
     assert first is not None
     assert claim(ledger) is None
-    assert claim(ledger, attempt=2, trigger="retry") is not None  # a retry is its own row
+    assert claim(ledger, attempt=2, cause=Cause.RETRY) is not None  # a retry is its own row
 
 
 def test_finish_records_the_outcome_and_the_run_reads_back(ledger: Ledger) -> None:
     run_id = claim(ledger)
     assert run_id is not None
-    ledger.finish(run_id, Outcome("failed", T0 + timedelta(seconds=3), exit_code=2, error="exited with status 2",
-                                  output="boom\n", output_dropped=10))
+    ledger.finish(run_id, Outcome(RunStatus.FAILED, T0 + timedelta(seconds=3), exit_code=2,
+                                  error="exited with status 2", output="boom\n", output_dropped=10))
     r = ledger.run(run_id)
     assert r is not None
     assert (r.status, r.exit_code, r.error, r.output, r.output_dropped) == (
@@ -63,10 +64,10 @@ def test_runs_are_listed_newest_first_with_filters_and_paging(ledger: Ledger) ->
     ids = [claim(ledger, name="a" if i % 2 else "b", minute=i) for i in range(10)]
     for i, run_id in enumerate(ids):
         assert run_id is not None
-        ledger.finish(run_id, Outcome("succeeded" if i % 3 else "failed", T0))
+        ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED if i % 3 else RunStatus.FAILED, T0))
     assert [r.id for r in ledger.runs(limit=3)] == ids[::-1][:3]
     assert all(r.schedule == "a" for r in ledger.runs("a"))
-    assert {r.status for r in ledger.runs(status="failed")} == {"failed"}
+    assert {r.status for r in ledger.runs(status=RunStatus.FAILED)} == {"failed"}
     page = ledger.runs(limit=4)
     assert [r.id for r in ledger.runs(limit=4, before_id=page[-1].id)] == ids[::-1][4:8]
     assert len(ledger.runs(since=T0 + timedelta(minutes=8))) == 2
@@ -74,43 +75,52 @@ def test_runs_are_listed_newest_first_with_filters_and_paging(ledger: Ledger) ->
 
 
 def test_record_writes_a_run_that_never_started(ledger: Ledger) -> None:
-    run_id = ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1",
-                           outcome=Outcome("skipped", T0, error="previous run still running"))
+    run_id = ledger.record("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                           outcome=Outcome(RunStatus.SKIPPED, T0, error="previous run still running"))
     assert run_id is not None
     r = ledger.run(run_id)
     assert r is not None
     assert (r.status, r.started_at) == ("skipped", None)
-    assert ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1", outcome=Outcome("missed", T0)) is None
+    assert ledger.record("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                         outcome=Outcome(RunStatus.MISSED, T0)) is None
 
 
-def test_last_slot_ignores_manual_runs(ledger: Ledger) -> None:
+def test_last_slot_is_the_newest_of_runs_with_the_causes_asked(ledger: Ledger) -> None:
     claim(ledger, minute=5)
-    claim(ledger, minute=50, trigger="manual")
-    assert ledger.last_slot("a") == T0 + timedelta(minutes=5)
-    assert ledger.last_slot("nobody") is None
+    claim(ledger, minute=50, cause=Cause.MANUAL)
+    claim(ledger, minute=3, attempt=2, cause=Cause.RETRY)
+    timeline = {Cause.SCHEDULE, Cause.RETRY, Cause.CATCHUP}
+    assert ledger.last_slot("a", timeline) == T0 + timedelta(minutes=5)
+    assert ledger.last_slot("a", {Cause.MANUAL}) == T0 + timedelta(minutes=50)
+    assert ledger.last_slot("a", {Cause.RETRY}) == T0 + timedelta(minutes=3)
+    assert ledger.last_slot("nobody", timeline) is None
     claim(ledger, name="b", minute=7)
-    assert ledger.last_slots() == {"a": T0 + timedelta(minutes=5), "b": T0 + timedelta(minutes=7)}
+    assert ledger.last_slots(timeline) == {"a": T0 + timedelta(minutes=5), "b": T0 + timedelta(minutes=7)}
+    assert ledger.last_slots({Cause.MANUAL}) == {"a": T0 + timedelta(minutes=50)}
 
 
 def test_retention_keeps_the_newest_finished_runs(ledger: Ledger) -> None:
     for i in range(10):
         run_id = claim(ledger, minute=i)
         assert run_id is not None
-        ledger.finish(run_id, Outcome("succeeded", T0), keep=3)
+        ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0), keep=3)
     open_id = claim(ledger, minute=99)
     assert [r.slot.minute for r in ledger.runs("a")] == [39, 9, 8, 7]  # minute 99 = 1:39; running ones stay
     assert open_id is not None
     assert [r.id for r, _ in ledger.open_runs()] == [open_id]
 
 
-def test_max_runs_stops_claims_and_survives_retention(ledger: Ledger) -> None:
+def test_max_runs_stops_counted_claims_and_survives_retention(ledger: Ledger) -> None:
     for i in range(3):
-        run_id = claim(ledger, minute=i, max_runs=3)
+        run_id = claim(ledger, minute=i, counted=True, max_runs=3)
         assert run_id is not None
-        ledger.finish(run_id, Outcome("succeeded", T0), keep=1)
-    assert claim(ledger, minute=3, max_runs=3) is None
+        ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0), keep=1)
+    assert claim(ledger, minute=3, counted=True, max_runs=3) is None
     assert ledger.started_count("a") == 3
-    assert claim(ledger, minute=4, trigger="manual", max_runs=3) is not None  # manual runs do not count
+    # Whether a claim counts is the caller's (the policy's), whatever its cause: here a scheduled one.
+    assert claim(ledger, minute=4, max_runs=3) is not None
+    assert claim(ledger, minute=5, cause=Cause.MANUAL, counted=True) is not None
+    assert ledger.started_count("a") == 4
 
 
 def test_revisions_store_each_distinct_spec_once(ledger: Ledger, tmp_path: Path) -> None:
@@ -126,7 +136,7 @@ def test_revisions_store_each_distinct_spec_once(ledger: Ledger, tmp_path: Path)
 
 def test_times_are_read_back_in_utc_whatever_offset_they_were_given_in(ledger: Ledger) -> None:
     tokyo = timezone(timedelta(hours=9))
-    run_id = ledger.claim("a", T0.astimezone(tokyo), attempt=1, trigger="schedule", revision="r1",
+    run_id = ledger.claim("a", T0.astimezone(tokyo), attempt=1, cause=Cause.SCHEDULE, revision="r1",
                           started_at=(T0 + timedelta(seconds=1)).astimezone(tokyo))
     assert run_id is not None
     r = ledger.run(run_id)
@@ -136,14 +146,14 @@ def test_times_are_read_back_in_utc_whatever_offset_they_were_given_in(ledger: L
     # Compared as instants: 08:59:59 in Tokyo is one second before T0.
     assert [x.id for x in ledger.runs(since=(T0 - timedelta(seconds=1)).astimezone(tokyo))] == [run_id]
     assert ledger.runs(since=(T0 + timedelta(microseconds=1)).astimezone(tokyo)) == []
-    assert ledger.last_slot("a") == T0
+    assert ledger.last_slot("a", {Cause.SCHEDULE}) == T0
 
 
 def test_output_round_trips_exactly_even_with_a_nul_byte(ledger: Ledger) -> None:
     run_id = claim(ledger)
     assert run_id is not None
     output = "before\x00after \u00e9\U0001f600\n"
-    ledger.finish(run_id, Outcome("succeeded", T0, output=output))
+    ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0, output=output))
     r = ledger.run(run_id)
     assert r is not None
     assert r.output == output
@@ -186,13 +196,14 @@ def test_the_sqlite_ledger_uses_wal_and_full_sync(tmp_path: Path) -> None:
 RACER = """
 import sys
 from datetime import UTC, datetime, timedelta
+from reconciler.core.policy import Cause
 from reconciler.ledger import open_ledger
 led = open_ledger(sys.argv[1])
 max_runs = int(sys.argv[3]) if len(sys.argv) > 3 else None
 t0 = datetime(2026, 1, 1, tzinfo=UTC)
 won = [i for i in range(1000 if max_runs is None else 50)
-       if led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r", started_at=t0,
-                    owner=sys.argv[2], max_runs=max_runs) is not None]
+       if led.claim("race", t0 + timedelta(seconds=i), attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=t0,
+                    owner=sys.argv[2], counted=True, max_runs=max_runs) is not None]
 led.close()
 print(len(won))
 """
@@ -220,9 +231,9 @@ def test_an_exclusive_claim_fails_while_another_run_of_the_schedule_is_running(l
     first = claim(ledger, minute=0, exclusive=True)
     assert first is not None
     assert claim(ledger, minute=1, exclusive=True) is None  # forbid: the first still runs
-    assert claim(ledger, minute=1, attempt=2, trigger="retry", exclusive=True) is None
+    assert claim(ledger, minute=1, attempt=2, cause=Cause.RETRY, exclusive=True) is None
     assert claim(ledger, name="other", minute=1, exclusive=True) is not None  # per schedule
-    ledger.finish(first, Outcome("succeeded", T0))
+    ledger.finish(first, Outcome(RunStatus.SUCCEEDED, T0))
     assert claim(ledger, minute=1, exclusive=True) is not None
 
 
@@ -231,12 +242,12 @@ def test_an_exclusive_claim_also_waits_for_a_run_claimed_before_the_schedule_bec
     assert allowed is not None
     assert claim(ledger, minute=1) is not None  # allow: runs may overlap
     assert claim(ledger, minute=2, exclusive=True) is None
-    ledger.finish(allowed, Outcome("succeeded", T0))
+    ledger.finish(allowed, Outcome(RunStatus.SUCCEEDED, T0))
     assert claim(ledger, minute=2, exclusive=True) is None  # minute 1 still runs
 
 
 def test_a_skipped_or_missed_record_does_not_hold_an_exclusive_schedule(ledger: Ledger) -> None:
-    ledger.record("a", T0, attempt=1, trigger="schedule", revision="r1", outcome=Outcome("skipped", T0))
+    ledger.record("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r1", outcome=Outcome(RunStatus.SKIPPED, T0))
     assert claim(ledger, minute=1, exclusive=True) is not None
 
 
@@ -258,9 +269,10 @@ def test_open_runs_of_one_schedule(ledger: Ledger) -> None:
 
 def test_last_attempts_lists_each_slot_whose_newest_attempt_failed(ledger: Ledger) -> None:
     def attempt(name: str, minute: int, number: int, status: str) -> int:
-        run_id = claim(ledger, name=name, minute=minute, attempt=number, trigger="retry" if number > 1 else "schedule")
+        run_id = claim(ledger, name=name, minute=minute, attempt=number,
+                       cause=Cause.RETRY if number > 1 else Cause.SCHEDULE)
         assert run_id is not None
-        ledger.finish(run_id, Outcome(status, T0 + timedelta(minutes=minute)))
+        ledger.finish(run_id, Outcome(RunStatus(status), T0 + timedelta(minutes=minute)))
         return run_id
 
     pending_a0 = attempt("a", 0, 1, "failed")  # older than a's newest row: the row last_runs() missed
@@ -272,9 +284,9 @@ def test_last_attempts_lists_each_slot_whose_newest_attempt_failed(ledger: Ledge
     open_id = claim(ledger, minute=4)  # running: not finished yet
     assert open_id is not None
     assert later
-    found = ledger.last_attempts(("failed", "timed_out"), ["a", "nobody"])
+    found = ledger.last_attempts((RunStatus.FAILED, RunStatus.TIMED_OUT), ["a", "nobody"])
     assert [(r.id, r.attempt, r.status) for r in found] == [(pending_a0, 1, "failed"), (pending_a2, 1, "timed_out")]
-    assert ledger.last_attempts(("failed",), []) == []
+    assert ledger.last_attempts((RunStatus.FAILED,), []) == []
 
 
 def test_the_sqlite_index_itself_refuses_a_second_running_exclusive_run(tmp_path: Path) -> None:
@@ -291,19 +303,20 @@ def test_the_sqlite_index_itself_refuses_a_second_running_exclusive_run(tmp_path
 EXCLUSIVE_RACER = """
 import sys
 from datetime import UTC, datetime, timedelta
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Outcome
 led = open_ledger(sys.argv[1])
 t0 = datetime(2026, 1, 1, tzinfo=UTC)
 won = overlaps = 0
 for i in range(300):
-    run_id = led.claim("race", t0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r",
+    run_id = led.claim("race", t0 + timedelta(seconds=i), attempt=1, cause=Cause.SCHEDULE, revision="r",
                        started_at=t0, owner=sys.argv[2], exclusive=True)
     if run_id is None:
         continue
     won += 1
     overlaps += len(led.open_runs("race")) - 1
-    led.finish(run_id, Outcome("succeeded", t0))
+    led.finish(run_id, Outcome(RunStatus.SUCCEEDED, t0))
 led.close()
 print(won, overlaps)
 """

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import LedgerError, LedgerFull, Outcome
 from reconciler.ledger.postgres import MIGRATIONS, PASSWORD_FILE_ENV, PostgresLedger
@@ -69,7 +70,7 @@ def test_both_url_schemes_open_the_postgres_ledger(postgres_url: str) -> None:
         led = open_ledger(url)
         try:
             assert isinstance(led, PostgresLedger)
-            assert led.claim("a", T0 + timedelta(minutes=i), attempt=1, trigger="schedule", revision="r",
+            assert led.claim("a", T0 + timedelta(minutes=i), attempt=1, cause=Cause.SCHEDULE, revision="r",
                              started_at=T0) is not None
             assert led.count_runs("a") == i + 1  # one database behind both spellings
         finally:
@@ -79,7 +80,7 @@ def test_both_url_schemes_open_the_postgres_ledger(postgres_url: str) -> None:
 def test_times_come_back_in_utc_whatever_the_session_time_zone(postgres_url: str) -> None:
     led = PostgresLedger(f"{postgres_url}?options=-c%20TimeZone%3DAsia/Tokyo")
     try:
-        run_id = led.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0)
+        run_id = led.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0)
         assert run_id is not None
         r = led.run(run_id)
         assert r is not None
@@ -186,20 +187,20 @@ def test_a_full_disk_is_reported_once_and_a_run_that_ended_meanwhile_is_finished
     states: list[str | None] = []
     led.on_write_state = states.append
     try:
-        running = led.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0, exclusive=True)
+        running = led.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0, exclusive=True)
         assert running is not None
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute(FULL)
         for i in range(1, 4):
             with pytest.raises(LedgerFull, match=r"the ledger cannot be written: .*No space left on device"):
-                led.claim("b", T0 + timedelta(minutes=i), attempt=1, trigger="schedule", revision="r",
+                led.claim("b", T0 + timedelta(minutes=i), attempt=1, cause=Cause.SCHEDULE, revision="r",
                           started_at=T0)
-        led.finish(running, Outcome("failed", T0, exit_code=3))  # no exception: the end is kept
+        led.finish(running, Outcome(RunStatus.FAILED, T0, exit_code=3))  # no exception: the end is kept
         assert [r.id for r, _ in led.open_runs("a")] == [running]  # still running, holding the schedule
         assert len(states) == 1
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("DROP TRIGGER disk_full ON runs")
-        after = led.claim("a", T0 + timedelta(minutes=9), attempt=1, trigger="schedule", revision="r",
+        after = led.claim("a", T0 + timedelta(minutes=9), attempt=1, cause=Cause.SCHEDULE, revision="r",
                           started_at=T0, exclusive=True)
         assert after is not None  # the kept end was written first, which released the schedule
         assert states[1:] == [None]  # recovered, said once

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.core.policy import Cause
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -14,7 +15,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def test_where_a_run_lives_is_kept_until_asked_for(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.db")
     try:
-        run_id = ledger.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0, owner="h:1")
+        run_id = ledger.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0, owner="h:1")
         assert run_id is not None
         assert ledger.processes(run_id) is None
         ledger.set_processes(run_id, '{"pgid": 42}')

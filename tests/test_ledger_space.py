@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import LedgerFull, Outcome
 from reconciler.ledger.sqlite import WAL_LIMIT, SqliteLedger
 from tests.harness import lines, wait_for
@@ -32,9 +33,9 @@ def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
 
 
 def run(led: SqliteLedger, i: int, output: str = BIG) -> int:
-    run_id = led.claim("a", T0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r", started_at=T0)
+    run_id = led.claim("a", T0 + timedelta(seconds=i), attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0)
     assert run_id is not None
-    led.finish(run_id, Outcome("succeeded", T0, output=output))
+    led.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0, output=output))
     return run_id
 
 
@@ -77,13 +78,13 @@ def test_the_wal_shrinks_back_under_its_bound_after_a_burst_a_reader_held_open(l
 def test_a_full_ledger_is_reported_once_and_its_recovery_once(ledger: SqliteLedger) -> None:
     states: list[str | None] = []
     ledger.on_write_state = states.append
-    running = ledger.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0)
+    running = ledger.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0)
     assert running is not None
     fill(ledger)
     for i in range(1, 6):
         with pytest.raises(LedgerFull, match="database or disk is full"):
-            ledger.record("a", T0 + timedelta(seconds=i), attempt=1, trigger="schedule", revision="r",
-                          outcome=Outcome("skipped", T0, output=BIG))
+            ledger.record("a", T0 + timedelta(seconds=i), attempt=1, cause=Cause.SCHEDULE, revision="r",
+                          outcome=Outcome(RunStatus.SKIPPED, T0, output=BIG))
     assert len(states) == 1
     assert "the ledger cannot be written: database or disk is full" in (states[0] or "")
     make_room(ledger)
@@ -95,13 +96,13 @@ def test_a_full_ledger_is_reported_once_and_its_recovery_once(ledger: SqliteLedg
 
 
 def test_a_run_that_ends_while_the_disk_is_full_is_finished_once_space_returns(ledger: SqliteLedger) -> None:
-    running = ledger.claim("a", T0, attempt=1, trigger="schedule", revision="r", started_at=T0, exclusive=True)
+    running = ledger.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0, exclusive=True)
     assert running is not None
     fill(ledger)
-    ledger.finish(running, Outcome("failed", T0, exit_code=3, output=BIG))  # no exception: it is kept
+    ledger.finish(running, Outcome(RunStatus.FAILED, T0, exit_code=3, output=BIG))  # no exception: it is kept
     assert ledger.open_runs("a")[0][0].id == running  # still running on disk, holding the forbid schedule
     make_room(ledger)
-    next_id = ledger.claim("a", T0 + timedelta(minutes=1), attempt=1, trigger="schedule", revision="r",
+    next_id = ledger.claim("a", T0 + timedelta(minutes=1), attempt=1, cause=Cause.SCHEDULE, revision="r",
                            started_at=T0, exclusive=True)
     assert next_id is not None  # the kept end was written first, which released the schedule
     record = ledger.run(running)

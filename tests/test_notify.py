@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from reconciler.core.model import EnvValue, Notify
-from reconciler.engine.notify import events_for, wanted
+from reconciler.core.policy import RunStatus, events_for, wanted
 from tests.harness import Daemon, local_server, wait_for
 from tests.test_loader import problems
 
@@ -35,7 +35,7 @@ def target(*events: str, every: bool = False) -> Notify:
 ])
 def test_which_event_a_target_is_told(status: str, was_failing: bool, events: tuple[str, ...], every: bool,
                                       told: str | None) -> None:
-    assert wanted(target(*events, every=every), events_for(status, was_failing)) == told
+    assert wanted(target(*events, every=every), events_for(RunStatus(status), was_failing)) == told
 
 
 def test_notify_entries_are_validated() -> None:

@@ -128,6 +128,7 @@ def test_markdown_plan_has_a_summary_a_table_and_escapes_untrusted_text(reconcil
 def test_plan_warns_a_reviewer(reconciler: Run, repo: Path, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from reconciler.core.policy import Cause, RunStatus
     from reconciler.ledger.base import Outcome
     from reconciler.ledger.sqlite import SqliteLedger
 
@@ -145,10 +146,10 @@ def test_plan_warns_a_reviewer(reconciler: Run, repo: Path, tmp_path: Path) -> N
     (repo / "schedules" / "keep.yaml").unlink()
     ledger = SqliteLedger(tmp_path / "l.db")
     now = datetime.now(UTC)
-    run_id = ledger.claim("keep", now - timedelta(hours=2), attempt=1, trigger="schedule", revision="r",
+    run_id = ledger.claim("keep", now - timedelta(hours=2), attempt=1, cause=Cause.SCHEDULE, revision="r",
                           started_at=now - timedelta(hours=2))
     assert run_id is not None
-    ledger.finish(run_id, Outcome("succeeded", now))
+    ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, now))
     ledger.close()
     r = reconciler("plan", "--dir", "schedules", "--base", "HEAD", "--ledger", str(tmp_path / "l.db"),
                    "--format", "json", cwd=repo)

@@ -112,7 +112,7 @@ def test_plan_trigger_and_history_take_the_ledger_from_reconciler_ledger(
     h = reconciler("history", "now", "--format", "json", cwd=tmp_path, env=env)
     assert h.returncode == 0, h.stderr
     assert [(x["trigger"], x["status"]) for x in json.loads(h.stdout)] == [("manual", "succeeded")]
-    assert [(x.trigger, x.status) for x in runs_of(postgres_url, "now")] == [("manual", "succeeded")]
+    assert [(x.cause, x.status) for x in runs_of(postgres_url, "now")] == [("manual", "succeeded")]
     assert not (tmp_path / ".reconciler").exists()  # no command fell back to the default SQLite file
 
 

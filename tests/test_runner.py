@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.core.loader import Loader
 from reconciler.core.model import Schedule
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.engine.catchup import catch_up
 from reconciler.engine.runner import SHUTDOWN_KILL_AFTER, Runner, abandon_open_runs
 from reconciler.kinds.command.spec import CommandRun
@@ -116,7 +117,7 @@ def test_failures_are_retried_with_exponential_backoff_each_attempt_its_own_row(
     time.sleep(1.0)
     r.shutdown(5)
     attempts = runs(ledger, "flaky")
-    assert [(a.attempt, a.trigger, a.status) for a in attempts] == [
+    assert [(a.attempt, a.cause, a.status) for a in attempts] == [
         (1, "schedule", "failed"), (2, "retry", "failed"), (3, "retry", "failed")]
     assert len({a.slot for a in attempts}) == 1
     gaps = [(b.started_at - a.finished_at).total_seconds()  # type: ignore[operator]
@@ -179,11 +180,11 @@ def every_minute(policy: str) -> Schedule:
 
 
 def seed_last_run(ledger: SqliteLedger, at: datetime) -> None:
-    run_id = ledger.claim("minutely", at, attempt=1, trigger="schedule", revision="old", started_at=at)
+    run_id = ledger.claim("minutely", at, attempt=1, cause=Cause.SCHEDULE, revision="old", started_at=at)
     assert run_id is not None
     from reconciler.ledger.base import Outcome
 
-    ledger.finish(run_id, Outcome("succeeded", at))
+    ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, at))
 
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -197,7 +198,7 @@ def test_catchup_none_records_one_missed_summary_and_runs_nothing(ledger: Sqlite
     assert count == 10  # 12:01 .. 12:10
     assert dispatched == []
     summary = runs(ledger, "minutely")[-1]
-    assert (summary.status, summary.trigger, summary.slot) == ("missed", "catchup", T + timedelta(minutes=10))
+    assert (summary.status, summary.cause, summary.slot) == ("missed", "catchup", T + timedelta(minutes=10))
     assert (summary.error or "").startswith("10 slot(s) missed while no reconciler was running")
 
 
@@ -206,7 +207,7 @@ def test_catchup_latest_runs_the_most_recent_missed_slot_once(ledger: SqliteLedg
     dispatched: list[tuple[Any, ...]] = []
     catch_up(ledger, {"minutely": every_minute("latest")}, "rev-2", T + timedelta(minutes=10, seconds=30),
              lambda *a, **k: dispatched.append((*a, k)), Logs())
-    assert dispatched == [("minutely", T + timedelta(minutes=10), T + timedelta(minutes=10), {"trigger": "catchup"})]
+    assert dispatched == [("minutely", T + timedelta(minutes=10), T + timedelta(minutes=10), {"cause": "catchup"})]
     summary = runs(ledger, "minutely")[-1]
     assert (summary.status, summary.slot) == ("missed", T + timedelta(minutes=9))
     assert (summary.error or "").startswith("9 slot(s) missed")
@@ -216,24 +217,24 @@ def test_catchup_ignores_schedules_without_history(ledger: SqliteLedger) -> None
     assert catch_up(ledger, {"minutely": every_minute("latest")}, "r", T, lambda *a, **k: None, Logs()) == 0
 
 
-@pytest.mark.parametrize(("finished_ago", "trigger", "attempt", "expected"), [
-    (timedelta(seconds=5), "schedule", 1, [("a", 2, 5.0)]),  # backoff 10s: 5 s left
-    (timedelta(seconds=30), "schedule", 1, [("a", 2, 0.0)]),  # overdue by 20 s, within the 1m deadline
-    (timedelta(minutes=5), "schedule", 1, []),  # overdue by longer than starting_deadline: dropped
-    (timedelta(seconds=5), "retry", 3, []),  # no attempts left (limit 2)
-    (timedelta(seconds=5), "manual", 1, [("a", 2, 5.0)]),  # manual runs are retried too, as they were
+@pytest.mark.parametrize(("finished_ago", "cause", "attempt", "expected"), [
+    (timedelta(seconds=5), Cause.SCHEDULE, 1, [("a", 2, 5.0)]),  # backoff 10s: 5 s left
+    (timedelta(seconds=30), Cause.SCHEDULE, 1, [("a", 2, 0.0)]),  # overdue by 20 s, within the 1m deadline
+    (timedelta(minutes=5), Cause.SCHEDULE, 1, []),  # overdue by longer than starting_deadline: dropped
+    (timedelta(seconds=5), Cause.RETRY, 3, []),  # no attempts left (limit 2)
+    (timedelta(seconds=5), Cause.MANUAL, 1, [("a", 2, 5.0)]),  # manual runs are retried too, as they were
 ])
 def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
-        ledger: SqliteLedger, finished_ago: timedelta, trigger: str, attempt: int,
+        ledger: SqliteLedger, finished_ago: timedelta, cause: Cause, attempt: int,
         expected: list[tuple[str, int, float]]) -> None:
     from reconciler.engine.catchup import resume_retries
 
     s = schedule("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/false]}\n"
                  "policy: {retries: {limit: 2, backoff: 10s}}\n")
     slot = NOW - timedelta(minutes=10)
-    run_id = ledger.claim("a", slot, attempt=attempt, trigger=trigger, revision="r", started_at=NOW - finished_ago)
+    run_id = ledger.claim("a", slot, attempt=attempt, cause=cause, revision="r", started_at=NOW - finished_ago)
     assert run_id is not None
-    ledger.finish(run_id, Outcome("failed", NOW - finished_ago, exit_code=1))
+    ledger.finish(run_id, Outcome(RunStatus.FAILED, NOW - finished_ago, exit_code=1))
     asked: list[tuple[str, int, float]] = []
     logs = Logs()
     resumed = resume_retries(ledger, {"a": s}, "r", NOW,
@@ -244,7 +245,7 @@ def test_pending_retries_are_resumed_after_a_restart_unless_overdue_or_used_up(
     if finished_ago == timedelta(minutes=5):
         assert [e for e, _ in logs.lines] == ["run.retry_dropped"]
         dropped = runs(ledger, "a")[-1]
-        assert (dropped.attempt, dropped.trigger, dropped.status) == (2, "retry", "missed")
+        assert (dropped.attempt, dropped.cause, dropped.status) == (2, "retry", "missed")
         assert "longer ago than starting_deadline" in (dropped.error or "")
         # Recorded, so the next start does not drop (and log) it again.
         assert resume_retries(ledger, {"a": s}, "r", NOW, lambda *a: asked.append(a), logs) == 0
@@ -259,15 +260,15 @@ def test_every_slot_with_a_retry_owed_is_resumed_not_only_the_newest_row(ledger:
     quiet = schedule("name: q\nschedule: {every: 2s}\nrun: {command: [/bin/false]}\n")  # no retries
     t = NOW - timedelta(seconds=6)
     for i, status in enumerate(["failed", "failed", "failed", "succeeded"]):  # slots -6 s .. 0 s
-        run_id = ledger.claim("a", t + timedelta(seconds=2 * i), attempt=1, trigger="schedule", revision="r",
+        run_id = ledger.claim("a", t + timedelta(seconds=2 * i), attempt=1, cause=Cause.SCHEDULE, revision="r",
                               started_at=t + timedelta(seconds=2 * i))
         assert run_id is not None
-        ledger.finish(run_id, Outcome(status, t + timedelta(seconds=2 * i), exit_code=1))
-    retried = ledger.claim("a", t, attempt=2, trigger="retry", revision="r", started_at=NOW)  # slot -6 s: done
+        ledger.finish(run_id, Outcome(RunStatus(status), t + timedelta(seconds=2 * i), exit_code=1))
+    retried = ledger.claim("a", t, attempt=2, cause=Cause.RETRY, revision="r", started_at=NOW)  # slot -6 s: done
     assert retried is not None
-    q = ledger.claim("q", t, attempt=1, trigger="schedule", revision="r", started_at=t)
+    q = ledger.claim("q", t, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=t)
     assert q is not None
-    ledger.finish(q, Outcome("failed", t, exit_code=1))
+    ledger.finish(q, Outcome(RunStatus.FAILED, t, exit_code=1))
     asked: list[tuple[str, datetime, int, float]] = []
     resumed = resume_retries(ledger, {"a": s, "q": quiet}, "r", NOW,
                              lambda name, sl, att, delay: asked.append((name, sl, att, delay.total_seconds())),
@@ -321,7 +322,7 @@ def fail_then_overlap(ledger: SqliteLedger, s: Schedule) -> list[RunRecord]:
 
 def test_a_retry_of_a_forbid_schedule_waits_for_the_running_run_then_runs(ledger: SqliteLedger) -> None:
     first, other, retry = fail_then_overlap(ledger, two_slots("retries: {limit: 1, backoff: 300ms}"))
-    assert [(x.attempt, x.trigger, x.status) for x in (first, other, retry)] == [
+    assert [(x.attempt, x.cause, x.status) for x in (first, other, retry)] == [
         (1, "schedule", "failed"), (1, "schedule", "succeeded"), (2, "retry", "failed")]
     assert retry.slot == first.slot
     assert other.finished_at is not None
@@ -332,7 +333,7 @@ def test_a_retry_of_a_forbid_schedule_waits_for_the_running_run_then_runs(ledger
 def test_a_retry_still_blocked_at_its_starting_deadline_is_skipped(ledger: SqliteLedger) -> None:
     first, other, retry = fail_then_overlap(
         ledger, two_slots("starting_deadline: 500ms, retries: {limit: 1, backoff: 300ms}"))
-    assert (other.status, retry.attempt, retry.trigger, retry.status) == ("succeeded", 2, "retry", "skipped")
+    assert (other.status, retry.attempt, retry.cause, retry.status) == ("succeeded", 2, "retry", "skipped")
     assert retry.error == "the previous run is still running (concurrency: forbid)"
     assert retry.slot == first.slot
 
@@ -346,7 +347,7 @@ def test_a_manual_run_of_a_forbid_schedule_is_skipped_while_another_run_runs(led
     assert run_id is not None
     manual = ledger.run(run_id)
     assert manual is not None
-    assert (manual.trigger, manual.status, manual.error) == (
+    assert (manual.cause, manual.status, manual.error) == (
         "manual", "skipped", "the previous run is still running (concurrency: forbid)")
     r.shutdown(5)
 
@@ -361,7 +362,7 @@ def test_a_manual_run_of_an_allow_schedule_runs_alongside(ledger: SqliteLedger) 
     assert run_id is not None
     manual = ledger.run(run_id)
     assert manual is not None
-    assert (manual.trigger, manual.status) == ("manual", "succeeded")
+    assert (manual.cause, manual.status) == ("manual", "succeeded")
 
 
 def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(ledger: SqliteLedger) -> None:
@@ -371,7 +372,7 @@ def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(le
     child = subprocess.Popen(["true"])
     child.wait()  # its pid names a process that is gone
     s = slow("forbid")
-    stale = ledger.claim("slow", datetime.now(UTC) - timedelta(hours=1), attempt=1, trigger="schedule", revision="r",
+    stale = ledger.claim("slow", datetime.now(UTC) - timedelta(hours=1), attempt=1, cause=Cause.SCHEDULE, revision="r",
                          started_at=datetime.now(UTC), owner=f"{socket.gethostname()}:{child.pid}@1", exclusive=True)
     assert stale is not None
     r = make_runner(ledger, s)
@@ -491,7 +492,7 @@ def supervisor(request: pytest.FixtureRequest) -> Supervisor:
 def orphan(ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path, script: str,
            marker_of: int | None = None) -> tuple[int, RunProcesses]:
     """A run claimed by a reconciler that is gone, whose job still runs: started here, then left."""
-    run_id = ledger.claim("left", NOW, attempt=1, trigger="schedule", revision="r", started_at=NOW,
+    run_id = ledger.claim("left", NOW, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=NOW,
                           owner="gone-host:1@1")
     assert run_id is not None
     env = {"PATH": "/usr/bin:/bin", "RECONCILER_RUN_ID": str(marker_of or run_id)}

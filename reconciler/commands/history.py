@@ -11,13 +11,14 @@ from typing import Any, TextIO
 from reconciler.commands.common import colour_enabled, did_you_mean, duration_arg, paint
 from reconciler.core.describe import utc_text
 from reconciler.core.durations import DurationError
+from reconciler.core.policy import RUN_STATES, RunStatus
 from reconciler.errors import FatalError, UsageError
-from reconciler.ledger.base import RUN_STATES, Ledger, RunRecord
+from reconciler.ledger.base import Ledger, RunRecord
 
 # What a status looks like on a terminal: failures stand out, what did not run is quiet.
-STATUS_COLOURS = {"succeeded": "green", "failed": "red", "timed_out": "red", "abandoned": "red",
-                  "interrupted": "yellow", "cancelled": "yellow", "running": "blue", "skipped": "dim",
-                  "missed": "yellow"}
+STATUS_COLOURS = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red", RunStatus.TIMED_OUT: "red",
+                  RunStatus.ABANDONED: "red", RunStatus.INTERRUPTED: "yellow", RunStatus.CANCELLED: "yellow",
+                  RunStatus.RUNNING: "blue", RunStatus.SKIPPED: "dim", RunStatus.MISSED: "yellow"}
 
 
 def history(name: str | None, status: str | None, since: str | None, limit: int, ledger_path: str,
@@ -41,7 +42,7 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
                 raise FatalError(f"no run with id {run_id}")
             _one(record, fmt, out)
             return 0
-        records = ledger.runs(name, status=status, since=since_at, limit=limit)
+        records = ledger.runs(name, status=RunStatus(status) if status else None, since=since_at, limit=limit)
         if name is not None and not records:
             _known(ledger, name)
     finally:
@@ -57,7 +58,7 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
         duration = f"{r.duration.total_seconds():.2f}s" if r.duration is not None else "-"
         code = r.exit_code if r.exit_code is not None else (r.http_status or "-")
         status = paint(r.status, STATUS_COLOURS.get(r.status), colour) + " " * max(0, 11 - len(r.status))
-        out.write(f"{r.id:>7}  {r.schedule:<24} {utc_text(r.slot)[:19] + 'Z':<20} {r.attempt:>3} {r.trigger:<8} "
+        out.write(f"{r.id:>7}  {r.schedule:<24} {utc_text(r.slot)[:19] + 'Z':<20} {r.attempt:>3} {r.cause:<8} "
                   f"{status} {duration:>9} {code!s:>4}  {r.revision[:12]}\n")
     if not records:
         out.write("no runs\n")
@@ -86,7 +87,7 @@ def _since(text: str, now: datetime) -> datetime:
 
 def as_dict(r: RunRecord, with_output: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": r.id, "schedule": r.schedule, "slot": utc_text(r.slot), "attempt": r.attempt, "trigger": r.trigger,
+        "id": r.id, "schedule": r.schedule, "slot": utc_text(r.slot), "attempt": r.attempt, "trigger": r.cause,
         "status": r.status, "started_at": utc_text(r.started_at) if r.started_at else None,
         "finished_at": utc_text(r.finished_at) if r.finished_at else None, "exit_code": r.exit_code,
         "http_status": r.http_status, "error": r.error, "revision": r.revision,

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from reconciler.commands.common import did_you_mean
 from reconciler.core.loader import Loader, PathError
+from reconciler.core.policy import RunStatus
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
 
 
@@ -41,8 +42,8 @@ def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out:
     if fmt == "json":  # the same record as `history --run ID --format json`
         json.dump(as_dict(record, with_output=True), out, indent=2)
         out.write("\n")
-        return 0 if record.status == "succeeded" else EXIT_PROBLEMS
+        return 0 if record.status == RunStatus.SUCCEEDED else EXIT_PROBLEMS
     out.write(f"run {record.id}: {record.status}" + (f" ({record.error})" if record.error else "") + "\n")
     if record.output:
         out.write(record.output + ("" if record.output.endswith("\n") else "\n"))
-    return 0 if record.status == "succeeded" else EXIT_PROBLEMS
+    return 0 if record.status == RunStatus.SUCCEEDED else EXIT_PROBLEMS

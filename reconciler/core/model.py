@@ -48,10 +48,6 @@ class Retries:
     backoff: timedelta = timedelta(seconds=10)
     max_backoff: timedelta = timedelta(minutes=10)
 
-    def follow(self, status: str, attempt: int) -> bool:
-        """Does another attempt follow an attempt that ended so?"""
-        return status in ("failed", "timed_out") and attempt <= self.limit
-
     def delay_before(self, attempt: int) -> timedelta:
         """Exponential backoff before `attempt` (2, 3, ...), capped at max_backoff."""
         factor = 2 ** max(0, attempt - 2)

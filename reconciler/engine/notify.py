@@ -13,41 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core import policy
 from reconciler.core.describe import utc_text
 from reconciler.core.model import Notify, Schedule
 from reconciler.kinds.runtime import SecretError, resolve
 from reconciler.ledger.base import RunRecord
 
-FAILING = frozenset(("failed", "timed_out", "abandoned"))
 OUTPUT_TAIL = 2048
 _STOP = object()
-
-
-def final(schedule: Schedule, record: RunRecord) -> bool:
-    """Is this the last word on its slot? (A failed attempt that will be retried is not.)"""
-    return not schedule.policy.retries.follow(record.status, record.attempt)
-
-
-def events_for(status: str, was_failing: bool) -> set[str]:
-    """The events one final outcome raises, given whether the schedule was in a failing streak."""
-    if status in FAILING:
-        return {"failure", "failure-repeat"} if was_failing else {"failure"}
-    if status == "succeeded":
-        return {"success", "recovery"} if was_failing else {"success"}
-    if status == "missed":
-        return {"missed"}
-    return set()
-
-
-def wanted(target: Notify, events: set[str]) -> str | None:
-    """The event this target is told about, if any (a failing streak is told once by default)."""
-    for event in ("recovery", "failure", "missed", "success"):
-        if event not in events or event not in target.events:
-            continue
-        if event == "failure" and "failure-repeat" in events and not target.every_failure:
-            continue
-        return event
-    return None
 
 
 @dataclass(frozen=True)
@@ -77,20 +50,17 @@ class Notifier:
         """Failing streaks survive restarts: they are read back from each schedule's last run."""
         with self._lock:
             for name, r in last_runs.items():
-                self._failing[name] = r.status in FAILING
+                self._failing[name] = policy.still_failing(False, r.status)
 
     def observe(self, schedule: Schedule, record: RunRecord, output: str) -> None:
-        if not final(schedule, record):
+        if not policy.final(schedule.policy.retries, record.status, record.attempt):
             return
         with self._lock:
             was_failing = self._failing.get(schedule.name, False)
-            if record.status in FAILING:
-                self._failing[schedule.name] = True
-            elif record.status == "succeeded":
-                self._failing[schedule.name] = False
-        events = events_for(record.status, was_failing)
+            self._failing[schedule.name] = policy.still_failing(was_failing, record.status)
+        events = policy.events_for(record.status, was_failing)
         for target in schedule.notify:
-            event = wanted(target, events)
+            event = policy.wanted(target, events)
             if event is None:
                 continue
             try:
@@ -103,7 +73,7 @@ class Notifier:
     def _payload(self, event: str, r: RunRecord, output: str) -> dict[str, Any]:
         return {
             "event": event, "schedule": r.schedule, "slot": utc_text(r.slot), "status": r.status,
-            "attempt": r.attempt, "trigger": r.trigger, "run_id": r.id, "exit_code": r.exit_code,
+            "attempt": r.attempt, "trigger": r.cause, "run_id": r.id, "exit_code": r.exit_code,
             "http_status": r.http_status, "error": r.error,
             "duration_seconds": r.duration.total_seconds() if r.duration is not None else None,
             "revision": r.revision, "output_tail": output[-OUTPUT_TAIL:],

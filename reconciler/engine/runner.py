@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from reconciler.core import policy
 from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
+from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
@@ -30,9 +32,6 @@ Log = Callable[..., None]
 # so that the reconciler exits within grace plus a few seconds (Kubernetes allows 5 above ours).
 SHUTDOWN_KILL_AFTER = 2.0
 
-FORBID = "the previous run is still running (concurrency: forbid)"
-# How often a retry of a `forbid` schedule asks again while another run of it is running.
-RETRY_POLL = timedelta(milliseconds=500)
 _TICK = timedelta(microseconds=1)
 
 
@@ -84,24 +83,24 @@ class Runner:
             self._live, self._revision = schedules, revision
 
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
-                 trigger: str = "schedule", attempt: int = 1) -> None:
+                 cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
         """Called on the timer thread: never blocks."""
         if self._accepting:
-            self._pool.submit(self._guarded, name, slot, fire_time or slot, trigger, attempt)
+            self._pool.submit(self._guarded, name, slot, Request(cause, attempt, fire_time or slot))
 
     def trigger_now(self, name: str) -> None:
         """A manual run, in the background (the daemon's API)."""
         if name not in self._live:
             raise KeyError(name)
         now = self._clock()
-        self.dispatch(name, now, now, trigger="manual")
+        self.dispatch(name, now, now, cause=Cause.MANUAL)
 
     def run_now(self, name: str) -> int | None:
         """A manual run in the calling thread (`reconciler trigger`); its run id."""
         if name not in self._live:
             raise KeyError(name)
         now = self._clock()
-        return self._run(name, now, now, "manual", 1)
+        return self._run(name, now, Request(Cause.MANUAL, 1, now))
 
     def running(self, name: str | None = None) -> int:
         with self._lock:
@@ -109,56 +108,42 @@ class Runner:
 
     # ---- one slot -----------------------------------------------------------------------------------
 
-    def _guarded(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> None:
+    def _guarded(self, name: str, slot: datetime, request: Request) -> None:
         try:
-            self._run(name, slot, fire_time, trigger, attempt)
+            self._run(name, slot, request)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, fire_time: datetime, trigger: str, attempt: int) -> int | None:
+    def _run(self, name: str, slot: datetime, request: Request) -> int | None:
+        """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision = self._live.get(name), self._revision
         if s is None or not self._accepting:
             return None  # removed (or shutting down) between the fire and now
         now = self._clock()
-        common: dict[str, Any] = {"attempt": attempt, "trigger": trigger, "revision": revision}
-        # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
-        if trigger == "schedule" and now - fire_time > s.policy.starting_deadline:
-            late = now - fire_time
-            self._skip(name, slot, "missed", f"could not start within starting_deadline (late by {late})", common)
+        decision = policy.decide(s, request, now)
+        if isinstance(decision, Miss):
+            self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message)
             return None
-        if s.policy.concurrency == "replace" and attempt == 1 and trigger != "manual":
+        if decision.replace:
             with self._lock:
                 running = list(self._active[name])
             for h in running:  # in this process only: across processes, replace needs leases
-                h.stop("cancelled")
-        # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
-        # whichever process, trigger or attempt it is (manual runs included).
-        exclusive = s.policy.concurrency == "forbid"
-        run_id, blocked = self._claim(name, slot, now, s, exclusive, common)
+                h.stop(RunStatus.CANCELLED)
+        run_id, blocked = self._claim(name, slot, now, request, revision, decision)
         if run_id is None:
-            # Claimed already (by another process, or before a restart), max_runs reached, or forbid.
-            if s.policy.max_runs is not None and self._ledger.started_count(name) >= s.policy.max_runs:
-                self._log("schedule.completed", schedule=name, reason=f"max_runs {s.policy.max_runs} reached")
-                if self.on_completed:
-                    self.on_completed(name)
-                return None
-            if not blocked:
-                return None
-            if trigger == "retry" and now - fire_time <= s.policy.starting_deadline:
-                # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
-                self.retry(name, slot, attempt, RETRY_POLL, due=fire_time)
-                return None
-            # Recorded unless another process claimed the slot meanwhile (the unique key).
-            return self._skip(name, slot, "skipped", FORBID, common)
+            started = self._ledger.started_count(name) if policy.needs_started(s) else 0
+            return self._refused(name, slot, request, revision,
+                                 policy.refused(s, request, now, started=started, blocked=blocked))
         active = Active()
         with self._lock:
             self._active[name].append(active)
-        self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **common)
+        logged = _logged(request, revision)
+        self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **logged)
         try:
-            result = self._execute(s, name, slot, run_id, attempt, revision, active)
+            result = self._execute(s, name, slot, run_id, request.attempt, revision, active)
         finally:
             with self._lock:
                 self._active[name].remove(active)
@@ -168,14 +153,31 @@ class Runner:
         end = self._clock()
         self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status, result.error,
                                             result.output, result.dropped), keep=s.history_keep)
-        self._finished(RunRecord(run_id, name, slot, attempt, trigger, result.status, revision, now, end,
-                                 result.exit_code, result.http_status, result.error), result.output)
+        self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
+                                 end, result.exit_code, result.http_status, result.error), result.output)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
-                  duration_ms=round((end - now).total_seconds() * 1000, 1), **common)
-        if s.policy.retries.follow(result.status, attempt) and self._accepting:
-            self.retry(name, slot, attempt + 1, s.policy.retries.delay_before(attempt + 1))
+                  duration_ms=round((end - now).total_seconds() * 1000, 1), **logged)
+        delay = policy.retry_delay(s.policy.retries, result.status, request.attempt)
+        if delay is not None and self._accepting:
+            self.retry(name, slot, request.attempt + 1, delay)
         return run_id
+
+    def _refused(self, name: str, slot: datetime, request: Request, revision: str,
+                 decision: Skip | Queue) -> int | None:
+        """The claim failed: what the policy says to do instead."""
+        if isinstance(decision, Queue):
+            self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
+            return None
+        if decision.reason == policy.SkipReason.COMPLETED:
+            self._log("schedule.completed", schedule=name, reason=decision.message)
+            if self.on_completed:
+                self.on_completed(name)
+            return None
+        if not decision.recorded:
+            return None
+        # Recorded unless another process claimed the slot meanwhile (the unique key).
+        return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message)
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
                  active: Active) -> Attempt:
@@ -185,7 +187,7 @@ class Runner:
             active.started(kind(s.run.kind).start(s.run, context))
             return active.wait()
         except Exception as e:  # a bug must still finish the run (then retries and notifications follow)
-            return Attempt("failed", error=f"could not run: {type(e).__name__}: {e}")
+            return Attempt(RunStatus.FAILED, error=f"could not run: {type(e).__name__}: {e}")
 
     def _record_processes(self, name: str, run_id: int, where: str) -> None:
         try:
@@ -193,16 +195,17 @@ class Runner:
         except Exception as e:  # the run goes on; only a crash during it would miss the record
             self._log("run.processes_unrecorded", schedule=name, run_id=run_id, error=repr(e))
 
-    def _claim(self, name: str, slot: datetime, now: datetime, s: Schedule, exclusive: bool,
-               common: dict[str, Any]) -> tuple[int | None, bool]:
+    def _claim(self, name: str, slot: datetime, now: datetime, request: Request, revision: str,
+               claim: Claim) -> tuple[int | None, bool]:
         """The run's id, or None and whether another running run of the schedule was in the way."""
         for _ in range(3):
-            run_id = self._ledger.claim(name, slot, started_at=now, owner=self._owner, max_runs=s.policy.max_runs,
-                                        exclusive=exclusive, **common)
-            if run_id is not None or not exclusive:
+            run_id = self._ledger.claim(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
+                                        started_at=now, owner=self._owner, counted=claim.counted,
+                                        max_runs=claim.max_runs, exclusive=claim.exclusive)
+            if run_id is not None or not claim.exclusive:
                 return run_id, False
             holders = self._ledger.open_runs(name)
-            if any((r.slot, r.attempt) == (slot, common["attempt"]) for r, _ in holders):
+            if any((r.slot, r.attempt) == (slot, request.attempt) for r, _ in holders):
                 return None, False  # this very slot runs elsewhere
             if not holders:
                 continue  # it ended in between; or the slot ran already, and the next try says so too
@@ -216,13 +219,16 @@ class Runner:
     def _alive(self, owner: str) -> bool:
         return owner == self._owner or owner_alive(owner)
 
-    def _skip(self, name: str, slot: datetime, status: str, why: str, common: dict[str, Any]) -> int | None:
+    def _skip(self, name: str, slot: datetime, request: Request, revision: str, status: RunStatus,
+              why: str) -> int | None:
         now = self._clock()
-        run_id = self._ledger.record(name, slot, outcome=Outcome(status, now, error=why), **common)
+        run_id = self._ledger.record(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
+                                     outcome=Outcome(status, now, error=why))
         if run_id is not None:
-            self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why, **common)
-            self._finished(RunRecord(run_id, name, slot, common["attempt"], common["trigger"], status,
-                                     common["revision"], None, now, None, None, why), "")
+            self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why,
+                      **_logged(request, revision))
+            self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, status, revision, None, now,
+                                     None, None, why), "")
         return run_id
 
     def _finished(self, record: RunRecord, output: str) -> None:
@@ -238,7 +244,7 @@ class Runner:
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)
-            self.dispatch(name, slot, due or self._clock(), trigger="retry", attempt=attempt)
+            self.dispatch(name, slot, due or self._clock(), cause=Cause.RETRY, attempt=attempt)
 
         timer = threading.Timer(delay.total_seconds(), fire)
         timer.daemon = True
@@ -283,7 +289,7 @@ class Runner:
         why = f"the reconciler stopped and the grace period ({grace:g}s) ended"
         for h in handles:
             if not h.done.is_set():
-                h.stop("interrupted", why, kill_after=SHUTDOWN_KILL_AFTER)
+                h.stop(RunStatus.INTERRUPTED, why, kill_after=SHUTDOWN_KILL_AFTER)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -294,7 +300,7 @@ class Active:
     def __init__(self) -> None:
         self.done = threading.Event()
         self._handle: Handle | None = None
-        self._stop: tuple[str, str | None, float] | None = None
+        self._stop: tuple[RunStatus, str | None, float] | None = None
         self._lock = threading.Lock()
 
     def started(self, handle: Handle) -> None:
@@ -307,7 +313,7 @@ class Active:
         assert self._handle is not None
         return self._handle.wait()
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
         with self._lock:
             handle = self._handle
             if handle is None:
@@ -316,6 +322,11 @@ class Active:
                 self._stop = (kept[0], kept[1], min(kept[2], kill_after)) if kept else (reason, why, kill_after)
                 return
         handle.stop(reason, why, kill_after)
+
+
+def _logged(request: Request, revision: str) -> dict[str, Any]:
+    """The fields every line about a run carries (`trigger` is the run's cause in the logs, as in the ledger)."""
+    return {"attempt": request.attempt, "trigger": request.cause, "revision": revision}
 
 
 def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool],
@@ -341,7 +352,7 @@ def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable
         error = "the reconciler stopped during this run"
         if record.id in stopped:
             error += f"; {stopped[record.id]}"
-        ledger.finish(record.id, Outcome("abandoned", clock(), error=error))
+        ledger.finish(record.id, Outcome(RunStatus.ABANDONED, clock(), error=error))
         log("run.abandoned", schedule=record.schedule, slot=utc_text(record.slot), run_id=record.id,
             revision=record.revision, error=error)
     return len(dead)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from reconciler.core.model import RunSpec
+from reconciler.core.policy import RunStatus
 from reconciler.core.problems import JsonPath
 
 S = TypeVar("S", bound=RunSpec)
@@ -23,7 +24,7 @@ KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out or stopp
 class Attempt:
     """The outcome of one execution, before it is written to the ledger."""
 
-    status: str  # succeeded | failed | timed_out | cancelled | interrupted
+    status: RunStatus  # succeeded | failed | timed_out | cancelled | interrupted
     exit_code: int | None = None
     http_status: int | None = None
     error: str | None = None
@@ -51,7 +52,7 @@ class Handle(Protocol):
 
     def wait(self) -> Attempt: ...
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None: ...
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None: ...
 
 
 class Checks(Protocol):
@@ -99,5 +100,5 @@ class Finished:
     def wait(self) -> Attempt:
         return self._attempt
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
         pass

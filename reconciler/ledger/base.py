@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.errors import FatalError
 
-RUN_STATES = ("running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed",
-              "interrupted", "abandoned")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -51,8 +50,8 @@ class RunRecord:
     schedule: str
     slot: datetime
     attempt: int
-    trigger: str
-    status: str
+    cause: Cause  # stored in the `trigger` column
+    status: RunStatus
     revision: str
     started_at: datetime | None
     finished_at: datetime | None
@@ -71,7 +70,7 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str
+    status: RunStatus
     finished_at: datetime
     exit_code: int | None = None
     http_status: int | None = None
@@ -84,6 +83,9 @@ class Ledger(Protocol):
     """What every backend promises (tests/test_ledger_contract.py checks it against each one).
 
     - `claim` is the only way a run starts: one atomic insert under UNIQUE (schedule, slot, attempt).
+      A `counted` claim adds one to the schedule's started count (`started_count`), in the same
+      transaction; with `max_runs`, a counted claim fails once that count has reached it. Which
+      claims count is the policy's (core/policy.py: `counted`), never the backend's.
       With `exclusive=True` (a `concurrency: forbid` schedule) it also fails while any other run of
       the schedule is `running`, and at most one exclusive run per schedule is ever `running`. The
       guarantee is the database's, for any number of processes: a partial unique index on
@@ -109,23 +111,24 @@ class Ledger(Protocol):
     def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]: ...
 
     # runs
-    def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None,
+    def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
+              started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False) -> int | None: ...
     def started_count(self, schedule: str) -> int: ...
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None: ...
-    def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+    def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None: ...
     def run(self, run_id: int) -> RunRecord | None: ...
-    def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
+    def runs(self, schedule: str | None = None, *, status: RunStatus | None = None, since: datetime | None = None,
              limit: int = 50, before_id: int | None = None) -> list[RunRecord]: ...
-    def last_slot(self, schedule: str) -> datetime | None: ...
-    def last_slots(self) -> dict[str, datetime]: ...
+    # The newest slot of runs with one of `causes` (policy.TIMELINE: what catch-up starts after).
+    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None: ...
+    def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]: ...
     def last_runs(self) -> dict[str, RunRecord]: ...
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]: ...
-    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]: ...
+    def last_attempts(self, statuses: Collection[RunStatus], schedules: Collection[str]) -> list[RunRecord]: ...
     # Where a running run's processes live (opaque text from the engine), for the next start.
     def set_processes(self, run_id: int, processes: str) -> None: ...
     def processes(self, run_id: int) -> str | None: ...
     def prune(self, schedule: str, keep: int) -> int: ...
-    def count_runs(self, schedule: str | None = None, status: str | None = None) -> int: ...
+    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int: ...

@@ -32,6 +32,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
@@ -249,12 +250,12 @@ class PostgresLedger:
 
     # ---- runs ---------------------------------------------------------------------------------
 
-    def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None,
+    def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
+              started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
-        A first attempt of a scheduled slot counts towards `max_runs`. Its statement first bumps
+        A `counted` claim counts towards `max_runs`. Its statement first bumps
         the schedule's counter (unless `max_runs` is reached), which locks that row: claims of
         one schedule that count take their locks in the same order, so they queue and never
         deadlock, and the check and the count cannot interleave. A claim that loses the slot
@@ -264,14 +265,14 @@ class PostgresLedger:
         schedule be running, whoever inserts it; the NOT EXISTS also waits out runs claimed
         before the schedule became `forbid`. ON CONFLICT DO NOTHING covers both unique rules.
         """
-        values = (schedule, _utc(slot), attempt, trigger, revision, _utc(started_at), owner, exclusive,
+        values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive,
                   exclusive, schedule)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
                   "exclusive) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s")
         unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
                             "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
         with self._write("cannot claim a run") as conn:
-            if not (attempt == 1 and trigger in ("schedule", "catchup")):
+            if not counted:
                 row = conn.execute(f"{insert} {unless_forbidden}", values).fetchone()
                 return int(row[0]) if row else None
             with conn.transaction():
@@ -314,7 +315,7 @@ class PostgresLedger:
                 if row is not None:
                     _prune(conn, row[0], keep)
 
-    def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+    def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
         """A run that never started (skipped, missed): claimed and finished in one statement."""
         with self._write("cannot record a run") as conn:
@@ -322,7 +323,7 @@ class PostgresLedger:
                 "INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, "
                 "finished_at, exit_code, http_status, error, output, output_dropped) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-                (schedule, _utc(slot), attempt, trigger, outcome.status, revision,
+                (schedule, _utc(slot), attempt, cause, outcome.status, revision,
                  _utc(started_at) if started_at else None, _utc(outcome.finished_at), outcome.exit_code,
                  outcome.http_status, _text(outcome.error), _bytes(outcome.output),
                  outcome.output_dropped)).fetchone()
@@ -334,7 +335,7 @@ class PostgresLedger:
                                (run_id,)).fetchone()
         return _record(row, with_output=True) if row else None
 
-    def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
+    def runs(self, schedule: str | None = None, *, status: RunStatus | None = None, since: datetime | None = None,
              limit: int = 50, before_id: int | None = None) -> list[RunRecord]:
         where, args = _filters(schedule, status, since, before_id)
         with self._conn("cannot read runs") as conn:
@@ -342,23 +343,24 @@ class PostgresLedger:
                                 (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
-    def count_runs(self, schedule: str | None = None, status: str | None = None) -> int:
+    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int:
         where, args = _filters(schedule, status, None, None)
         with self._conn("cannot count runs") as conn:
             row = conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()
         return int(row[0]) if row else 0
 
-    def last_slot(self, schedule: str) -> datetime | None:
+    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None:
         with self._conn("cannot read runs") as conn:
-            row = conn.execute("SELECT max(slot) FROM runs WHERE schedule = %s AND trigger != 'manual'",
-                               (schedule,)).fetchone()
+            row = conn.execute("SELECT max(slot) FROM runs WHERE schedule = %s AND trigger = ANY(%s)",
+                               (schedule, sorted(causes))).fetchone()
         return row[0].astimezone(UTC) if row and row[0] is not None else None
 
-    def last_slots(self) -> dict[str, datetime]:
-        """The newest non-manual slot of every schedule, in one query (catch-up at start-up)."""
+    def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]:
+        """The newest slot of every schedule among runs of these causes, in one query (catch-up at
+        start-up)."""
         with self._conn("cannot read runs") as conn:
-            rows = conn.execute("SELECT schedule, max(slot) FROM runs WHERE trigger != 'manual' "
-                                "GROUP BY schedule").fetchall()
+            rows = conn.execute("SELECT schedule, max(slot) FROM runs WHERE trigger = ANY(%s) "
+                                "GROUP BY schedule", (sorted(causes),)).fetchall()
         return {name: slot.astimezone(UTC) for name, slot in rows}
 
     def last_runs(self) -> dict[str, RunRecord]:
@@ -376,7 +378,7 @@ class PostgresLedger:
                                 "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
 
-    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]:
+    def last_attempts(self, statuses: Collection[RunStatus], schedules: Collection[str]) -> list[RunRecord]:
         """Of these schedules, every slot whose newest attempt ended in one of `statuses`: that
         attempt, oldest first (the retries a stopped reconciler still owed)."""
         if not schedules or not statuses:
@@ -413,7 +415,7 @@ def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) 
     return cur.rowcount
 
 
-def _filters(schedule: str | None, status: str | None, since: datetime | None,
+def _filters(schedule: str | None, status: RunStatus | None, since: datetime | None,
              before_id: int | None) -> tuple[str, list[Any]]:
     clauses = [(c, v) for c, v in (("schedule = %s", schedule), ("status = %s", status),
                                    ("slot >= %s", _utc(since) if since is not None else None),
@@ -424,11 +426,12 @@ def _filters(schedule: str | None, status: str | None, since: datetime | None,
 
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
-    (rid, schedule, slot, attempt, trigger, status, revision, started, finished, code, http, error) = row[:12]
+    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error) = row[:12]
     output = row[12] if with_output else None
     return RunRecord(
-        id=rid, schedule=schedule, slot=slot.astimezone(UTC), attempt=attempt, trigger=trigger, status=status,
-        revision=revision, started_at=started.astimezone(UTC) if started is not None else None,
+        id=rid, schedule=schedule, slot=slot.astimezone(UTC), attempt=attempt, cause=Cause(cause),
+        status=RunStatus(status), revision=revision,
+        started_at=started.astimezone(UTC) if started is not None else None,
         finished_at=finished.astimezone(UTC) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
         output=bytes(output).decode("utf-8", "surrogatepass") if output is not None else None,

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord, from_micros, to_micros
 
 DEFAULT_PATH = Path(".reconciler") / "ledger.db"
@@ -268,21 +269,20 @@ class SqliteLedger:
 
     # ---- runs ---------------------------------------------------------------------------------
 
-    def claim(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
-              started_at: datetime, owner: str = "", max_runs: int | None = None,
+    def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
+              started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
-        A first attempt of a scheduled slot counts towards `max_runs`; once reached, nothing more
-        is claimed for that schedule (the check and the count are one transaction).
+        A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
+        that schedule (the check and the count are one transaction).
 
         `exclusive` (concurrency: forbid): the partial unique index lets one exclusive run of a
         schedule be running; the NOT EXISTS, in the same transaction, also waits out runs claimed
         before the schedule became `forbid`.
         """
-        counts = attempt == 1 and trigger in ("schedule", "catchup")
         with self._write() as db:
-            if counts and max_runs is not None:
+            if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
                     return None
@@ -290,11 +290,11 @@ class SqliteLedger:
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
                 "exclusive) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ? WHERE NOT ? OR NOT EXISTS "
                 "(SELECT 1 FROM runs WHERE schedule = ? AND status = 'running')",
-                (schedule, to_micros(slot), attempt, trigger, revision, to_micros(started_at), owner, exclusive,
+                (schedule, to_micros(slot), attempt, cause, revision, to_micros(started_at), owner, exclusive,
                  exclusive, schedule))
             if cur.rowcount != 1 or not cur.lastrowid:
                 return None
-            if counts:
+            if counted:
                 db.execute("INSERT INTO counters (schedule, started) VALUES (?, 1) "
                            "ON CONFLICT (schedule) DO UPDATE SET started = started + 1", (schedule,))
             return int(cur.lastrowid)
@@ -323,7 +323,7 @@ class SqliteLedger:
             if keep is not None and row is not None:
                 self._prune(db, row[0], keep)
 
-    def record(self, schedule: str, slot: datetime, *, attempt: int, trigger: str, revision: str,
+    def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
         """A run that never started (skipped, missed): claimed and finished in one write."""
         with self._write() as db:
@@ -331,7 +331,7 @@ class SqliteLedger:
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, "
                 "finished_at, exit_code, http_status, error, output, output_dropped) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (schedule, to_micros(slot), attempt, trigger, outcome.status, revision,
+                (schedule, to_micros(slot), attempt, cause, outcome.status, revision,
                  to_micros(started_at) if started_at else None, to_micros(outcome.finished_at),
                  outcome.exit_code, outcome.http_status, outcome.error, outcome.output, outcome.output_dropped))
             return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
@@ -342,7 +342,7 @@ class SqliteLedger:
                                    (run_id,)).fetchone()
         return _record(row, with_output=True) if row else None
 
-    def runs(self, schedule: str | None = None, *, status: str | None = None, since: datetime | None = None,
+    def runs(self, schedule: str | None = None, *, status: RunStatus | None = None, since: datetime | None = None,
              limit: int = 50, before_id: int | None = None) -> list[RunRecord]:
         where, args = _filters(schedule, status, since, before_id)
         with self._rlock:
@@ -350,22 +350,25 @@ class SqliteLedger:
                                      (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
-    def count_runs(self, schedule: str | None = None, status: str | None = None) -> int:
+    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int:
         where, args = _filters(schedule, status, None, None)
         with self._rlock:
             return int(self._rdb.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
-    def last_slot(self, schedule: str) -> datetime | None:
+    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None:
+        wanted = sorted(causes)
         with self._rlock:
-            row = self._rdb.execute("SELECT max(slot) FROM runs WHERE schedule = ? AND trigger != 'manual'",
-                                   (schedule,)).fetchone()
+            row = self._rdb.execute(f"SELECT max(slot) FROM runs WHERE schedule = ? "
+                                    f"AND trigger IN ({','.join('?' * len(wanted))})", (schedule, *wanted)).fetchone()
         return from_micros(row[0]) if row and row[0] is not None else None
 
-    def last_slots(self) -> dict[str, datetime]:
-        """The newest non-manual slot of every schedule, in one query (catch-up at start-up)."""
+    def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]:
+        """The newest slot of every schedule among runs of these causes, in one query (catch-up at
+        start-up)."""
+        wanted = sorted(causes)
         with self._rlock:
-            rows = self._rdb.execute("SELECT schedule, max(slot) FROM runs WHERE trigger != 'manual' "
-                                    "GROUP BY schedule").fetchall()
+            rows = self._rdb.execute(f"SELECT schedule, max(slot) FROM runs WHERE trigger IN "
+                                     f"({','.join('?' * len(wanted))}) GROUP BY schedule", wanted).fetchall()
         return {name: from_micros(slot) for name, slot in rows}
 
     def last_runs(self) -> dict[str, RunRecord]:
@@ -383,7 +386,7 @@ class SqliteLedger:
                                     "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
 
-    def last_attempts(self, statuses: Collection[str], schedules: Collection[str]) -> list[RunRecord]:
+    def last_attempts(self, statuses: Collection[RunStatus], schedules: Collection[str]) -> list[RunRecord]:
         """Of these schedules, every slot whose newest attempt ended in one of `statuses`: that
         attempt, oldest first (the retries a stopped reconciler still owed)."""
         names, wanted = sorted(schedules), sorted(statuses)
@@ -425,7 +428,7 @@ def _is_full(e: sqlite3.Error) -> bool:
     return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(e)
 
 
-def _filters(schedule: str | None, status: str | None, since: datetime | None,
+def _filters(schedule: str | None, status: RunStatus | None, since: datetime | None,
              before_id: int | None) -> tuple[str, list[str | int]]:
     """A WHERE clause (or nothing) and its arguments; every column here is indexed or the key."""
     clauses = [(c, v) for c, v in (("schedule = ?", schedule), ("status = ?", status),
@@ -437,10 +440,10 @@ def _filters(schedule: str | None, status: str | None, since: datetime | None,
 
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
-    (rid, schedule, slot, attempt, trigger, status, revision, started, finished, code, http, error) = row[:12]
+    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error) = row[:12]
     return RunRecord(
-        id=rid, schedule=schedule, slot=from_micros(slot), attempt=attempt, trigger=trigger, status=status,
-        revision=revision, started_at=from_micros(started) if started is not None else None,
+        id=rid, schedule=schedule, slot=from_micros(slot), attempt=attempt, cause=Cause(cause),
+        status=RunStatus(status), revision=revision, started_at=from_micros(started) if started is not None else None,
         finished_at=from_micros(finished) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
         output=row[12] if with_output else None, output_dropped=row[13] if with_output else 0,

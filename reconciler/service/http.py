@@ -28,7 +28,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reconciler.ledger.base import RUN_STATES, Ledger
+from reconciler.core.policy import RUN_STATES
+from reconciler.ledger.base import Ledger
 from reconciler.service.live import Live
 
 if TYPE_CHECKING:

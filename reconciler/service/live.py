@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconciler.core.model import Schedule
+from reconciler.core.policy import ScheduleState, schedule_state
 from reconciler.core.problems import Problem
 
 NextFireTimes = Callable[[], Mapping[str, datetime | None]]  # name -> next fire time; None: paused
-STATES = ("active", "suspended", "completed")
+STATES = tuple(ScheduleState)
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,12 @@ class Live:
     def revision(self) -> str | None:
         return self.status.applied_revision
 
-    def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> str:
-        if not s.enabled:
-            return "suspended"
-        if s.name in self.completed or next_times.get(s.name) is None:
-            return "completed"
-        return "active"
+    def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> ScheduleState:
+        return schedule_state(s.enabled, s.name in self.completed, next_times.get(s.name))
 
     def counts(self, next_times: Mapping[str, datetime | None] | None = None) -> dict[str, int]:
         nxt = self.next_fire_times() if next_times is None else next_times
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         for s in self.schedules.values():
             counts[self.state_of(s, nxt)] += 1
         return counts

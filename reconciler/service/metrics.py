@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from reconciler.core.policy import Cause, ScheduleState
 from reconciler.ledger.base import RunRecord
 from reconciler.service.live import Live
 
@@ -42,8 +43,8 @@ class Metrics:
     def observe_run(self, record: RunRecord) -> None:
         self.runs.labels(record.schedule, record.status).inc()
         if record.duration is not None:
-            self.duration.labels(record.trigger).observe(record.duration.total_seconds())
-        if record.trigger == "schedule" and record.started_at is not None:
+            self.duration.labels(record.cause).observe(record.duration.total_seconds())
+        if record.cause == Cause.SCHEDULE and record.started_at is not None:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
 
 
@@ -62,7 +63,7 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Any]:
         s = self._state()
         by_state = GaugeMetricFamily("reconciler_schedules", "Schedules by state.", labels=["state"])
-        for name in ("active", "suspended", "completed"):
+        for name in ScheduleState:
             by_state.add_metric([name], s["counts"].get(name, 0))
         yield by_state
         info = InfoMetricFamily("reconciler_revision", "The applied revision.")

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.core import policy
 from reconciler.core.describe import describe, local_text, utc_text
 from reconciler.core.model import Schedule
 from reconciler.ledger.base import Ledger, RunRecord
@@ -41,7 +42,7 @@ def iso(t: datetime | None) -> str | None:
 
 
 def run_dict(r: RunRecord, output: str | None = None) -> dict[str, Any]:
-    out = {"id": r.id, "schedule": r.schedule, "slot": iso(r.slot), "attempt": r.attempt, "trigger": r.trigger,
+    out = {"id": r.id, "schedule": r.schedule, "slot": iso(r.slot), "attempt": r.attempt, "trigger": r.cause,
            "status": r.status, "revision": r.revision, "started_at": iso(r.started_at),
            "finished_at": iso(r.finished_at), "exit_code": r.exit_code, "http_status": r.http_status,
            "error": r.error, "duration_seconds": r.duration.total_seconds() if r.duration is not None else None}
@@ -72,7 +73,7 @@ def status(live: Live, *, directory: str, read_only: bool, now: datetime) -> dic
 
 def overview(live: Live, ledger: Ledger, *, running: int, directory: str, read_only: bool,
              now: datetime) -> dict[str, Any]:
-    failures = sorted((*ledger.runs(status="failed", limit=10), *ledger.runs(status="timed_out", limit=10)),
+    failures = sorted((r for status in policy.LISTED_FAILURES for r in ledger.runs(status=status, limit=10)),
                       key=lambda r: -r.id)[:10]
     return {"status": status(live, directory=directory, read_only=read_only, now=now), "counts": live.counts(),
             "total": len(live.schedules), "running": running, "recent_failures": [run_dict(r) for r in failures]}
@@ -132,7 +133,7 @@ def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int 
     if s is None:
         return None
     nxt = live.next_fire_times()
-    upcoming = list(s.timing.slots(now, 5)) if live.state_of(s, nxt) == "active" else []
+    upcoming = list(s.timing.slots(now, 5)) if live.state_of(s, nxt) == policy.ScheduleState.ACTIVE else []
     recent = ledger.runs(name, limit=runs)
     return {**summary(live, s, nxt, recent[0] if recent else None),
             "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
@@ -142,7 +143,8 @@ def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int 
 
 
 def runs(ledger: Ledger, schedule: str | None, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
-    items = ledger.runs(schedule, status=status, limit=limit, before_id=before)
+    items = ledger.runs(schedule, status=policy.RunStatus(status) if status else None, limit=limit,
+                        before_id=before)
     return {"items": [run_dict(r) for r in items],
             "next_before": items[-1].id if len(items) == limit else None}
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core.policy import RunStatus
 from reconciler.kinds.base import KILL_GRACE, Attempt, Checks, Context, Kind
 
 
@@ -21,12 +22,12 @@ class EchoRun:
 class Said:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.stopped: str | None = None
+        self.stopped: RunStatus | None = None
 
     def wait(self) -> Attempt:
-        return Attempt("succeeded", output=self.text)
+        return Attempt(RunStatus.SUCCEEDED, output=self.text)
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
         self.stopped = reason
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.model import EnvValue
+from reconciler.core.policy import RunStatus
 from reconciler.kinds.base import Attempt, Context
 from reconciler.kinds.command.run import start
 from reconciler.kinds.command.spec import CommandRun
@@ -241,7 +242,7 @@ def test_a_timed_out_job_is_stopped_with_a_child_that_left_its_session(
 def test_a_stopped_job_that_ignores_sigterm_is_killed_and_says_so(supervisor: Supervisor) -> None:
     handle = start(cmd("/bin/sh", "-c", "trap '' TERM; sleep 30", timeout=60), context(os.environ),
                    supervisor=supervisor)
-    stopper = threading.Timer(0.5, handle.stop, ("interrupted", "the reconciler stopped", 0.5))
+    stopper = threading.Timer(0.5, handle.stop, (RunStatus.INTERRUPTED, "the reconciler stopped", 0.5))
     stopper.start()
     started = time.monotonic()
     result = handle.wait()
@@ -254,13 +255,13 @@ def test_a_stopped_job_that_ignores_sigterm_is_killed_and_says_so(supervisor: Su
 def test_a_job_stopped_after_it_ended_is_recorded_as_it_ended(supervisor: Supervisor) -> None:
     handle = start(cmd("/bin/sh", "-c", "exit 3"), context(os.environ), supervisor=supervisor)
     result = handle.wait()
-    handle.stop("interrupted")
+    handle.stop(RunStatus.INTERRUPTED)
     assert (result.status, result.exit_code, result.error) == ("failed", 3, "exited with status 3")
 
 
 def test_a_job_stopped_before_it_is_waited_for_is_stopped_at_once(supervisor: Supervisor) -> None:
     handle = start(cmd("/bin/sh", "-c", "sleep 30", timeout=60), context(os.environ), supervisor=supervisor)
-    handle.stop("cancelled", "replaced")
+    handle.stop(RunStatus.CANCELLED, "replaced")
     started = time.monotonic()
     result = handle.wait()
     assert (result.status, result.error) == ("cancelled", "replaced: killed by signal 15")

@@ -14,6 +14,7 @@ import time
 
 from reconciler.core.describe import utc_text
 from reconciler.core.durations import format_duration
+from reconciler.core.policy import RunStatus
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Finished, Handle
 from reconciler.kinds.command.spec import CommandRun
 from reconciler.kinds.procs import RunProcesses, Supervisor
@@ -29,13 +30,13 @@ class CommandHandle:
 
     def __init__(self, procs: RunProcesses, spec: CommandRun, buf: CappedBuffer) -> None:
         self._procs, self._spec, self._buf = procs, spec, buf
-        self.stop_reason: str | None = None
+        self.stop_reason: RunStatus | None = None
         self.why: str | None = None  # said in the run's error when it was stopped
         self.kill_after = KILL_GRACE  # seconds from SIGTERM to SIGKILL once stopped
         self._wake: int | None = None
         self._lock = threading.Lock()
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
         """Stop the run: SIGTERM to all its processes, SIGKILL `kill_after` seconds later."""
         with self._lock:
             if self.stop_reason is None:
@@ -65,7 +66,7 @@ def start(spec: CommandRun, context: Context, *, cap: int = OUTPUT_CAP,
     try:
         env_values, secrets = resolve(spec.env, environ)
     except SecretError as e:
-        return Finished(Attempt("failed", error=str(e)))
+        return Finished(Attempt(RunStatus.FAILED, error=str(e)))
     env = {k: environ[k] for k in BASE_ENV if k in environ}
     env.update(env_values)
     env.update(ids)
@@ -74,7 +75,7 @@ def start(spec: CommandRun, context: Context, *, cap: int = OUTPUT_CAP,
             spec.argv, cwd=spec.workdir, env=env, marker=f"RECONCILER_RUN_ID={context.run_id}")
     except Exception as e:  # a NUL in an argument, a missing program or workdir: the run fails, not the worker
         reason = (e.strerror or str(e)) if isinstance(e, OSError) else str(e) or type(e).__name__
-        return Finished(Attempt("failed", error=redact(
+        return Finished(Attempt(RunStatus.FAILED, error=redact(
             f"cannot start {printable(spec.argv[0])}: {printable(reason)}", secrets)))
     try:
         if context.on_started is not None:
@@ -155,14 +156,14 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
     assert code is not None
     if ending == "stop":
         said = _ended(code) + (f" (SIGKILL {handle.kill_after:g}s after SIGTERM)" if killed else "")
-        return Attempt(handle.stop_reason or "cancelled", exit_code=code,
+        return Attempt(handle.stop_reason or RunStatus.CANCELLED, exit_code=code,
                        error=f"{handle.why}: {said}" if handle.why else said, output=output, dropped=dropped)
     if ending == "timeout":
-        return Attempt("timed_out", exit_code=code, error=f"timed out after {format_duration(spec.timeout)}",
+        return Attempt(RunStatus.TIMED_OUT, exit_code=code, error=f"timed out after {format_duration(spec.timeout)}",
                        output=output, dropped=dropped)
     if code == 0:
-        return Attempt("succeeded", exit_code=0, output=output, dropped=dropped)
-    return Attempt("failed", exit_code=code, error=_ended(code), output=output, dropped=dropped)
+        return Attempt(RunStatus.SUCCEEDED, exit_code=0, output=output, dropped=dropped)
+    return Attempt(RunStatus.FAILED, exit_code=code, error=_ended(code), output=output, dropped=dropped)
 
 
 def _ended(code: int) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from reconciler.core.describe import utc_text
 from reconciler.core.durations import format_duration
+from reconciler.core.policy import RunStatus
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Finished, Handle
 from reconciler.kinds.http.spec import HttpRun
 from reconciler.kinds.runtime import OUTPUT_CAP, CappedBuffer, SecretError, printable, redact, resolve
@@ -20,7 +21,7 @@ class Request:
     def __init__(self, spec: HttpRun, headers: dict[str, str], secrets: list[str], cap: int) -> None:
         self._spec, self._headers, self._secrets, self._cap = spec, headers, secrets, cap
 
-    def stop(self, reason: str, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
+    def stop(self, reason: RunStatus, why: str | None = None, kill_after: float = KILL_GRACE) -> None:
         pass
 
     def wait(self) -> Attempt:
@@ -31,10 +32,10 @@ class Request:
             import httpx
 
             if isinstance(e, httpx.TimeoutException):
-                return Attempt("timed_out", error=f"timed out after {format_duration(spec.timeout)}")
+                return Attempt(RunStatus.TIMED_OUT, error=f"timed out after {format_duration(spec.timeout)}")
             # Only a client's message can quote a header value: say it without the secrets.
-            return Attempt("failed", error=redact(f"HTTP request failed: {type(e).__name__}: {printable(str(e))}",
-                                                  secrets))
+            return Attempt(RunStatus.FAILED, error=redact(
+                f"HTTP request failed: {type(e).__name__}: {printable(str(e))}", secrets))
         return attempt
 
 
@@ -42,7 +43,7 @@ def start(spec: HttpRun, context: Context, *, cap: int = OUTPUT_CAP) -> Handle:
     try:
         headers, secrets = resolve(spec.headers, context.environ)
     except SecretError as e:
-        return Finished(Attempt("failed", error=str(e)))
+        return Finished(Attempt(RunStatus.FAILED, error=str(e)))
     headers["Idempotency-Key"] = f"{context.schedule}@{utc_text(context.slot)}"
     return Request(spec, headers, secrets, cap)
 
@@ -61,24 +62,24 @@ def _http(spec: HttpRun, headers: dict[str, str], buf: CappedBuffer) -> Attempt:
         for _ in range(6):
             left = deadline - time.monotonic()
             if left <= 0:
-                return Attempt("timed_out", error=f"timed out after {format_duration(spec.timeout)}")
+                return Attempt(RunStatus.TIMED_OUT, error=f"timed out after {format_duration(spec.timeout)}")
             with client.stream(spec.method, url, timeout=left, **kwargs) as response:  # type: ignore[arg-type]
                 if response.is_redirect and "location" in response.headers:
                     target = response.url.join(response.headers["location"])
                     if target.netloc.decode() != host:
-                        return Attempt("failed", http_status=response.status_code,
+                        return Attempt(RunStatus.FAILED, http_status=response.status_code,
                                        error=f"refused redirect to another host: {printable(target.host)}")
                     url = str(target)
                     continue
                 for chunk in response.iter_bytes():
                     buf.write(chunk)
                     if time.monotonic() > deadline:
-                        return Attempt("timed_out", http_status=response.status_code,
+                        return Attempt(RunStatus.TIMED_OUT, http_status=response.status_code,
                                        error=f"timed out after {format_duration(spec.timeout)}",
                                        output=buf.text(), dropped=buf.dropped)
                 status = response.status_code
                 ok = status in spec.expect_status if spec.expect_status else 200 <= status < 300
-                return Attempt("succeeded" if ok else "failed", http_status=status,
+                return Attempt(RunStatus.SUCCEEDED if ok else RunStatus.FAILED, http_status=status,
                                error=None if ok else f"unexpected HTTP status {status}",
                                output=buf.text(), dropped=buf.dropped)
-        return Attempt("failed", error="too many redirects")
+        return Attempt(RunStatus.FAILED, error="too many redirects")

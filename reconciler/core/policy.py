@@ -1,0 +1,268 @@
+"""The run policy: every decision about a slot, a retry, a catch-up or a notification, as functions
+of values (the schedule, the request, what the ledger knows, now). No I/O and no clock: the engine
+asks, then does what it is told, and no ledger backend re-implements a rule.
+
+A new input (a window, a calendar, a pause, a dependency) is a new argument of `decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from reconciler.core.describe import utc_text
+from reconciler.core.model import Notify, Retries, Schedule
+from reconciler.core.timing import Missed
+
+
+class RunStatus(StrEnum):
+    """A run's status, as the ledger stores it and the API shows it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"  # stopped by a newer run (`replace`)
+    SKIPPED = "skipped"  # not started: the previous run still ran (`forbid`)
+    MISSED = "missed"  # not started in time, or slots summed up by catch-up
+    INTERRUPTED = "interrupted"  # stopped at shutdown when the grace ended
+    ABANDONED = "abandoned"  # its reconciler went away during it; never run again
+
+
+class Cause(StrEnum):
+    """Why a run exists (the ledger's `trigger` column and the API's `trigger` field)."""
+
+    SCHEDULE = "schedule"  # the timer fired its slot
+    MANUAL = "manual"  # an operator asked (`reconciler trigger`, the API)
+    RETRY = "retry"  # an earlier attempt of the same slot failed
+    CATCHUP = "catchup"  # a slot passed while no reconciler ran, or the timer was behind
+
+
+class SkipReason(StrEnum):
+    LATE = "late"  # missed: could not start within starting_deadline
+    FORBID = "forbid"  # skipped: another run of the schedule is running (`concurrency: forbid`)
+    TAKEN = "taken"  # nothing recorded: the slot was claimed elsewhere (another process, before a restart)
+    COMPLETED = "completed"  # nothing recorded: max_runs reached, the schedule is completed
+    CAUGHT_UP = "caught_up"  # missed: summed up in one row by catch-up
+    RETRY_LATE = "retry_late"  # missed: a retry found after a restart was due too long ago
+
+
+class ScheduleState(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # enabled: false
+    COMPLETED = "completed"  # max_runs reached, or no slot left
+
+
+RUN_STATES = tuple(RunStatus)
+RETRIED = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT))  # an attempt that ended so may be retried
+FAILING = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED))  # a failure to notify
+COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP))  # a first attempt of these counts toward max_runs
+TIMELINE = frozenset(set(Cause) - {Cause.MANUAL})  # the slots a schedule's catch-up starts after
+
+FORBID = "the previous run is still running (concurrency: forbid)"
+# How often a retry of a `forbid` schedule asks again while another run of it is running.
+RETRY_POLL = timedelta(milliseconds=500)
+
+
+# ---- one slot -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A slot (or a retry of it) handed to the runner."""
+
+    cause: Cause
+    attempt: int
+    fire_time: datetime  # when it was due: a slot's fire time, or when a retry first became due
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the slot in the ledger, then run it."""
+
+    exclusive: bool  # the ledger refuses it while another run of the schedule is running
+    counted: bool  # it counts toward the schedule's started runs (max_runs)
+    max_runs: int | None
+    replace: bool  # first stop this process's running runs of the schedule
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Not run: recorded as `skipped` if `recorded`, else not at all."""
+
+    reason: SkipReason
+    message: str = ""
+
+    @property
+    def recorded(self) -> bool:
+        return self.reason == SkipReason.FORBID
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """Not run, recorded as `missed` with the message."""
+
+    reason: SkipReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """Ask again after `delay`; `due` is when the run first became due."""
+
+    delay: timedelta
+    due: datetime
+
+
+def decide(schedule: Schedule, request: Request, now: datetime) -> Claim | Miss:
+    """Before the claim: run the slot, or record it missed."""
+    p = schedule.policy
+    # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
+    if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
+        return Miss(SkipReason.LATE,
+                    f"could not start within starting_deadline (late by {now - request.fire_time})")
+    # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
+    # whichever process, cause or attempt it is (manual runs included).
+    return Claim(exclusive=p.concurrency == "forbid", counted=counted(request), max_runs=p.max_runs,
+                 replace=p.concurrency == "replace" and request.attempt == 1 and request.cause != Cause.MANUAL)
+
+
+def counted(request: Request) -> bool:
+    """A first attempt of a scheduled slot counts toward max_runs; manual runs and retries do not."""
+    return request.attempt == 1 and request.cause in COUNTED
+
+
+def refused(schedule: Schedule, request: Request, now: datetime, *, started: int, blocked: bool) -> Skip | Queue:
+    """After the ledger refused the claim. `started`: the schedule's counted runs; `blocked`:
+    another running run of the schedule was in the way (else the slot was claimed already)."""
+    p = schedule.policy
+    if completed(p.max_runs, started):
+        return Skip(SkipReason.COMPLETED, f"max_runs {p.max_runs} reached")
+    if not blocked:
+        return Skip(SkipReason.TAKEN)
+    if request.cause == Cause.RETRY and now - request.fire_time <= p.starting_deadline:
+        # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
+        return Queue(RETRY_POLL, request.fire_time)
+    return Skip(SkipReason.FORBID, FORBID)
+
+
+def needs_started(schedule: Schedule) -> bool:
+    """Does `refused` need the schedule's started count? (Only max_runs reads it: no query otherwise.)"""
+    return schedule.policy.max_runs is not None
+
+
+def completed(max_runs: int | None, started: int) -> bool:
+    return max_runs is not None and started >= max_runs
+
+
+# ---- retries ---------------------------------------------------------------------------------------
+
+
+def should_retry(retries: Retries, status: RunStatus, attempt: int) -> bool:
+    """Does another attempt follow an attempt that ended so?"""
+    return status in RETRIED and attempt <= retries.limit
+
+
+def retry_delay(retries: Retries, status: RunStatus, attempt: int) -> timedelta | None:
+    """How long after this attempt the next one starts, or None when none follows."""
+    return retries.delay_before(attempt + 1) if should_retry(retries, status, attempt) else None
+
+
+def resume_retry(schedule: Schedule, status: RunStatus, attempt: int, finished_at: datetime,
+                 now: datetime) -> Queue | Miss | None:
+    """A slot's newest attempt found at start-up: its retry is queued for when its backoff ends,
+    or, if that moment is further back than starting_deadline, recorded missed (reported once,
+    not at every restart). None: no retry follows it."""
+    if not should_retry(schedule.policy.retries, status, attempt):
+        return None
+    due = finished_at + schedule.policy.retries.delay_before(attempt + 1)
+    if now - due > schedule.policy.starting_deadline:
+        return Miss(SkipReason.RETRY_LATE, f"its retry was due at {utc_text(due)}, longer ago than starting_deadline")
+    return Queue(max(due - now, timedelta(0)), due)
+
+
+def retries_owed(schedule: Schedule) -> bool:
+    """Can a retry of this schedule be pending from before a restart?"""
+    return schedule.enabled and schedule.policy.retries.limit > 0
+
+
+# ---- catch-up ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    summed: int  # slots summed up in one `missed` row at `summary_slot` (0: no row)
+    summary_slot: datetime
+    message: str
+    run: datetime | None  # the slot run once, as `catchup`
+
+
+def catches_up(schedule: Schedule) -> bool:
+    return schedule.enabled
+
+
+def catch_up(schedule: Schedule, missed: Missed, during: str) -> CatchUp:
+    """`none`: one `missed` row sums the slots up. `latest`: the most recent of them runs once (as
+    `catchup`), and the older ones are summed up. Never a stampede."""
+    catchup = schedule.policy.catchup
+    run_latest = catchup == "latest"
+    summed = missed.count - (1 if run_latest else 0)
+    more = "+" if missed.capped else ""
+    message = (f"{summed}{more} slot(s) missed {during} "
+               f"({utc_text(missed.first)} .. {utc_text(missed.latest)}); catchup: {catchup}")
+    return CatchUp(summed, missed.before_latest if run_latest else missed.latest, message,
+                   missed.latest if run_latest else None)
+
+
+# ---- notifications -------------------------------------------------------------------------------------
+
+
+def final(retries: Retries, status: RunStatus, attempt: int) -> bool:
+    """Is this the last word on its slot? (A failed attempt that will be retried is not.)"""
+    return not should_retry(retries, status, attempt)
+
+
+def still_failing(was_failing: bool, status: RunStatus) -> bool:
+    """The failing streak after a final outcome: a failure starts it, a success ends it."""
+    if status in FAILING:
+        return True
+    return False if status == RunStatus.SUCCEEDED else was_failing
+
+
+def events_for(status: RunStatus, was_failing: bool) -> set[str]:
+    """The events one final outcome raises, given whether the schedule was in a failing streak."""
+    if status in FAILING:
+        return {"failure", "failure-repeat"} if was_failing else {"failure"}
+    if status == RunStatus.SUCCEEDED:
+        return {"success", "recovery"} if was_failing else {"success"}
+    if status == RunStatus.MISSED:
+        return {"missed"}
+    return set()
+
+
+def wanted(target: Notify, events: Collection[str]) -> str | None:
+    """The event this target is told about, if any (a failing streak is told once by default)."""
+    for event in ("recovery", "failure", "missed", "success"):
+        if event not in events or event not in target.events:
+            continue
+        if event == "failure" and "failure-repeat" in events and not target.every_failure:
+            continue
+        return event
+    return None
+
+
+# ---- what a schedule is now ------------------------------------------------------------------------------
+
+
+def schedule_state(enabled: bool, completed: bool, next_fire: datetime | None) -> ScheduleState:
+    if not enabled:
+        return ScheduleState.SUSPENDED
+    if completed or next_fire is None:
+        return ScheduleState.COMPLETED
+    return ScheduleState.ACTIVE
+
+
+# What the overview lists as recent failures.
+LISTED_FAILURES = (RunStatus.FAILED, RunStatus.TIMED_OUT)
