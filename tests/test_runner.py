@@ -505,7 +505,8 @@ def orphan(ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path, script:
 
 def test_abandoning_a_run_of_a_dead_reconciler_stops_what_it_left_running(
         ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path) -> None:
-    script = "trap '' TERM; sleep 30 & echo $! > child; touch ready; wait"
+    # `: > ready`, not `touch`: a touch process still exiting would be counted among what was left.
+    script = "trap '' TERM; sleep 30 & echo $! > child; : > ready; wait"
     run_id, procs = orphan(ledger, supervisor, tmp_path, script)
     child = int((tmp_path / "child").read_text())
     logs = Logs()
