@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -275,6 +279,15 @@ class Supervisor:
     def spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
               marker: str | None = None) -> RunProcesses:
         """Start a job in a new session (its own process group), stdout and stderr on one pipe."""
+        n = _spawns.begin()
+        try:
+            return self._spawn(argv, cwd=cwd, env=env, marker=marker)
+        finally:
+            _spawns.end(n)
+
+    def _spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
+               marker: str | None) -> RunProcesses:
+        launcher = _launcher()
         if self.cgroup_parent is not None:
             cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             try:
@@ -286,8 +299,11 @@ class Supervisor:
                 self.cgroup_parent = None  # no longer allowed here: the process-group way from now on
             else:
                 try:
-                    proc = self._popen(argv, cwd, env, procs_fd)
-                except subprocess.SubprocessError:  # moving into the cgroup failed in the child
+                    if launcher is None:
+                        proc = self._popen(argv, cwd, env, procs_fd)
+                    else:
+                        proc = _launch(launcher, argv, cwd, env, procs_fd)
+                except subprocess.SubprocessError:  # moving into the cgroup failed
                     self.cgroup_parent = None
                 except BaseException:
                     remove_cgroup(cgroup)
@@ -298,14 +314,96 @@ class Supervisor:
                     os.close(procs_fd)
                 remove_cgroup(cgroup)
         become_subreaper()
+        if launcher is not None:
+            return RunProcesses(_launch(launcher, argv, cwd, env, None), None, marker)
         return RunProcesses(self._popen(argv, cwd, env, None), None, marker)
 
     @staticmethod
     def _popen(argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
                procs_fd: int | None) -> subprocess.Popen[bytes]:
+        """Without setpriv and sh: the same steps in Python between fork and exec (a full fork of
+        the reconciler, holding the GIL, for every run)."""
         return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_child_setup(procs_fd, _prctl(), os.getpid()))
+
+
+# In the child, before the job: PDEATHSIG is set (setpriv), then a reconciler that died before that
+# took effect is noticed ($PPID), then, with a cgroup, the parent's word that the move into it is
+# done is awaited on stdin (so the job cannot fork before it is inside), then the job replaces the
+# shell. setpriv and sh are exec'd, never a fork of the reconciler: Popen can use vfork.
+_SCRIPT = ('[ "$PPID" = "$1" ] || kill -9 $$; '
+           'if [ "$2" = wait ]; then read -r go && [ "$go" = go ] || exit 125; fi; '
+           'shift 2; exec "$@" </dev/null')
+
+
+@functools.cache
+def _launcher() -> tuple[str, str] | None:
+    """Absolute paths of setpriv (with --pdeathsig, util-linux 2.33) and sh, or None to set the
+    job up in Python instead."""
+    setpriv, sh = shutil.which("setpriv"), shutil.which("sh")
+    if not setpriv or not sh or not sys.platform.startswith("linux"):
+        return None
+    try:
+        ok = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", sh, "-c", "exit 0"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (setpriv, sh) if ok else None
+
+
+def _executable(program: str, cwd: str | None, env: Mapping[str, str]) -> str:
+    """The file exec will run, as Popen would find it; the OSError Popen would raise if none."""
+    if "\0" in program:
+        raise ValueError("embedded null byte")
+    if os.path.dirname(program):
+        candidates = [program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)]
+    else:
+        candidates = [os.path.join(d, program) for d in os.get_exec_path(dict(env))]
+    denied = None
+    for path in candidates:
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            denied = path
+    if denied is not None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), denied)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
+def _launch(launcher: tuple[str, str], argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
+            procs_fd: int | None) -> subprocess.Popen[bytes]:
+    setpriv, sh = launcher
+    if cwd is not None and not os.path.isdir(cwd):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+    program = _executable(argv[0], cwd, env)
+    go = None
+    if procs_fd is not None:
+        go_r, go = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = subprocess.Popen(
+            [setpriv, "--pdeathsig", "KILL", "--", sh, "-c", _SCRIPT, "sh", str(os.getpid()),
+             "wait" if go is not None else "-", program, *argv[1:]],
+            cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL if go is None else go_r,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if go is not None:
+            os.close(go_r)
+    if go is None or procs_fd is None:
+        return proc
+    try:
+        os.write(procs_fd, str(proc.pid).encode())
+        os.write(go, b"go\n")
+    except OSError as e:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        raise subprocess.SubprocessError(f"cannot move the job into its cgroup: {e}") from e
+    finally:
+        os.close(go)
+    return proc
 
 
 def _child_setup(procs_fd: int | None, prctl: Callable[..., int] | None, parent: int) -> Callable[[], None]:
@@ -320,6 +418,74 @@ def _child_setup(procs_fd: int | None, prctl: Callable[..., int] | None, parent:
     return setup
 
 
+class _Scans:
+    """The children of every thread of this process, read at most once at a time and shared: a
+    caller gets a scan that began after it asked (so it sees every orphan reparented before), and
+    the callers that asked during one scan share the next instead of each reading all threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._begun = 0
+        self._asked = 0
+        self._result: list[int] = []
+
+    def scan(self) -> list[int]:
+        with self._lock:
+            self._asked += 1
+            ticket = self._asked
+        with _scan_lock:
+            with self._lock:
+                if self._begun >= ticket:
+                    return self._result
+                self._begun = self._asked
+            result = children(os.getpid())
+            with self._lock:
+                self._result = result
+            return result
+
+
+_scan_lock = threading.Lock()
+_our_children = _Scans()
+# The main process of every run not yet closed: our own children, never another run's orphan.
+_mains: dict[int, subprocess.Popen[bytes]] = {}
+_mains_lock = threading.Lock()
+
+
+class _Spawns:
+    """The spawns in progress, so that their children can be told from orphans."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._begun = 0
+        self._running: set[int] = set()
+
+    def begin(self) -> int:
+        with self._cond:
+            self._begun += 1
+            self._running.add(self._begun)
+            return self._begun
+
+    def end(self, n: int) -> None:
+        with self._cond:
+            self._running.discard(n)
+            self._cond.notify_all()
+
+    def settled(self, timeout: float) -> None:
+        """Wait until every spawn begun before now has ended (or `timeout` has passed)."""
+        with self._cond:
+            upto = self._begun
+            self._cond.wait_for(lambda: all(n > upto for n in self._running), timeout)
+
+
+_spawns = _Spawns()
+
+
+def _is_main(pid: int) -> bool:
+    with _mains_lock:
+        proc = _mains.get(pid)
+    return proc is not None and proc.returncode is None
+
+
 class RunProcesses:
     """The processes of one run: its main process (a Popen) and whatever descends from it."""
 
@@ -332,6 +498,8 @@ class RunProcesses:
         self._known: dict[int, str] = {proc.pid: self._ticks} if self._ticks else {}
         self._pipe = os.fstat(proc.stdout.fileno()).st_ino if proc.stdout is not None else None
         self._next_track = time.monotonic() + 0.05
+        with _mains_lock:
+            _mains[proc.pid] = proc
 
     @property
     def pid(self) -> int:
@@ -372,18 +540,24 @@ class RunProcesses:
         session or process group, holding its output pipe, or carrying its marker."""
         me = os.getpid()
         found = []
-        for pid in children(me):
-            if pid == self.proc.pid or pid in self._known:
+        for pid in _our_children.scan():
+            if pid == self.proc.pid or pid in self._known or _is_main(pid):
                 continue
             st = stat(pid)
             if st is None or st.ppid != me or (self._ticks and int(st.ticks) < int(self._ticks)):
                 continue
             if (st.session == self.proc.pid or st.pgrp == self.proc.pid
-                    or (self._pipe is not None and holds_pipe(pid, self._pipe))
-                    or (self._marker is not None and has_marker(pid, self._marker))):
+                    or (self._marker is not None and has_marker(pid, self._marker))
+                    or (self._pipe is not None and holds_pipe(pid, self._pipe) and self._holds_after_spawns(pid))):
                 self._known[pid] = st.ticks
                 found.append(pid)
         self._walk(found)
+
+    def _holds_after_spawns(self, pid: int) -> bool:
+        """A run being started holds copies of all our descriptors, this run's pipe among them,
+        until it execs: it is another run's main process, not an orphan of this one."""
+        _spawns.settled(2.0)
+        return not _is_main(pid) and self._pipe is not None and holds_pipe(pid, self._pipe)
 
     def members(self) -> list[int]:
         """Every live process of the run, the main one included while it runs."""
@@ -428,6 +602,9 @@ class RunProcesses:
                 time.sleep(0.01)
             self._reap()
         self._reap()
+        with _mains_lock:
+            if _mains.get(self.proc.pid) is self.proc:
+                del _mains[self.proc.pid]
         if self.cgroup is not None:
             remove_cgroup(self.cgroup, max(0.1, deadline - time.monotonic()))
 
