@@ -10,6 +10,10 @@ adopt that carry its marker or hold its output pipe.
 The job's own process gets PR_SET_PDEATHSIG, so it is killed with the thread that started it even
 when the reconciler is killed with SIGKILL. Where a run lives (`Whereabouts`) is recorded in the
 ledger so that the next start can stop what a killed reconciler left behind.
+
+The reconciler itself is never forked to start a job: `setpriv` and `sh` do the steps between fork
+and exec, so Popen can use vfork (a Python `preexec_fn` forces a full fork of a large, threaded
+process, holding the GIL). Without them, the same steps run in a `preexec_fn`.
 """
 
 from __future__ import annotations
