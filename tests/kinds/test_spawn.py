@@ -93,7 +93,8 @@ def test_a_job_dies_with_the_process_that_started_it_even_by_sigkill(tmp_path: P
             time.sleep(0.02)
         job = int(pid_file.read_text())
         first = stat(job)
-        assert first is not None and first.state not in ("Z", "X")
+        assert first is not None
+        assert first.state not in ("Z", "X")
     finally:
         starter.send_signal(signal.SIGKILL)
         starter.wait(timeout=10)
