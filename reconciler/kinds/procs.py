@@ -338,7 +338,7 @@ class Supervisor:
 # shell. setpriv and sh are exec'd, never a fork of the reconciler: Popen can use vfork.
 _SCRIPT = ('[ "$PPID" = "$1" ] || kill -9 $$; '
            'if [ "$2" = wait ]; then read -r go && [ "$go" = go ] || exit 125; fi; '
-           'shift 2; exec "$@" </dev/null')
+           '[ "$3" = pwd ] || unset PWD; shift 3; exec "$@" </dev/null')  # sh sets PWD: the job gets only its own
 
 
 @functools.cache
@@ -387,7 +387,7 @@ def _launch(launcher: tuple[str, str], argv: Sequence[str], cwd: str | None, env
     try:
         proc = subprocess.Popen(
             [setpriv, "--pdeathsig", "KILL", "--", sh, "-c", _SCRIPT, "sh", str(os.getpid()),
-             "wait" if go is not None else "-", program, *argv[1:]],
+             "wait" if go is not None else "-", "pwd" if "PWD" in env else "-", program, *argv[1:]],
             cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL if go is None else go_r,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     finally:

@@ -75,6 +75,17 @@ def test_a_job_is_in_its_runs_cgroup_from_its_first_instruction() -> None:
     assert any(line.startswith("0::") and line.endswith("/" + cgroup.name) for line in out.splitlines()), out
 
 
+def test_a_job_gets_exactly_the_environment_it_is_given(supervisor: Supervisor) -> None:
+    env = {"PATH": "/usr/bin:/bin", "X": "a b", "RECONCILER_RUN_ID": "7"}
+    procs = supervisor.spawn(["/usr/bin/env"], cwd="/", env=env)
+    assert procs.proc.stdout is not None
+    out = procs.proc.stdout.read().decode()
+    procs.proc.wait(timeout=10)
+    procs.close()
+    procs.proc.stdout.close()
+    assert sorted(out.splitlines()) == sorted(f"{k}={v}" for k, v in env.items())
+
+
 @pytest.mark.parametrize("cgroup", ["on", "off"])
 def test_a_job_dies_with_the_process_that_started_it_even_by_sigkill(tmp_path: Path, cgroup: str) -> None:
     pid_file = tmp_path / "pid"
