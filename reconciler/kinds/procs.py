@@ -360,10 +360,14 @@ def _executable(program: str, cwd: str | None, env: Mapping[str, str]) -> str:
     """The file exec will run, as Popen would find it; the OSError Popen would raise if none."""
     if "\0" in program:
         raise ValueError("embedded null byte")
-    if os.path.dirname(program):
-        candidates = [program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)]
-    else:
-        candidates = [os.path.join(d, program) for d in os.get_exec_path(dict(env))]
+    if os.path.dirname(program):  # as given: exec resolves it in the job's working directory, as Popen does
+        found = program if os.path.isabs(program) else os.path.join(os.path.abspath(cwd or os.getcwd()), program)
+        if not os.path.isfile(found):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(found, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+        return program
+    candidates = [os.path.join(d, program) for d in os.get_exec_path(dict(env))]
     denied = None
     for path in candidates:
         if os.path.isfile(path):

@@ -86,6 +86,20 @@ def test_a_job_gets_exactly_the_environment_it_is_given(supervisor: Supervisor) 
     assert sorted(out.splitlines()) == sorted(f"{k}={v}" for k, v in env.items())
 
 
+def test_a_relative_program_is_found_in_the_jobs_working_directory(tmp_path: Path, supervisor: Supervisor) -> None:
+    (tmp_path / "sub").mkdir()
+    job = tmp_path / "sub" / "job.sh"
+    job.write_text("#!/bin/sh\necho from-sub\n")
+    job.chmod(0o755)
+    procs = supervisor.spawn(["./job.sh"], cwd=str(tmp_path / "sub"), env={"PATH": "/usr/bin:/bin"})
+    assert procs.proc.stdout is not None
+    out = procs.proc.stdout.read().decode()
+    assert procs.proc.wait(timeout=10) == 0
+    procs.close()
+    procs.proc.stdout.close()
+    assert out == "from-sub\n"
+
+
 @pytest.mark.parametrize("cgroup", ["on", "off"])
 def test_a_job_dies_with_the_process_that_started_it_even_by_sigkill(tmp_path: Path, cgroup: str) -> None:
     pid_file = tmp_path / "pid"
