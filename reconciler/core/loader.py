@@ -362,27 +362,29 @@ _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _RANGE = "1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z"
 
 
-class TimestampError(ValueError):
-    """A timestamp that parses but cannot be used; its message is complete as it stands."""
-
-
 @lru_cache(maxsize=4096)
 def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
     """RFC 3339; without an offset the wall time is read in `tz` (and must exist there). The
-    instant lies in [EPOCH, HORIZON), so that no zone shift or slot arithmetic can overflow."""
-    value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
+    instant lies in [EPOCH, HORIZON), so that no zone shift or slot arithmetic can overflow.
+    A ValueError's message says why, complete as it stands."""
+    try:
+        value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
+    except ValueError as e:
+        # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
+        detail = "" if "isoformat" in str(e) else f": {e}"
+        raise ValueError(f"{excerpt(text)} is not a valid timestamp{detail}") from None
     try:
         if value.tzinfo is not None:
             instant = value.astimezone(UTC)
         else:
             aware = value.replace(tzinfo=tz)
             if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-                raise TimestampError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
+                raise ValueError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
             instant = aware.astimezone(UTC)
     except OverflowError:  # shifted past year 1 or 9999
         instant = None
     if instant is None or not EPOCH <= instant < HORIZON:  # quoted whole: it parsed, so it hides nothing
-        raise TimestampError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
+        raise ValueError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
     return instant
 
 
@@ -414,13 +416,8 @@ class _Checker:
             return None  # the schema reports it
         try:
             return parse_timestamp(value, tz)
-        except TimestampError as e:
-            self.add((*ptr, key), str(e))
         except ValueError as e:
-            msg = str(e)
-            # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
-            detail = "" if "isoformat" in msg else f": {msg}"
-            self.add((*ptr, key), f"{excerpt(value)} is not a valid timestamp{detail}")
+            self.add((*ptr, key), str(e))
         return None
 
     def url(self, mapping: Any, ptr: JsonPath, key: str) -> None:
