@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -26,6 +26,7 @@ from reconciler.core.durations import DurationError, DurationTooLong, parse_dura
 from reconciler.core.model import EnvValue, Notify, Policy, Retries, Schedule, Source, env_values, spec_hash
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
+from reconciler.core.setrules import SetRules
 from reconciler.core.timing import EPOCH, HORIZON, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
 from reconciler.kinds import kind_of, present
@@ -142,30 +143,15 @@ def internal_problem(path: str, line: int, error: Exception, doing: str, documen
 
 
 def combine(results: Iterable[FileResult]) -> LoadResult:
-    """The set-level view: all schedules, all problems, and names unique across files."""
+    """The set-level view: all schedules, all problems, and the set rules (names unique across
+    files) applied by the same object the daemon keeps up to date file by file."""
     files = tuple(results)
+    rules: SetRules[int] = SetRules()
+    for i, r in enumerate(files):
+        rules.add(i, r)
     problems = [p for r in files for p in r.problems]
-    by_name: dict[str, list[Source]] = {}
-    for r in files:
-        for name, source in r.names:
-            by_name.setdefault(name, []).append(source)
-    dupes = {n for n, group in by_name.items() if len(group) > 1}
-    problems.extend(duplicate_problems({n: by_name[n] for n in dupes}))
-    schedules = tuple(s for r in files for s in r.schedules if s.name not in dupes)
-    names = tuple(n for n in by_name if n not in dupes)
-    return LoadResult(files, schedules, tuple(problems), names)
-
-
-def duplicate_problems(groups: Mapping[str, Sequence[Source]]) -> list[Problem]:
-    """One problem at each place a name is used more than once, naming the other places."""
-    out = []
-    for name in sorted(groups):
-        group = groups[name]
-        for src in group:
-            others = ", ".join(f"{o.path}:{o.line}" for o in group if o is not src)
-            out.append(Problem(src.path, src.line, 1, ("name",),
-                               f"name {name!r} is used more than once (also at {others})", document=src.document))
-    return out
+    problems.extend(rules.problems())
+    return LoadResult(files, tuple(rules.unique.values()), tuple(problems), rules.names)
 
 
 class Skipped(NamedTuple):

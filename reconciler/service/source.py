@@ -30,12 +30,12 @@ from reconciler.core.loader import (
     PathError,
     Skipped,
     build,
-    duplicate_problems,
     list_tree,
     odd_entry,
 )
 from reconciler.core.model import Schedule, spec_hash
 from reconciler.core.problems import Problem, display_path
+from reconciler.core.setrules import SetRules
 from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -54,16 +54,13 @@ class Snapshot:
 
 
 class _Index:
-    """Set-level state kept up to date file by file, so one changed file costs O(that file):
-    names (to find duplicates, also within one file), files with problems, and an
-    order-independent content hash. A name held once costs two dict entries, not a dict."""
+    """The directory's state kept up to date file by file, so one changed file costs O(that file):
+    each file's result, the set rules over their schedules (core.setrules, the same rules
+    validate applies), files with problems, and an order-independent content hash."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[str, FileResult]] = {}
-        self.unique: dict[str, Schedule] = {}  # names held exactly once
-        self.hashes: dict[str, str] = {}  # of `unique`
-        self.owner: dict[str, str] = {}  # name -> the file holding it, for `unique`
-        self.dupes: dict[str, list[tuple[str, Schedule]]] = {}  # names held more than once
+        self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
         self.content = 0
@@ -78,39 +75,14 @@ class _Index:
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
-            for name in {s.name for s in old[1].schedules}:
-                self._unlink(name, rel)
+            self.rules.remove(rel, old[1])
         if entry is None:
             return
         self.files[rel] = entry
         self.content = (self.content + _file_hash(rel, entry[0])) % _MOD
         if entry[1].problems:
             self.problem_files.add(rel)
-        for s in entry[1].schedules:
-            self._link(s, rel)
-
-    def _link(self, s: Schedule, rel: str) -> None:
-        name = s.name
-        group = self.dupes.get(name)
-        if group is not None:
-            group.append((rel, s))
-        elif name in self.owner:
-            self.dupes[name] = [(self.owner.pop(name), self.unique.pop(name)), (rel, s)]
-            del self.hashes[name]
-        else:
-            self.owner[name], self.unique[name], self.hashes[name] = rel, s, s.spec_hash
-
-    def _unlink(self, name: str, rel: str) -> None:
-        group = self.dupes.get(name)
-        if group is None:
-            if self.owner.get(name) == rel:
-                del self.owner[name], self.unique[name], self.hashes[name]
-            return
-        group[:] = [(r, s) for r, s in group if r != rel]
-        if len(group) < 2:
-            del self.dupes[name]
-            for r, s in group:
-                self.owner[name], self.unique[name], self.hashes[name] = r, s, s.spec_hash
+        self.rules.add(rel, entry[1])
 
     def holds_under(self, rel: str) -> bool:
         prefix = rel.rstrip("/") + "/"
@@ -119,10 +91,9 @@ class _Index:
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files | self.skipped.keys())
                for p in (self.files[rel][1].problems if rel in self.files else (self.skipped[rel],))]
-        if self.dupes:
-            # Each group in file order, as a fresh read lists it, whatever order the events came in.
-            out.extend(duplicate_problems({n: sorted((s.source for _, s in g), key=lambda src: (src.path, src.line))
-                                           for n, g in self.dupes.items()}))
+        # Each repeated name's places in file order, as a fresh read lists them, whatever order
+        # the events came in.
+        out.extend(self.rules.problems())
         return tuple(out)
 
 
@@ -303,8 +274,8 @@ class DirectorySource:
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
-        return Snapshot(dict(index.unique), dict(index.hashes), index.problems(), self._revision(target), target,
-                        len(index.files))
+        return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
+                        target, len(index.files))
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
