@@ -53,6 +53,40 @@ class FileResult:
         return tuple((s.name, s.source) for s in self.schedules) + self.unbuilt
 
 
+# A document that passed every check, as plain values: spec, line, document index, spec hash ("" if
+# not computed).
+ValidDocument = tuple[dict[str, Any], int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One file read and checked, before any record is built. Plain values only (specs as YAML
+    gives them), so that a helper process can check files and send this to be built."""
+
+    path: str
+    problems: tuple[Problem, ...]
+    valid: tuple[ValidDocument, ...]
+
+
+def build_file(checked: Checked) -> FileResult:
+    """The records of a checked file's valid documents; a record that cannot be built (a bug)
+    becomes a problem of the file, as a check that failed does."""
+    schedules: list[Schedule] = []
+    problems = list(checked.problems)
+    for spec, line, index, digest in checked.valid:
+        try:
+            schedules.append(build(Document(index, spec, line), checked.path, digest or None))
+        except Exception as e:
+            problems.append(internal_problem(checked.path, line, e, "checking this schedule", index))
+    return FileResult(checked.path, tuple(schedules), tuple(problems))
+
+
+def names_of(checked: Checked) -> FileResult:
+    """A checked file's names and places only (validate builds no records)."""
+    names = tuple((spec["name"], Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
+    return FileResult(checked.path, (), checked.problems, names)
+
+
 @dataclass(frozen=True)
 class LoadResult:
     files: tuple[FileResult, ...]
@@ -73,32 +107,37 @@ class Loader:
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only.
-        Never raises for what a file holds: an unexpected error rejects that file, not the process."""
+        Never raises for what a file holds: an unexpected error rejects that file, not the process.
+        The one path from a file to schedules: check_bytes, then build_file (a helper process of
+        the daemon's first load runs check_bytes, and the parent build_file)."""
+        checked = self.check_bytes(path, data, now, hashed=build_records)
+        return build_file(checked) if build_records else names_of(checked)
+
+    def check_bytes(self, path: str, data: bytes, now: datetime, *, hashed: bool = True) -> Checked:
+        """Decode, parse and check one file: its problems, and its valid documents as plain values
+        (with their spec hashes when `hashed`). Never raises for what a file holds."""
         path = display_path(path)  # it names the file in messages, records, the ledger and the API
         try:
-            return self._load_bytes(path, data, now, build_records)
+            return self._check_bytes(path, data, now, hashed)
         except Exception as e:
-            return FileResult(path, (), (internal_problem(path, 1, e, "reading this file"),))
+            return Checked(path, (internal_problem(path, 1, e, "reading this file"),), ())
 
-    def _load_bytes(self, path: str, data: bytes, now: datetime, build_records: bool) -> FileResult:
+    def _check_bytes(self, path: str, data: bytes, now: datetime, hashed: bool) -> Checked:
         text, problems = decode(data, path)
         if text is None:
-            return FileResult(path, (), tuple(problems))
+            return Checked(path, tuple(problems), ())
         docs, problems = load_documents(text, path)
-        schedules: list[Schedule] = []
-        names: list[tuple[str, Source]] = []
+        valid: list[ValidDocument] = []
         for doc in docs:
             try:
                 problems.extend(self.check(doc, path, now))
                 if not any(p.document == doc.index and p.severity == "error" for p in problems):
-                    if build_records:
-                        schedules.append(build(doc, path))
-                    names.append((doc.value["name"], Source(path, doc.line, doc.index)))
+                    valid.append((doc.value, doc.line, doc.index, spec_hash(doc.value) if hashed else ""))
             except Exception as e:
                 problems.append(internal_problem(path, doc.line, e, "checking this schedule", doc.index))
         if not docs and not problems:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
-        return FileResult(path, tuple(schedules), tuple(problems), () if build_records else tuple(names))
+        return Checked(path, tuple(problems), tuple(valid))
 
     def check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
         """Every problem of one document: its shape, the schema, and the semantic checks."""
