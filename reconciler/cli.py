@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from reconciler import __version__
-from reconciler.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_of
+from reconciler.errors import DEBUG_ENV, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, handle
 
 try:  # newer typer carries its own copy of click
     from typer._click import exceptions as click_errors
@@ -68,12 +68,22 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+class Settings:
+    """What the root options set for `main`, which handles the errors the command raises."""
+
+    debug = False
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True,
                                           callback=_version)] = False,
+    debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV, show_envvar=True,
+                                        help="Print the traceback of an error.")] = False,
 ) -> None:
+    if isinstance(ctx.obj, Settings):
+        ctx.obj.debug = debug
     if ctx.invoked_subcommand is None:
         text = ctx.get_help()  # typer's rich help prints itself and returns ""
         if text:
@@ -99,7 +109,7 @@ def validate(
     """Check schedule files: YAML strictness, the JSON Schema, cron, time zones, unique names."""
     from reconciler.commands.validate import validate as run
 
-    raise typer.Exit(exit_code_of(run)(paths or [], fmt.value))
+    raise typer.Exit(run(paths or [], fmt.value))
 
 
 @app.command()
@@ -110,7 +120,7 @@ def schema(
     """Print the JSON Schema of a schedule file (draft 2020-12), or write it to a file."""
     from reconciler.commands.schema import schema as run
 
-    raise typer.Exit(exit_code_of(run)(output))
+    raise typer.Exit(run(output))
 
 
 @app.command("next")
@@ -126,7 +136,7 @@ def next_(
     """Show the next fire times of a schedule or of a cron expression."""
     from reconciler.commands.next import next_times
 
-    raise typer.Exit(exit_code_of(next_times)(name, cron, timezone, after, count, fmt.value, directory))
+    raise typer.Exit(next_times(name, cron, timezone, after, count, fmt.value, directory))
 
 
 @app.command()
@@ -142,7 +152,7 @@ def plan(
     """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors, 64 usage."""
     from reconciler.commands.plan import run_plan
 
-    raise typer.Exit(exit_code_of(run_plan)(directory, base, ledger, fmt.value))
+    raise typer.Exit(run_plan(directory, base, ledger, fmt.value))
 
 
 @app.command()
@@ -171,9 +181,8 @@ def run(
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
-    raise typer.Exit(exit_code_of(run_command)(directory, ledger, allow_empty, rescan, selector or [],
-                                               log_format.value, grace, listen, token_file, public_url,
-                                               allowed_hosts=allowed_host or []))
+    raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
+                                 listen, token_file, public_url, allowed_hosts=allowed_host or []))
 
 
 @app.command()
@@ -191,8 +200,7 @@ def history(
     """Show what ran, newest first."""
     from reconciler.commands.history import history as run_history
 
-    raise typer.Exit(exit_code_of(run_history)(name, status.value if status else None, since, limit, ledger,
-                                               fmt.value, run_id))
+    raise typer.Exit(run_history(name, status.value if status else None, since, limit, ledger, fmt.value, run_id))
 
 
 @app.command()
@@ -205,7 +213,7 @@ def trigger(
     """Run a schedule now, as a manual run recorded in the ledger. Exit 0 if it succeeded."""
     from reconciler.commands.trigger import trigger as run_trigger
 
-    raise typer.Exit(exit_code_of(run_trigger)(name, directory, ledger, fmt.value))
+    raise typer.Exit(run_trigger(name, directory, ledger, fmt.value))
 
 
 @app.command()
@@ -216,20 +224,28 @@ def init(
     """Create a schedules repository: an example schedule, the CI workflow, the pre-commit config, a README."""
     from reconciler.commands.init import init as run_init
 
-    raise typer.Exit(exit_code_of(run_init)(directory, force))
+    raise typer.Exit(run_init(directory, force))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `reconciler` command. click's own usage errors exit 64 too, like every other usage error."""
+    """The `reconciler` command, and the one handler of what a command raises. click's own usage
+    errors exit 64 too, like every other usage error."""
+    settings = Settings()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, obj=settings)
     except click_errors.UsageError as e:
         e.show()
         return EXIT_USAGE
     except click_errors.ClickException as e:
         e.show()
         return EXIT_PROBLEMS
-    except typer.Abort:
+    except typer.Abort as e:  # click turns Ctrl-C into Abort
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
         print("Aborted!", file=sys.stderr)
         return EXIT_PROBLEMS
+    except KeyboardInterrupt:  # outside a command (click turns one inside into Abort)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        return handle(e, debug=settings.debug)
     return code if isinstance(code, int) else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -98,13 +99,19 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     assert r.returncode == 0, r.stderr
 
 
+def unmeasured() -> dict[str, str]:
+    """This environment without coverage's variables: a measured process imports what coverage
+    needs (sqlite3 for its data), which is not what the reconciler imports."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 def test_validate_does_not_import_the_scheduler_the_watcher_or_the_ledger(tmp_path: Path) -> None:
     code = ("import sys\nfrom reconciler.cli import app\n"
             "try:\n    app(['validate', 'schedules'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('apscheduler', 'watchfiles', 'sqlite3') or m.startswith('reconciler.ledger')))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
-                       timeout=60)
+                       timeout=60, env=unmeasured())
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
 
 
@@ -227,7 +234,7 @@ def test_start_up_imports_nothing_heavy_before_a_command_needs_it() -> None:
             "'apscheduler', 'starlette', 'httpx', 'sqlite3', 'cron_descriptor'}), "
             "sorted(m for m in sys.modules if m.startswith(('reconciler.core', 'reconciler.commands'))))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
-                       timeout=60)
+                       timeout=60, env=unmeasured())
     assert r.stdout.splitlines() == ["reconciler 0.1.0", "[] []"], r.stdout + r.stderr
 
 

@@ -252,8 +252,7 @@ def test_both_load_paths_turn_an_internal_error_into_a_problem(tmp_path: Path,
             raise OverflowError("date value out of range")
         return real_build(doc, path, digest)
 
-    monkeypatch.setattr(loader, "build", build)
-    monkeypatch.setattr(source, "build", build)
+    monkeypatch.setattr(loader, "build", build)  # the one build, which the parent runs for both shares
     monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10**9)
     serial = source.DirectorySource(sched).full(datetime.now(UTC))
     monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,3 +295,27 @@ def test_every_retry_delay_up_to_the_limit_is_computed_without_an_overflow() -> 
     assert delays[0] == timedelta(milliseconds=1)
     assert delays[-1] == timedelta(days=366)
     assert delays == sorted(delays)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tomorrow", "'tomorrow' is not a valid timestamp"),
+    ("2026-02-30T00:00:00Z", "'2026-02-30T00:00:00Z' is not a valid timestamp: day is out of range for month"),
+    ("2026-03-29T02:30:00", "2026-03-29T02:30:00 does not exist in Europe/Berlin (skipped by a daylight-saving "
+                            "change)"),
+])
+def test_a_timestamp_that_cannot_be_used_is_one_value_error_whose_message_says_why(text: str, message: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from reconciler.core.loader import parse_timestamp
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_timestamp(text, ZoneInfo("Europe/Berlin"))
+
+
+def test_next_after_a_value_that_is_no_timestamp_says_so_as_validate_would() -> None:
+    from reconciler.commands.next import next_times
+    from reconciler.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        next_times(None, "0 2 * * *", "UTC", "tomorrow", 1, "text", now=NOW)
+    assert str(caught.value) == "--after: 'tomorrow' is not a valid timestamp"

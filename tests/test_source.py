@@ -229,3 +229,31 @@ def test_dangling_and_looping_links_named_like_schedules_are_skipped_with_a_warn
         (f"{tmp_path}/gone.yaml", "warning", "a link to nothing: skipped"),
         (f"{tmp_path}/loop.yaml", "warning", "cannot be followed (Too many levels of symbolic links): skipped"),
     ]
+
+
+def test_a_parallel_first_load_checks_every_file_with_the_loaders_own_per_file_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One path from file to schedule: the helper process calls what `load_bytes` calls, so
+    whatever that check says reaches the snapshot from either process."""
+    from reconciler.core.loader import Checked
+    from reconciler.core.problems import Problem
+    from reconciler.service import source
+
+    for i in range(30):
+        (tmp_path / f"j{i:02d}.yaml").write_text(doc(f"job-{i:02d}"))
+    real = Loader.check_bytes
+
+    def check_bytes(self: Loader, path: str, data: bytes, now: datetime, *, hashed: bool = True) -> Checked:
+        c = real(self, path, data, now, hashed=hashed)
+        mark = Problem(c.path, 1, 1, (), f"checked in process {os.getpid()}", "warning")
+        return Checked(c.path, (*c.problems, mark), c.valid)
+
+    monkeypatch.setattr(Loader, "check_bytes", check_bytes)
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10)
+    parallel = DirectorySource(tmp_path)
+    snap = parallel.full(NOW)
+    assert parallel.last_load_parallel
+    marks = [p.message for p in snap.problems]
+    assert len(marks) == 30
+    assert len(set(marks)) == 2  # this process's share and the helper's
+    assert len(snap.schedules) == 30

@@ -10,7 +10,7 @@ from typing import TextIO
 from reconciler.commands.common import did_you_mean
 from reconciler.core import cron
 from reconciler.core.describe import describe, local_text, relative, utc_text
-from reconciler.core.loader import Loader, PathError, parse_timestamp, zone, zone_suggestion
+from reconciler.core.loader import Loader, parse_timestamp, zone, zone_suggestion
 from reconciler.core.timing import Timing
 from reconciler.errors import FatalError, UsageError
 
@@ -72,10 +72,7 @@ def _timing_for(expression: str, timezone: str) -> Timing:
 
 
 def _timing_of(name: str, directory: str, now: datetime) -> tuple[Timing, bool]:
-    try:
-        result = Loader().load_paths([directory], now=now)
-    except PathError as e:
-        raise UsageError(str(e)) from e
+    result = Loader().load_paths([directory], now=now)
     for s in result.schedules:
         if s.name == name:
             return s.timing, s.enabled

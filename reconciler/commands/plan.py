@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.core.describe import describe, local_text, utc_text
-from reconciler.core.loader import Loader, PathError, combine
+from reconciler.core.loader import Loader, combine
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.review import warnings
-from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, FatalError, UsageError
+from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, UsageError
 
 if TYPE_CHECKING:
     from reconciler.ledger.base import Ledger
@@ -30,10 +30,7 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
         raise UsageError(f"{ledger_path}: no such ledger")
     now = now or datetime.now(UTC)
     loader = Loader()
-    try:
-        desired = loader.load_paths([directory], now=now)
-    except PathError as e:
-        raise UsageError(str(e)) from e
+    desired = loader.load_paths([directory], now=now)
     errors = [p for p in desired.problems if p.severity == "error"]
     if errors:
         for p in errors:
@@ -76,8 +73,8 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: 
 
         try:
             files = files_at(directory, base)
-        except GitError as e:
-            raise FatalError(f"--base {base}: {e}") from e
+        except GitError as e:  # git's message alone does not say which option it was about
+            raise GitError(f"--base {base}: {e}") from e
         results = [loader.load_bytes(str(Path(directory) / rel), data, now) for rel, data in sorted(files.items())]
         # With --base too, the ledger is read only for its recent runs (the "removed, but it ran" warning).
         runs = f" (recent runs from the ledger {ledger_path})" if ledger_path else ""

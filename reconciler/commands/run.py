@@ -17,7 +17,7 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
         public_url: str | None = None, allowed_hosts: Sequence[str] = ()) -> int:
     from reconciler.ledger import open_ledger
-    from reconciler.service.app import ListenError, run_daemon
+    from reconciler.service.app import run_daemon
     from reconciler.service.daemon import Options, parse_selector
     from reconciler.service.log import make_log
 
@@ -44,8 +44,6 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
     ledger = open_ledger(ledger_path)
     try:
         return run_daemon(options, ledger, make_log(log_format), lambda: datetime.now(UTC), stop)
-    except ListenError as e:
-        raise UsageError(str(e)) from e
     finally:
         ledger.close()
 

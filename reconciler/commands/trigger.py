@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.commands.common import did_you_mean
-from reconciler.core.loader import Loader, PathError
+from reconciler.core.loader import Loader
 from reconciler.core.policy import RunStatus
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
 
@@ -21,10 +21,7 @@ def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out:
 
     if fmt not in ("text", "json"):
         raise UsageError(f"unknown format {fmt!r}: choose text or json")
-    try:
-        result = Loader().load_paths([directory])
-    except PathError as e:
-        raise UsageError(str(e)) from e
+    result = Loader().load_paths([directory])
     found = {s.name: s for s in result.schedules}
     if name not in found:
         raise FatalError(f"no valid schedule named {name!r} in {directory}{did_you_mean(name, found)}")

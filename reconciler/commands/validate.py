@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TextIO
 
 from reconciler.commands.common import colour_enabled, paint
-from reconciler.core.loader import Loader, LoadResult, PathError
+from reconciler.core.loader import Loader, LoadResult
 from reconciler.core.problems import Problem, display_path, printable
 from reconciler.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 
@@ -20,10 +20,7 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
              now: datetime | None = None) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    try:
-        result = Loader().load_paths(paths or ["schedules"], now=now, build_records=False)
-    except PathError as e:
-        raise UsageError(str(e)) from e
+    result = Loader().load_paths(paths or ["schedules"], now=now, build_records=False)
     problems = list(result.problems)
     if not result.files:
         problems.append(Problem(display_path(", ".join(map(str, paths or ["schedules"]))), 1, 1, (),

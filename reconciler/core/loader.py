@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -26,6 +26,7 @@ from reconciler.core.durations import DurationError, DurationTooLong, parse_dura
 from reconciler.core.model import EnvValue, Notify, Policy, Retries, Schedule, Source, env_values, spec_hash
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
+from reconciler.core.setrules import SetRules
 from reconciler.core.timing import EPOCH, HORIZON, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
 from reconciler.kinds import kind_of, present
@@ -52,6 +53,40 @@ class FileResult:
         return tuple((s.name, s.source) for s in self.schedules) + self.unbuilt
 
 
+# A document that passed every check, as plain values: spec, line, document index, spec hash ("" if
+# not computed).
+ValidDocument = tuple[dict[str, Any], int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One file read and checked, before any record is built. Plain values only (specs as YAML
+    gives them), so that a helper process can check files and send this to be built."""
+
+    path: str
+    problems: tuple[Problem, ...]
+    valid: tuple[ValidDocument, ...]
+
+
+def build_file(checked: Checked) -> FileResult:
+    """The records of a checked file's valid documents; a record that cannot be built (a bug)
+    becomes a problem of the file, as a check that failed does."""
+    schedules: list[Schedule] = []
+    problems = list(checked.problems)
+    for spec, line, index, digest in checked.valid:
+        try:
+            schedules.append(build(Document(index, spec, line), checked.path, digest or None))
+        except Exception as e:
+            problems.append(internal_problem(checked.path, line, e, "checking this schedule", index))
+    return FileResult(checked.path, tuple(schedules), tuple(problems))
+
+
+def names_of(checked: Checked) -> FileResult:
+    """A checked file's names and places only (validate builds no records)."""
+    names = tuple((spec["name"], Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
+    return FileResult(checked.path, (), checked.problems, names)
+
+
 @dataclass(frozen=True)
 class LoadResult:
     files: tuple[FileResult, ...]
@@ -72,32 +107,37 @@ class Loader:
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only.
-        Never raises for what a file holds: an unexpected error rejects that file, not the process."""
+        Never raises for what a file holds: an unexpected error rejects that file, not the process.
+        The one path from a file to schedules: check_bytes, then build_file (a helper process of
+        the daemon's first load runs check_bytes, and the parent build_file)."""
+        checked = self.check_bytes(path, data, now, hashed=build_records)
+        return build_file(checked) if build_records else names_of(checked)
+
+    def check_bytes(self, path: str, data: bytes, now: datetime, *, hashed: bool = True) -> Checked:
+        """Decode, parse and check one file: its problems, and its valid documents as plain values
+        (with their spec hashes when `hashed`). Never raises for what a file holds."""
         path = display_path(path)  # it names the file in messages, records, the ledger and the API
         try:
-            return self._load_bytes(path, data, now, build_records)
+            return self._check_bytes(path, data, now, hashed)
         except Exception as e:
-            return FileResult(path, (), (internal_problem(path, 1, e, "reading this file"),))
+            return Checked(path, (internal_problem(path, 1, e, "reading this file"),), ())
 
-    def _load_bytes(self, path: str, data: bytes, now: datetime, build_records: bool) -> FileResult:
+    def _check_bytes(self, path: str, data: bytes, now: datetime, hashed: bool) -> Checked:
         text, problems = decode(data, path)
         if text is None:
-            return FileResult(path, (), tuple(problems))
+            return Checked(path, tuple(problems), ())
         docs, problems = load_documents(text, path)
-        schedules: list[Schedule] = []
-        names: list[tuple[str, Source]] = []
+        valid: list[ValidDocument] = []
         for doc in docs:
             try:
                 problems.extend(self.check(doc, path, now))
                 if not any(p.document == doc.index and p.severity == "error" for p in problems):
-                    if build_records:
-                        schedules.append(build(doc, path))
-                    names.append((doc.value["name"], Source(path, doc.line, doc.index)))
+                    valid.append((doc.value, doc.line, doc.index, spec_hash(doc.value) if hashed else ""))
             except Exception as e:
                 problems.append(internal_problem(path, doc.line, e, "checking this schedule", doc.index))
         if not docs and not problems:
             problems.append(Problem(path, 1, 1, (), "file holds no schedule", severity="warning"))
-        return FileResult(path, tuple(schedules), tuple(problems), () if build_records else tuple(names))
+        return Checked(path, tuple(problems), tuple(valid))
 
     def check(self, doc: Document, path: str, now: datetime) -> list[Problem]:
         """Every problem of one document: its shape, the schema, and the semantic checks."""
@@ -142,30 +182,15 @@ def internal_problem(path: str, line: int, error: Exception, doing: str, documen
 
 
 def combine(results: Iterable[FileResult]) -> LoadResult:
-    """The set-level view: all schedules, all problems, and names unique across files."""
+    """The set-level view: all schedules, all problems, and the set rules (names unique across
+    files) applied by the same object the daemon keeps up to date file by file."""
     files = tuple(results)
+    rules: SetRules[int] = SetRules()
+    for i, r in enumerate(files):
+        rules.add(i, r)
     problems = [p for r in files for p in r.problems]
-    by_name: dict[str, list[Source]] = {}
-    for r in files:
-        for name, source in r.names:
-            by_name.setdefault(name, []).append(source)
-    dupes = {n for n, group in by_name.items() if len(group) > 1}
-    problems.extend(duplicate_problems({n: by_name[n] for n in dupes}))
-    schedules = tuple(s for r in files for s in r.schedules if s.name not in dupes)
-    names = tuple(n for n in by_name if n not in dupes)
-    return LoadResult(files, schedules, tuple(problems), names)
-
-
-def duplicate_problems(groups: Mapping[str, Sequence[Source]]) -> list[Problem]:
-    """One problem at each place a name is used more than once, naming the other places."""
-    out = []
-    for name in sorted(groups):
-        group = groups[name]
-        for src in group:
-            others = ", ".join(f"{o.path}:{o.line}" for o in group if o is not src)
-            out.append(Problem(src.path, src.line, 1, ("name",),
-                               f"name {name!r} is used more than once (also at {others})", document=src.document))
-    return out
+    problems.extend(rules.problems())
+    return LoadResult(files, tuple(rules.unique.values()), tuple(problems), rules.names)
 
 
 class Skipped(NamedTuple):
@@ -362,27 +387,29 @@ _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _RANGE = "1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z"
 
 
-class TimestampError(ValueError):
-    """A timestamp that parses but cannot be used; its message is complete as it stands."""
-
-
 @lru_cache(maxsize=4096)
 def parse_timestamp(text: str, tz: ZoneInfo) -> datetime:
     """RFC 3339; without an offset the wall time is read in `tz` (and must exist there). The
-    instant lies in [EPOCH, HORIZON), so that no zone shift or slot arithmetic can overflow."""
-    value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
+    instant lies in [EPOCH, HORIZON), so that no zone shift or slot arithmetic can overflow.
+    A ValueError's message says why, complete as it stands."""
+    try:
+        value = datetime.fromisoformat(_TS_FIX.sub(lambda m: m.group().upper(), text))
+    except ValueError as e:
+        # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
+        detail = "" if "isoformat" in str(e) else f": {e}"
+        raise ValueError(f"{excerpt(text)} is not a valid timestamp{detail}") from None
     try:
         if value.tzinfo is not None:
             instant = value.astimezone(UTC)
         else:
             aware = value.replace(tzinfo=tz)
             if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-                raise TimestampError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
+                raise ValueError(f"{text} does not exist in {tz.key} (skipped by a daylight-saving change)")
             instant = aware.astimezone(UTC)
     except OverflowError:  # shifted past year 1 or 9999
         instant = None
     if instant is None or not EPOCH <= instant < HORIZON:  # quoted whole: it parsed, so it hides nothing
-        raise TimestampError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
+        raise ValueError(f"{text} is outside the supported range: a timestamp lies from {_RANGE} (in UTC)")
     return instant
 
 
@@ -414,13 +441,8 @@ class _Checker:
             return None  # the schema reports it
         try:
             return parse_timestamp(value, tz)
-        except TimestampError as e:
-            self.add((*ptr, key), str(e))
         except ValueError as e:
-            msg = str(e)
-            # datetime's "Invalid isoformat string: '...'" quotes the whole value and adds nothing.
-            detail = "" if "isoformat" in msg else f": {msg}"
-            self.add((*ptr, key), f"{excerpt(value)} is not a valid timestamp{detail}")
+            self.add((*ptr, key), str(e))
         return None
 
     def url(self, mapping: Any, ptr: JsonPath, key: str) -> None:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from reconciler.core.policy import Cause, RunStatus
-from reconciler.errors import FatalError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -22,8 +21,8 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-class LedgerError(FatalError):
-    """The ledger cannot be opened or used; the message names it and says why (exit 1)."""
+class LedgerError(Exception):
+    """The ledger cannot be opened or used; the message names it and says why."""
 
 
 class LedgerFull(LedgerError):

@@ -25,18 +25,20 @@ from typing import Any
 
 from reconciler.core.loader import (
     SUFFIXES,
+    Checked,
     FileResult,
     Loader,
     PathError,
     Skipped,
-    build,
-    duplicate_problems,
+    ValidDocument,
+    build_file,
     list_tree,
     odd_entry,
 )
-from reconciler.core.model import Schedule, spec_hash
+from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
-from reconciler.core.yamlstrict import MAX_FILE_BYTES, Document, decode, load_documents
+from reconciler.core.setrules import SetRules
+from reconciler.core.yamlstrict import MAX_FILE_BYTES
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
@@ -54,16 +56,13 @@ class Snapshot:
 
 
 class _Index:
-    """Set-level state kept up to date file by file, so one changed file costs O(that file):
-    names (to find duplicates, also within one file), files with problems, and an
-    order-independent content hash. A name held once costs two dict entries, not a dict."""
+    """The directory's state kept up to date file by file, so one changed file costs O(that file):
+    each file's result, the set rules over their schedules (core.setrules, the same rules
+    validate applies), files with problems, and an order-independent content hash."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[str, FileResult]] = {}
-        self.unique: dict[str, Schedule] = {}  # names held exactly once
-        self.hashes: dict[str, str] = {}  # of `unique`
-        self.owner: dict[str, str] = {}  # name -> the file holding it, for `unique`
-        self.dupes: dict[str, list[tuple[str, Schedule]]] = {}  # names held more than once
+        self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
         self.content = 0
@@ -78,39 +77,14 @@ class _Index:
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
-            for name in {s.name for s in old[1].schedules}:
-                self._unlink(name, rel)
+            self.rules.remove(rel, old[1])
         if entry is None:
             return
         self.files[rel] = entry
         self.content = (self.content + _file_hash(rel, entry[0])) % _MOD
         if entry[1].problems:
             self.problem_files.add(rel)
-        for s in entry[1].schedules:
-            self._link(s, rel)
-
-    def _link(self, s: Schedule, rel: str) -> None:
-        name = s.name
-        group = self.dupes.get(name)
-        if group is not None:
-            group.append((rel, s))
-        elif name in self.owner:
-            self.dupes[name] = [(self.owner.pop(name), self.unique.pop(name)), (rel, s)]
-            del self.hashes[name]
-        else:
-            self.owner[name], self.unique[name], self.hashes[name] = rel, s, s.spec_hash
-
-    def _unlink(self, name: str, rel: str) -> None:
-        group = self.dupes.get(name)
-        if group is None:
-            if self.owner.get(name) == rel:
-                del self.owner[name], self.unique[name], self.hashes[name]
-            return
-        group[:] = [(r, s) for r, s in group if r != rel]
-        if len(group) < 2:
-            del self.dupes[name]
-            for r, s in group:
-                self.owner[name], self.unique[name], self.hashes[name] = r, s, s.spec_hash
+        self.rules.add(rel, entry[1])
 
     def holds_under(self, rel: str) -> bool:
         prefix = rel.rstrip("/") + "/"
@@ -119,10 +93,9 @@ class _Index:
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files | self.skipped.keys())
                for p in (self.files[rel][1].problems if rel in self.files else (self.skipped[rel],))]
-        if self.dupes:
-            # Each group in file order, as a fresh read lists it, whatever order the events came in.
-            out.extend(duplicate_problems({n: sorted((s.source for _, s in g), key=lambda src: (src.path, src.line))
-                                           for n, g in self.dupes.items()}))
+        # Each repeated name's places in file order, as a fresh read lists them, whatever order
+        # the events came in.
+        out.extend(self.rules.problems())
         return tuple(out)
 
 
@@ -288,9 +261,9 @@ class DirectorySource:
             if data is not None:
                 files[rel] = self._result(rel, data, now)
             if helper is not None and i % 16 == 0:  # build what the helper has sent so far
-                files.update(helper.arrived(self, target, now))
+                files.update(helper.arrived(self, now))
         if helper is not None:
-            files.update(helper.rest(self, target, now))
+            files.update(helper.rest(self, now))
         return dict(sorted(files.items())), skipped
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
@@ -303,8 +276,8 @@ class DirectorySource:
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
-        return Snapshot(dict(index.unique), dict(index.hashes), index.problems(), self._revision(target), target,
-                        len(index.files))
+        return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
+                        target, len(index.files))
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -418,13 +391,13 @@ def _split(n: int) -> int:
 
 
 class _Helper:
-    """The first load of a large tree uses a second core: a forked child reads, parses and checks
-    about half the files and sends back plain spec dicts and their hashes, which are cheap to
-    pickle (parsed records are not: 10,000 of them took 1 s to unpickle). It sends them in chunks
-    as it goes, and the parent builds records from the chunks that have arrived between files of
-    its own share, so no serial tail of building is left when the helper ends. Files with a
-    problem are read again by the parent, so every problem keeps its exact location. Used only
-    before any other thread exists, where fork is safe; otherwise everything is read here."""
+    """The first load of a large tree uses a second core: a forked child reads and checks about
+    half the files with the loader's own per-file check (`Loader.check_bytes`, the first half of
+    `load_bytes`) and sends back what it returns, plain values that are cheap to send (parsed
+    records are not: 10,000 of them took 1 s to unpickle). It sends them in chunks as it goes, and
+    the parent builds records (`build_file`, the second half) from the chunks that have arrived
+    between files of its own share, so no serial tail of building is left when the helper ends.
+    Used only before any other thread exists, where fork is safe; otherwise everything is read here."""
 
     def __init__(self, conn: Any, proc: Any, files: list[tuple[str, str]]) -> None:
         self.conn, self.proc, self.files = conn, proc, files
@@ -445,26 +418,27 @@ class _Helper:
         parent, child = ctx.Pipe(duplex=False)
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-        proc = ctx.Process(target=_helper_main, args=(child, source.loader, theirs, now), daemon=True)
+        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now),
+                           daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
 
-    def arrived(self, source: DirectorySource, target: Path, now: datetime) -> Iterator[Entry]:
+    def arrived(self, source: DirectorySource, now: datetime) -> Iterator[Entry]:
         """The files of the chunks that have arrived; does not wait."""
         while self.open and self.conn.poll():
-            yield from self._chunk(source, target, now)
+            yield from self._chunk(source, now)
 
-    def rest(self, source: DirectorySource, target: Path, now: datetime) -> Iterator[Entry]:
+    def rest(self, source: DirectorySource, now: datetime) -> Iterator[Entry]:
         """Every file still to come; and if the helper died, its share read here."""
         while self.open:
-            yield from self._chunk(source, target, now)
+            yield from self._chunk(source, now)
         self.proc.join()
         for rel, path in self.files:
             if rel not in self.done and (data := _read(path)) is not None:
                 yield rel, source._result(rel, data, now)
 
-    def _chunk(self, source: DirectorySource, target: Path, now: datetime) -> Iterator[Entry]:
+    def _chunk(self, source: DirectorySource, now: datetime) -> Iterator[Entry]:
         try:
             payload: Chunk = marshal.loads(self.conn.recv_bytes())
         except EOFError:
@@ -473,49 +447,36 @@ class _Helper:
             self.open = False
             self.conn.close()
             return
-        for rel, digest, docs in payload:
+        for rel, digest, values in payload:
+            if values is None:  # the helper could not read it: left to `rest`, which reads it here
+                continue
             self.done.add(rel)
-            if docs is None:  # a problem, or nothing in it: read it here, with locations
-                data = _read(f"{target}/{rel}")
-                if data is not None:
-                    yield rel, source._result(rel, data, now)
-                continue
-            path = display_path(f"{source.directory}/{rel}")
-            try:
-                schedules = tuple(build(Document(index, spec, line), path, digest)
-                                  for spec, line, index, digest in docs)
-            except Exception:  # read it here: the loader turns the error into a problem of the file
-                data = _read(f"{target}/{rel}")
-                if data is not None:
-                    yield rel, source._result(rel, data, now)
-                continue
-            yield rel, (digest, FileResult(path, schedules, ()))
+            path, problems, valid = values
+            yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
-# What the helper sends for each file: relative path, blob id, and (spec, line, document, spec
-# hash) for each document, or None when the file has a problem and the parent reads it again.
-Chunk = list[tuple[str, str, list[tuple[dict[str, Any], int, int, str]] | None]]
+# What the helper sends for each file: relative path, blob id, and what `Loader.check_bytes`
+# returned as plain tuples (path, problems' fields, valid documents); None when the file could
+# not be read there, so that the parent reads it and says why.
+CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
+Chunk = list[tuple[str, str, CheckedValues | None]]
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
-def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: datetime) -> None:
+def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
         try:
             data = _read(path)
-            if data is None:
-                continue
-            text, problems = decode(data, path)
-            docs = load_documents(text, path) if text is not None else ([], problems)
-            clean = bool(docs[0]) and not docs[1] and not any(loader.check(d, path, now) for d in docs[0])
-            entry = (rel, blob_id(data), [(d.value, d.line, d.index, spec_hash(d.value)) for d in docs[0]]
-                     if clean else None)
-        except Exception:  # the parent reads the file again, and the loader reports what went wrong
-            entry = (rel, "", None)
-        out.append(entry)
-        if len(out) == _CHUNK:
+        except Exception:  # a file that cannot be read: the parent reads it again and says why
+            out.append((rel, "", None))
+            continue
+        if data is not None:  # None: gone, or not a regular file; a full read here skips it too
+            c = loader.check_bytes(f"{directory}/{rel}", data, now)
+            out.append((rel, blob_id(data), (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
+        if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))
             out = []
@@ -523,6 +484,10 @@ def _helper_main(conn: Any, loader: Loader, files: list[tuple[str, str]], now: d
         conn.send_bytes(marshal.dumps(out))
     conn.send_bytes(marshal.dumps([]))  # the end
     conn.close()
+
+
+def _fields(p: Problem) -> tuple[Any, ...]:
+    return p.path, p.line, p.column, p.pointer, p.message, p.severity, p.document
 
 
 def _wanted(rel: str) -> bool:
