@@ -327,3 +327,22 @@ def test_a_run_claimed_before_leases_gets_one_lease_from_the_postgresql_upgrade(
         row = db.execute("SELECT extract(epoch FROM lease_until - now()) FROM runs").fetchone()
     assert row is not None
     assert 15 < float(row[0]) <= 20
+
+
+# ---- what the API shows ---------------------------------------------------------------------------
+
+
+def test_the_replicas_view_says_which_are_alive_expired_or_stopped_and_what_they_own(ledger: SqliteLedger) -> None:
+    from reconciler.service.replicas import replicas
+
+    for name, lease in (("up", timedelta(hours=1)), ("dead", timedelta(seconds=-1)), ("done", timedelta(hours=1))):
+        ledger.register_replica(name, host="h", pid=7, version="0.1.0", revision="rev", lease=lease)
+    ledger.deregister_replica("done")
+    ledger.claim("a", T0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=T0, owner="up")
+    shown = {r["id"]: r for r in replicas(ledger)["replicas"]}
+    assert {n: (r["state"], r["runs_owned"]) for n, r in shown.items()} == {
+        "up": ("alive", 1), "dead": ("expired", 0), "done": ("stopped", 0)}
+    up = shown["up"]
+    assert (up["host"], up["pid"], up["version"], up["revision"], up["stopped"]) == ("h", 7, "0.1.0", "rev", None)
+    assert up["last_heartbeat"].endswith("Z")
+    assert shown["done"]["stopped"] is not None

@@ -5,10 +5,12 @@ loses its database stops its job (fencing)."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,8 +78,8 @@ def test_a_replica_killed_during_a_long_run_has_it_abandoned_by_the_other_within
                                      "run: {command: [/bin/sleep, '60']}\n")
     (sched / "tick.yaml").write_text("name: tick\nschedule: {every: 1s}\n"
                                      f"run: {{command: [/bin/sh, -c, 'echo $RECONCILER_SLOT >> {ticks}']}}\n")
-    first = Replica(sched, tmp_path, location)
-    second = Replica(sched, tmp_path, location)
+    first = Replica(sched, tmp_path, location, "--grace", "1s")
+    second = Replica(sched, tmp_path, location, "--grace", "1s")
     daemons.extend([first, second])
     first.wait_event("reconciler.started", timeout=30)
     second.wait_event("reconciler.started", timeout=30)
@@ -101,6 +103,17 @@ def test_a_replica_killed_during_a_long_run_has_it_abandoned_by_the_other_within
     assert abandoned["error"] == ABANDONED
     # Renewed at most a heartbeat before the kill, reaped at most a heartbeat after it expired.
     assert at(abandoned) - killed_at <= timedelta(seconds=LEASE + HEARTBEAT + 1)
+    address = survivor.wait_event("http.listening")["address"]
+
+    def shown() -> dict[int, dict[str, object]]:
+        with urllib.request.urlopen(f"http://{address}/api/v1/replicas", timeout=10) as response:
+            return {r["pid"]: r for r in json.load(response)["replicas"]}
+
+    # A tick it claimed after its last heartbeat expires a little later: give that one a heartbeat.
+    listed = wait_for(lambda: (s := shown())[killed.proc.pid]["runs_owned"] == 0 and s, timeout=LEASE + HEARTBEAT,
+                      what="the killed replica to own nothing")
+    assert listed[killed.proc.pid]["state"] == "expired"
+    assert listed[survivor.proc.pid]["state"] == "alive"
     survivor.wait_event("run.start", schedule="long", timeout=10)  # forbid released: it carries on
     so_far = len(lines(ticks))
     wait_for(lambda: len(lines(ticks)) >= so_far + 3, timeout=10, what="three more ticks")
