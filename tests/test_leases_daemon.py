@@ -46,8 +46,7 @@ def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
     yield started
     for d in started:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
+        d.stop(signal.SIGKILL)  # also closes the log of a daemon that exited by itself
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -80,9 +79,10 @@ def test_a_replica_killed_during_a_long_run_has_it_abandoned_by_the_other_within
     (sched / "tick.yaml").write_text("name: tick\nschedule: {every: 1s}\npolicy: {concurrency: allow}\n"
                                      f"run: {{command: [/bin/sh, -c, 'echo $RECONCILER_SLOT >> {ticks}']}}\n")
     first = Replica(sched, tmp_path, location, "--grace", "1s")
+    daemons.append(first)
+    first.wait_event("reconciler.started", timeout=30)  # the ledger created and migrated: then the second
     second = Replica(sched, tmp_path, location, "--grace", "1s")
-    daemons.extend([first, second])
-    first.wait_event("reconciler.started", timeout=30)
+    daemons.append(second)
     second.wait_event("reconciler.started", timeout=30)
 
     def owner_pid() -> tuple[int, int] | None:
