@@ -177,12 +177,18 @@ def run(
     allowed_host: Annotated[list[str] | None, typer.Option(
         "--allowed-host", metavar="HOST", help="Another name the HTTP server answers to (localhost, IPs, --listen's "
         "and --public-url's host always).")] = None,
+    heartbeat: Annotated[str, typer.Option(
+        "--heartbeat", metavar="DURATION", help="How often this replica renews its leases in the ledger.")] = "5s",
+    lease: Annotated[str, typer.Option(
+        "--lease", metavar="DURATION", help="How long a run is kept without renewal before others abandon it "
+        "(at least twice --heartbeat).")] = "20s",
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
-                                 listen, token_file, public_url, allowed_hosts=allowed_host or []))
+                                 listen, token_file, public_url, allowed_hosts=allowed_host or [],
+                                 heartbeat=heartbeat, lease=lease))
 
 
 @app.command()

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 EXE = str(Path(sys.executable).with_name("reconciler"))
+# For tests that wait for a killed daemon's runs to be abandoned: seconds, not the default 25.
+SHORT_LEASES = ("--heartbeat", "1s", "--lease", "4s")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:

@@ -135,6 +135,17 @@ class PgServer:
         if r.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed:\n{r.stdout}{r.stderr}\n{self.log_tail()}")
 
+    def halt(self) -> None:
+        """Stop the server as a crash would (`-m immediate`), keeping its data, to `resume` later."""
+        r = self._run(self.binaries.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "-t", "60", "stop")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed:\n{r.stdout}{r.stderr}")
+
+    def resume(self) -> None:
+        """Start a halted server again, on the same port."""
+        if not self._pg_ctl_start():
+            raise RuntimeError(f"PostgreSQL did not start again:\n{self.log_tail()}")
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])

@@ -385,3 +385,20 @@ def test_runs_come_from_the_ledger_handed_to_the_app(ledger: Ledger) -> None:
     assert client.get("/api/v1/overview").json()["recent_failures"][0]["id"] == run_id
     (active,) = [s for s in client.get("/api/v1/schedules").json()["items"] if s["name"] == "active"]
     assert active["last_run"]["id"] == run_id
+
+
+def test_replicas_lists_this_daemon_alive_and_one_that_stopped_heartbeating_expired(make_client: MakeClient) -> None:
+    served = make_client()
+    other = open_ledger(served.ledger)
+    try:
+        other.register_replica("gone:1:0", host="gone", pid=1, version="0.0.9", revision="old",
+                               lease=timedelta(seconds=-1))
+    finally:
+        other.close()
+    served.daemon.runner.replica.beat()  # its revision is the ledger's as of its last heartbeat
+    shown = {r["id"]: r for r in served.client.get("/api/v1/replicas").json()["replicas"]}
+    me = served.daemon.runner.replica.id
+    assert set(shown) == {me, "gone:1:0"}
+    assert (shown[me]["state"], shown[me]["runs_owned"], shown[me]["revision"]) == (
+        "alive", 0, served.daemon.live.revision)
+    assert (shown["gone:1:0"]["state"], shown["gone:1:0"]["version"]) == ("expired", "0.0.9")

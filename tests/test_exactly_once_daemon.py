@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Daemon, lines, wait_for
+from tests.harness import SHORT_LEASES, Daemon, lines, wait_for
 
 
 @pytest.fixture
@@ -108,19 +108,20 @@ def test_two_reconcilers_on_one_ledger_never_overlap_runs_of_a_forbid_schedule(
 def test_a_forbid_schedule_carries_on_in_one_reconciler_when_the_other_is_killed_during_its_run(
         tmp_path: Path, daemons: list[Daemon]) -> None:
     sched, _ = busy(tmp_path)
-    first = Daemon(sched, tmp_path)
-    second = Daemon(sched, tmp_path)
+    first = Daemon(sched, tmp_path, *SHORT_LEASES)
+    second = Daemon(sched, tmp_path, *SHORT_LEASES)
     daemons.extend([first, second])
     first.wait_event("reconciler.started")
     second.wait_event("reconciler.started")
     ledger = tmp_path / "ledger.db"
 
     def running() -> list[tuple[object, ...]]:
-        return query(ledger, "SELECT id, owner FROM runs WHERE schedule = 'busy' AND status = 'running'")
+        return query(ledger, "SELECT runs.id, replicas.pid FROM runs JOIN replicas ON replicas.id = runs.owner "
+                             "WHERE schedule = 'busy' AND status = 'running'")
 
-    (run_id, owner), = wait_for(running, what="a run")
-    killed, survivor = (first, second) if f":{first.proc.pid}@" in str(owner) else (second, first)
-    assert f":{killed.proc.pid}@" in str(owner)
+    (run_id, pid), = wait_for(running, what="a run")
+    killed, survivor = (first, second) if pid == first.proc.pid else (second, first)
+    assert pid == killed.proc.pid
     killed.stop(signal.SIGKILL)
     survivor.wait_event("run.abandoned", run_id=run_id)
     after = len(survivor.events("run.start"))

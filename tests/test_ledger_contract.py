@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -71,7 +73,7 @@ def test_runs_are_listed_newest_first_with_filters_and_paging(ledger: Ledger) ->
     page = ledger.runs(limit=4)
     assert [r.id for r in ledger.runs(limit=4, before_id=page[-1].id)] == ids[::-1][4:8]
     assert len(ledger.runs(since=T0 + timedelta(minutes=8))) == 2
-    assert ledger.count_runs("a") == 5
+    assert len(ledger.runs("a")) == 5
 
 
 def test_record_writes_a_run_that_never_started(ledger: Ledger) -> None:
@@ -85,18 +87,17 @@ def test_record_writes_a_run_that_never_started(ledger: Ledger) -> None:
                          outcome=Outcome(RunStatus.MISSED, T0)) is None
 
 
-def test_last_slot_is_the_newest_of_runs_with_the_causes_asked(ledger: Ledger) -> None:
+def test_last_slots_are_the_newest_of_runs_with_the_causes_asked(ledger: Ledger) -> None:
     claim(ledger, minute=5)
     claim(ledger, minute=50, cause=Cause.MANUAL)
     claim(ledger, minute=3, attempt=2, cause=Cause.RETRY)
+    claim(ledger, name="m", minute=1, cause=Cause.MANUAL)
     timeline = {Cause.SCHEDULE, Cause.RETRY, Cause.CATCHUP}
-    assert ledger.last_slot("a", timeline) == T0 + timedelta(minutes=5)
-    assert ledger.last_slot("a", {Cause.MANUAL}) == T0 + timedelta(minutes=50)
-    assert ledger.last_slot("a", {Cause.RETRY}) == T0 + timedelta(minutes=3)
-    assert ledger.last_slot("nobody", timeline) is None
+    assert ledger.last_slots(timeline) == {"a": T0 + timedelta(minutes=5)}
+    assert ledger.last_slots({Cause.RETRY}) == {"a": T0 + timedelta(minutes=3)}
     claim(ledger, name="b", minute=7)
     assert ledger.last_slots(timeline) == {"a": T0 + timedelta(minutes=5), "b": T0 + timedelta(minutes=7)}
-    assert ledger.last_slots({Cause.MANUAL}) == {"a": T0 + timedelta(minutes=50)}
+    assert ledger.last_slots({Cause.MANUAL}) == {"a": T0 + timedelta(minutes=50), "m": T0 + timedelta(minutes=1)}
 
 
 def test_retention_keeps_the_newest_finished_runs(ledger: Ledger) -> None:
@@ -131,7 +132,7 @@ def test_revisions_store_each_distinct_spec_once(ledger: Ledger, tmp_path: Path)
     assert last is not None
     assert (last.revision, last.hashes, last.counts) == ("r2", {"a": "h1", "b": "h1"}, {"add": 1})
     assert last.specs(ledger) == {"a": spec, "b": spec}
-    assert [r.revision for r in ledger.revisions()] == ["r2", "r1"]
+    assert last.seq > 1
 
 
 def test_times_are_read_back_in_utc_whatever_offset_they_were_given_in(ledger: Ledger) -> None:
@@ -146,7 +147,7 @@ def test_times_are_read_back_in_utc_whatever_offset_they_were_given_in(ledger: L
     # Compared as instants: 08:59:59 in Tokyo is one second before T0.
     assert [x.id for x in ledger.runs(since=(T0 - timedelta(seconds=1)).astimezone(tokyo))] == [run_id]
     assert ledger.runs(since=(T0 + timedelta(microseconds=1)).astimezone(tokyo)) == []
-    assert ledger.last_slot("a", {Cause.SCHEDULE}) == T0
+    assert ledger.last_slots({Cause.SCHEDULE}) == {"a": T0}
 
 
 def test_output_round_trips_exactly_even_with_a_nul_byte(ledger: Ledger) -> None:
@@ -168,7 +169,7 @@ def test_max_runs_holds_when_four_processes_race_for_different_slots(location: s
     led = open_ledger(location)
     try:
         assert led.started_count("race") == 3
-        assert led.count_runs("race") == 3
+        assert len(led.runs("race")) == 3
     finally:
         led.close()
 
@@ -251,13 +252,15 @@ def test_a_skipped_or_missed_record_does_not_hold_an_exclusive_schedule(ledger: 
     assert claim(ledger, minute=1, exclusive=True) is not None
 
 
-def test_where_a_run_lives_is_kept_until_asked_for(ledger: Ledger) -> None:
-    run_id = claim(ledger, owner="h:1")
-    assert run_id is not None
-    assert ledger.processes(run_id) is None
-    ledger.set_processes(run_id, '{"pgid": 42}')
-    assert ledger.processes(run_id) == '{"pgid": 42}'
-    assert ledger.processes(run_id + 1000) is None
+def test_where_a_run_lives_is_kept_for_the_reaper(ledger: Ledger) -> None:
+    kept = claim(ledger, owner="h:1", lease=timedelta(seconds=-1))
+    bare = claim(ledger, minute=1, owner="h:1", lease=timedelta(seconds=-1))
+    assert kept is not None
+    assert bare is not None
+    ledger.set_processes(kept, '{"pgid": 42}')
+    ledger.set_processes(kept + 1000, "{}")  # no such run: nothing happens
+    assert [(e.record.id, e.owner, e.processes) for e in ledger.expired_runs()] == [
+        (kept, "h:1", '{"pgid": 42}'), (bare, "h:1", None)]
 
 
 def test_open_runs_of_one_schedule(ledger: Ledger) -> None:
@@ -330,6 +333,163 @@ def test_two_processes_racing_for_exclusive_claims_never_run_two_at_once(locatio
     assert [overlaps for _, overlaps in results] == [0, 0]
     led = open_ledger(location)
     try:
-        assert led.count_runs() == sum(won for won, _ in results) > 0
+        assert len(led.runs(limit=1000)) == sum(won for won, _ in results) > 0
     finally:
         led.close()
+
+
+# ---- replicas and leases ---------------------------------------------------------------------------
+#
+# The leases are on the database's clock, which a test cannot set. Time is injected through the
+# lease durations instead: a negative lease has expired when it is given, an hour's cannot expire
+# during a test. The one test that needs the clock to move waits for it, briefly and bounded.
+
+HOUR = timedelta(hours=1)
+GONE = timedelta(seconds=-1)
+
+
+def register(ledger: Ledger, replica: str, lease: timedelta = HOUR, revision: str | None = "r1") -> None:
+    ledger.register_replica(replica, host="h", pid=1, version="0.1.0", revision=revision, lease=lease)
+
+
+def test_a_claim_carries_its_owner_and_a_lease_that_expires_unless_renewed(ledger: Ledger) -> None:
+    live = claim(ledger, minute=0, owner="r1", lease=HOUR)
+    expired = claim(ledger, minute=1, owner="r1", lease=GONE)
+    assert live is not None
+    assert expired is not None
+    assert [(e.record.id, e.owner) for e in ledger.expired_runs()] == [(expired, "r1")]
+    r = ledger.run(live)
+    assert r is not None
+    assert r.owner == "r1"
+
+
+def test_a_heartbeat_renews_the_replica_and_only_its_own_unexpired_running_runs(ledger: Ledger) -> None:
+    register(ledger, "r1")
+    mine = claim(ledger, minute=0, owner="r1", lease=HOUR)
+    ended = claim(ledger, minute=1, owner="r1", lease=HOUR)
+    lapsed = claim(ledger, minute=2, owner="r1", lease=GONE)
+    theirs = claim(ledger, minute=3, owner="r2", lease=HOUR)
+    assert None not in (mine, ended, lapsed, theirs)
+    assert ended is not None
+    ledger.finish(ended, Outcome(RunStatus.SUCCEEDED, T0))
+    assert ledger.heartbeat("r1", lease=HOUR, revision="r2") == {mine}
+    # An expired lease is never renewed: from its expiry the run is the reapers'.
+    assert [e.record.id for e in ledger.expired_runs()] == [lapsed]
+    # A heartbeat whose lease is short shortens the leases it renews.
+    assert ledger.heartbeat("r1", lease=GONE) == {mine}
+    assert [e.record.id for e in ledger.expired_runs()] == [mine, lapsed]
+    assert ledger.heartbeat("r1", lease=HOUR) == set()
+    (replica,) = ledger.replicas()
+    assert replica.revision == "r2"  # kept when a heartbeat does not say
+
+
+def test_a_heartbeat_of_a_replica_that_is_not_registered_says_so(ledger: Ledger) -> None:
+    assert ledger.heartbeat("nobody", lease=HOUR) is None
+    register(ledger, "r1")
+    ledger.deregister_replica("r1")
+    assert ledger.heartbeat("r1", lease=HOUR) is None  # stopped: its runs are not its any more
+    register(ledger, "r1")  # registering again starts it afresh
+    assert ledger.heartbeat("r1", lease=HOUR) == set()
+
+
+def test_leases_expire_on_the_database_clock(ledger: Ledger) -> None:
+    register(ledger, "r1", lease=timedelta(milliseconds=300))
+    kept = claim(ledger, minute=0, owner="r1", lease=timedelta(milliseconds=300))
+    left = claim(ledger, minute=1, owner="r2", lease=timedelta(milliseconds=300))
+    assert ledger.heartbeat("r1", lease=HOUR) == {kept}
+    assert ledger.expired_runs() == []
+    deadline = time.monotonic() + 5
+    while not ledger.expired_runs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [e.record.id for e in ledger.expired_runs()] == [left]
+    assert [(r.id, r.alive) for r in ledger.replicas()] == [("r1", True)]
+
+
+def test_abandon_ends_a_run_once_and_only_when_its_lease_has_expired(ledger: Ledger) -> None:
+    live = claim(ledger, minute=0, owner="r1", lease=HOUR)
+    expired = claim(ledger, minute=1, owner="r1", lease=GONE)
+    assert live is not None
+    assert expired is not None
+    assert not ledger.abandon(live, T0, "no")
+    assert ledger.abandon(expired, T0 + timedelta(seconds=5), "its lease expired")
+    assert not ledger.abandon(expired, T0, "again")
+    r = ledger.run(expired)
+    assert r is not None
+    assert (r.status, r.error, r.finished_at) == ("abandoned", "its lease expired", T0 + timedelta(seconds=5))
+    # The owner's late end does not overwrite the reaper's, and the slot is never claimed again.
+    assert not ledger.finish(expired, Outcome(RunStatus.SUCCEEDED, T0))
+    assert ledger.run(expired).status == "abandoned"  # type: ignore[union-attr]
+    assert claim(ledger, minute=1, owner="r2") is None
+    assert ledger.expired_runs() == []
+
+
+def test_finish_ends_only_a_running_run_and_the_first_end_stands(ledger: Ledger) -> None:
+    run_id = claim(ledger)
+    assert run_id is not None
+    assert ledger.finish(run_id, Outcome(RunStatus.FAILED, T0, exit_code=1))
+    assert not ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0))
+    r = ledger.run(run_id)
+    assert r is not None
+    assert (r.status, r.exit_code) == ("failed", 1)
+
+
+def test_an_abandoned_run_releases_a_forbid_schedule(ledger: Ledger) -> None:
+    held = claim(ledger, minute=0, owner="r1", exclusive=True, lease=GONE)
+    assert held is not None
+    assert claim(ledger, minute=1, owner="r2", exclusive=True) is None
+    assert ledger.abandon(held, T0, "its lease expired")
+    assert claim(ledger, minute=1, owner="r2", exclusive=True) is not None
+
+
+def test_replicas_are_listed_alive_expired_or_stopped_with_the_runs_they_own(ledger: Ledger) -> None:
+    register(ledger, "alive")
+    register(ledger, "lapsed", lease=GONE)
+    register(ledger, "stopped")
+    ledger.deregister_replica("stopped")
+    claim(ledger, minute=0, owner="alive")
+    claim(ledger, minute=1, owner="alive")
+    claim(ledger, minute=2, owner="lapsed", lease=GONE)
+    done = claim(ledger, minute=3, owner="alive")
+    assert done is not None
+    ledger.finish(done, Outcome(RunStatus.SUCCEEDED, T0))
+    listed = {r.id: r for r in ledger.replicas()}
+    assert {n: (r.alive, r.runs, r.stopped is not None) for n, r in listed.items()} == {
+        "alive": (True, 2, False), "lapsed": (False, 1, False), "stopped": (False, 0, True)}
+    a = listed["alive"]
+    assert (a.host, a.pid, a.version, a.revision) == ("h", 1, "0.1.0", "r1")
+    assert a.started <= a.heartbeat < a.lease_until
+    assert a.heartbeat.utcoffset() == timedelta(0)
+    assert abs(a.heartbeat - datetime.now(UTC)) < timedelta(minutes=1)  # the database's clock, not T0
+
+
+def test_registering_forgets_replicas_gone_for_over_a_day_that_own_no_running_run(ledger: Ledger) -> None:
+    two_days_ago = -timedelta(days=2)
+    register(ledger, "forgotten", lease=two_days_ago)
+    register(ledger, "still-owns", lease=two_days_ago)
+    claim(ledger, owner="still-owns", lease=GONE)  # its run waits for a reaper; so does its row
+    register(ledger, "recent", lease=GONE)
+    register(ledger, "new")
+    assert sorted(r.id for r in ledger.replicas()) == ["new", "recent", "still-owns"]
+
+
+def test_reapers_racing_for_the_same_expired_runs_end_each_once(location: str) -> None:
+    setup = open_ledger(location)
+    ids = [claim(setup, minute=i, owner="dead", lease=GONE) for i in range(40)]
+    setup.close()
+    barrier = threading.Barrier(3)
+    won: list[list[int]] = []
+
+    def reaper() -> None:
+        led = open_ledger(location)
+        try:
+            barrier.wait(timeout=30)
+            won.append([e.record.id for e in led.expired_runs() if led.abandon(e.record.id, T0, "expired")])
+        finally:
+            led.close()
+
+    threads = [threading.Thread(target=reaper) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(i for w in won for i in w) == ids

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,8 @@ from reconciler.core.loader import Loader
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.engine.catchup import catch_up
-from reconciler.engine.runner import SHUTDOWN_KILL_AFTER, Runner, abandon_open_runs
+from reconciler.engine.leases import ABANDONED, reap
+from reconciler.engine.runner import SHUTDOWN_KILL_AFTER, Runner
 from reconciler.kinds.command.spec import CommandRun
 from reconciler.kinds.procs import RunProcesses, Supervisor, Whereabouts, is_live
 from reconciler.ledger.base import Outcome, RunRecord
@@ -53,6 +53,11 @@ def make_runner(ledger: SqliteLedger, *schedules: Schedule, env: dict[str, str] 
     r = Runner(ledger, log=Logs(), environ=env or {"PATH": "/usr/bin:/bin"})
     r.update({s.name: s for s in schedules}, "rev-1")
     return r
+
+
+def processes(ledger: SqliteLedger, run_id: int) -> str | None:
+    row = ledger._db.execute("SELECT processes FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
 
 
 def runs(ledger: SqliteLedger, name: str) -> list[RunRecord]:
@@ -277,30 +282,6 @@ def test_every_slot_with_a_retry_owed_is_resumed_not_only_the_newest_row(ledger:
     assert resumed == 2
 
 
-def test_an_owner_is_alive_only_while_its_own_process_runs_not_a_later_one_with_its_pid() -> None:
-    import socket
-    import subprocess
-
-    from reconciler.engine.runner import _started, owner_alive, owner_id
-
-    host = socket.gethostname()
-    assert owner_id().startswith(f"{host}:{os.getpid()}@")
-    child = subprocess.Popen(["sleep", "30"])
-    try:
-        ticks = _started(child.pid)
-        assert ticks is not None
-        assert owner_alive(f"{host}:{child.pid}@{ticks}")
-        # The same pid, started at another time: a reused pid, not the claimer.
-        assert not owner_alive(f"{host}:{child.pid}@{int(ticks) - 1}")
-        assert owner_alive(f"{host}:{child.pid}")  # an owner recorded before start times were
-        assert owner_alive(f"elsewhere:{child.pid}@{ticks}")  # other hosts cannot be checked
-    finally:
-        child.kill()
-        child.wait()
-    assert not owner_alive(f"{host}:{child.pid}@{ticks}")
-    assert not owner_alive(owner_id())  # our own earlier incarnation cannot be running here
-
-
 def two_slots(policy: str) -> Schedule:
     """Slots on the hour fail at once; any other slot runs for 1.5 s."""
     return schedule("name: two\nschedule: {every: 1h}\n"
@@ -365,15 +346,11 @@ def test_a_manual_run_of_an_allow_schedule_runs_alongside(ledger: SqliteLedger) 
     assert (manual.cause, manual.status) == ("manual", "succeeded")
 
 
-def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(ledger: SqliteLedger) -> None:
-    import socket
-    import subprocess
-
-    child = subprocess.Popen(["true"])
-    child.wait()  # its pid names a process that is gone
+def test_a_forbid_run_whose_lease_expired_is_abandoned_not_waited_for(ledger: SqliteLedger) -> None:
     s = slow("forbid")
+    # Its owner stopped renewing it: the lease ran out (a negative lease: expired from the start).
     stale = ledger.claim("slow", datetime.now(UTC) - timedelta(hours=1), attempt=1, cause=Cause.SCHEDULE, revision="r",
-                         started_at=datetime.now(UTC), owner=f"{socket.gethostname()}:{child.pid}@1", exclusive=True)
+                         started_at=datetime.now(UTC), owner="gone", exclusive=True, lease=timedelta(seconds=-1))
     assert stale is not None
     r = make_runner(ledger, s)
     r.dispatch("slow", datetime.now(UTC))
@@ -381,7 +358,21 @@ def test_a_forbid_run_left_open_by_a_dead_process_is_abandoned_not_waited_for(le
              what="the new slot to run")
     r.shutdown(5)
     old, new = runs(ledger, "slow")
-    assert (old.status, new.status) == ("abandoned", "succeeded")
+    assert (old.status, old.error, new.status) == ("abandoned", ABANDONED, "succeeded")
+
+
+def test_a_forbid_run_whose_lease_is_alive_holds_the_schedule_whoever_owns_it(ledger: SqliteLedger) -> None:
+    s = slow("forbid")
+    held = ledger.claim("slow", datetime.now(UTC) - timedelta(hours=1), attempt=1, cause=Cause.SCHEDULE, revision="r",
+                        started_at=datetime.now(UTC), owner="another-replica", exclusive=True,
+                        lease=timedelta(hours=1))
+    assert held is not None
+    r = make_runner(ledger, s)
+    r.dispatch("slow", datetime.now(UTC))
+    wait_for(lambda: len(runs(ledger, "slow")) == 2, timeout=10, what="the new slot to be recorded")
+    r.shutdown(5)
+    old, new = runs(ledger, "slow")
+    assert (old.status, new.status) == ("running", "skipped")
 
 
 # ---- no run is left running ------------------------------------------------------------------------
@@ -472,7 +463,7 @@ def test_where_a_run_lives_is_in_the_ledger_while_it_runs(ledger: SqliteLedger, 
     r.dispatch("where", datetime.now(UTC))
     wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), what="the job to start")
     (run,) = runs(ledger, "where")
-    where = Whereabouts.loads(ledger.processes(run.id))
+    where = Whereabouts.loads(processes(ledger, run.id))
     r.shutdown(0)
     assert where is not None
     assert where.here()
@@ -493,7 +484,7 @@ def orphan(ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path, script:
            marker_of: int | None = None) -> tuple[int, RunProcesses]:
     """A run claimed by a reconciler that is gone, whose job still runs: started here, then left."""
     run_id = ledger.claim("left", NOW, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=NOW,
-                          owner="gone-host:1@1")
+                          owner="gone-host:1:0", lease=timedelta(seconds=-1))
     assert run_id is not None
     env = {"PATH": "/usr/bin:/bin", "RECONCILER_RUN_ID": str(marker_of or run_id)}
     procs = supervisor.spawn(["/bin/sh", "-c", script], cwd=str(tmp_path), env=env,
@@ -503,7 +494,7 @@ def orphan(ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path, script:
     return run_id, procs
 
 
-def test_abandoning_a_run_of_a_dead_reconciler_stops_what_it_left_running(
+def test_reaping_a_run_whose_lease_expired_stops_what_it_left_running(
         ledger: SqliteLedger, supervisor: Supervisor, tmp_path: Path) -> None:
     # `: > ready`, not `touch`: a touch process still exiting would be counted among what was left.
     script = "trap '' TERM; sleep 30 & echo $! > child; : > ready; wait"
@@ -512,14 +503,14 @@ def test_abandoning_a_run_of_a_dead_reconciler_stops_what_it_left_running(
     logs = Logs()
     try:
         start = time.monotonic()
-        assert abandon_open_runs(ledger, lambda: datetime.now(UTC), logs, alive=lambda owner: False, grace=0.5) == 1
+        assert reap(ledger, lambda: datetime.now(UTC), logs, grace=0.5) == 1
         assert time.monotonic() - start < 3
         assert not is_live(procs.pid)
         assert not is_live(child)
         run = ledger.run(run_id)
         assert run is not None
         assert run.status == "abandoned"
-        assert run.error == ("the reconciler stopped during this run; 2 processes it left were still running "
+        assert run.error == (f"{ABANDONED}; 2 processes it left were still running "
                              "and were killed (SIGKILL after 0.5s)")
         assert [e for e, _ in logs.lines] == ["run.abandoned"]
         if procs.cgroup is not None:
@@ -536,11 +527,11 @@ def test_a_process_group_that_is_no_longer_the_runs_is_left_alone(
     # The recorded group id now names processes of another run (its marker differs): a reused id.
     run_id, procs = orphan(ledger, Supervisor(None), tmp_path, "touch ready; sleep 30", marker_of=999)
     try:
-        assert abandon_open_runs(ledger, lambda: datetime.now(UTC), Logs(), alive=lambda owner: False, grace=0.5) == 1
+        assert reap(ledger, lambda: datetime.now(UTC), Logs(), grace=0.5) == 1
         assert is_live(procs.pid)
         run = ledger.run(run_id)
         assert run is not None
-        assert (run.status, run.error) == ("abandoned", "the reconciler stopped during this run")
+        assert (run.status, run.error) == ("abandoned", ABANDONED)
     finally:
         procs.close()
         procs.proc.wait()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.engine.leases import ABANDONED
 from reconciler.engine.runner import SHUTDOWN_KILL_AFTER
 from reconciler.kinds.procs import is_live
-from tests.harness import Daemon, lines, wait_for
+from tests.harness import SHORT_LEASES, Daemon, lines, wait_for
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -54,13 +55,13 @@ def long_job(tmp_path: Path, name: str = "long", seconds: int = 30, every: str =
 def test_sigkill_during_a_run_then_restart_records_abandoned_and_does_not_rerun_the_slot(
         tmp_path: Path, daemons: list[Daemon]) -> None:
     sched = long_job(tmp_path, every="2s")
-    d = Daemon(sched, tmp_path)
+    d = Daemon(sched, tmp_path, *SHORT_LEASES)
     daemons.append(d)
     wait_for(lambda: lines(tmp_path / "long.out"), what="the job to start")
     d.stop(signal.SIGKILL)
     (run_id, slot, _, _, status), = rows(d.ledger, "long")
     assert status == "running"
-    d2 = Daemon(sched, tmp_path)
+    d2 = Daemon(sched, tmp_path, *SHORT_LEASES)
     daemons.append(d2)
     d2.wait_event("run.abandoned", run_id=run_id)
     time.sleep(1)
@@ -252,7 +253,7 @@ def test_a_job_left_running_by_a_killed_daemon_is_stopped_at_the_restart_and_the
         f"run: {{command: [/bin/sh, -c, 'sleep 30 & echo $! >> {tmp_path}/children; "
         f"echo $$ >> {tmp_path}/mains; wait']}}\n")
     env = {"RECONCILER_CGROUP": cgroups}
-    d = Daemon(sched, tmp_path, env=env)
+    d = Daemon(sched, tmp_path, *SHORT_LEASES, env=env)
     daemons.append(d)
     try:
         wait_for(lambda: pids(tmp_path / "children") and pids(tmp_path / "mains"), what="the job to start")
@@ -261,12 +262,11 @@ def test_a_job_left_running_by_a_killed_daemon_is_stopped_at_the_restart_and_the
         (main,), (child,) = pids(tmp_path / "mains"), pids(tmp_path / "children")
         wait_for(lambda: dead(main), timeout=5, what="the job's own process to die with the daemon")
         assert not dead(child), "the child should have outlived the daemon: nothing left to test"
-        d2 = Daemon(sched, tmp_path, "--grace", "0s", env=env)
+        d2 = Daemon(sched, tmp_path, "--grace", "0s", *SHORT_LEASES, env=env)
         daemons.append(d2)
         abandoned = d2.wait_event("run.abandoned", run_id=run_id)
         assert dead(child), "the orphan survived the restart"
-        assert abandoned["error"] == ("the reconciler stopped during this run; 1 process it left was still "
-                                      "running and was stopped (SIGTERM)")
+        assert abandoned["error"] == (f"{ABANDONED}; 1 process it left was still running and was stopped (SIGTERM)")
         assert run_row(d2.ledger, run_id) == ("abandoned", None, abandoned["error"])
         d2.wait_event("run.start")
         events = [e["event"] for e in d2.events()]

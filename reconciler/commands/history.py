@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler.commands.common import colour_enabled, did_you_mean, duration_arg, paint
@@ -13,7 +12,7 @@ from reconciler.core.describe import utc_text
 from reconciler.core.durations import DurationError
 from reconciler.core.policy import RUN_STATES, RunStatus
 from reconciler.errors import FatalError, UsageError
-from reconciler.ledger.base import Ledger, RunRecord
+from reconciler.ledger.base import Ledger, NoSuchLedger, RunRecord
 
 # What a status looks like on a terminal: failures stand out, what did not run is quiet.
 STATUS_COLOURS = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red", RunStatus.TIMED_OUT: "red",
@@ -31,10 +30,11 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
         raise UsageError(f"--status {status!r}: one of {', '.join(RUN_STATES)}")
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    if "://" not in ledger_path and not Path(ledger_path).exists():
-        raise UsageError(f"{ledger_path}: no such ledger")
     since_at = _since(since, now or datetime.now(UTC)) if since else None
-    ledger = open_ledger(ledger_path)
+    try:
+        ledger = open_ledger(ledger_path, create=False)
+    except NoSuchLedger as e:
+        raise UsageError(str(e)) from e
     try:
         if run_id is not None:
             record = ledger.run(run_id)

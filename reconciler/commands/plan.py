@@ -25,10 +25,17 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
              now: datetime | None = None) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if ledger_path and "://" not in ledger_path and not Path(ledger_path).exists():
-        # Checked first, with or without --base: a mistyped path must never pass for a plan (exit 2).
-        raise UsageError(f"{ledger_path}: no such ledger")
-    now = now or datetime.now(UTC)
+    # Opened first, with or without --base: a mistyped path must never pass for a plan (exit 2).
+    ledger = _open(ledger_path) if ledger_path else None
+    try:  # one connection serves both the comparison and the recent runs behind the warnings
+        return _plan(directory, base, ledger_path, ledger, fmt, out, now or datetime.now(UTC))
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Ledger | None, fmt: str,
+          out: TextIO, now: datetime) -> int:
     loader = Loader()
     desired = loader.load_paths([directory], now=now)
     errors = [p for p in desired.problems if p.severity == "error"]
@@ -37,24 +44,22 @@ def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str
             print(p.format_text(), file=sys.stderr)
         print(f"plan: {len(errors)} problem(s); nothing can be planned until they are fixed", file=sys.stderr)
         return EXIT_PROBLEMS
-    ledger = _open(ledger_path) if ledger_path else None
-    try:  # one connection serves both the comparison and the recent runs behind the warnings
-        applied, against = _applied(directory, base, ledger_path, ledger, loader, now)
-        schedules = {s.name: s for s in desired.schedules}
-        the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
-        warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
-    finally:
-        if ledger is not None:
-            ledger.close()
+    applied, against = _applied(directory, base, ledger_path, ledger, loader, now)
+    schedules = {s.name: s for s in desired.schedules}
+    the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
+    warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
     out.write(render(the_plan, schedules, against, now, warned))
     return EXIT_CHANGES if not the_plan.empty else 0
 
 
 def _open(ledger_path: str) -> Ledger:
-    from reconciler.ledger import open_ledger
+    from reconciler.ledger import NoSuchLedger, open_ledger
 
-    return open_ledger(ledger_path)
+    try:
+        return open_ledger(ledger_path, create=False)
+    except NoSuchLedger as e:
+        raise UsageError(str(e)) from e
 
 
 def _last_runs(ledger: Ledger, now: datetime) -> dict[str, datetime]:

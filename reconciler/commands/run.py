@@ -15,7 +15,9 @@ from reconciler.errors import UsageError
 
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
-        public_url: str | None = None, allowed_hosts: Sequence[str] = ()) -> int:
+        public_url: str | None = None, allowed_hosts: Sequence[str] = (), heartbeat: str = "5s",
+        lease: str = "20s") -> int:
+    from reconciler.engine.leases import LeaseTimes
     from reconciler.ledger import open_ledger
     from reconciler.service.app import run_daemon
     from reconciler.service.daemon import Options, parse_selector
@@ -32,6 +34,10 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
                           allowed_hosts=tuple(parse_allowed_host(h) for h in allowed_hosts))
     except (DurationError, ValueError) as e:
         raise UsageError(str(e)) from e
+    try:
+        options.leases = LeaseTimes(duration_arg(heartbeat), duration_arg(lease))
+    except (DurationError, ValueError) as e:
+        raise UsageError(f"--heartbeat {heartbeat} --lease {lease}: {e}") from e
     if options.rescan < timedelta(seconds=1):
         raise UsageError(f"--rescan {rescan}: rescan at most once a second (file events are seen at once anyway)")
     stop = threading.Event()

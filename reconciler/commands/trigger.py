@@ -30,7 +30,11 @@ def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out:
         last = ledger.last_revision()
         runner = Runner(ledger, log=make_log("text"), clock=lambda: datetime.now(UTC), max_workers=1)
         runner.update(found, last.revision if last else "manual")
-        run_id = runner.run_now(name)
+        runner.start()  # a replica while the run lasts: it keeps the run's lease
+        try:
+            run_id = runner.run_now(name)
+        finally:
+            runner.shutdown(0)
         record = ledger.run(run_id) if run_id is not None else None
     finally:
         ledger.close()

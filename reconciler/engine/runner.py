@@ -7,13 +7,11 @@ delays another schedule's fire. Only the process whose claim insert succeeds run
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from reconciler.core import policy
@@ -21,9 +19,9 @@ from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
+from reconciler.engine.leases import LeaseTimes, Replica
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
-from reconciler.kinds.procs import Whereabouts, discard, leftovers, stop_leftovers
 from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
 
 Clock = Callable[[], datetime]
@@ -39,34 +37,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def owner_id() -> str:
-    """Who claims runs: host, pid and the process's start time, since PIDs are reused (in a
-    container, constantly)."""
-    pid = os.getpid()
-    ticks = _started(pid)
-    return f"{socket.gethostname()}:{pid}" + (f"@{ticks}" if ticks else "")
-
-
-def _started(pid: int) -> str | None:
-    """When a process started, in clock ticks since boot (/proc/PID/stat field 22); None when
-    there is no such process, or no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return fields[19] if len(fields) > 19 else None
-
-
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
-                 environ: Mapping[str, str] | None = None, max_workers: int = 64) -> None:
+                 environ: Mapping[str, str] | None = None, max_workers: int = 64,
+                 leases: LeaseTimes | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
-        self._owner = owner_id()
+        # Who claims runs, and keeps their leases: see engine/leases.py.
+        self.replica = Replica(ledger, log=log, clock=clock, times=leases, fence=self._fence)
         self._live: Mapping[str, Schedule] = {}
         self._revision = ""
         self._active: dict[str, list[Active]] = defaultdict(list)
+        self._owned: dict[int, Active] = {}  # by run id: what fencing stops
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
         self._timers: set[threading.Timer] = set()
@@ -77,10 +59,15 @@ class Runner:
 
     # ---- wiring ---------------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Register as a replica and reap runs whose lease expired, before anything is claimed."""
+        self.replica.start()
+
     def update(self, schedules: Mapping[str, Schedule], revision: str) -> None:
         """The schedules now live and their revision. Kept by reference: never mutate it afterwards."""
         with self._lock:
             self._live, self._revision = schedules, revision
+        self.replica.set_revision(revision)
 
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
@@ -140,19 +127,28 @@ class Runner:
         active = Active()
         with self._lock:
             self._active[name].append(active)
+            self._owned[run_id] = active
+        if run_id not in self.replica.held():  # fenced between its claim and now: never starts for long
+            self._fence([run_id], "this reconciler stopped the run: its lease was lost as it started")
         logged = _logged(request, revision)
         self._log("run.start", schedule=name, slot=utc_text(slot), run_id=run_id, **logged)
         try:
             result = self._execute(s, name, slot, run_id, request.attempt, revision, active)
         finally:
+            self.replica.release(run_id)
             with self._lock:
                 self._active[name].remove(active)
                 if not self._active[name]:
                     del self._active[name]
+                del self._owned[run_id]
             active.done.set()
         end = self._clock()
-        self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status, result.error,
-                                            result.output, result.dropped), keep=s.history_keep)
+        if not self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status,
+                                                   result.error, result.output, result.dropped), keep=s.history_keep):
+            # Its lease expired and a reaper ended it first: that end stands, nothing follows from ours.
+            self._log("run.end_ignored", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
+                      reason="the run was abandoned meanwhile (its lease had expired)", **logged)
+            return run_id
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
                                  end, result.exit_code, result.http_status, result.error), result.output)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
@@ -199,9 +195,13 @@ class Runner:
                claim: Claim) -> tuple[int | None, bool]:
         """The run's id, or None and whether another running run of the schedule was in the way."""
         for _ in range(3):
+            sent = self.replica.now()
             run_id = self._ledger.claim(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
-                                        started_at=now, owner=self._owner, counted=claim.counted,
-                                        max_runs=claim.max_runs, exclusive=claim.exclusive)
+                                        started_at=now, owner=self.replica.id, counted=claim.counted,
+                                        max_runs=claim.max_runs, exclusive=claim.exclusive,
+                                        lease=self.replica.times.lease)
+            if run_id is not None:
+                self.replica.hold(run_id, sent)
             if run_id is not None or not claim.exclusive:
                 return run_id, False
             holders = self._ledger.open_runs(name)
@@ -209,15 +209,18 @@ class Runner:
                 return None, False  # this very slot runs elsewhere
             if not holders:
                 continue  # it ended in between; or the slot ran already, and the next try says so too
-            if all(self._alive(owner) for _, owner in holders):
+            # Held by a run whose lease expired (its reconciler died): it is abandoned now, instead
+            # of holding the schedule until the next reap.
+            if self.replica.reap() == 0:
                 return None, True
-            # Held by a run whose process is gone (a kill -9 of a reconciler on this host): it is
-            # abandoned, as at a start-up, instead of holding the schedule until one.
-            abandon_open_runs(self._ledger, self._clock, self._log, alive=self._alive)
         return None, False
 
-    def _alive(self, owner: str) -> bool:
-        return owner == self._owner or owner_alive(owner)
+    def _fence(self, run_ids: Collection[int], why: str) -> None:
+        """Stop runs whose lease this replica could not renew; they end `abandoned`."""
+        with self._lock:
+            runs = [self._owned[r] for r in run_ids if r in self._owned]
+        for active in runs:
+            active.stop(RunStatus.ABANDONED, why, kill_after=self.replica.times.kill_after)
 
     def _skip(self, name: str, slot: datetime, request: Request, revision: str, status: RunStatus,
               why: str) -> int | None:
@@ -291,6 +294,7 @@ class Runner:
             if not h.done.is_set():
                 h.stop(RunStatus.INTERRUPTED, why, kill_after=SHUTDOWN_KILL_AFTER)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.replica.stop()  # after the runs ended: their leases were kept until then
 
 
 class Active:
@@ -327,50 +331,3 @@ class Active:
 def _logged(request: Request, revision: str) -> dict[str, Any]:
     """The fields every line about a run carries (`trigger` is the run's cause in the logs, as in the ledger)."""
     return {"attempt": request.attempt, "trigger": request.cause, "revision": revision}
-
-
-def abandon_open_runs(ledger: Ledger, clock: Clock, log: Log, *, alive: Callable[[str], bool],
-                      grace: float = KILL_GRACE) -> int:
-    """Runs left `running` by a process that is gone become `abandoned`; they are not run again.
-
-    What such a run left running on this host (its cgroup, its process group) is stopped first, as
-    a timeout stops a job, so that nothing of it overlaps what runs next.
-    """
-    dead = [record for record, owner in ledger.open_runs() if not (owner and alive(owner))]
-    found: dict[int, tuple[Whereabouts, list[tuple[int, str]]]] = {}
-    for record in dead:
-        where = Whereabouts.loads(ledger.processes(record.id))
-        if where is None:
-            continue
-        pids = leftovers(where, f"RECONCILER_RUN_ID={record.id}")
-        if pids:
-            found[record.id] = (where, pids)
-        else:
-            discard(where)
-    stopped = stop_leftovers(found, grace) if found else {}
-    for record in dead:
-        error = "the reconciler stopped during this run"
-        if record.id in stopped:
-            error += f"; {stopped[record.id]}"
-        ledger.finish(record.id, Outcome(RunStatus.ABANDONED, clock(), error=error))
-        log("run.abandoned", schedule=record.schedule, slot=utc_text(record.slot), run_id=record.id,
-            revision=record.revision, error=error)
-    return len(dead)
-
-
-def owner_alive(owner: str) -> bool:
-    """Is the process that claimed a run still alive? (Same host only; other hosts count as alive.)"""
-    host, _, rest = owner.rpartition(":")
-    pid, _, ticks = rest.partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return host != socket.gethostname() and bool(host)
-    if int(pid) == os.getpid():
-        return False  # our own earlier incarnation with a recycled pid cannot be running here
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    # The pid is taken, but by the process that claimed the run only if it started then too.
-    return not ticks or _started(int(pid)) in (ticks, None)

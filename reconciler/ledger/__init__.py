@@ -1,12 +1,12 @@
-"""Storage of what happened: applied revisions and runs."""
+"""Storage of what happened: applied revisions, runs, and the replicas that claim them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.ledger.base import Ledger, LedgerError
+from reconciler.ledger.base import Ledger, LedgerError, NoSuchLedger
 
-__all__ = ["Ledger", "LedgerError", "is_url", "open_ledger"]
+__all__ = ["Ledger", "LedgerError", "NoSuchLedger", "is_url", "open_ledger"]
 
 
 def is_url(location: str | Path) -> bool:
@@ -14,12 +14,17 @@ def is_url(location: str | Path) -> bool:
     return str(location).startswith(("postgres://", "postgresql://"))
 
 
-def open_ledger(location: str | Path) -> Ledger:
-    """A ledger from a SQLite path or a `postgres://` / `postgresql://` URL."""
+def open_ledger(location: str | Path, *, create: bool = True) -> Ledger:
+    """The one way to open a ledger: a SQLite path, or a `postgres://` / `postgresql://` URL.
+
+    With `create=False` a SQLite path must hold a ledger already, or NoSuchLedger is raised (a
+    reading command given a mistyped path must not create one); a URL always names a database
+    that exists, or opening it fails. Either way the schema is migrated to this version.
+    """
     if is_url(location):
         from reconciler.ledger.postgres import PostgresLedger
 
         return PostgresLedger(str(location))
     from reconciler.ledger.sqlite import SqliteLedger
 
-    return SqliteLedger(location)
+    return SqliteLedger(location, create=create)

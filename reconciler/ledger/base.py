@@ -1,5 +1,6 @@
-"""The ledger's contract: the truth of what happened. One contract-test suite runs against every
-backend (SQLite and PostgreSQL), so nothing above this layer knows which one it has."""
+"""The ledger's contract (`Ledger`) and the values it exchanges. Written the way APScheduler 4
+documents its data stores: each method says what it promises and what a backend must guarantee.
+One contract-test suite (tests/test_ledger_contract.py) runs against every backend."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, Protocol
 from reconciler.core.policy import Cause, RunStatus
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How long a run's lease lasts unless its owner renews it: see reconciler/engine/leases.py.
+DEFAULT_LEASE = timedelta(seconds=20)
 
 
 def to_micros(instant: datetime) -> int:
@@ -23,6 +26,10 @@ def from_micros(value: int) -> datetime:
 
 class LedgerError(Exception):
     """The ledger cannot be opened or used; the message names it and says why."""
+
+
+class NoSuchLedger(LedgerError):
+    """`open_ledger(..., create=False)` found no ledger at that path (a mistyped --ledger)."""
 
 
 class LedgerFull(LedgerError):
@@ -59,6 +66,7 @@ class RunRecord:
     error: str | None
     output: str | None = None
     output_dropped: int = 0
+    owner: str = ""  # the replica that claimed it ("" for a run that never started)
 
     @property
     def duration(self) -> timedelta | None:
@@ -78,56 +86,221 @@ class Outcome:
     output_dropped: int = 0
 
 
-class Ledger(Protocol):
-    """What every backend promises (tests/test_ledger_contract.py checks it against each one).
+@dataclass(frozen=True, slots=True)
+class ExpiredRun:
+    """A run still marked running whose lease has expired: what a reaper needs to end it."""
 
-    - `claim` is the only way a run starts: one atomic insert under UNIQUE (schedule, slot, attempt).
-      A `counted` claim adds one to the schedule's started count (`started_count`), in the same
-      transaction; with `max_runs`, a counted claim fails once that count has reached it. Which
-      claims count is the policy's (core/policy.py: `counted`), never the backend's.
-      With `exclusive=True` (a `concurrency: forbid` schedule) it also fails while any other run of
-      the schedule is `running`, and at most one exclusive run per schedule is ever `running`. The
-      guarantee is the database's, for any number of processes: a partial unique index on
-      `runs (schedule) WHERE status = 'running' AND exclusive` (SQLite and PostgreSQL alike), plus,
-      in the same transaction, a check for non-exclusive runs still open from before the schedule
-      became `forbid`.
-    - `finish` may be deferred while the ledger cannot be written (`LedgerFull`): it is then
-      written before the next write that succeeds, so a run never stays `running` (and never keeps
-      holding a `forbid` schedule) because the disk was full when it ended.
-    - A change between "writes fail for lack of space" and "writes work" is reported once through
-      `on_write_state` (a message, then None), not on every write.
+    record: RunRecord
+    owner: str  # the replica that claimed it
+    processes: str | None  # where its processes live (what the engine gave `set_processes`)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    """A process that claims runs, as the ledger knows it. Times are the database's."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    revision: str | None  # the revision it runs, as of its last heartbeat
+    started: datetime
+    heartbeat: datetime
+    lease_until: datetime  # alive until then, unless it heartbeats again
+    stopped: datetime | None  # when it deregistered (a clean stop)
+    alive: bool  # not stopped, and lease_until not yet passed on the database's clock
+    runs: int  # runs it owns that are still running
+
+
+class Ledger(Protocol):
+    """The truth of what happened: applied revisions, every claimed slot and its run, and the
+    replicas that claim them. Every backend implements all of it and passes the same suite
+    (tests/test_ledger_contract.py); nothing above this layer knows which backend it has.
+
+    Rules every method keeps:
+
+    - **Atomicity**: each method is one transaction; a failure leaves nothing half written.
+    - **Any number of processes and hosts**: every promise below holds when several processes
+      call at once, on this host or others. The database decides (a unique key, a partial
+      unique index, a conditional update), never a check in the caller followed by a write.
+    - **Two clocks**: instants passed in (`slot`, `started_at`, `finished_at`, `applied_at`) are
+      the caller's and are stored as given (aware, read back in UTC). Leases and heartbeats are
+      on the **database's** clock alone (SQLite: the clock of the host that holds the file;
+      PostgreSQL: the server's `now()`), so that replicas whose clocks disagree still agree on
+      whether a lease has expired. A lease is given as a duration, never as an instant.
+    - **Errors**: `LedgerError` when the ledger cannot be used (unreachable, not a ledger,
+      a newer schema); `LedgerFull` when a write failed for lack of space.
+    - **Run states**: a run is inserted `running` (`claim`) or already ended (`record`); it leaves
+      `running` once, by `finish` or `abandon`, and never returns to it. The first end stands.
+    - **Ordering**: run ids and revision sequence numbers grow with each insert; lists are
+      ordered by them (across processes, that is the order of inserts, not of commits).
+    - **Idempotence**: `finish`, `abandon`, `set_processes`, `heartbeat` and the registrations may
+      be repeated and change nothing more. `claim` and `record` may not: a second claim of a slot
+      returns None, so a caller that lost the answer must not claim again. The run, if it was
+      inserted, then expires with its lease and is abandoned, never run twice.
+
+    Every ledger is opened by `reconciler.ledger.open_ledger(path_or_url)`. Each method below is
+    used outside the tests; the comment after each says by what.
     """
 
     on_write_state: Callable[[str | None], None] | None
+    """Told once when writes start failing for lack of space (a message) and once when they work
+    again (None), not on every write. Called in the writing thread; must not use the ledger."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections. Nothing is lost: every method has committed before it returned.
+        (Every command that opens a ledger.)"""
+        ...
 
-    # revisions
+    # ---- revisions ---------------------------------------------------------------------------
+
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int: ...
-    def last_revision(self) -> AppliedRevision | None: ...
-    def revisions(self, limit: int = 20) -> list[AppliedRevision]: ...
-    def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]: ...
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
+        """Record that `revision` became live, as its schedules' spec hashes; its sequence number.
 
-    # runs
+        Specs are content-addressed: `specs` needs to hold only those that may be new (a plan's
+        additions and changes), and every hash in `hashes` must be stored already or be among
+        them. Revisions are ordered by insertion (the sequence), not by `applied_at`. (The daemon,
+        after each applied revision.)
+        """
+        ...
+
+    def last_revision(self) -> AppliedRevision | None:
+        """The revision recorded last, or None in a new ledger (what `plan --ledger` compares
+        with, what a daemon restores when its directory cannot be applied, what `trigger` runs
+        as, and the names `history` knows)."""
+        ...
+
+    def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """name -> spec for every hash in `hashes` that is stored (a missing one is left out).
+        (`plan --ledger`, and a daemon restoring the last revision.)"""
+        ...
+
+    # ---- runs ----------------------------------------------------------------------------------
+
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False) -> int | None: ...
-    def started_count(self, schedule: str) -> int: ...
-    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None: ...
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+        """Start a run: its id, or None when this caller must not run it. The only way a run starts.
+
+        Implementers must guarantee, in one atomic step:
+
+        - **one winner per slot**: an insert under UNIQUE (schedule, slot, attempt); of any number
+          of concurrent claims of one slot and attempt, exactly one gets an id, the others None
+          (not an error), and a slot once claimed is never claimed again, whatever its outcome;
+        - **max_runs**: a `counted` claim adds one to the schedule's `started_count` in the same
+          transaction; with `max_runs`, a counted claim returns None once that count has reached
+          it (the check and the count cannot interleave). Which claims count is the policy's
+          (core/policy.py: `counted`), never the backend's;
+        - **forbid**: with `exclusive`, None while any other run of the schedule is `running`, and
+          never two exclusive runs of a schedule `running` at once (a partial unique index);
+        - **the lease**: the run is `running`, owned by `owner` (a replica id), with
+          `lease_until` = the database's now + `lease`. Until its owner renews it (`heartbeat`),
+          it expires then.
+        """
+        ...
+
+    def started_count(self, schedule: str) -> int:
+        """How many claims have counted towards the schedule's `max_runs`; retention never lowers it.
+        (The runner, to tell "max_runs reached" from "claimed elsewhere".)"""
+        ...
+
+    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
+        """End a running run with its outcome; with `keep`, prune the schedule's history to the
+        `keep` newest ended runs in the same transaction (running runs are never pruned).
+
+        Only a `running` run is ended: if it ended already (a reaper `abandon`ed it while its owner
+        could not renew the lease), the first end stands and this returns False. A write that
+        fails for lack of space is not an error: the end is kept in memory and written before the
+        next write that succeeds, so a run never stays `running` (nor holds a `forbid` schedule)
+        because the disk was full when it ended; this then returns True.
+        """
+        ...
+
     def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
-               outcome: Outcome, started_at: datetime | None = None) -> int | None: ...
-    def run(self, run_id: int) -> RunRecord | None: ...
+               outcome: Outcome, started_at: datetime | None = None) -> int | None:
+        """A run that never started (skipped, missed, a catch-up summary): inserted ended, under
+        the same UNIQUE (schedule, slot, attempt) as a claim; None if that key is taken. It holds
+        no lease and counts towards nothing. (The runner's skips and misses; catch-up.)"""
+        ...
+
+    def set_processes(self, run_id: int, processes: str) -> None:
+        """Keep where a running run's processes live (opaque text from the engine), so that a
+        reaper on the same host can stop what the run left if its owner dies."""
+        ...
+
+    # ---- reading runs --------------------------------------------------------------------------
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run with its output, or None. (The API, `history --run`, `trigger`.)"""
+        ...
+
     def runs(self, schedule: str | None = None, *, status: RunStatus | None = None, since: datetime | None = None,
-             limit: int = 50, before_id: int | None = None) -> list[RunRecord]: ...
-    # The newest slot of runs with one of `causes` (policy.TIMELINE: what catch-up starts after).
-    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None: ...
-    def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]: ...
-    def last_runs(self) -> dict[str, RunRecord]: ...
-    def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]: ...
-    def last_attempts(self, statuses: Collection[RunStatus], schedules: Collection[str]) -> list[RunRecord]: ...
-    # Where a running run's processes live (opaque text from the engine), for the next start.
-    def set_processes(self, run_id: int, processes: str) -> None: ...
-    def processes(self, run_id: int) -> str | None: ...
-    def prune(self, schedule: str, keep: int) -> int: ...
-    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int: ...
+             limit: int = 50, before_id: int | None = None) -> list[RunRecord]:
+        """Runs newest first (by id), without output; `since` compares slots as instants;
+        `before_id` pages. (The API and dashboard, `history`, `plan`'s "it ran recently".)"""
+        ...
+
+    def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]:
+        """The newest slot of every schedule among runs of these causes (policy.TIMELINE: what
+        catch-up starts after), in one query (catch-up at start-up)."""
+        ...
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        """The newest run of every schedule, in one query (the dashboard's 'last run', the
+        notifier's memory at start-up, the names `history` knows)."""
+        ...
+
+    def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
+        """Runs still `running` (of one schedule, or all), oldest first, each with its owner: what
+        holds a `forbid` schedule, whether its lease has expired or not. (The runner, when an
+        exclusive claim fails: is it this very slot, and did its holder end meanwhile?)"""
+        ...
+
+    def last_attempts(self, statuses: Collection[RunStatus], schedules: Collection[str]) -> list[RunRecord]:
+        """Of these schedules, every slot whose newest attempt ended in one of `statuses`: that
+        attempt, oldest first (the retries a stopped reconciler still owed, at start-up)."""
+        ...
+
+    # ---- replicas and leases (engine/leases.py; `replicas` for the API) ----------------------------
+
+    def register_replica(self, replica: str, *, host: str, pid: int, version: str, revision: str | None,
+                         lease: timedelta) -> None:
+        """Record a process that will claim runs: started and heartbeat = the database's now, alive
+        for `lease`. Registering an id again starts it afresh (a replica whose row was reaped).
+        Replicas that stopped or expired more than a day ago, owning no running run, are deleted
+        here, so the table stays as small as the replicas of a day."""
+        ...
+
+    def heartbeat(self, replica: str, *, lease: timedelta, revision: str | None = None) -> set[int] | None:
+        """Renew, in one transaction, the replica's own lease and those of its runs; the ids of
+        the runs renewed, or None if the replica is not registered (its row was deleted, or it
+        deregistered): its caller must then treat every run it holds as lost.
+
+        Only runs that are `running`, owned by `replica` and whose lease has not yet expired are
+        renewed (to the database's now + `lease`). An expired lease is never renewed, even if no
+        reaper has ended the run yet: from its expiry a run belongs to the reapers, so its owner
+        must stop it (fencing) rather than race them. A run the caller holds that is missing from
+        the answer is lost in the same way.
+        """
+        ...
+
+    def deregister_replica(self, replica: str) -> None:
+        """A clean stop: the replica is no longer alive (its row stays, `stopped`, for a day).
+        Its runs should have ended first; any still running expire with their leases."""
+        ...
+
+    def replicas(self) -> list[ReplicaRecord]:
+        """Every registered replica, alive or not, oldest first, with the runs it owns."""
+        ...
+
+    def expired_runs(self) -> list[ExpiredRun]:
+        """Runs still `running` whose lease has expired on the database's clock, oldest first.
+        Reading them changes nothing; `abandon` ends them."""
+        ...
+
+    def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
+        """End a run `abandoned` if it is still `running` and its lease has expired; True if this
+        call ended it. Of reapers racing for one run, exactly one gets True. An abandoned run is
+        never claimed or run again (its slot's key stays taken)."""
+        ...

@@ -8,6 +8,7 @@ a transaction.
 - A claim is `INSERT … ON CONFLICT DO NOTHING RETURNING id` under UNIQUE (schedule, slot,
   attempt): whoever inserts first runs the slot; everybody else gets no row and skips it.
 - Times are `timestamptz` (stored in UTC, compared as instants) and read back as UTC datetimes.
+  Leases and heartbeats are on the server's clock (`now()`), whatever the replicas' clocks say.
 - Migrations are versioned and run under `pg_advisory_xact_lock`, so that replicas starting
   together migrate once and the others wait, then find the schema current.
 - The password comes from the URL, from the file named by RECONCILER_LEDGER_PASSWORD_FILE, or from
@@ -24,7 +25,7 @@ import threading
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -33,7 +34,16 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.policy import Cause, RunStatus
-from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord
+from reconciler.ledger.base import (
+    DEFAULT_LEASE,
+    AppliedRevision,
+    ExpiredRun,
+    LedgerError,
+    LedgerFull,
+    Outcome,
+    ReplicaRecord,
+    RunRecord,
+)
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
@@ -84,10 +94,29 @@ MIGRATIONS: tuple[str, ...] = (
         started bigint NOT NULL
     )
     """,
+    # v2: leases, as SQLite's v5. Replicas heartbeat; a running run is owned until `lease_until`
+    # (the server's clock) unless renewed. Runs claimed before this version get one lease from
+    # the upgrade, then are reaped if no one renews them.
+    """
+    CREATE TABLE replicas (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        version text NOT NULL,
+        revision text,
+        started timestamptz NOT NULL,
+        heartbeat timestamptz NOT NULL,
+        lease_until timestamptz NOT NULL,
+        stopped timestamptz
+    );
+    ALTER TABLE runs ADD COLUMN lease_until timestamptz;
+    CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
+    UPDATE runs SET lease_until = now() + interval '20 seconds' WHERE status = 'running'
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error")
+                "exit_code, http_status, error, owner")
 
 
 class PostgresLedger:
@@ -145,10 +174,11 @@ class PostgresLedger:
             yield conn
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def _write(self, doing: str, *, quiet: bool = False) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """A connection for a write. As in SQLite: a change between "the disk is full" and
         "writes work" is reported once through `on_write_state` (which must not use the ledger),
-        and the ends of runs that could not be written are written first."""
+        and the ends of runs that could not be written are written first. `quiet` writes
+        (heartbeats) change no state, so that the report does not flap."""
         if self._deferred:
             self._flush_deferred()
         state: list[str | None] = []
@@ -158,12 +188,12 @@ class PostgresLedger:
                     yield conn
             except LedgerFull as e:
                 with self._state:
-                    if self._full is None:
+                    if self._full is None and not quiet:
                         self._full = str(e)
                         state.append(self._full)
                 raise
             with self._state:
-                if self._full is not None:
+                if self._full is not None and not quiet:
                     self._full = None
                     state.append(None)
         finally:
@@ -231,15 +261,13 @@ class PostgresLedger:
         return int(row[0]) if row else 0
 
     def last_revision(self) -> AppliedRevision | None:
-        revisions = self.revisions(limit=1)
-        return revisions[0] if revisions else None
-
-    def revisions(self, limit: int = 20) -> list[AppliedRevision]:
         with self._conn("cannot read revisions") as conn:
-            rows = conn.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
-                                "ORDER BY seq DESC LIMIT %s", (limit,)).fetchall()
-        return [AppliedRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)))
-                for seq, rev, at, counts, snap in rows]
+            row = conn.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
+                               "ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        seq, rev, at, counts, snap = row
+        return AppliedRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)))
 
     def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         with self._conn("cannot read specs") as conn:
@@ -252,7 +280,7 @@ class PostgresLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A `counted` claim counts towards `max_runs`. Its statement first bumps
@@ -265,10 +293,10 @@ class PostgresLedger:
         schedule be running, whoever inserts it; the NOT EXISTS also waits out runs claimed
         before the schedule became `forbid`. ON CONFLICT DO NOTHING covers both unique rules.
         """
-        values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive,
+        values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease,
                   exclusive, schedule)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
-                  "exclusive) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s")
+                  "exclusive, lease_until) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s")
         unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
                             "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
         with self._write("cannot claim a run") as conn:
@@ -292,28 +320,29 @@ class PostgresLedger:
             row = conn.execute("SELECT started FROM counters WHERE schedule = %s", (schedule,)).fetchone()
         return int(row[0]) if row else 0
 
-    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
-        """Record how a run ended; with `keep`, prune that schedule's history in the same transaction.
-        Without space, the end is kept and written before the next write that succeeds."""
+    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
+        """Record how a running run ended; with `keep`, prune that schedule's history in the same
+        transaction. Without space, the end is kept and written before the next write that succeeds."""
         try:
-            self._finish(run_id, outcome, keep)
+            return self._finish(run_id, outcome, keep)
         except LedgerFull:
             with self._state:
                 self._deferred.append((run_id, outcome, keep))
+            return True
 
-    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> None:
+    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> bool:
         update = ("UPDATE runs SET status = %s, finished_at = %s, exit_code = %s, http_status = %s, error = %s, "
-                  "output = %s, output_dropped = %s WHERE id = %s RETURNING schedule")
+                  "output = %s, output_dropped = %s WHERE id = %s AND status = 'running' RETURNING schedule")
         args = (outcome.status, _utc(outcome.finished_at), outcome.exit_code, outcome.http_status,
                 _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, run_id)
         with self._write("cannot finish a run") as conn:
             if keep is None:
-                conn.execute(update, args)
-                return
+                return conn.execute(update, args).fetchone() is not None
             with conn.transaction():
                 row = conn.execute(update, args).fetchone()
                 if row is not None:
                     _prune(conn, row[0], keep)
+        return row is not None
 
     def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
@@ -343,18 +372,6 @@ class PostgresLedger:
                                 (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
-    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int:
-        where, args = _filters(schedule, status, None, None)
-        with self._conn("cannot count runs") as conn:
-            row = conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()
-        return int(row[0]) if row else 0
-
-    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None:
-        with self._conn("cannot read runs") as conn:
-            row = conn.execute("SELECT max(slot) FROM runs WHERE schedule = %s AND trigger = ANY(%s)",
-                               (schedule, sorted(causes))).fetchone()
-        return row[0].astimezone(UTC) if row and row[0] is not None else None
-
     def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]:
         """The newest slot of every schedule among runs of these causes, in one query (catch-up at
         start-up)."""
@@ -374,7 +391,7 @@ class PostgresLedger:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))
         with self._conn("cannot read runs") as conn:
-            rows = conn.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running'{where} "
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'{where} "
                                 "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
 
@@ -396,15 +413,60 @@ class PostgresLedger:
         with self._write("cannot record a run's processes") as conn:
             conn.execute("UPDATE runs SET processes = %s WHERE id = %s", (_text(processes), run_id))
 
-    def processes(self, run_id: int) -> str | None:
-        with self._conn("cannot read a run's processes") as conn:
-            row = conn.execute("SELECT processes FROM runs WHERE id = %s", (run_id,)).fetchone()
-        return row[0] if row else None
+    # ---- replicas and leases ---------------------------------------------------------------
 
-    def prune(self, schedule: str, keep: int) -> int:
-        """Keep at most `keep` finished runs of a schedule (the newest)."""
-        with self._write("cannot prune runs") as conn:
-            return _prune(conn, schedule, keep)
+    def register_replica(self, replica: str, *, host: str, pid: int, version: str, revision: str | None,
+                         lease: timedelta) -> None:
+        with self._write("cannot register this replica", quiet=True) as conn, conn.transaction():
+            conn.execute("DELETE FROM replicas WHERE lease_until < now() - interval '1 day' AND NOT EXISTS "
+                         "(SELECT 1 FROM runs WHERE status = 'running' AND owner = replicas.id)")
+            conn.execute("INSERT INTO replicas (id, host, pid, version, revision, started, heartbeat, lease_until) "
+                         "VALUES (%s, %s, %s, %s, %s, now(), now(), now() + %s) ON CONFLICT (id) DO UPDATE SET "
+                         "host = excluded.host, pid = excluded.pid, version = excluded.version, "
+                         "revision = excluded.revision, started = now(), heartbeat = now(), "
+                         "lease_until = excluded.lease_until, stopped = NULL",
+                         (replica, host, pid, version, _text(revision), lease))
+
+    def heartbeat(self, replica: str, *, lease: timedelta, revision: str | None = None) -> set[int] | None:
+        # One transaction, so now() is one instant for the replica and its runs.
+        with self._write("cannot renew leases", quiet=True) as conn, conn.transaction():
+            row = conn.execute("UPDATE replicas SET heartbeat = now(), lease_until = now() + %s, "
+                               "revision = coalesce(%s, revision) WHERE id = %s AND stopped IS NULL RETURNING 1",
+                               (lease, _text(revision), replica)).fetchone()
+            if row is None:
+                return None
+            rows = conn.execute("UPDATE runs SET lease_until = now() + %s WHERE owner = %s AND status = 'running' "
+                                "AND lease_until >= now() RETURNING id", (lease, replica)).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def deregister_replica(self, replica: str) -> None:
+        with self._write("cannot deregister this replica", quiet=True) as conn:
+            conn.execute("UPDATE replicas SET stopped = now(), lease_until = least(lease_until, now()) "
+                         "WHERE id = %s", (replica,))
+
+    def replicas(self) -> list[ReplicaRecord]:
+        with self._conn("cannot read replicas") as conn:
+            rows = conn.execute(
+                "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
+                "stopped IS NULL AND lease_until >= now(), (SELECT count(*) FROM runs WHERE status = 'running' "
+                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+        return [ReplicaRecord(rid, host, pid, version, revision, started.astimezone(UTC), beat.astimezone(UTC),
+                              until.astimezone(UTC), stopped.astimezone(UTC) if stopped is not None else None,
+                              bool(alive), int(runs))
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+
+    def expired_runs(self) -> list[ExpiredRun]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
+                                "AND lease_until < now() ORDER BY id").fetchall()
+        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+
+    def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
+        with self._write("cannot abandon a run") as conn:
+            row = conn.execute("UPDATE runs SET status = 'abandoned', finished_at = %s, error = %s WHERE id = %s "
+                               "AND status = 'running' AND lease_until < now() RETURNING 1",
+                               (_utc(finished_at), _text(error), run_id)).fetchone()
+        return row is not None
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:
@@ -426,8 +488,8 @@ def _filters(schedule: str | None, status: RunStatus | None, since: datetime | N
 
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
-    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error) = row[:12]
-    output = row[12] if with_output else None
+    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error, owner) = row[:13]
+    output = row[13] if with_output else None
     return RunRecord(
         id=rid, schedule=schedule, slot=slot.astimezone(UTC), attempt=attempt, cause=Cause(cause),
         status=RunStatus(status), revision=revision,
@@ -435,7 +497,7 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         finished_at=finished.astimezone(UTC) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
         output=bytes(output).decode("utf-8", "surrogatepass") if output is not None else None,
-        output_dropped=row[13] if with_output else 0,
+        output_dropped=row[14] if with_output else 0, owner=owner or "",
     )
 
 

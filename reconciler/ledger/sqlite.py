@@ -9,6 +9,8 @@ The WAL is bounded: `journal_size_limit` truncates it whenever a checkpoint rese
 that grew past that anyway (a reader pinned old pages during a burst) is checkpointed with
 TRUNCATE as soon as it can be. A full volume is reported once, and runs that end meanwhile are
 finished as soon as a write succeeds again.
+
+Leases and heartbeats are on the clock of the host that holds the file, read by SQLite itself.
 """
 
 from __future__ import annotations
@@ -20,12 +22,24 @@ import threading
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.policy import Cause, RunStatus
-from reconciler.ledger.base import AppliedRevision, LedgerError, LedgerFull, Outcome, RunRecord, from_micros, to_micros
+from reconciler.ledger.base import (
+    DEFAULT_LEASE,
+    AppliedRevision,
+    ExpiredRun,
+    LedgerError,
+    LedgerFull,
+    NoSuchLedger,
+    Outcome,
+    ReplicaRecord,
+    RunRecord,
+    from_micros,
+    to_micros,
+)
 
 DEFAULT_PATH = Path(".reconciler") / "ledger.db"
 # What the WAL is cut back to at each reset; SQLite's own checkpoints start at ~4 MiB of WAL.
@@ -35,6 +49,10 @@ WAL_LIMIT = 4 * 1024 * 1024
 _WAL_CHECKPOINT_AT = 2 * WAL_LIMIT
 _CHECKPOINT_RETRY_WRITES = 64
 _BUSY_MS = 30_000
+# The database's clock in µs since the epoch: the host's, read by SQLite itself (millisecond
+# resolution; one value for a whole statement), so that every process sharing the file agrees.
+_NOW = "(CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)"
+_DAY = 86_400_000_000
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -89,15 +107,36 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN processes TEXT;
     """,
+    # v5: leases. Replicas heartbeat; a running run is owned until `lease_until` (the database's
+    # clock, µs since the epoch) unless renewed. Runs claimed before this version get one lease
+    # from the upgrade, then are reaped if no one renews them.
+    f"""
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        revision TEXT,
+        started INTEGER NOT NULL,
+        heartbeat INTEGER NOT NULL,
+        lease_until INTEGER NOT NULL,
+        stopped INTEGER
+    ) WITHOUT ROWID;
+    ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+    CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
+    UPDATE runs SET lease_until = {_NOW} + 20000000 WHERE status = 'running'
+    """,
 )
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error")
+                "exit_code, http_status, error, owner")
 
 
 class SqliteLedger:
-    def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
+    def __init__(self, path: str | Path = DEFAULT_PATH, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise NoSuchLedger(f"{self.path}: no such ledger")
         self._lock = threading.RLock()
         self._rlock = threading.Lock()
         self.on_write_state: Callable[[str | None], None] | None = None
@@ -138,9 +177,11 @@ class SqliteLedger:
             self._rdb.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, quiet: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction. SQLITE_FULL becomes LedgerFull, and a change of state (full, or
-        writable again) is reported once through `on_write_state`, which must not use the ledger."""
+        writable again) is reported once through `on_write_state`, which must not use the ledger.
+        `quiet` writes (heartbeats: small updates in place, which may fit where a claim does not)
+        raise LedgerFull too but change no state, so that the report does not flap."""
         state: list[str | None] = []
         try:
             with self._lock:
@@ -158,12 +199,14 @@ class SqliteLedger:
                 except sqlite3.Error as e:
                     if not _is_full(e):
                         raise
+                    if quiet:
+                        raise LedgerFull(f"{self.path}: the ledger cannot be written: {e}") from e
                     if self._full is None:
                         self._full = f"{self.path}: the ledger cannot be written: {e}"
                         state.append(self._full)
                         self._checkpoint()  # moving the WAL into the database may free space
                     raise LedgerFull(self._full) from e
-                if self._full is not None:
+                if self._full is not None and not quiet:
                     self._full = None
                     state.append(None)
                 self._writes += 1
@@ -245,15 +288,13 @@ class SqliteLedger:
             return int(cur.lastrowid or 0)
 
     def last_revision(self) -> AppliedRevision | None:
-        revisions = self.revisions(limit=1)
-        return revisions[0] if revisions else None
-
-    def revisions(self, limit: int = 20) -> list[AppliedRevision]:
         with self._rlock:
-            rows = self._rdb.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
-                                    "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
-        return [AppliedRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
-                for seq, rev, at, counts, snap in rows]
+            row = self._rdb.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
+                                    "ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        seq, rev, at, counts, snap = row
+        return AppliedRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
 
     def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         wanted = set(hashes.values())
@@ -271,7 +312,7 @@ class SqliteLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
@@ -288,10 +329,10 @@ class SqliteLedger:
                     return None
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
-                "exclusive) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ? WHERE NOT ? OR NOT EXISTS "
-                "(SELECT 1 FROM runs WHERE schedule = ? AND status = 'running')",
+                f"exclusive, lease_until) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ?, {_NOW} + ? "
+                "WHERE NOT ? OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = ? AND status = 'running')",
                 (schedule, to_micros(slot), attempt, cause, revision, to_micros(started_at), owner, exclusive,
-                 exclusive, schedule))
+                 _micros(lease), exclusive, schedule))
             if cur.rowcount != 1 or not cur.lastrowid:
                 return None
             if counted:
@@ -304,24 +345,26 @@ class SqliteLedger:
             row = self._rdb.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
         return int(row[0]) if row else 0
 
-    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> None:
-        """Record how a run ended; with `keep`, prune that schedule's history in the same write.
-        Without space, the end is kept and written before the next write that succeeds."""
+    def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
+        """Record how a running run ended; with `keep`, prune that schedule's history in the same
+        write. Without space, the end is kept and written before the next write that succeeds."""
         try:
-            self._finish(run_id, outcome, keep)
+            return self._finish(run_id, outcome, keep)
         except LedgerFull:
             with self._lock:
                 self._deferred.append((run_id, outcome, keep))
+            return True
 
-    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> None:
+    def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> bool:
         with self._write() as db:
             row = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
-                "output = ?, output_dropped = ? WHERE id = ? RETURNING schedule",
+                "output = ?, output_dropped = ? WHERE id = ? AND status = 'running' RETURNING schedule",
                 (outcome.status, to_micros(outcome.finished_at), outcome.exit_code, outcome.http_status,
                  outcome.error, outcome.output, outcome.output_dropped, run_id)).fetchone()
             if keep is not None and row is not None:
                 self._prune(db, row[0], keep)
+            return row is not None
 
     def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
@@ -350,18 +393,6 @@ class SqliteLedger:
                                      (*args, limit)).fetchall()
         return [_record(r) for r in rows]
 
-    def count_runs(self, schedule: str | None = None, status: RunStatus | None = None) -> int:
-        where, args = _filters(schedule, status, None, None)
-        with self._rlock:
-            return int(self._rdb.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
-
-    def last_slot(self, schedule: str, causes: Collection[Cause]) -> datetime | None:
-        wanted = sorted(causes)
-        with self._rlock:
-            row = self._rdb.execute(f"SELECT max(slot) FROM runs WHERE schedule = ? "
-                                    f"AND trigger IN ({','.join('?' * len(wanted))})", (schedule, *wanted)).fetchone()
-        return from_micros(row[0]) if row and row[0] is not None else None
-
     def last_slots(self, causes: Collection[Cause]) -> dict[str, datetime]:
         """The newest slot of every schedule among runs of these causes, in one query (catch-up at
         start-up)."""
@@ -382,7 +413,7 @@ class SqliteLedger:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = ?", (schedule,))
         with self._lock:
-            rows = self._db.execute(f"SELECT {_RUN_COLUMNS}, owner FROM runs WHERE status = 'running'{where} "
+            rows = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'{where} "
                                     "ORDER BY id", args).fetchall()
         return [(_record(r), r[12] or "") for r in rows]
 
@@ -405,15 +436,56 @@ class SqliteLedger:
         with self._write() as db:
             db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id))
 
-    def processes(self, run_id: int) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT processes FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return row[0] if row else None
+    # ---- replicas and leases ---------------------------------------------------------------
 
-    def prune(self, schedule: str, keep: int) -> int:
-        """Keep at most `keep` finished runs of a schedule (the newest)."""
+    def register_replica(self, replica: str, *, host: str, pid: int, version: str, revision: str | None,
+                         lease: timedelta) -> None:
+        with self._write(quiet=True) as db:
+            db.execute(f"DELETE FROM replicas WHERE lease_until < {_NOW} - ? AND NOT EXISTS (SELECT 1 FROM runs "
+                       "WHERE status = 'running' AND owner = replicas.id)", (_DAY,))
+            db.execute("INSERT OR REPLACE INTO replicas (id, host, pid, version, revision, started, heartbeat, "
+                       f"lease_until, stopped) VALUES (?, ?, ?, ?, ?, {_NOW}, {_NOW}, {_NOW} + ?, NULL)",
+                       (replica, host, pid, version, revision, _micros(lease)))
+
+    def heartbeat(self, replica: str, *, lease: timedelta, revision: str | None = None) -> set[int] | None:
+        with self._write(quiet=True) as db:
+            cur = db.execute(f"UPDATE replicas SET heartbeat = {_NOW}, lease_until = {_NOW} + ?, "
+                             "revision = coalesce(?, revision) WHERE id = ? AND stopped IS NULL",
+                             (_micros(lease), revision, replica))
+            if cur.rowcount != 1:
+                return None
+            rows = db.execute(f"UPDATE runs SET lease_until = {_NOW} + ? WHERE owner = ? AND status = 'running' "
+                              f"AND lease_until >= {_NOW} RETURNING id", (_micros(lease), replica)).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def deregister_replica(self, replica: str) -> None:
+        with self._write(quiet=True) as db:
+            db.execute(f"UPDATE replicas SET stopped = {_NOW}, lease_until = min(lease_until, {_NOW}) "
+                       "WHERE id = ?", (replica,))
+
+    def replicas(self) -> list[ReplicaRecord]:
+        with self._rlock:
+            rows = self._rdb.execute(
+                "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
+                f"stopped IS NULL AND lease_until >= {_NOW}, (SELECT count(*) FROM runs WHERE status = 'running' "
+                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+        return [ReplicaRecord(rid, host, pid, version, revision, from_micros(started), from_micros(beat),
+                              from_micros(until), from_micros(stopped) if stopped is not None else None,
+                              bool(alive), runs)
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+
+    def expired_runs(self) -> list[ExpiredRun]:
+        with self._rlock:
+            rows = self._rdb.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
+                                     f"AND lease_until < {_NOW} ORDER BY id").fetchall()
+        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+
+    def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
         with self._write() as db:
-            return self._prune(db, schedule, keep)
+            cur = db.execute("UPDATE runs SET status = 'abandoned', finished_at = ?, error = ? WHERE id = ? "
+                             f"AND status = 'running' AND lease_until < {_NOW}",
+                             (to_micros(finished_at), error, run_id))
+            return cur.rowcount == 1
 
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
@@ -422,6 +494,10 @@ class SqliteLedger:
             "  SELECT min(id) FROM (SELECT id FROM runs WHERE schedule = ? AND status != 'running' "
             "  ORDER BY id DESC LIMIT ?))", (schedule, schedule, keep))
         return cur.rowcount
+
+
+def _micros(duration: timedelta) -> int:
+    return duration // timedelta(microseconds=1)
 
 
 def _is_full(e: sqlite3.Error) -> bool:
@@ -440,11 +516,11 @@ def _filters(schedule: str | None, status: RunStatus | None, since: datetime | N
 
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
-    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error) = row[:12]
+    (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error, owner) = row[:13]
     return RunRecord(
         id=rid, schedule=schedule, slot=from_micros(slot), attempt=attempt, cause=Cause(cause),
         status=RunStatus(status), revision=revision, started_at=from_micros(started) if started is not None else None,
         finished_at=from_micros(finished) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
-        output=row[12] if with_output else None, output_dropped=row[13] if with_output else 0,
+        output=row[13] if with_output else None, output_dropped=row[14] if with_output else 0, owner=owner or "",
     )

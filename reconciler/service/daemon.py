@@ -26,8 +26,9 @@ from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up, resume_retries
+from reconciler.engine.leases import LeaseTimes
 from reconciler.engine.notify import Notifier
-from reconciler.engine.runner import Clock, Runner, abandon_open_runs, owner_alive
+from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
 from reconciler.service.live import Live
@@ -47,6 +48,7 @@ class Options:
     token: str | None = None  # operator actions over HTTP only when set
     public_url: str | None = None  # links to runs in notifications
     allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
+    leases: LeaseTimes = field(default_factory=LeaseTimes)  # heartbeat and lease (engine/leases.py)
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -58,7 +60,7 @@ class Reconciler:
     def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
         self.source = DirectorySource(options.directory)
-        self.runner = Runner(ledger, log=log, clock=clock)
+        self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
         self.live = Live(next_fire_times=self.timer.next_fire_times)
@@ -79,7 +81,7 @@ class Reconciler:
     # ---- start-up -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        abandon_open_runs(self.ledger, self.clock, self.log, alive=owner_alive)
+        self.runner.start()  # registered as a replica; runs whose lease expired are abandoned
         self.notifier.seed(self.ledger.last_runs())
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)

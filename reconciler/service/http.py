@@ -292,6 +292,11 @@ def build_app(site: Site) -> ASGIApp:
         site.log("api.trigger", schedule=name)
         return ok({"triggered": name}, 202)
 
+    async def replicas(_: Request) -> Response:
+        from reconciler.service.replicas import replicas as listed
+
+        return ok(await asyncio.to_thread(listed, ledger))
+
     async def bad_request(_: Request, exc: Exception) -> Response:
         return error(str(exc), 400)
 
@@ -301,7 +306,7 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/status", status), Route("/api/v1/overview", overview),
         Route("/api/v1/schedules", schedules), Route("/api/v1/schedules/{name}", schedule),
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
-        Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run),
+        Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
     ]
     return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}), site.names)
 
