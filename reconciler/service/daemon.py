@@ -308,7 +308,8 @@ class Reconciler:
         from watchfiles import watch
         from watchfiles._rust_notify import WatchfilesRustInternalError
 
-        rescan_ms = max(100, int(self.options.rescan.total_seconds() * 1000))
+        rescan = self.options.rescan.total_seconds()
+        tick_ms = min(1000, max(100, int(rescan * 1000)))
         last_full = time.monotonic()
         while not stop.is_set():
             if not self.source.available():
@@ -316,10 +317,16 @@ class Reconciler:
                 last_full = time.monotonic()
                 continue
             paths = self.source.watch_paths
+            # What changed between the last full read and the moment this watch began is in no
+            # event: the watch's first tick reads the whole tree once (unchanged files are cached).
+            fresh = True
             try:
-                for changes in watch(*paths, step=5, debounce=50, rust_timeout=rescan_ms,
+                for changes in watch(*paths, step=5, debounce=50, rust_timeout=tick_ms,
                                      yield_on_timeout=True, stop_event=stop, raise_interrupt=False):
-                    full = not changes or time.monotonic() - last_full >= self.options.rescan.total_seconds()
+                    due = time.monotonic() - last_full >= rescan
+                    if not changes and not fresh and not due:
+                        continue
+                    full, fresh = fresh or not changes or due, False
                     try:
                         now = self.clock()
                         snapshot = self.source.full(now) if full else self.source.changed(
