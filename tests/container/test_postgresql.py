@@ -82,7 +82,7 @@ def ledger_rows(server: PgServer, database: str) -> list[Row]:
                 "SELECT id, schedule, slot, status, owner, started_at FROM runs ORDER BY id").fetchall()  # type: ignore[assignment]
     except Exception:  # the first container has not created the schema yet
         return []
-    return [Row(i, s, slot, st, (owner or "").rpartition(":")[0], started)
+    return [Row(i, s, slot, st, (owner or "").partition(":")[0], started)
             for i, s, slot, st, owner, started in found]
 
 
