@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.harness import Daemon
 
 if TYPE_CHECKING:
     from tests.pgserver import PgServer
@@ -57,3 +60,23 @@ def postgres_url(pg_server: PgServer) -> Iterator[str]:
         yield pg_server.url(name)
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture
+def started() -> Iterator[list[Daemon]]:
+    """Real daemons a test starts; those still running at its end are stopped (SIGTERM)."""
+    daemons: list[Daemon] = []
+    yield daemons
+    for d in daemons:
+        if d.proc.poll() is None:
+            d.stop()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Real daemons a test starts; those still running at its end are killed (SIGKILL)."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)

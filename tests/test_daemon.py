@@ -8,22 +8,12 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import Daemon, commit_all, init_repo, job, lines, wait_for
-
-
-@pytest.fixture
-def started() -> Iterator[list[Daemon]]:
-    daemons: list[Daemon] = []
-    yield daemons
-    for d in daemons:
-        if d.proc.poll() is None:
-            d.stop()
 
 
 def start(daemons: list[Daemon], directory: Path, workdir: Path, *args: str) -> Daemon:

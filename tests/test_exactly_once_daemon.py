@@ -8,22 +8,11 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-import pytest
-
 from tests.harness import SHORT_LEASES, Daemon, lines, wait_for
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
 
 
 def query(ledger: Path, sql: str, *args: object) -> list[tuple[object, ...]]:

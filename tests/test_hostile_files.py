@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,15 +17,6 @@ from tests.harness import Daemon
 Run = Callable[..., subprocess.CompletedProcess[str]]
 GOOD = "name: {name}\nschedule: {{cron: '0 2 * * *'}}\nrun: {{command: [/bin/true]}}\n"
 BAD = "name: bad\nschedule: {cron: '0 2 * *'}\nrun: {command: [/bin/true]}\n"
-
-
-@pytest.fixture
-def started() -> Iterator[list[Daemon]]:
-    daemons: list[Daemon] = []
-    yield daemons
-    for d in daemons:
-        if d.proc.poll() is None:
-            d.stop()
 
 
 def test_a_file_name_with_a_newline_cannot_forge_a_problem_line(reconciler: Run, tmp_path: Path) -> None:

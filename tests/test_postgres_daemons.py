@@ -5,14 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
-
-import pytest
 
 from reconciler.ledger.base import RunRecord
 from reconciler.ledger.postgres import PostgresLedger
@@ -38,15 +35,6 @@ class UrlDaemon(Daemon):
             argv += ["--ledger", url]
             env.pop("RECONCILER_LEDGER", None)
         self.proc = subprocess.Popen(argv, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
 
 
 def runs_of(url: str, name: str) -> list[RunRecord]:

@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,6 @@ from reconciler.kinds.procs import is_live
 from tests.harness import SHORT_LEASES, Daemon, lines, wait_for
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
 
 
 def rows(ledger: Path, name: str) -> list[tuple[int, str, int, str, str]]:

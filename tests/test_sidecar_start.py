@@ -9,22 +9,10 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from tests.harness import Daemon, job, lines, wait_for
-
-
-@pytest.fixture
-def started() -> Iterator[list[Daemon]]:
-    daemons: list[Daemon] = []
-    yield daemons
-    for d in daemons:
-        if d.proc.poll() is None:
-            d.stop()
 
 
 def ready(base: str) -> int:
