@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -70,6 +69,7 @@ def started() -> Iterator[list[Daemon]]:
     for d in daemons:
         if d.proc.poll() is None:
             d.stop()
+        d.close()
 
 
 @pytest.fixture
@@ -78,5 +78,4 @@ def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
     yield started
     for d in started:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
+        d.close()

@@ -61,14 +61,27 @@ class Daemon:
                     return e
             return None
 
-        return wait_for(found, timeout, f"{kind} {match} in {self.log_path}")  # type: ignore[no-any-return]
+        try:
+            return wait_for(found, timeout, f"{kind} {match} in {self.log_path}")  # type: ignore[no-any-return]
+        except AssertionError as e:
+            state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+            raise AssertionError(f"{e}\nthe daemon is {state}; its log ends:\n{tail}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def close(self) -> None:
+        """Kill the daemon if it still runs; close its log either way (a test's end)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=40)
         self._log.close()
-        return code
 
 
 def job(name: str, marker: Path, every: str = "1s", text: str | None = None, **extra: str) -> str:

@@ -493,3 +493,25 @@ def test_reapers_racing_for_the_same_expired_runs_end_each_once(location: str) -
     for t in threads:
         t.join(timeout=60)
     assert sorted(i for w in won for i in w) == ids
+
+
+OPENER = """
+import sys, time
+from reconciler.ledger.sqlite import SqliteLedger
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+SqliteLedger(sys.argv[1]).close()
+"""
+
+
+def test_eight_processes_opening_one_new_sqlite_ledger_at_once_all_succeed(tmp_path: Path) -> None:
+    # Replicas sharing a volume start together: switching a new file to WAL must wait, not fail.
+    for round_ in range(3):
+        path = tmp_path / f"l{round_}.db"
+        at = time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(at)], stderr=subprocess.PIPE,
+                                  text=True) for _ in range(8)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 8, "\n".join(e for e in errors if e)
+        led = SqliteLedger(path)
+        assert led.schema_version == len(MIGRATIONS)
+        led.close()

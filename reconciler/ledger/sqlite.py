@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -152,7 +153,7 @@ class SqliteLedger:
         except (OSError, sqlite3.Error) as e:
             raise LedgerError(f"{self.path}: cannot open the ledger: {getattr(e, 'strerror', None) or e}") from e
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             # The writer appends runs and updates single rows: a small page cache costs it nothing,
@@ -170,6 +171,21 @@ class SqliteLedger:
         except LedgerError:
             self._db.close()
             raise
+
+    def _enter_wal(self) -> None:
+        """Switch to WAL. SQLite does not call the busy handler for this switch, so replicas that
+        open one new file together would fail with "database is locked": wait for it ourselves."""
+        deadline = time.monotonic() + _BUSY_MS / 1000
+        pause = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def close(self) -> None:
         with self._lock, self._rlock:
