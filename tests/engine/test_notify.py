@@ -13,8 +13,8 @@ import pytest
 
 from reconciler.core.model import EnvValue, Notify
 from reconciler.core.policy import RunStatus, events_for, wanted
+from tests.core.test_loader import problems
 from tests.harness import Daemon, local_server, wait_for
-from tests.test_loader import problems
 
 
 def target(*events: str, every: bool = False) -> Notify:

@@ -20,9 +20,9 @@ import pytest
 
 from reconciler.core.loader import Loader
 from reconciler.core.yamlstrict import load_documents
+from tests.commands.test_examples import INVALID, VALID, _mutations
 from tests.conftest import NOW, ROOT
 from tests.editor.lsp import HERE, Diagnostic, LanguageServer, require_node_tool, yaml_language_server
-from tests.test_examples import INVALID, VALID, _mutations
 
 SCHEMA_FILE = ROOT / "schema" / "schedule.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())

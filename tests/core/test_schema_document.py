@@ -17,8 +17,8 @@ from reconciler.core.loader import Loader, zone
 from reconciler.core.schema import SchemaValidator, schema_text
 from reconciler.core.yamlstrict import Document, load_documents
 from scripts import gen_schema_zones
+from tests.commands.test_examples import VALID, _mutations
 from tests.conftest import NOW, ROOT
-from tests.test_examples import VALID, _mutations
 
 SCHEMA: dict[str, Any] = json.loads(schema_text())
 PUBLISHED = "https://schedule-reconciler.github.io/schema/v1/schedule.schema.json"

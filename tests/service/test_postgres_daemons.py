@@ -106,7 +106,7 @@ def test_plan_trigger_and_history_take_the_ledger_from_reconciler_ledger(
 
 def test_two_reconcilers_on_one_postgresql_database_never_overlap_runs_of_a_forbid_schedule(
         tmp_path: Path, postgres_url: str, daemons: list[Daemon]) -> None:
-    from tests.test_exactly_once_daemon import busy
+    from tests.service.test_exactly_once_daemon import busy
 
     sched, marks = busy(tmp_path)
     first = UrlDaemon(sched, tmp_path, postgres_url)

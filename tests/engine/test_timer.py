@@ -65,7 +65,7 @@ def test_a_job_is_built_in_the_state_format_apscheduler_stores_it_in(timer: Time
 
 
 def test_the_verified_releases_include_the_lower_bound_in_requirements() -> None:
-    lowest = Path(__file__).resolve().parent.parent / "requirements" / "lowest.txt"
+    lowest = Path(__file__).resolve().parents[2] / "requirements" / "lowest.txt"
     (pinned,) = [line.split("==")[1] for line in lowest.read_text().splitlines() if line.startswith("apscheduler==")]
     assert pinned in VERIFIED_WITH
 

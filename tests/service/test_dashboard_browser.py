@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.harness import EXE, Daemon, commit_all, init_repo, wait_for
-from tests.test_http import api, free_port
+from tests.service.test_http import api, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
