@@ -6,6 +6,10 @@ Fire times follow cron on a machine whose local zone is the schedule's zone:
   fall-back hour it runs once, at the first occurrence;
 - a *wildcard* job has no runs for skipped times and runs in both passes of a repeated hour;
 - a job never fires twice at one instant, and "next after T" is strictly after T.
+
+Beyond cronie, and marked as such (docs/cron.md, "Extensions"): Quartz's `L`, `L-3`, `LW`, `L-3W`
+and `15W` in day-of-month, `5L` and `2#3` in day-of-week. They only choose days; the star rule and
+the DST rules above apply unchanged. `parse(..., strict=True)` refuses them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import NamedTuple
 
 NICKNAMES = {
     "@yearly": "0 0 1 1 *",
@@ -40,6 +45,40 @@ _NUMBER = re.compile(r"[0-9]+\Z")
 _ATOM = re.compile(r"[A-Za-z]+\Z")
 _SEARCH_YEARS = 400  # the Gregorian calendar repeats every 400 years
 _ONE_DAY = timedelta(days=1)
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+# The extensions, one list element each (case-insensitive, as names are).
+_DOM_EXT = re.compile(r"(?:(L)(?:-([0-9]+))?|([0-9]+))(W)?\Z", re.IGNORECASE)
+_DOW_EXT = re.compile(r"([0-9]+|[A-Za-z]+)(?:(L)|#([0-9]+))\Z", re.IGNORECASE)
+_MAX_LAST_OFFSET = 30  # L-30 is the 1st of a 31-day month, as in Quartz
+_DOM_HELP = ("write L (last day), L-3 (three days before the last day), LW (last weekday), 15W (the "
+             "weekday nearest the 15th) or L-3W; each alone in its list element, without a range or step")
+_DOW_HELP = ("write 5L (the last Friday of the month) or 2#3 (the third Tuesday); each alone in its list "
+             "element, without a range or step")
+STRICT_HINT = ("an extension beyond cronie, refused by --strict-cron: plain cron has no last day, nearest "
+               "weekday or nth weekday")
+
+
+class DomExt(NamedTuple):
+    """A day-of-month extension: `L-offset` (`L` is offset 0) or, with `nearest`, the weekday
+    nearest it (`LW`, `L-3W`); `day` instead of the last day for `15W`."""
+
+    day: int  # 0: counted from the last day
+    offset: int
+    nearest: bool
+
+    def day_in(self, last: int, weekday_of_1st: int) -> int | None:
+        """The day it names in a month of `last` days, or None when that month has no such day."""
+        target = self.day or last - self.offset
+        if not 1 <= target <= last:
+            return None
+        if not self.nearest:
+            return target
+        wd = (weekday_of_1st + target - 1) % 7  # 0 = Sunday
+        if wd == 6:  # Saturday: the Friday before, unless that leaves the month
+            return target + 2 if target == 1 else target - 1
+        if wd == 0:  # Sunday: the Monday after, unless that leaves the month
+            return target - 2 if target == last else target + 1
+        return target
 
 
 class CronError(ValueError):
@@ -57,15 +96,53 @@ class CronExpr:
     dom_star: bool
     dow_star: bool
     fixed_time: bool
+    # Extensions beyond cronie (all empty for plain cron):
+    dom_ext: tuple[DomExt, ...] = ()
+    dow_last: int = 0  # bit w set: the last weekday w of the month matches (`5L`)
+    dow_nth: int = 0  # bit 7 * (n - 1) + w set: the n-th weekday w of the month matches (`2#3`)
+
+    @property
+    def extended(self) -> bool:
+        """Does it use an extension beyond cronie (L, W, #)?"""
+        return bool(self.dom_ext or self.dow_last or self.dow_nth)
 
     def day_matches(self, d: date) -> bool:
         if not (self.months >> d.month) & 1:
             return False
+        weekday = (d.weekday() + 1) % 7
+        if self.extended:
+            return self._day_matches(d.day, weekday, _last_day(d.year, d.month))
         dom = (self.doms >> d.day) & 1
-        dow = (self.dows >> ((d.weekday() + 1) % 7)) & 1
+        dow = (self.dows >> weekday) & 1
         if self.dom_star or self.dow_star:
             return bool(dom and dow)
         return bool(dom or dow)
+
+    def _day_matches(self, day: int, weekday: int, last: int) -> bool:
+        """Day `day` (weekday 0 = Sunday) of a month of `last` days; the month field aside."""
+        dom = bool((self.doms >> day) & 1)
+        if not dom and self.dom_ext:
+            first = (weekday - day + 1) % 7
+            dom = any(e.day_in(last, first) == day for e in self.dom_ext)
+        dow = bool((self.dows >> weekday) & 1)
+        if not dow:
+            dow = bool(((self.dow_last >> weekday) & 1 and day + 7 > last)
+                       or (self.dow_nth >> (7 * ((day - 1) // 7) + weekday)) & 1)
+        if self.dom_star or self.dow_star:
+            return dom and dow
+        return dom or dow
+
+    def can_fire(self) -> bool:
+        """Does any day of any listed month match? Every month of the Gregorian cycle starts on
+        every weekday, and February has 28 days in some years and 29 in others."""
+        for month in range(1, 13):
+            if not (self.months >> month) & 1:
+                continue
+            for last in (28, 29) if month == 2 else (_DAYS_IN_MONTH[month],):
+                for first in range(7):
+                    if any(self._day_matches(day, (first + day - 1) % 7, last) for day in range(1, last + 1)):
+                        return True
+        return False
 
     def matches(self, wall: datetime) -> bool:
         """Does a local wall-clock minute match the five fields? (No DST rules here.)"""
@@ -140,6 +217,12 @@ class CronExpr:
         return sorted(out)
 
 
+def _last_day(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return _DAYS_IN_MONTH[month]
+
+
 def _to_utc(wall: datetime, tz: tzinfo, fold: int) -> datetime:
     return wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
 
@@ -173,8 +256,9 @@ def _jump_instant(low: datetime, high: datetime, tz: tzinfo) -> datetime:
     return high
 
 
-def parse(expression: str) -> CronExpr:
-    """Parse a five-field expression or nickname; raise CronError saying what to write instead."""
+def parse(expression: str, *, strict: bool = False) -> CronExpr:
+    """Parse a five-field expression or nickname; raise CronError saying what to write instead.
+    `strict` refuses the extensions beyond cronie (L, W, #)."""
     source = expression
     text = expression.strip()
     if not text:
@@ -195,8 +279,14 @@ def parse(expression: str) -> CronExpr:
                 "Seconds and years are not supported: use `every:` for sub-minute intervals"
             )
         raise CronError(f"{len(fields)} fields given; cron has five (minute hour day-of-month month day-of-week)")
-    sets = [_parse_field(f, *spec) for f, spec in zip(fields, _FIELDS, strict=True)]
-    minutes, hours, doms, months, dows = sets
+    # Field by field, in order, so that the first wrong field is the one reported.
+    minutes = _parse_field(fields[0], *_FIELDS[0])
+    hours = _parse_field(fields[1], *_FIELDS[1])
+    dom_text, dom_ext = _dom_extensions(fields[2], strict)
+    doms = _parse_field(dom_text, *_FIELDS[2]) if dom_text else set()
+    months = _parse_field(fields[3], *_FIELDS[3])
+    dow_text, dow_last, dow_nth = _dow_extensions(fields[4], strict)
+    dows = _parse_field(dow_text, *_FIELDS[4]) if dow_text else set()
     if 7 in dows:
         dows = (dows - {7}) | {0}
     dom_star, dow_star = fields[2].startswith("*"), fields[4].startswith("*")
@@ -210,15 +300,92 @@ def parse(expression: str) -> CronExpr:
         dom_star=dom_star,
         dow_star=dow_star,
         fixed_time=not fields[0].startswith("*") and not fields[1].startswith("*"),
+        dom_ext=dom_ext,
+        dow_last=dow_last,
+        dow_nth=dow_nth,
     )
-    if (dom_star or dow_star) and not any(
-        d <= _DAYS_IN_MONTH[m] for m in months for d in doms
-    ):
+    if expr.extended:
+        never = not expr.can_fire()
+    else:
+        never = (dom_star or dow_star) and not any(d <= _DAYS_IN_MONTH[m] for m in months for d in doms)
+    if never:
         raise CronError(
             f"{source.strip()!r} can never fire: no month in the month field has any of the days "
-            "in the day-of-month field"
+            "in the day fields"
         )
     return expr
+
+
+def _elements(text: str, name: str) -> list[str]:
+    elements = text.split(",")
+    if "" in elements:
+        raise CronError(f"{name} field: empty list element in {text!r}")
+    return elements
+
+
+def _dom_extensions(text: str, strict: bool) -> tuple[str, tuple[DomExt, ...]]:
+    """The plain list elements of a day-of-month field, and its extensions (`L`, `L-3`, `LW`,
+    `L-3W`, `15W`); a list is the union of its elements, extensions included."""
+    name = "day-of-month"
+    plain: list[str] = []
+    found: set[DomExt] = set()
+    for element in _elements(text, name):
+        if not any(ch in element for ch in "LlWw"):
+            plain.append(element)
+            continue
+        m = _DOM_EXT.match(element)
+        if m is None:
+            raise CronError(f"{name} field: {element!r} is not a valid extension: {_DOM_HELP}")
+        if strict:
+            raise CronError(f"{name} field: {element!r} is {STRICT_HINT}")
+        last, offset, day, nearest = m.groups()
+        if last:
+            n = int(offset or 0)
+            if n > _MAX_LAST_OFFSET:
+                raise CronError(f"{name} field: {element!r}: L-{n} reaches before the 1st of every month; "
+                                f"the offset from the last day is at most {_MAX_LAST_OFFSET}")
+            found.add(DomExt(0, n, bool(nearest)))
+        else:
+            n = int(day)
+            if not 1 <= n <= 31:
+                raise CronError(f"{name} field: {element!r}: {n} is out of range 1-31")
+            found.add(DomExt(n, 0, True))
+    return ",".join(plain), tuple(sorted(found))
+
+
+def _dow_extensions(text: str, strict: bool) -> tuple[str, int, int]:
+    """The plain list elements of a day-of-week field, and its extensions as bits: `5L` (last
+    Friday) and `2#3` (third Tuesday); a list is the union of its elements."""
+    name = "day-of-week"
+    plain: list[str] = []
+    last = nth = 0
+    for element in _elements(text, name):
+        if "#" not in element and "l" not in element.lower():
+            plain.append(element)
+            continue
+        low = element.lower()
+        if low.startswith("l") and low[1:].isdigit():
+            raise CronError(f"{name} field: {element!r}: cronsim and Quartz spell the last Friday 5L "
+                            f"(weekday first); croniter's L5 is not accepted: write '{element[1:]}L'")
+        if low == "l":
+            raise CronError(f"{name} field: 'L' alone is Quartz's Saturday: write 'sat' or 6; for the last "
+                            "given weekday of the month write 5L (the last Friday)")
+        m = _DOW_EXT.match(element)
+        if m is None:
+            raise CronError(f"{name} field: {element!r} is not a valid extension: {_DOW_HELP}")
+        if strict:
+            raise CronError(f"{name} field: {element!r} is {STRICT_HINT}")
+        day_text, is_last, count = m.groups()
+        weekday = _value(day_text, name, 0, 7, _DAYS) % 7
+        if is_last:
+            last |= 1 << weekday
+        else:
+            n = int(count)
+            if not 1 <= n <= 5:
+                raise CronError(f"{name} field: {element!r}: #{n} is out of range: a month has a first "
+                                "to a fifth (#1-#5) of each weekday")
+            nth |= 1 << (7 * (n - 1) + weekday)
+    return ",".join(plain), last, nth
 
 
 def _bits(values: set[int]) -> int:
@@ -235,8 +402,8 @@ def _value(token: str, name: str, low: int, high: int, names: dict[str, int] | N
         n = names[token.lower()]
     elif _ATOM.match(token):
         hint = {
-            "l": "'L' (last day) is not supported by cron: run on 28-31 and let the job check the date",
-            "w": "'W' (nearest weekday) is not supported by cron: list the days instead",
+            "l": "'L' (last) is an extension of the day fields only: L in day-of-month, 5L in day-of-week",
+            "w": "'W' (nearest weekday) is an extension of the day-of-month field only (15W, LW)",
             "h": "'H' (hashed) is not supported: pick a fixed value and add `jitter:` to spread load",
         }.get(token.lower())
         if hint:
@@ -268,8 +435,8 @@ def _unwrapped(a: str, b: str, lo: int, hi: int, low: int, high: int, names: dic
 
 def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int] | None) -> set[int]:
     for ch, hint in (("?", "'?' is not cron: write '*'"),
-                     ("#", "'#' (nth weekday) is not supported by cron: run on days 1-7 "
-                           "(e.g. '0 9 1-7 * *') and let the job check the weekday"),):
+                     ("#", "'#' (nth weekday) is an extension of the day-of-week field only: write "
+                           "2#3 there for the third Tuesday"),):
         if ch in text:
             raise CronError(f"{name} field: {hint}")
     values: set[int] = set()
