@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from reconciler.core.cron import NICKNAMES
@@ -10,12 +12,111 @@ from reconciler.core.timing import EPOCH, Timing
 
 
 def describe_cron(expression: str) -> str:
+    text = expression.strip()
+    text = NICKNAMES.get(text, text)
+    fields = text.split()
+    if len(fields) == 5 and _extended(fields[2], fields[4]):
+        return _describe_extended(fields)
+    return _descriptor(text)
+
+
+def _descriptor(text: str) -> str:
     from cron_descriptor import ExpressionDescriptor, Options
 
     options = Options()
     options.use_24hour_time_format = True
-    text = expression.strip()
-    return str(ExpressionDescriptor(NICKNAMES.get(text, text), options).get_description())
+    return str(ExpressionDescriptor(text, options).get_description())
+
+
+# ---- the extensions beyond cronie, in our own words ---------------------------------------------
+# cron-descriptor reads a list with L or # ("1,L", "2#3,5L") or a W beside a restricted weekday
+# wrongly, and says neither OR nor AND as cronie's star rule means them: the day fields of an
+# extended expression are put in words here, the times and months by cron-descriptor.
+
+_WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_NAMES = {n[:3].lower(): i for i, n in enumerate(_WEEKDAYS[:7])}
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+_DOM = re.compile(r"(?:(L)(?:-([0-9]+))?|([0-9]+))(W)?\Z", re.IGNORECASE)
+_DOW = re.compile(r"([0-9]+|[A-Za-z]+)(?:(L)|#([0-9]+))\Z", re.IGNORECASE)
+
+
+def _extended(dom: str, dow: str) -> bool:
+    return any(c in dom for c in "LlWw") or "#" in dow or "l" in dow.lower()
+
+
+def _describe_extended(fields: list[str]) -> str:
+    minute, hour, dom, month, dow = fields
+    times = _descriptor(f"{minute} {hour} * * *")
+    with_month = _descriptor(f"{minute} {hour} * {month} *")
+    months = with_month[len(times):] if with_month.startswith(times) else ""
+    dom_words = None if dom == "*" else _list(_dom_element(e) for e in dom.split(","))
+    dow_words = None if dow == "*" else _list(_dow_element(e) for e in dow.split(","))
+    if dom_words is None or dow_words is None:
+        days = f"on {dom_words or dow_words}"
+    elif dom.startswith("*") or dow.startswith("*"):  # cronie's star rule: both must match
+        days = f"on {dom_words}, if it is also {dow_words}"
+    else:
+        days = f"on {dom_words}, or on {dow_words}"
+    return f"{times}, {days}{months}"
+
+
+def _list(words: Iterable[str]) -> str:
+    items = list(dict.fromkeys(words))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' * (n != 1)}"
+
+
+def _dom_element(element: str) -> str:
+    m = _DOM.match(element) if any(c in element for c in "LlWw") else None
+    if m is None:
+        return _plain(element, "day", str)
+    last, offset, day, nearest = m.groups()
+    if last:
+        n = int(offset or 0)
+        if nearest:
+            return "the last weekday of the month" if n == 0 else (
+                f"the weekday nearest {_days(n)} before the last day of the month")
+        return "the last day of the month" if n == 0 else f"the day {_days(n)} before the last day of the month"
+    return f"the weekday nearest day {int(day)} of the month"
+
+
+def _weekday(token: str) -> str:
+    return _WEEKDAYS[int(token)] if token.isdigit() else _WEEKDAYS[_NAMES[token.lower()]]
+
+
+def _dow_element(element: str) -> str:
+    m = _DOW.match(element)
+    if m is None:
+        return _plain(element, "", _weekday)
+    day, last, nth = m.groups()
+    if last:
+        return f"the last {_weekday(day)} of the month"
+    return f"the {_ORDINALS[int(nth) - 1]} {_weekday(day)} of the month"
+
+
+def _plain(element: str, unit: str, name: Callable[[str], str]) -> str:
+    """A plain list element: '5', '1-5', '1-31/2', '*', '*/2' (day-of-month) or weekdays."""
+    base, _, step = element.partition("/")
+    prefix = f"{unit} " if unit else ""
+    if base == "*":
+        what = "every day" if unit else "every day of the week"
+        return what if not step else f"every {_nth(int(step))} day" + (" of the month" if unit else " of the week")
+    if "-" in base:
+        a, b = base.split("-", 1)
+        span = f"{prefix}{name(a)} through {name(b)}".replace("day ", "days ", 1) if unit else (
+            f"{name(a)} through {name(b)}")
+        return span if not step else f"every {_nth(int(step))} {unit or 'day'} of {span}"
+    return f"{prefix}{name(base)}"
+
+
+def _nth(n: int) -> str:
+    if n == 1:
+        return "single"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def describe(timing: Timing) -> str:

@@ -9,8 +9,14 @@ The generator keeps to the forms on which croniter and cronie agree. Left out, a
 - reversed ranges (`fri-mon`, `22-2`) and `x-0/step`: croniter wraps them, cronie matches
   nothing (we refuse them);
 - a step on a single value (`5/15`): croniter reads `5-59/15`, cronie refuses it (so do we);
-- `L`, `W`, `#`, `H`, `?`, seconds and years: not cron (we refuse them);
+- `H`, `?`, seconds and years: not cron (we refuse them);
 - zones other than UTC: croniter runs a fixed-time job twice in a repeated hour.
+
+The extensions beyond cronie are compared on fixed expressions below (croniter spells the last
+Friday `L5`, we `5L`), on the forms where croniter follows its own documentation. Left out:
+`LW` and `L-3` (croniter refuses them), `nW` for a day some month lacks (croniter clamps `31W` to
+the end of a short month; Quartz and we skip that month), and an extension beside a restricted
+other day field (croniter ANDs `15W * 1` and drops days of `L * L5`; cronie's rule ORs them).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -109,3 +116,22 @@ def test_croniter_agrees_on_ranges_to_sunday_and_on_the_and_of_a_starred_day_fie
         theirs = croniter(expr, after, implement_cron_bug=True, ret_type=datetime)
         ours = cron.parse(expr).next_after(after, UTC_ZONE)
         assert ours == theirs.get_next(datetime), expr
+
+
+EXTENSIONS = [("0 9 L * *", "0 9 L * *"), ("0 9 1W * *", "0 9 1W * *"), ("0 9 15W * *", "0 9 15W * *"),
+              ("0 9 28W * *", "0 9 28W * *"), ("0 9 * * 5L", "0 9 * * L5"), ("0 9 * * 0L", "0 9 * * L0"),
+              ("0 9 * * 2#3", "0 9 * * 2#3"), ("0 9 * * 4#5", "0 9 * * 4#5"), ("0 9 1,L * *", "0 9 1,L * *"),
+              ("0 9 * * 1#1,5L", "0 9 * * 1#1,L5"), ("0 9 */2 * 5L", "0 9 */2 * L5"),
+              ("30 1 L * 1-5", "30 1 L * 1-5")]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), EXTENSIONS)
+def test_extension_fire_times_in_utc_agree_with_croniter_for_ten_years(ours: str, theirs: str) -> None:
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    parsed, other = cron.parse(ours), croniter(theirs, after, implement_cron_bug=True, ret_type=datetime)
+    t = after
+    while t < datetime(2036, 1, 1, tzinfo=UTC):
+        nxt = parsed.next_after(t, UTC_ZONE)
+        assert nxt is not None
+        assert nxt == other.get_next(datetime), (ours, t)
+        t = nxt
