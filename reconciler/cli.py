@@ -97,6 +97,10 @@ LEDGER_ENV = "RECONCILER_LEDGER"
 LedgerPath = Annotated[str, typer.Option("--ledger", metavar="PATH", envvar=LEDGER_ENV,
                                          help="SQLite ledger path or postgresql:// URL.")]
 Format = Annotated[TextOrJson, typer.Option("--format", "-f", help="Output format.")]
+STRICT_CRON_ENV = "RECONCILER_STRICT_CRON"
+StrictCron = Annotated[bool, typer.Option(
+    "--strict-cron", envvar=STRICT_CRON_ENV, show_envvar=True,
+    help="Refuse the cron extensions beyond cronie (L, W, #): plain cron only.")]
 STATES = ", ".join(RunStatus)
 
 
@@ -105,11 +109,12 @@ def validate(
     paths: Annotated[list[str] | None, typer.Argument(
         metavar="PATH...", help="Files or directories (default: schedules/).", show_default=False)] = None,
     fmt: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = ValidateFormat.text,
+    strict_cron: StrictCron = False,
 ) -> None:
     """Check schedule files: YAML strictness, the JSON Schema, cron, time zones, unique names."""
     from reconciler.commands.validate import validate as run
 
-    raise typer.Exit(run(paths or [], fmt.value))
+    raise typer.Exit(run(paths or [], fmt.value, strict_cron=strict_cron))
 
 
 @app.command()
@@ -148,11 +153,12 @@ def plan(
         "--ledger", metavar="PATH", envvar=LEDGER_ENV, help="Compare with the revision last applied; with --base, "
         "only warn of removed schedules that ran in the last day.")] = None,
     fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = PlanFormat.text,
+    strict_cron: StrictCron = False,
 ) -> None:
     """Show what would change and when it would fire. Exit 0 no changes, 2 changes, 1 errors, 64 usage."""
     from reconciler.commands.plan import run_plan
 
-    raise typer.Exit(run_plan(directory, base, ledger, fmt.value))
+    raise typer.Exit(run_plan(directory, base, ledger, fmt.value, strict_cron=strict_cron))
 
 
 @app.command()
@@ -182,13 +188,14 @@ def run(
     lease: Annotated[str, typer.Option(
         "--lease", metavar="DURATION", help="How long a run is kept without renewal before others abandon it "
         "(at least twice --heartbeat).")] = "20s",
+    strict_cron: StrictCron = False,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
                                  listen, token_file, public_url, allowed_hosts=allowed_host or [],
-                                 heartbeat=heartbeat, lease=lease))
+                                 heartbeat=heartbeat, lease=lease, strict_cron=strict_cron))
 
 
 @app.command()

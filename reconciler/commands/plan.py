@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,21 +23,21 @@ FORMATS = ("text", "json", "markdown")
 
 
 def run_plan(directory: str, base: str | None, ledger_path: str | None, fmt: str, out: TextIO = sys.stdout,
-             now: datetime | None = None) -> int:
+             now: datetime | None = None, strict_cron: bool = False) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     # Opened first, with or without --base: a mistyped path must never pass for a plan (exit 2).
     ledger = _open(ledger_path) if ledger_path else None
     try:  # one connection serves both the comparison and the recent runs behind the warnings
-        return _plan(directory, base, ledger_path, ledger, fmt, out, now or datetime.now(UTC))
+        return _plan(directory, base, ledger_path, ledger, fmt, out, now or datetime.now(UTC), strict_cron)
     finally:
         if ledger is not None:
             ledger.close()
 
 
 def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Ledger | None, fmt: str,
-          out: TextIO, now: datetime) -> int:
-    loader = Loader()
+          out: TextIO, now: datetime, strict_cron: bool = False) -> int:
+    loader = Loader(strict_cron=strict_cron)
     desired = loader.load_paths([directory], now=now)
     errors = [p for p in desired.problems if p.severity == "error"]
     if errors:
@@ -44,7 +45,8 @@ def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Led
             print(p.format_text(), file=sys.stderr)
         print(f"plan: {len(errors)} problem(s); nothing can be planned until they are fixed", file=sys.stderr)
         return EXIT_PROBLEMS
-    applied, against = _applied(directory, base, ledger_path, ledger, loader, now)
+    # The other side is what was: --strict-cron judges only what is proposed.
+    applied, against = _applied(directory, base, ledger_path, ledger, replace(loader, strict_cron=False), now)
     schedules = {s.name: s for s in desired.schedules}
     the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
     warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)

@@ -16,7 +16,7 @@ from reconciler.errors import UsageError
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
         public_url: str | None = None, allowed_hosts: Sequence[str] = (), heartbeat: str = "5s",
-        lease: str = "20s") -> int:
+        lease: str = "20s", strict_cron: bool = False) -> int:
     from reconciler.engine.leases import LeaseTimes
     from reconciler.ledger import open_ledger
     from reconciler.service.app import run_daemon
@@ -31,7 +31,8 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         options = Options(directory=directory, allow_empty=allow_empty, rescan=duration_arg(rescan),
                           selector=parse_selector(selector), grace=duration_arg(grace).total_seconds(),
                           listen=parse_listen(listen), token=_token(token_file), public_url=public_url,
-                          allowed_hosts=tuple(parse_allowed_host(h) for h in allowed_hosts))
+                          allowed_hosts=tuple(parse_allowed_host(h) for h in allowed_hosts),
+                          strict_cron=strict_cron)
     except (DurationError, ValueError) as e:
         raise UsageError(str(e)) from e
     try:

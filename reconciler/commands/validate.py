@@ -17,10 +17,10 @@ FORMATS = ("text", "json", "github")
 
 
 def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
-             now: datetime | None = None) -> int:
+             now: datetime | None = None, strict_cron: bool = False) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    result = Loader().load_paths(paths or ["schedules"], now=now, build_records=False)
+    result = Loader(strict_cron=strict_cron).load_paths(paths or ["schedules"], now=now, build_records=False)
     problems = list(result.problems)
     if not result.files:
         problems.append(Problem(display_path(", ".join(map(str, paths or ["schedules"]))), 1, 1, (),

@@ -104,6 +104,7 @@ class Loader:
     """Holds what is costly to build once (the validators); everything else is per call."""
 
     validator: SchemaValidator = field(default_factory=SchemaValidator)
+    strict_cron: bool = False  # refuse the cron extensions beyond cronie (L, W, #)
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only.
@@ -148,7 +149,7 @@ class Loader:
             return [Problem(path, line, col, (), f"a schedule is a mapping of fields, got {_kind(doc.value)}",
                             document=doc.index)]
         problems = self.validator.problems(doc, path)
-        problems.extend(semantic_problems(doc, path, now))
+        problems.extend(semantic_problems(doc, path, now, strict_cron=self.strict_cron))
         return problems
 
     def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None, *,
@@ -367,13 +368,13 @@ def zone_suggestion(name: str) -> str | None:
 
 
 @lru_cache(maxsize=16384)
-def _cron(expression: str) -> cron.CronExpr | str | None:
+def _cron(expression: str, strict: bool = False) -> cron.CronExpr | str | None:
     """The parsed expression, the reason it is wrong, or None when it is too long to read (the
     schema says so): a field of 5,000 digits is more than Python converts to an int."""
     if len(expression) > MAX_CRON:
         return None
     try:
-        return cron.parse(expression)
+        return cron.parse(expression, strict=strict)
     except cron.CronError as e:
         return str(e)
 
@@ -453,12 +454,12 @@ class _Checker:
                 self.add((*ptr, key), why)
 
 
-def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
+def semantic_problems(doc: Document, path: str, now: datetime, *, strict_cron: bool = False) -> list[Problem]:
     c = _Checker(doc, path)
     spec = doc.value
     sched = spec.get("schedule")
     if isinstance(sched, dict):
-        _check_schedule(c, sched, now)
+        _check_schedule(c, sched, now, strict_cron)
     run = spec.get("run")
     if isinstance(run, dict):
         for k in present(run):
@@ -484,7 +485,7 @@ def semantic_problems(doc: Document, path: str, now: datetime) -> list[Problem]:
     return c.problems
 
 
-def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
+def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime, strict_cron: bool = False) -> None:
     ptr: JsonPath = ("schedule",)
     tz = ZoneInfo("UTC")
     tzname = sched.get("timezone", "UTC")
@@ -498,7 +499,7 @@ def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime) -> None:
             tz = found
     expr = sched.get("cron")
     if isinstance(expr, str):
-        parsed = _cron(expr)
+        parsed = _cron(expr, strict_cron)
         if isinstance(parsed, str):
             c.add((*ptr, "cron"), parsed)
     every = c.duration(sched, ptr, "every")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from reconciler.core.loader import PathError, build_from_spec
+from reconciler.core.loader import Loader, PathError, build_from_spec
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.engine.apply import apply_plan
@@ -49,6 +49,7 @@ class Options:
     public_url: str | None = None  # links to runs in notifications
     allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
     leases: LeaseTimes = field(default_factory=LeaseTimes)  # heartbeat and lease (engine/leases.py)
+    strict_cron: bool = False  # refuse the cron extensions beyond cronie (docs/cron.md)
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -59,7 +60,7 @@ def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
 class Reconciler:
     def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
-        self.source = DirectorySource(options.directory)
+        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron))
         self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
