@@ -4,6 +4,7 @@ noted beside each case) and the zone's published transitions, not computed by a 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from reconciler.core import cron
+from tests.conftest import ROOT
 from tests.core.test_cron import fires, utc
 
 VECTORS = [
@@ -226,3 +228,13 @@ def test_a_zone_with_a_change_on_the_last_day_of_the_month_is_real() -> None:
         assert london.utcoffset(day) == timedelta(hours=before)
         assert london.utcoffset(day.replace(hour=23)) == timedelta(hours=after)
     assert datetime(2027, 10, 31, 0, 30, tzinfo=UTC).astimezone(london).strftime("%H:%M %Z") == "01:30 BST"
+
+
+def test_the_published_schema_accepts_every_extension_that_validate_accepts() -> None:
+    # The schema's cron pattern is for editors; it must never flag what validate accepts.
+    for path in (ROOT / "schema" / "schedule.schema.json", ROOT / "reconciler" / "data" / "schedule.schema.json"):
+        pattern = re.compile(json.loads(path.read_text())["$defs"]["cron"]["pattern"])
+        accepted = [expr for _, expr, *_ in VECTORS] + ["0 9 l-3w * *", "0 9 * * FRI#5,friL", "0 9 1W,LW * *"]
+        for expr in accepted:
+            cron.parse(expr)
+            assert pattern.search(expr), (path.name, expr)
