@@ -326,6 +326,8 @@ def _elements(text: str, name: str) -> list[str]:
 def _dom_extensions(text: str, strict: bool) -> tuple[str, tuple[DomExt, ...]]:
     """The plain list elements of a day-of-month field, and its extensions (`L`, `L-3`, `LW`,
     `L-3W`, `15W`); a list is the union of its elements, extensions included."""
+    if not any(ch in text for ch in "LlWw"):  # plain cron: the field is read as cronie reads it
+        return text, ()
     name = "day-of-month"
     plain: list[str] = []
     found: set[DomExt] = set()
@@ -356,6 +358,8 @@ def _dom_extensions(text: str, strict: bool) -> tuple[str, tuple[DomExt, ...]]:
 def _dow_extensions(text: str, strict: bool) -> tuple[str, int, int]:
     """The plain list elements of a day-of-week field, and its extensions as bits: `5L` (last
     Friday) and `2#3` (third Tuesday); a list is the union of its elements."""
+    if "#" not in text and "l" not in text.lower():
+        return text, 0, 0
     name = "day-of-week"
     plain: list[str] = []
     last = nth = 0
