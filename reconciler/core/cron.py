@@ -7,7 +7,7 @@ Fire times follow cron on a machine whose local zone is the schedule's zone:
 - a *wildcard* job has no runs for skipped times and runs in both passes of a repeated hour;
 - a job never fires twice at one instant, and "next after T" is strictly after T.
 
-Beyond cronie, and marked as such (docs/cron.md, "Extensions"): Quartz's `L`, `L-3`, `LW`, `L-3W`
+Beyond cronie, and marked as such (docs/cron.md, "Extensions beyond cronie"): Quartz's `L`, `L-3`, `LW`, `L-3W`
 and `15W` in day-of-month, `5L` and `2#3` in day-of-week. They only choose days; the star rule and
 the DST rules above apply unchanged. `parse(..., strict=True)` refuses them.
 """
@@ -45,7 +45,6 @@ _NUMBER = re.compile(r"[0-9]+\Z")
 _ATOM = re.compile(r"[A-Za-z]+\Z")
 _SEARCH_YEARS = 400  # the Gregorian calendar repeats every 400 years
 _ONE_DAY = timedelta(days=1)
-_ORDINALS = ("first", "second", "third", "fourth", "fifth")
 # The extensions, one list element each (case-insensitive, as names are).
 _DOM_EXT = re.compile(r"(?:(L)(?:-([0-9]+))?|([0-9]+))(W)?\Z", re.IGNORECASE)
 _DOW_EXT = re.compile(r"([0-9]+|[A-Za-z]+)(?:(L)|#([0-9]+))\Z", re.IGNORECASE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from reconciler.core.cron import NICKNAMES
@@ -72,7 +72,7 @@ def _days(n: int) -> str:
 def _dom_element(element: str) -> str:
     m = _DOM.match(element) if any(c in element for c in "LlWw") else None
     if m is None:
-        return _plain(element, "day", str)
+        return _plain(element, weekdays=False)
     last, offset, day, nearest = m.groups()
     if last:
         n = int(offset or 0)
@@ -90,26 +90,24 @@ def _weekday(token: str) -> str:
 def _dow_element(element: str) -> str:
     m = _DOW.match(element)
     if m is None:
-        return _plain(element, "", _weekday)
+        return _plain(element, weekdays=True)
     day, last, nth = m.groups()
     if last:
         return f"the last {_weekday(day)} of the month"
     return f"the {_ORDINALS[int(nth) - 1]} {_weekday(day)} of the month"
 
 
-def _plain(element: str, unit: str, name: Callable[[str], str]) -> str:
-    """A plain list element: '5', '1-5', '1-31/2', '*', '*/2' (day-of-month) or weekdays."""
+def _plain(element: str, weekdays: bool) -> str:
+    """A plain list element of a day field: '5', '1-5', '1-31/2', '*', '*/2', or 'mon-fri'."""
     base, _, step = element.partition("/")
-    prefix = f"{unit} " if unit else ""
+    every = f"every {_nth(int(step))} day" if step else "every day"
     if base == "*":
-        what = "every day" if unit else "every day of the week"
-        return what if not step else f"every {_nth(int(step))} day" + (" of the month" if unit else " of the week")
+        return f"{every} of the {'week' if weekdays else 'month'}"
     if "-" in base:
         a, b = base.split("-", 1)
-        span = f"{prefix}{name(a)} through {name(b)}".replace("day ", "days ", 1) if unit else (
-            f"{name(a)} through {name(b)}")
-        return span if not step else f"every {_nth(int(step))} {unit or 'day'} of {span}"
-    return f"{prefix}{name(base)}"
+        span = f"{_weekday(a)} through {_weekday(b)}" if weekdays else f"days {a} through {b}"
+        return f"{every} of {span}" if step else span
+    return _weekday(base) if weekdays else f"day {base}"
 
 
 def _nth(n: int) -> str:
