@@ -68,6 +68,7 @@ EDITOR_CATCHES: dict[str, list[tuple[int, int, str]]] = {
 ONLY_VALIDATE_CATCHES = {
     "anchors-and-aliases.yaml": "a schema sees values, not anchors; the editor only marks the anchor unused",
     "at-shifted-past-the-calendar.yaml": "the instant once its offset is applied (arithmetic on the timestamp)",
+    "cron-croniter-last-friday.yaml": "cron's rules for a field (here croniter's spelling of an extension)",
     "cron-never-fires.yaml": "whether a day of a month ever comes takes the calendar",
     "cron-step-on-a-value.yaml": "cron's rules for a field, beyond the shape of five fields",
     "every-longer-than-a-year.yaml": "the sum of a duration's units (the schema bounds a number of seconds)",
