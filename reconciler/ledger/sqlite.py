@@ -11,6 +11,11 @@ TRUNCATE as soon as it can be. A full volume is reported once, and runs that end
 finished as soon as a write succeeds again.
 
 Leases and heartbeats are on the clock of the host that holds the file, read by SQLite itself.
+
+Group commit: claims, finishes, skips and process records from concurrent threads share one
+transaction, so one fsync (synchronous=FULL) covers many runs. Each caller still returns only
+after the transaction holding its write has committed, so a claim is durable before its job
+starts; each write sits in a savepoint of its own, so one that fails takes no other with it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import (
@@ -41,6 +46,8 @@ from reconciler.ledger.base import (
     from_micros,
     to_micros,
 )
+
+T = TypeVar("T")
 
 DEFAULT_PATH = Path(".reconciler") / "ledger.db"
 # What the WAL is cut back to at each reset; SQLite's own checkpoints start at ~4 MiB of WAL.
@@ -146,6 +153,9 @@ class SqliteLedger:
         self._flushing = False
         self._writes = 0
         self._next_checkpoint = 0
+        self.commits = 0  # transactions committed by this connection (grouped writes count once)
+        self._pending: list[_Op[Any]] = []  # grouped writes waiting for the next transaction
+        self._plock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -222,6 +232,7 @@ class SqliteLedger:
                         state.append(self._full)
                         self._checkpoint()  # moving the WAL into the database may free space
                     raise LedgerFull(self._full) from e
+                self.commits += 1
                 if self._full is not None and not quiet:
                     self._full = None
                     state.append(None)
@@ -231,6 +242,45 @@ class SqliteLedger:
         finally:
             if state and self.on_write_state is not None:
                 self.on_write_state(state[0])
+
+    def _grouped(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next write transaction, with whatever other threads queued meanwhile.
+        Whoever takes the write lock first runs every queued op, in order; the others find theirs
+        done when they get the lock. Returns (or raises) once the transaction has committed."""
+        item = _Op(op)
+        with self._plock:
+            self._pending.append(item)
+        with self._lock:
+            if not item.done:
+                with self._plock:
+                    batch, self._pending = self._pending, []
+                self._run_group(batch)
+        return item.result()
+
+    def _run_group(self, batch: list[_Op[Any]]) -> None:
+        try:
+            with self._write() as db:
+                for item in batch:
+                    db.execute("SAVEPOINT op")
+                    try:
+                        item.value = item.op(db)
+                    except sqlite3.Error as e:
+                        if _is_full(e):
+                            raise  # the whole transaction is lost: every op in it fails alike
+                        item.error = e
+                        db.execute("ROLLBACK TO op")
+                    except Exception as e:
+                        item.error = e
+                        db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+        except BaseException as e:
+            for item in batch:
+                item.value, item.error = None, e
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            for item in batch:
+                item.done = True
 
     def _flush_deferred(self) -> None:
         """Finish, in order, the runs whose end could not be written; stop at the first that
@@ -338,7 +388,7 @@ class SqliteLedger:
         schedule be running; the NOT EXISTS, in the same transaction, also waits out runs claimed
         before the schedule became `forbid`.
         """
-        with self._write() as db:
+        def op(db: sqlite3.Connection) -> int | None:
             if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
@@ -356,6 +406,8 @@ class SqliteLedger:
                            "ON CONFLICT (schedule) DO UPDATE SET started = started + 1", (schedule,))
             return int(cur.lastrowid)
 
+        return self._grouped(op)
+
     def started_count(self, schedule: str) -> int:
         with self._rlock:
             row = self._rdb.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
@@ -372,7 +424,7 @@ class SqliteLedger:
             return True
 
     def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> bool:
-        with self._write() as db:
+        def op(db: sqlite3.Connection) -> bool:
             row = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
                 "output = ?, output_dropped = ? WHERE id = ? AND status = 'running' RETURNING schedule",
@@ -382,10 +434,12 @@ class SqliteLedger:
                 self._prune(db, row[0], keep)
             return row is not None
 
+        return self._grouped(op)
+
     def record(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
                outcome: Outcome, started_at: datetime | None = None) -> int | None:
         """A run that never started (skipped, missed): claimed and finished in one write."""
-        with self._write() as db:
+        def op(db: sqlite3.Connection) -> int | None:
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, "
                 "finished_at, exit_code, http_status, error, output, output_dropped) "
@@ -394,6 +448,8 @@ class SqliteLedger:
                  to_micros(started_at) if started_at else None, to_micros(outcome.finished_at),
                  outcome.exit_code, outcome.http_status, outcome.error, outcome.output, outcome.output_dropped))
             return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+
+        return self._grouped(op)
 
     def run(self, run_id: int) -> RunRecord | None:
         with self._rlock:
@@ -449,8 +505,7 @@ class SqliteLedger:
         return sorted(found, key=lambda r: r.id)
 
     def set_processes(self, run_id: int, processes: str) -> None:
-        with self._write() as db:
-            db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id))
+        self._grouped(lambda db: db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id)))
 
     # ---- replicas and leases ---------------------------------------------------------------
 
@@ -540,3 +595,20 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         http_status=http, error=error,
         output=row[13] if with_output else None, output_dropped=row[14] if with_output else 0, owner=owner or "",
     )
+
+
+class _Op(Generic[T]):
+    """One grouped write: its function, then its result or its error."""
+
+    __slots__ = ("done", "error", "op", "value")
+
+    def __init__(self, op: Callable[[sqlite3.Connection], T]) -> None:
+        self.op = op
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]

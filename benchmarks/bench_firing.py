@@ -1,0 +1,199 @@
+"""A firing ramp: the real daemon firing `/bin/true` at rising rates, beside bare APScheduler.
+
+Run: .venv/bin/python benchmarks/bench_firing.py [--rates 250,500,1000,2000,3000] [--seconds 8] [--repeat 3]
+Target (issue 16): >= 2,000 slots a second with p99 lateness <= 10 ms on one replica, SQLite ledger
+with synchronous=FULL. For each rate it prints lateness (start - slot, from the ledger) p50/p99,
+the rows recorded against the slots expected in the window, their statuses, and the same rate of
+no-op jobs in bare APScheduler 3.11 (same run, alternating). The ramp stops one rate after p99
+passes 100 ms, to show what happens past the ceiling.
+
+`--profile py-spy` records the daemon at the first rate with py-spy (a flame graph in .work/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BIN, WORK
+
+from reconciler.ledger.base import to_micros
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def write_tree(directory: Path, rate: int) -> None:
+    """`rate` schedules firing every second, their anchors spread evenly over the second."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    for i in range(rate):
+        micros = i * 1_000_000 // rate
+        (directory / f"fire-{i:05d}.yaml").write_text(
+            f"name: fire-{i:05d}\nschedule:\n  every: 1s\n  anchor: \"2026-01-01T00:00:00.{micros:06d}Z\"\n"
+            "run: {command: [/bin/true]}\nhistory: {keep: 20}\n")
+
+
+def ours(rate: int, seconds: float, profile: str | None = None) -> dict[str, object]:
+    base = WORK / "firing"
+    sched = base / "schedules"
+    write_tree(sched, rate)
+    for p in base.glob("ledger.db*"):
+        p.unlink()
+    ledger = base / "ledger.db"
+    log_path = base / "daemon.log"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(BIN), "run", "--dir", str(sched), "--ledger", str(ledger), "--log-format",
+                                 "json", "--listen", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT, cwd=base,
+                                env=env)
+        deadline = time.monotonic() + 120
+        while "reconciler.started" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        spy = None
+        if profile == "py-spy":
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(proc.pid),
+                                    "-d", str(int(seconds)), "-r", "200", "-t", "-f", "raw", "-o",
+                                    str(WORK / f"firing-{rate}.txt"), "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = _cpu(proc.pid)
+        start = datetime.now(UTC)
+        time.sleep(seconds)
+        end = datetime.now(UTC)
+        cpu1 = _cpu(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if spy is not None:
+            spy.wait(timeout=60)
+    # Only slots whose deadline-free fate is settled: those that came due while the daemon ran.
+    lo, hi = to_micros(start), to_micros(end)
+    with sqlite3.connect(ledger) as db:
+        late = [r[0] / 1000 for r in db.execute(
+            "SELECT started_at - slot FROM runs WHERE trigger = 'schedule' AND started_at IS NOT NULL "
+            "AND slot >= ? AND slot < ?", (lo, hi))]
+        statuses = dict(db.execute("SELECT status, count(*) FROM runs WHERE slot >= ? AND slot < ? "
+                                   "GROUP BY status", (lo, hi)).fetchall())
+        errors = dict(db.execute("SELECT substr(error, 1, 40), count(*) FROM runs WHERE slot >= ? AND slot < ? "
+                                 "AND status NOT IN ('succeeded') GROUP BY 1", (lo, hi)).fetchall())
+    expected = _expected(rate, start, end)
+    return {"late": late, "statuses": statuses, "errors": errors, "expected": expected,
+            "recorded": sum(statuses.values()), "cpu": (cpu1 - cpu0) / (end - start).total_seconds()}
+
+
+def _expected(rate: int, start: datetime, end: datetime) -> int:
+    """Slots of `rate` every-second schedules anchored i/rate into the second, in [start, end)."""
+    n = 0
+    s0 = int(start.timestamp())
+    for sec in range(s0, int(end.timestamp()) + 1):
+        for i in range(rate):
+            t = datetime.fromtimestamp(sec, UTC) + timedelta(microseconds=i * 1_000_000 // rate)
+            if start <= t < end:
+                n += 1
+    return n
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BARE = """
+import json, os, sys, threading, time
+from datetime import datetime, timedelta, timezone
+from apscheduler.events import EVENT_JOB_EXECUTED
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+rate, seconds = int(sys.argv[1]), float(sys.argv[2])
+out, lock = [], threading.Lock()
+def job():
+    pass
+def listener(ev):
+    with lock:
+        out.append((datetime.now(timezone.utc) - ev.scheduled_run_time).total_seconds() * 1000)
+s = BackgroundScheduler(timezone="UTC")
+s.add_listener(listener, EVENT_JOB_EXECUTED)
+base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+for i in range(rate):
+    s.add_job(job, IntervalTrigger(seconds=1, start_date=base + timedelta(microseconds=i * 1_000_000 // rate)),
+              id=str(i), misfire_grace_time=None)
+s.start()
+time.sleep(1.0)
+with lock:
+    out.clear()
+t = os.times()
+time.sleep(seconds)
+t2 = os.times()
+with lock:
+    got = list(out)
+s.shutdown(wait=False)
+print(json.dumps({"late": got, "cpu": (t2.user + t2.system - t.user - t.system) / seconds}))
+"""
+
+
+def bare(rate: int, seconds: float) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", BARE, str(rate), str(seconds)], capture_output=True, text=True,
+                         check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="250,500,1000,1500,2000,2500,3000,4000")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--profile", choices=["py-spy"], default=None)
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    print(f"firing ramp: every-second /bin/true schedules, {args.seconds:g} s windows, "
+          f"median of {args.repeat} run(s) per rate; the machine is shared, figures are noisy")
+    print(f"{'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'rec/exp':>13} {'cpu':>5}   {'bare p50':>8} {'bare p99':>8} "
+          f"{'cpu':>5}  {'p99 ratio':>9}  statuses")
+    past = False
+    for n, rate in enumerate(int(r) for r in args.rates.split(",")):
+        runs, peers = [], []
+        for _ in range(args.repeat):  # alternating: ours, then the peer, in each repetition
+            runs.append(ours(rate, args.seconds, args.profile if n == 0 else None))
+            peers.append(bare(rate, args.seconds))
+        p50 = statistics.median(statistics.median(r["late"]) if r["late"] else float("nan") for r in runs)  # type: ignore[arg-type]
+        p99 = statistics.median(pct(r["late"], 0.99) for r in runs)  # type: ignore[arg-type]
+        b50 = statistics.median(statistics.median(r["late"]) if r["late"] else float("nan") for r in peers)  # type: ignore[arg-type]
+        b99 = statistics.median(pct(r["late"], 0.99) for r in peers)  # type: ignore[arg-type]
+        rec = statistics.median(r["recorded"] for r in runs)  # type: ignore[type-var]
+        exp = statistics.median(r["expected"] for r in runs)  # type: ignore[type-var]
+        cpu = statistics.median(r["cpu"] for r in runs)  # type: ignore[type-var]
+        bcpu = statistics.median(r["cpu"] for r in peers)  # type: ignore[type-var]
+        last = runs[len(runs) // 2]
+        print(f"{rate:>7} {p50:>8.2f} {p99:>8.2f} {rec:>6.0f}/{exp:<6.0f} {cpu:>5.2f}   {b50:>8.2f} {b99:>8.2f} "
+              f"{bcpu:>5.2f}  {p99 / b99 if b99 else float('nan'):>8.1f}x  {last['statuses']}", flush=True)
+        if last["errors"]:
+            print(f"{'':>7} not succeeded: {last['errors']}")
+        if past:
+            break
+        past = p99 > 100
+    print("cpu: cores used by the process during the window (the daemon's own, not its jobs')")
+
+
+if __name__ == "__main__":
+    main()
