@@ -7,7 +7,9 @@ the rows recorded against the slots expected in the window, their statuses, and 
 no-op jobs in bare APScheduler 3.11 (same run, alternating). The ramp stops one rate after p99
 passes 100 ms, to show what happens past the ceiling.
 
-`--profile py-spy` records the daemon at the first rate with py-spy (a flame graph in .work/).
+`--profile py-spy` records the daemon at the first rate with py-spy, sampling only the thread that holds
+the GIL (so the samples are where the daemon's CPU goes, not where its threads wait), as collapsed
+stacks in benchmarks/.work/firing-RATE.txt.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def ours(rate: int, seconds: float, profile: str | None = None) -> dict[str, obj
         spy = None
         if profile == "py-spy":
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(proc.pid),
-                                    "-d", str(int(seconds)), "-r", "200", "-t", "-f", "raw", "-o",
+                                    "-d", str(int(seconds)), "-r", "200", "--gil", "-f", "raw", "-o",
                                     str(WORK / f"firing-{rate}.txt"), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = _cpu(proc.pid)

@@ -47,6 +47,8 @@ class SkipReason(StrEnum):
     COMPLETED = "completed"  # nothing recorded: max_runs reached, the schedule is completed
     CAUGHT_UP = "caught_up"  # missed: summed up in one row by catch-up
     RETRY_LATE = "retry_late"  # missed: a retry found after a restart was due too long ago
+    OVERLOAD = "overload"  # missed: this reconciler could not start it in time (its backlog was full, or too slow)
+    SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
 
 
 class ScheduleState(StrEnum):
@@ -116,17 +118,35 @@ class Queue:
     due: datetime
 
 
-def decide(schedule: Schedule, request: Request, now: datetime) -> Claim | Miss:
-    """Before the claim: run the slot, or record it missed."""
+def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None) -> Claim | Miss:
+    """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
+    slot in; a slot that was in time then and is late now waited in this reconciler's backlog."""
     p = schedule.policy
     # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
     if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
-        return Miss(SkipReason.LATE,
-                    f"could not start within starting_deadline (late by {now - request.fire_time})")
+        late = now - request.fire_time
+        if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline:
+            return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
+                                             f"after waiting {now - queued_at} for this reconciler to start it)")
+        return Miss(SkipReason.LATE, f"could not start within starting_deadline (late by {late})")
     # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
     # whichever process, cause or attempt it is (manual runs included).
     return Claim(exclusive=p.concurrency == "forbid", counted=counted(request), max_runs=p.max_runs,
                  replace=p.concurrency == "replace" and request.attempt == 1 and request.cause != Cause.MANUAL)
+
+
+def overflow(waiting: int, bound: int) -> Miss:
+    """A slot that arrives while `bound` runs already wait to start: recorded at once, never queued,
+    so that the backlog (and the memory it holds) stays bounded."""
+    return Miss(SkipReason.OVERLOAD, f"overload: {waiting} runs were already waiting to start (at most {bound})")
+
+
+def shut_down(request: Request) -> Miss | None:
+    """A slot still waiting to start when the reconciler stops: recorded, so that none vanishes. A
+    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent."""
+    if request.cause == Cause.RETRY:
+        return None
+    return Miss(SkipReason.SHUTDOWN, "the reconciler stopped before it could start this run")
 
 
 def counted(request: Request) -> bool:

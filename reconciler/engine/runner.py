@@ -2,13 +2,18 @@
 
 Slots arrive from the timer thread and are handed to a worker pool at once, so a slow job never
 delays another schedule's fire. Only the process whose claim insert succeeds runs a slot.
+
+The slots waiting for a worker are bounded (`max_waiting`, RECONCILER_MAX_WAITING): one that
+arrives at a full backlog is recorded `missed` (overload) at once, one that waited past its
+starting_deadline too, and one still waiting when the reconciler stops is recorded `missed`
+(shutdown). No slot handed to the runner is ever left without a row.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -29,6 +34,12 @@ Log = Callable[..., None]
 # At shutdown, seconds from SIGTERM to SIGKILL for a job still running when the grace ends: short,
 # so that the reconciler exits within grace plus a few seconds (Kubernetes allows 5 above ours).
 SHUTDOWN_KILL_AFTER = 2.0
+# Slots waiting for a worker, at most (RECONCILER_MAX_WAITING overrides it): a burst of every
+# schedule of a large fleet due at one minute still fits, and the memory it holds stays small.
+MAX_WAITING = 20_000
+# Threads that record what never runs (overload, shutdown): several, so that their writes share
+# the ledger's commits.
+RECORDERS = 4
 
 _TICK = timedelta(microseconds=1)
 
@@ -40,7 +51,7 @@ def utcnow() -> datetime:
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
                  environ: Mapping[str, str] | None = None, max_workers: int = 64,
-                 leases: LeaseTimes | None = None) -> None:
+                 leases: LeaseTimes | None = None, max_waiting: int | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
         # Who claims runs, and keeps their leases: see engine/leases.py.
@@ -51,6 +62,11 @@ class Runner:
         self._owned: dict[int, Active] = {}  # by run id: what fencing stops
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
+        self.max_waiting = max_waiting if max_waiting is not None else _max_waiting(self._environ)
+        # (name, slot, request, when it came in), oldest first: the backlog, drained by the pool.
+        self._waiting: deque[tuple[str, datetime, Request, datetime]] = deque()
+        self._recorder = ThreadPoolExecutor(max_workers=RECORDERS, thread_name_prefix="miss")
+        self._stop_all: tuple[str, float] | None = None  # set when the grace has ended
         self._timers: set[threading.Timer] = set()
         self._accepting = True
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
@@ -72,8 +88,48 @@ class Runner:
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
         """Called on the timer thread: never blocks."""
-        if self._accepting:
-            self._pool.submit(self._guarded, name, slot, Request(cause, attempt, fire_time or slot))
+        request = Request(cause, attempt, fire_time or slot)
+        miss: Miss | None = None
+        with self._lock:
+            if not self._accepting:
+                miss = policy.shut_down(request)
+            elif len(self._waiting) >= self.max_waiting:
+                miss = policy.overflow(len(self._waiting), self.max_waiting)
+            else:
+                self._waiting.append((name, slot, request, self._clock()))
+        if miss is not None:
+            self._record_miss(name, slot, request, miss)
+            return
+        try:
+            self._pool.submit(self._next)
+        except RuntimeError:  # the pool stopped meanwhile: shutdown records what is left waiting
+            pass
+
+    def waiting(self) -> int:
+        """Slots handed to the runner that wait for a worker (the backlog)."""
+        return len(self._waiting)
+
+    def _next(self) -> None:
+        with self._lock:
+            if not self._waiting:
+                return
+            name, slot, request, queued_at = self._waiting.popleft()
+        self._guarded(name, slot, request, queued_at)
+
+    def _record_miss(self, name: str, slot: datetime, request: Request, miss: Miss) -> None:
+        """Record a slot that will not run, off the caller's thread (the timer's must not wait)."""
+        with self._lock:
+            revision = self._revision
+        try:
+            self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
+        except RuntimeError:  # the recorders have stopped: only after shutdown recorded the backlog
+            self._log("run.unrecorded", schedule=name, slot=utc_text(slot), error=miss.message)
+
+    def _skip_guarded(self, name: str, slot: datetime, request: Request, revision: str, miss: Miss) -> None:
+        try:
+            self._skip(name, slot, request, revision, RunStatus.MISSED, miss.message, miss.reason)
+        except Exception as e:
+            self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
     def trigger_now(self, name: str) -> None:
         """A manual run, in the background (the daemon's API)."""
@@ -95,24 +151,29 @@ class Runner:
 
     # ---- one slot -----------------------------------------------------------------------------------
 
-    def _guarded(self, name: str, slot: datetime, request: Request) -> None:
+    def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> None:
         try:
-            self._run(name, slot, request)
+            self._run(name, slot, request, queued_at)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, request: Request) -> int | None:
+    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision = self._live.get(name), self._revision
-        if s is None or not self._accepting:
-            return None  # removed (or shutting down) between the fire and now
+        if s is None:
+            return None  # removed between the fire and now
+        if not self._accepting:
+            stopped = policy.shut_down(request)
+            if stopped is not None:
+                self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
+            return None
         now = self._clock()
-        decision = policy.decide(s, request, now)
+        decision = policy.decide(s, request, now, queued_at=queued_at)
         if isinstance(decision, Miss):
-            self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message)
+            self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
         if decision.replace:
             with self._lock:
@@ -128,6 +189,9 @@ class Runner:
         with self._lock:
             self._active[name].append(active)
             self._owned[run_id] = active
+            late_stop = self._stop_all
+        if late_stop is not None:  # claimed as the grace ended: stopped like the others
+            active.stop(RunStatus.INTERRUPTED, late_stop[0], kill_after=late_stop[1])
         if run_id not in self.replica.held():  # fenced between its claim and now: never starts for long
             self._fence([run_id], "this reconciler stopped the run: its lease was lost as it started")
         logged = _logged(request, revision)
@@ -173,7 +237,7 @@ class Runner:
         if not decision.recorded:
             return None
         # Recorded unless another process claimed the slot meanwhile (the unique key).
-        return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message)
+        return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason)
 
     def _execute(self, s: Schedule, name: str, slot: datetime, run_id: int, attempt: int, revision: str,
                  active: Active) -> Attempt:
@@ -223,12 +287,12 @@ class Runner:
             active.stop(RunStatus.ABANDONED, why, kill_after=self.replica.times.kill_after)
 
     def _skip(self, name: str, slot: datetime, request: Request, revision: str, status: RunStatus,
-              why: str) -> int | None:
+              why: str, reason: policy.SkipReason) -> int | None:
         now = self._clock()
         run_id = self._ledger.record(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
                                      outcome=Outcome(status, now, error=why))
         if run_id is not None:
-            self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why,
+            self._log(f"run.{status}", schedule=name, slot=utc_text(slot), run_id=run_id, error=why, reason=reason,
                       **_logged(request, revision))
             self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, status, revision, None, now,
                                      None, None, why), "")
@@ -277,8 +341,8 @@ class Runner:
     def shutdown(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace` seconds; then stop the rest (SIGTERM,
         and SIGKILL SHUTDOWN_KILL_AFTER seconds later) and record them `interrupted`."""
-        self._accepting = False
         with self._lock:
+            self._accepting = False
             for t in self._timers:
                 t.cancel()
             handles = [h for hs in self._active.values() for h in hs]
@@ -290,10 +354,21 @@ class Runner:
                 h.done.wait(0.05)
         waiter.cancel()
         why = f"the reconciler stopped and the grace period ({grace:g}s) ended"
+        with self._lock:
+            self._stop_all = (why, SHUTDOWN_KILL_AFTER)
+            handles = [h for hs in self._active.values() for h in hs]
         for h in handles:
             if not h.done.is_set():
                 h.stop(RunStatus.INTERRUPTED, why, kill_after=SHUTDOWN_KILL_AFTER)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        # What still waited for a worker gets its row now (the workers recorded what they took).
+        with self._lock:
+            left, revision = list(self._waiting), self._revision
+            self._waiting.clear()
+        for name, slot, request, _ in left:
+            if (miss := policy.shut_down(request)) is not None:
+                self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
+        self._recorder.shutdown(wait=True)
         self.replica.stop()  # after the runs ended: their leases were kept until then
 
 
@@ -331,3 +406,11 @@ class Active:
 def _logged(request: Request, revision: str) -> dict[str, Any]:
     """The fields every line about a run carries (`trigger` is the run's cause in the logs, as in the ledger)."""
     return {"attempt": request.attempt, "trigger": request.cause, "revision": revision}
+
+
+def _max_waiting(environ: Mapping[str, str]) -> int:
+    text = environ.get("RECONCILER_MAX_WAITING", "").strip()
+    try:
+        return max(1, int(text)) if text else MAX_WAITING
+    except ValueError:
+        return MAX_WAITING
