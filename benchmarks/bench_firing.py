@@ -99,7 +99,8 @@ def ours(rate: int, seconds: float, profile: str | None = None) -> dict[str, obj
                                  "AND status NOT IN ('succeeded') GROUP BY 1", (lo, hi)).fetchall())
     expected = _expected(rate, start, end)
     return {"late": late, "statuses": statuses, "errors": errors, "expected": expected,
-            "recorded": sum(statuses.values()), "cpu": (cpu1 - cpu0) / (end - start).total_seconds()}
+            "recorded": sum(statuses.values()), "cpu": (sum(cpu1) - sum(cpu0)) / (end - start).total_seconds(),
+            "sys": (cpu1[1] - cpu0[1]) / (end - start).total_seconds()}
 
 
 def _expected(rate: int, start: datetime, end: datetime) -> int:
@@ -114,10 +115,11 @@ def _expected(rate: int, start: datetime, end: datetime) -> int:
     return n
 
 
-def _cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads), from /proc."""
+def _cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 BARE = """
@@ -185,10 +187,15 @@ def main() -> None:
         rec = statistics.median(r["recorded"] for r in runs)  # type: ignore[type-var]
         exp = statistics.median(r["expected"] for r in runs)  # type: ignore[type-var]
         cpu = statistics.median(r["cpu"] for r in runs)  # type: ignore[type-var]
+        sys_cpu = statistics.median(r["sys"] for r in runs)  # type: ignore[type-var]
         bcpu = statistics.median(r["cpu"] for r in peers)  # type: ignore[type-var]
         last = runs[len(runs) // 2]
         print(f"{rate:>7} {p50:>8.2f} {p99:>8.2f} {rec:>6.0f}/{exp:<6.0f} {cpu:>5.2f}   {b50:>8.2f} {b99:>8.2f} "
               f"{bcpu:>5.2f}  {p99 / b99 if b99 else float('nan'):>8.1f}x  {last['statuses']}", flush=True)
+        started = sum(1 for r in runs for _ in r["late"]) / len(runs)  # type: ignore[attr-defined]
+        if started:
+            print(f"{'':>7} daemon CPU {cpu * args.seconds / started * 1000:.2f} ms a started run "
+                  f"({sys_cpu / cpu:.0%} of it in the kernel)")
         if last["errors"]:
             print(f"{'':>7} not succeeded: {last['errors']}")
         if past:

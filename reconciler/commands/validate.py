@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import json
+import marshal
+import os
 import sys
+import threading
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TextIO
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
 
 from reconciler.commands.common import colour_enabled, paint
-from reconciler.core.loader import Loader, LoadResult
+from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover
+from reconciler.core.model import Source
 from reconciler.core.problems import Problem, display_path, printable
+from reconciler.core.yamlstrict import read_capped
 from reconciler.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 FORMATS = ("text", "json", "github")
+# From this many files on, a forked helper checks the second half of them on the other core (as
+# the daemon's first load does); below it, starting the helper costs more than it saves.
+PARALLEL_MIN_FILES = 1000
 
 
 def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
              now: datetime | None = None, strict_cron: bool = False) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    result = Loader(strict_cron=strict_cron).load_paths(paths or ["schedules"], now=now, build_records=False)
+    result = load(paths or ["schedules"], now or datetime.now(UTC), strict_cron=strict_cron)
     problems = list(result.problems)
     if not result.files:
         problems.append(Problem(display_path(", ".join(map(str, paths or ["schedules"]))), 1, 1, (),
@@ -36,6 +46,98 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
             out.write(paint(line(p), "red" if p.severity == "error" else "yellow", colour) + "\n")
         out.write(paint(summary(result, problems), "red" if errors else "green", colour) + "\n")
     return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+def load(paths: Sequence[str], now: datetime, *, parallel_min: int | None = None,
+         strict_cron: bool = False) -> LoadResult:
+    """Every file's problems and names, as `Loader.load_paths(build_records=False)` gives them, the
+    second half of a large tree checked by a forked helper. Results are combined in the files'
+    order either way, so the output is the same byte for byte."""
+    loader = Loader(strict_cron=strict_cron)
+    found = discover(paths)
+    files = [str(f) for f in found.files]
+    least = PARALLEL_MIN_FILES if parallel_min is None else parallel_min
+    helper = _Helper.start(loader, files[len(files) // 2:], now) if len(files) >= least else None
+    mine = files if helper is None else files[:len(files) // 2]
+    results = [_load_one(loader, f, now) for f in mine]
+    if helper is not None:
+        results.extend(helper.results(loader, now))
+    loaded = combine(results)
+    skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
+    return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
+
+
+def _load_one(loader: Loader, path: str, now: datetime) -> FileResult:
+    try:
+        data = read_capped(path)
+    except OSError as e:
+        raise PathError(f"{path}: cannot read: {e.strerror}") from e
+    return loader.load_bytes(path, data, now, build_records=False)
+
+
+# A file's result as plain values for marshal: its path, its problems' fields and its names
+# with their places; None when the helper could not read it (the parent reads it and says why).
+_Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...]] | None
+
+
+class _Helper:
+    """A forked child that checks a share of the files and sends the results back in one message.
+    Fork only while this process has one thread (fork with others running is unsafe)."""
+
+    def __init__(self, conn: Any, proc: Any, files: list[str]) -> None:
+        self.conn, self.proc, self.files = conn, proc, files
+
+    @classmethod
+    def start(cls, loader: Loader, files: list[str], now: datetime) -> _Helper | None:
+        import multiprocessing
+
+        if ((os.cpu_count() or 1) < 2 or threading.active_count() > 1
+                or "fork" not in multiprocessing.get_all_start_methods()):
+            return None
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_helper_main, args=(child, loader, files, now), daemon=True)
+        proc.start()
+        child.close()
+        return cls(parent, proc, files)
+
+    def results(self, loader: Loader, now: datetime) -> list[FileResult]:
+        try:
+            plain: list[_Plain] = marshal.loads(self.conn.recv_bytes())
+        except (EOFError, OSError, ValueError):  # the helper died: its share is read here instead
+            plain = [None] * len(self.files)
+        self.conn.close()
+        self.proc.join()
+        if len(plain) != len(self.files):
+            plain = [None] * len(self.files)
+        out = []
+        for path, values in zip(self.files, plain, strict=True):
+            if values is None:
+                out.append(_load_one(loader, path, now))
+                continue
+            shown, problems, names = values
+            out.append(FileResult(shown, (), tuple(Problem(*p) for p in problems),
+                                  tuple((n, Source(shown, line, doc)) for n, line, doc in names)))
+        return out
+
+
+def _helper_main(conn: Any, loader: Loader, files: list[str], now: datetime) -> None:
+    import gc
+
+    gc.disable()  # a short-lived child: nothing it builds lives long enough to need collecting
+    out: list[_Plain] = []
+    for path in files:
+        try:
+            data = read_capped(Path(path))
+        except OSError:
+            out.append(None)
+            continue
+        r = loader.load_bytes(path, data, now, build_records=False)
+        out.append((r.path, tuple((p.path, p.line, p.column, p.pointer, p.message, p.severity, p.document)
+                                  for p in r.problems),
+                    tuple((n, src.line, src.document) for n, src in r.unbuilt)))
+    conn.send_bytes(marshal.dumps(out))
+    conn.close()
 
 
 def summary(result: LoadResult, problems: Sequence[Problem]) -> str:

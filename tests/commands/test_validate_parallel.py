@@ -1,0 +1,66 @@
+"""`validate` on a large tree: a forked helper checks half the files; the output is the same."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from reconciler.commands import validate as command
+from reconciler.core.loader import Loader
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def tree(root: Path) -> Path:
+    root.mkdir()
+    for i in range(40):
+        name = "dup" if i in (3, 32) else f"job-{i:02d}"  # one name in each half: a set-level problem
+        if i % 7 == 0:
+            body = f"name: {name}\nschedule: {{cron: '61 * * * *'}}\nrun: {{command: [/bin/true]}}\n"
+        elif i % 11 == 0:
+            body = f"name: {name}\nschedule: {{every: 1m}}\nrun: {{command: [/bin/true]}}\nnope: 1\n"
+        else:
+            body = (f"name: {name}\nschedule: {{every: 1m}}\nrun: {{command: [/bin/true]}}\n---\n"
+                    f"name: {name}-b\nschedule: {{every: 2m}}\nrun: {{command: [/bin/true]}}\n")
+        (root / f"f{i:02d}.yaml").write_text(body)
+    (root / "empty.yaml").write_text("")
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github"])
+def test_a_tree_checked_with_a_helper_reports_exactly_what_one_process_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    root = tree(tmp_path / "schedules")
+    alone, together = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 10**9)
+    code_alone = command.validate([str(root)], fmt, alone, NOW)
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 1)
+    code_together = command.validate([str(root)], fmt, together, NOW)
+    assert (code_together, together.getvalue()) == (code_alone, alone.getvalue())
+    assert "dup" in alone.getvalue()
+
+
+def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: validate does not fork then")
+    root = tree(tmp_path / "schedules")
+    started: list[command._Helper] = []
+    real = command._Helper.start
+
+    def spy(*args: object) -> command._Helper | None:
+        helper = real(*args)  # type: ignore[arg-type]
+        if helper is not None:
+            started.append(helper)
+        return helper
+
+    monkeypatch.setattr(command._Helper, "start", spy)
+    result = command.load([str(root)], NOW, parallel_min=1)
+    (helper,) = started
+    assert helper.proc.exitcode == 0 and len(helper.files) == 21
+    expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
+    assert result == expected
