@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BIN, WORK
 
 from reconciler.ledger.base import to_micros
+
+
+@dataclass
+class Result:
+    late: list[float]  # ms, of every started run (or every no-op call) in the window
+    cpu: float  # cores used by the process during the window
+    sys: float = 0.0  # of which in the kernel
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    expected: int = 0
+    recorded: int = 0
 
 
 def pct(values: list[float], p: float) -> float:
@@ -51,7 +63,7 @@ def write_tree(directory: Path, rate: int) -> None:
             "run: {command: [/bin/true]}\nhistory: {keep: 20}\n")
 
 
-def ours(rate: int, seconds: float, profile: str | None = None) -> dict[str, object]:
+def ours(rate: int, seconds: float, profile: str | None = None) -> Result:
     base = WORK / "firing"
     sched = base / "schedules"
     write_tree(sched, rate)
@@ -97,10 +109,9 @@ def ours(rate: int, seconds: float, profile: str | None = None) -> dict[str, obj
                                    "GROUP BY status", (lo, hi)).fetchall())
         errors = dict(db.execute("SELECT substr(error, 1, 40), count(*) FROM runs WHERE slot >= ? AND slot < ? "
                                  "AND status NOT IN ('succeeded') GROUP BY 1", (lo, hi)).fetchall())
-    expected = _expected(rate, start, end)
-    return {"late": late, "statuses": statuses, "errors": errors, "expected": expected,
-            "recorded": sum(statuses.values()), "cpu": (sum(cpu1) - sum(cpu0)) / (end - start).total_seconds(),
-            "sys": (cpu1[1] - cpu0[1]) / (end - start).total_seconds()}
+    window = (end - start).total_seconds()
+    return Result(late, (sum(cpu1) - sum(cpu0)) / window, (cpu1[1] - cpu0[1]) / window, statuses, errors,
+                  _expected(rate, start, end), sum(statuses.values()))
 
 
 def _expected(rate: int, start: datetime, end: datetime) -> int:
@@ -155,11 +166,15 @@ print(json.dumps({"late": got, "cpu": (t2.user + t2.system - t.user - t.system) 
 """
 
 
-def bare(rate: int, seconds: float) -> dict[str, object]:
+def bare(rate: int, seconds: float) -> Result:
     out = subprocess.run([sys.executable, "-c", BARE, str(rate), str(seconds)], capture_output=True, text=True,
                          check=True)
-    result: dict[str, object] = json.loads(out.stdout)
-    return result
+    got = json.loads(out.stdout)
+    return Result(got["late"], got["cpu"])
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def main() -> None:
@@ -180,27 +195,27 @@ def main() -> None:
         for _ in range(args.repeat):  # alternating: ours, then the peer, in each repetition
             runs.append(ours(rate, args.seconds, args.profile if n == 0 else None))
             peers.append(bare(rate, args.seconds))
-        p50 = statistics.median(statistics.median(r["late"]) if r["late"] else float("nan") for r in runs)  # type: ignore[arg-type]
-        p99 = statistics.median(pct(r["late"], 0.99) for r in runs)  # type: ignore[arg-type]
-        b50 = statistics.median(statistics.median(r["late"]) if r["late"] else float("nan") for r in peers)  # type: ignore[arg-type]
-        b99 = statistics.median(pct(r["late"], 0.99) for r in peers)  # type: ignore[arg-type]
-        rec = statistics.median(r["recorded"] for r in runs)  # type: ignore[type-var]
-        exp = statistics.median(r["expected"] for r in runs)  # type: ignore[type-var]
-        cpu = statistics.median(r["cpu"] for r in runs)  # type: ignore[type-var]
-        sys_cpu = statistics.median(r["sys"] for r in runs)  # type: ignore[type-var]
-        bcpu = statistics.median(r["cpu"] for r in peers)  # type: ignore[type-var]
+        o50 = statistics.median(p50(r.late) for r in runs)
+        o99 = statistics.median(pct(r.late, 0.99) for r in runs)
+        b50 = statistics.median(p50(r.late) for r in peers)
+        b99 = statistics.median(pct(r.late, 0.99) for r in peers)
+        rec = statistics.median(r.recorded for r in runs)
+        exp = statistics.median(r.expected for r in runs)
+        cpu = statistics.median(r.cpu for r in runs)
+        sys_cpu = statistics.median(r.sys for r in runs)
+        bcpu = statistics.median(r.cpu for r in peers)
         last = runs[len(runs) // 2]
-        print(f"{rate:>7} {p50:>8.2f} {p99:>8.2f} {rec:>6.0f}/{exp:<6.0f} {cpu:>5.2f}   {b50:>8.2f} {b99:>8.2f} "
-              f"{bcpu:>5.2f}  {p99 / b99 if b99 else float('nan'):>8.1f}x  {last['statuses']}", flush=True)
-        started = sum(1 for r in runs for _ in r["late"]) / len(runs)  # type: ignore[attr-defined]
-        if started:
+        print(f"{rate:>7} {o50:>8.2f} {o99:>8.2f} {rec:>6.0f}/{exp:<6.0f} {cpu:>5.2f}   {b50:>8.2f} {b99:>8.2f} "
+              f"{bcpu:>5.2f}  {o99 / b99 if b99 else float('nan'):>8.1f}x  {last.statuses}", flush=True)
+        started = statistics.median(len(r.late) for r in runs)
+        if started and cpu:
             print(f"{'':>7} daemon CPU {cpu * args.seconds / started * 1000:.2f} ms a started run "
                   f"({sys_cpu / cpu:.0%} of it in the kernel)")
-        if last["errors"]:
-            print(f"{'':>7} not succeeded: {last['errors']}")
+        if last.errors:
+            print(f"{'':>7} not succeeded: {last.errors}")
         if past:
             break
-        past = p99 > 100
+        past = o99 > 100
     print("cpu: cores used by the process during the window (the daemon's own, not its jobs')")
 
 

@@ -96,7 +96,8 @@
     const counts = $("counts");
     counts.replaceChildren();
     for (const [label, value] of [["active", data.counts.active], ["suspended", data.counts.suspended],
-      ["completed", data.counts.completed], ["running now", data.running]]) {
+      ["completed", data.counts.completed], ["running now", data.running],
+      ["waiting to start", data.waiting ?? 0]]) {
       counts.append(el("div", { class: "count", "data-count": label }, el("b", {}, value), el("span", {}, label)));
     }
     const body = $("failures").tBodies[0];

@@ -11,6 +11,7 @@ starting_deadline too, and one still waiting when the reconciler stops is record
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import defaultdict, deque
@@ -100,10 +101,9 @@ class Runner:
         if miss is not None:
             self._record_miss(name, slot, request, miss)
             return
-        try:
+        # RuntimeError: the pool stopped meanwhile; shutdown records what is left waiting.
+        with contextlib.suppress(RuntimeError):
             self._pool.submit(self._next)
-        except RuntimeError:  # the pool stopped meanwhile: shutdown records what is left waiting
-            pass
 
     def waiting(self) -> int:
         """Slots handed to the runner that wait for a worker (the backlog)."""

@@ -161,6 +161,7 @@ class Site:
     token: str | None = None  # operator actions only when set
     alive: Callable[[], bool] = _not_alive  # the timer runs (for /healthz)
     running: Callable[[], int] = _nothing_runs
+    waiting: Callable[[], int] = _nothing_runs  # slots waiting to start (the runner's backlog)
     trigger_now: Callable[[str], None] = _no_trigger
     registry: CollectorRegistry | None = None  # /metrics; None serves no metric
     log: Callable[..., None] = _no_log
@@ -243,6 +244,7 @@ def build_app(site: Site) -> ASGIApp:
 
     async def overview(_: Request) -> Response:
         return ok(await asyncio.to_thread(views.overview, site.live(), ledger, running=site.running(),
+                                          waiting=site.waiting(),
                                           directory=site.directory, read_only=read_only, now=site.clock()))
 
     async def schedules(request: Request) -> Response:

@@ -48,12 +48,14 @@ class Metrics:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
 
 
-def gauges(live: Live, running: int) -> dict[str, Any]:
-    """The state gauges of one live value (taken once per scrape) and the runs in progress."""
+def gauges(live: Live, running: int, waiting: int = 0) -> dict[str, Any]:
+    """The state gauges of one live value (taken once per scrape), the runs in progress and the
+    slots waiting to start (the runner's backlog)."""
     st = live.status
     return {"counts": live.counts(), "applied_revision": st.applied_revision,
             "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
-            "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running}
+            "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
+            "waiting": waiting}
 
 
 class _StateCollector(Collector):
@@ -75,3 +77,5 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("reconciler_last_successful_reconcile_timestamp_seconds",
                                 "When a revision was last applied.", value=s["applied_at"] or 0)
         yield GaugeMetricFamily("reconciler_runs_in_progress", "Runs executing now.", value=s["running"])
+        yield GaugeMetricFamily("reconciler_runs_waiting", "Slots waiting for a worker to start them (the backlog).",
+                                value=s["waiting"])

@@ -72,11 +72,12 @@ def status(live: Live, *, directory: str, read_only: bool, now: datetime) -> dic
 
 
 def overview(live: Live, ledger: Ledger, *, running: int, directory: str, read_only: bool,
-             now: datetime) -> dict[str, Any]:
+             now: datetime, waiting: int = 0) -> dict[str, Any]:
     failures = sorted((r for status in policy.LISTED_FAILURES for r in ledger.runs(status=status, limit=10)),
                       key=lambda r: -r.id)[:10]
     return {"status": status(live, directory=directory, read_only=read_only, now=now), "counts": live.counts(),
-            "total": len(live.schedules), "running": running, "recent_failures": [run_dict(r) for r in failures]}
+            "total": len(live.schedules), "running": running, "waiting": waiting,
+            "recent_failures": [run_dict(r) for r in failures]}
 
 
 def last_runs(ledger: Ledger, names: Iterable[str] | None = None) -> dict[str, RunRecord]:

@@ -61,6 +61,7 @@ def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
     monkeypatch.setattr(command._Helper, "start", spy)
     result = command.load([str(root)], NOW, parallel_min=1)
     (helper,) = started
-    assert helper.proc.exitcode == 0 and len(helper.files) == 21
+    assert helper.proc.exitcode == 0
+    assert len(helper.files) == 21
     expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
     assert result == expected

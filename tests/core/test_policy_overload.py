@@ -55,7 +55,8 @@ def test_a_slot_arriving_at_a_full_backlog_is_missed_for_overload_and_says_the_b
 @pytest.mark.parametrize("cause", [Cause.SCHEDULE, Cause.MANUAL, Cause.CATCHUP])
 def test_a_slot_waiting_at_shutdown_is_recorded_missed(cause: Cause) -> None:
     decision = policy.shut_down(Request(cause, 1, NOW))
-    assert decision is not None and decision.reason == SkipReason.SHUTDOWN
+    assert decision is not None
+    assert decision.reason == SkipReason.SHUTDOWN
 
 
 def test_a_retry_waiting_at_shutdown_is_left_for_the_next_start_to_resume() -> None:

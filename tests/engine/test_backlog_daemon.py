@@ -3,7 +3,9 @@ row, whether it ran, waited past a full backlog, or was still waiting at SIGTERM
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +38,13 @@ def test_every_slot_of_a_burst_has_a_final_row_after_sigterm(tmp_path: Path, sta
     d = Daemon(sched, tmp_path, "--grace", "1s")
     started.append(d)
     wait_for(lambda: len(d.events("run.start")) >= 64, timeout=30, what="the workers to be busy")
+    base = f"http://{d.wait_event('http.listening')['address']}"
+    with urllib.request.urlopen(f"{base}/api/v1/overview", timeout=10) as r:
+        overview = json.load(r)
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    assert overview["waiting"] == BURST - 64  # the backlog is shown...
+    assert f"reconciler_runs_waiting {float(BURST - 64)}" in metrics  # ...and measured
     assert d.stop() == 0
     rows = final_rows(d.ledger)
     assert sorted(rows) == [f"b{i:03d}" for i in range(BURST)]  # not one slot vanished
@@ -43,7 +52,8 @@ def test_every_slot_of_a_burst_has_a_final_row_after_sigterm(tmp_path: Path, sta
     statuses = {status for r in rows.values() for status, _ in r}
     assert "running" not in statuses
     waited = [error for r in rows.values() for status, error in r if status == "missed"]
-    assert waited and all(e and "stopped before it could start" in e for e in waited)
+    assert waited
+    assert all(e and "stopped before it could start" in e for e in waited)
 
 
 def test_slots_beyond_a_full_backlog_are_recorded_missed_for_overload_at_once(
