@@ -57,7 +57,7 @@ def lateness(firing: int = 200, seconds: int = 10, loaded: int = 10_000) -> list
         proc.terminate()
         proc.wait(timeout=60)
     with sqlite3.connect(ledger) as db:
-        rows = db.execute("SELECT started_at - slot FROM runs WHERE trigger = 'schedule' AND status != 'missed' "
+        rows = db.execute("SELECT started_at - slot FROM runs WHERE trigger = 'schedule' AND started_at IS NOT NULL "
                           "AND slot >= ? AND slot < ?", (to_micros(start), to_micros(end))).fetchall()
         statuses = dict(db.execute("SELECT status, count(*) FROM runs WHERE slot >= ? AND slot < ? GROUP BY status",
                                    (to_micros(start), to_micros(end))).fetchall())
