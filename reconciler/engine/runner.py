@@ -68,6 +68,9 @@ class Runner:
         self._waiting: deque[tuple[str, datetime, Request, datetime]] = deque()
         self._recorder = ThreadPoolExecutor(max_workers=RECORDERS, thread_name_prefix="miss")
         self._stop_all: tuple[str, float] | None = None  # set when the grace has ended
+        # Slots between the accepting check and their row's last write: what the grace waits for.
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._timers: set[threading.Timer] = set()
         self._accepting = True
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
@@ -162,14 +165,26 @@ class Runner:
     def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
-            s, revision = self._live.get(name), self._revision
+            s, revision, accepting = self._live.get(name), self._revision, self._accepting
+            if s is not None and accepting:
+                self._in_flight += 1
         if s is None:
             return None  # removed between the fire and now
-        if not self._accepting:
+        if not accepting:
             stopped = policy.shut_down(request)
             if stopped is not None:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
+        try:
+            return self._started(s, name, slot, request, revision, queued_at)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.notify_all()
+
+    def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
+                 queued_at: datetime | None) -> int | None:
         now = self._clock()
         decision = policy.decide(s, request, now, queued_at=queued_at)
         if isinstance(decision, Miss):
@@ -345,14 +360,9 @@ class Runner:
             self._accepting = False
             for t in self._timers:
                 t.cancel()
-            handles = [h for hs in self._active.values() for h in hs]
-        deadline = threading.Event()
-        waiter = threading.Timer(grace, deadline.set)
-        waiter.start()
-        for h in handles:
-            while not h.done.is_set() and not deadline.is_set():
-                h.done.wait(0.05)
-        waiter.cancel()
+            # Every slot past the accepting check, a run being claimed as we stop included, gets
+            # the grace to end and be recorded.
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
         why = f"the reconciler stopped and the grace period ({grace:g}s) ended"
         with self._lock:
             self._stop_all = (why, SHUTDOWN_KILL_AFTER)

@@ -3,6 +3,8 @@ overload (not `late`), and one that arrives at a full backlog is recorded at onc
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,3 +77,33 @@ def test_a_slot_arriving_at_a_full_backlog_is_recorded_missed_without_waiting(le
     assert runner.running("busy") == 1  # recorded while the worker was still busy: it never waited
     runner.shutdown(0.1)
     assert {r.schedule for r in ledger.runs()} == set(names)  # the queued one too, at shutdown
+
+
+class SlowClaims(SqliteLedger):
+    """A ledger whose claims wait for the test's word: a run is being claimed as shutdown begins."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.claiming = threading.Event()
+        self.go = threading.Event()
+
+    def claim(self, *args: Any, **kwargs: Any) -> int | None:
+        self.claiming.set()
+        self.go.wait(10)
+        return super().claim(*args, **kwargs)
+
+
+def test_a_run_claimed_as_shutdown_begins_gets_the_grace_and_ends_as_it_ends(tmp_path: Path) -> None:
+    ledger = SlowClaims(tmp_path / "l.db")
+    runner = Runner(ledger, log=Logs(), environ={"PATH": "/usr/bin:/bin"})
+    runner.update({"short": schedule("short", "0.5")}, "rev")
+    runner.dispatch("short", datetime.now(UTC))
+    assert ledger.claiming.wait(10)
+    stopping = threading.Thread(target=runner.shutdown, args=(10,))
+    stopping.start()
+    time.sleep(0.2)  # shutdown has begun while the claim was in flight
+    ledger.go.set()
+    stopping.join(20)
+    (row,) = ledger.runs("short")
+    assert row.status == RunStatus.SUCCEEDED
+    ledger.close()
