@@ -28,6 +28,8 @@ def tree(root: Path) -> Path:
                     f"name: {name}-b\nschedule: {{every: 2m}}\nrun: {{command: [/bin/true]}}\n")
         (root / f"f{i:02d}.yaml").write_text(body)
     (root / "empty.yaml").write_text("")
+    (root / "z-last-day.yaml").write_text(
+        "name: last-day\nschedule: {cron: '0 0 L * *'}\nrun: {command: [/bin/true]}\n")
     return root
 
 
@@ -42,6 +44,18 @@ def test_a_tree_checked_with_a_helper_reports_exactly_what_one_process_reports(
     code_together = command.validate([str(root)], fmt, together, NOW)
     assert (code_together, together.getvalue()) == (code_alone, alone.getvalue())
     assert "dup" in alone.getvalue()
+
+
+def test_the_helper_refuses_the_cron_extensions_under_strict_cron_as_one_process_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tree(tmp_path / "schedules")
+    alone, together = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 10**9)
+    command.validate([str(root)], "text", alone, NOW, strict_cron=True)
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 1)
+    command.validate([str(root)], "text", together, NOW, strict_cron=True)
+    assert together.getvalue() == alone.getvalue()
+    assert "z-last-day.yaml" in together.getvalue()
 
 
 def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
@@ -62,6 +76,6 @@ def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
     result = command.load([str(root)], NOW, parallel_min=1)
     (helper,) = started
     assert helper.proc.exitcode == 0
-    assert len(helper.files) == 21
+    assert len(helper.files) == 21  # of 42: the second half
     expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
     assert result == expected
