@@ -211,9 +211,10 @@ class Ledger(Protocol):
 
         Only a `running` run is ended: if it ended already (a reaper `abandon`ed it while its owner
         could not renew the lease), the first end stands and this returns False. A write that
-        fails for lack of space is not an error: the end is kept in memory and written before the
-        next write that succeeds, so a run never stays `running` (nor holds a `forbid` schedule)
-        because the disk was full when it ended; this then returns True.
+        fails for lack of space, or because a server did not answer (a restart or failover of
+        PostgreSQL), is not an error: the end is kept in memory and written before the next write
+        that succeeds, so a run never stays `running` (nor holds a `forbid` schedule) because the
+        disk was full or the server away when it ended; this then returns True.
         """
         ...
 

@@ -115,6 +115,11 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+class _Unreachable(LedgerError):
+    """The server did not answer (a lost connection, a restart, no connection free in time): the
+    statement may or may not have run."""
+
+
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
                 "exit_code, http_status, error, owner")
 
@@ -166,6 +171,8 @@ class PostgresLedger:
             message = _scrub(" ".join(str(e).split()) or type(e).__name__, self._secrets)
             if e.sqlstate == _DISK_FULL:
                 raise LedgerFull(f"{self.name}: the ledger cannot be written: {message}") from None
+            if isinstance(e, psycopg.OperationalError):
+                raise _Unreachable(f"{self.name}: {doing}: {message}") from None
             raise LedgerError(f"{self.name}: {doing}: {message}") from None
 
     @contextmanager
@@ -213,7 +220,7 @@ class PostgresLedger:
                     run_id, outcome, keep = self._deferred[0]
                 try:
                     self._finish(run_id, outcome, keep)
-                except LedgerFull:
+                except (LedgerFull, _Unreachable):
                     return
                 with self._state:
                     self._deferred.pop(0)
@@ -322,10 +329,13 @@ class PostgresLedger:
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
         """Record how a running run ended; with `keep`, prune that schedule's history in the same
-        transaction. Without space, the end is kept and written before the next write that succeeds."""
+        transaction. Without space, or without the server (a restart, a failover), the end is kept
+        and written before the next write that succeeds: a run must not stay `running`, renewed by
+        its owner's heartbeats, because its end met a dead connection. Writing it again is safe:
+        only a `running` run is ended."""
         try:
             return self._finish(run_id, outcome, keep)
-        except LedgerFull:
+        except (LedgerFull, _Unreachable):
             with self._state:
                 self._deferred.append((run_id, outcome, keep))
             return True
