@@ -200,7 +200,7 @@ class Chaos:
         self.report.kills += 1
 
     def stop_all(self) -> None:
-        for replica, inc in sorted(self.live.items()):
+        for _, inc in sorted(self.live.items()):
             inc.proc.send_signal(signal.SIGTERM)
         for inc in self.live.values():
             try:
@@ -326,7 +326,8 @@ class Chaos:
             started = r.started_at.timestamp() if r.started_at else 0.0
             explained = inc is not None and inc.killed is not None and inc.killed >= started - 1
             if explained and inc and inc.killed:
-                why = f"replica {inc.replica} (pid {pid}) was killed {inc.killed - started:+.2f} s after the run started"
+                why = (f"replica {inc.replica} (pid {pid}) was killed {inc.killed - started:+.2f} s "
+                       "after the run started")
             else:
                 why = f"owner {r.owner}: {r.error}"
             rep.abandoned.append((r.id, r.schedule, _slot_text(r.slot), explained, why))

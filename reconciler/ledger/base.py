@@ -4,7 +4,7 @@ One contract-test suite (tests/test_ledger_contract.py) runs against every backe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -110,6 +110,52 @@ class ReplicaRecord:
     stopped: datetime | None  # when it deregistered (a clean stop)
     alive: bool  # not stopped, and lease_until not yet passed on the database's clock
     runs: int  # runs it owns that are still running
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpec:
+    """A spec as stored, under its hash (the JSON text as written, so that the hash stays true)."""
+
+    hash: str
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRevision:
+    seq: int
+    revision: str
+    applied_at: datetime
+    counts: dict[str, int]
+    hashes: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCounter:
+    schedule: str
+    started: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """Every column of a run, for a copy between ledgers (`RunRecord` is what readers see)."""
+
+    record: RunRecord  # with its output
+    exclusive: bool
+    processes: str | None
+    lease_until: datetime | None  # the database's clock; only a `running` run has one that matters
+
+
+Stored = StoredSpec | StoredRevision | StoredCounter | StoredRun
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """How many of each were loaded by `Ledger.load`."""
+
+    specs: int = 0
+    revisions: int = 0
+    counters: int = 0
+    runs: int = 0
 
 
 class Ledger(Protocol):
@@ -304,4 +350,22 @@ class Ledger(Protocol):
         """End a run `abandoned` if it is still `running` and its lease has expired; True if this
         call ended it. Of reapers racing for one run, exactly one gets True. An abandoned run is
         never claimed or run again (its slot's key stays taken)."""
+        ...
+
+    # ---- copying a whole ledger (`reconciler ledger copy`) ----------------------------------------
+
+    def dump(self) -> Iterator[Stored]:
+        """Everything a ledger holds but its replicas, as one consistent snapshot: specs, then
+        revisions (by seq), counters, then runs by id, each with every column. Runs are read in
+        pages, so memory stays bounded whatever the history; the snapshot (a read transaction) is
+        held until the iterator is exhausted or closed."""
+        ...
+
+    def load(self, items: Iterable[Stored]) -> Copied:
+        """Write what `dump` gave (of this backend or another) into this ledger, which must be
+        empty (no spec, revision, counter or run; replicas do not count): otherwise LedgerError,
+        and nothing is written. One transaction: a failure leaves the ledger empty. Run ids,
+        revision sequence numbers and every instant are kept as they were, and the ids given
+        after it continue after the largest copied. Output keeps every byte (NUL included);
+        text columns of PostgreSQL cannot hold NUL, so an error message loses its NULs there."""
         ...

@@ -23,7 +23,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,12 +37,18 @@ from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
     AppliedRevision,
+    Copied,
     ExpiredRun,
     LedgerError,
     LedgerFull,
     Outcome,
     ReplicaRecord,
     RunRecord,
+    Stored,
+    StoredCounter,
+    StoredRevision,
+    StoredRun,
+    StoredSpec,
 )
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
@@ -257,7 +263,7 @@ class PostgresLedger:
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
         """Content-addressed, as in SQLite: each distinct spec is stored once."""
-        snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
+        snapshot = _snapshot(hashes)
         with self._write("cannot record the revision") as conn, conn.transaction():
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO specs (hash, spec) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -477,6 +483,84 @@ class PostgresLedger:
                                "AND status = 'running' AND lease_until < now() RETURNING 1",
                                (_utc(finished_at), _text(error), run_id)).fetchone()
         return row is not None
+
+
+    # ---- copying a whole ledger ------------------------------------------------------------------
+
+    def dump(self) -> Iterator[Stored]:
+        with self._conn("cannot read the ledger") as conn, conn.transaction():
+            # One snapshot for the whole copy, whatever replicas write meanwhile.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for h, spec in conn.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
+                yield StoredSpec(h, spec)
+            for seq, rev, at, counts, snap in conn.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot FROM revisions ORDER BY seq").fetchall():
+                yield StoredRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)))
+            for name, started in conn.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
+                yield StoredCounter(name, int(started))
+            last = 0
+            while True:
+                rows = conn.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, lease_until "
+                                    "FROM runs WHERE id > %s ORDER BY id LIMIT 500", (last,)).fetchall()
+                if not rows:
+                    break
+                for r in rows:
+                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
+                                    r[17].astimezone(UTC) if r[17] is not None else None)
+                last = rows[-1][0]
+
+    def load(self, items: Iterable[Stored]) -> Copied:
+        counts = {"specs": 0, "revisions": 0, "counters": 0, "runs": 0}
+        batch: list[tuple[Any, ...]] = []
+        statement = ""
+        with self._write("cannot copy into the ledger") as conn, conn.transaction(), conn.cursor() as cur:
+            # Replicas that start on it meanwhile wait for the copy, then find it complete.
+            conn.execute("LOCK TABLE specs, revisions, counters, runs IN EXCLUSIVE MODE")
+            for table in counts:
+                if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                    raise LedgerError(f"{self.name}: the ledger is not empty (it has {table}); copy into a new one")
+
+            def flush() -> None:
+                if batch:
+                    cur.executemany(statement, batch)
+                    batch.clear()
+
+            for item in items:
+                kind, sql, row = _load_row(item)
+                if sql != statement or len(batch) >= 500:
+                    flush()
+                    statement = sql
+                batch.append(row)
+                counts[kind] += 1
+            flush()
+            for table, column in (("runs", "id"), ("revisions", "seq")):
+                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                             f"(SELECT coalesce(max({column}), 0) + 1 FROM {table}), false)")
+        return Copied(counts["specs"], counts["revisions"], counts["counters"], counts["runs"])
+
+
+def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
+    """Which count an item adds to, its INSERT, and its values."""
+    if isinstance(item, StoredSpec):
+        return "specs", "INSERT INTO specs (hash, spec) VALUES (%s, %s)", (item.hash, item.spec)
+    if isinstance(item, StoredRevision):
+        return ("revisions", "INSERT INTO revisions (seq, revision, applied_at, counts, snapshot) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (item.seq, item.revision, _utc(item.applied_at), json.dumps(item.counts), _snapshot(item.hashes)))
+    if isinstance(item, StoredCounter):
+        return "counters", "INSERT INTO counters (schedule, started) VALUES (%s, %s)", (item.schedule, item.started)
+    r = item.record
+    return ("runs", "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
+            "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, processes, "
+            "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (r.id, r.schedule, _utc(r.slot), r.attempt, r.cause, r.status, r.revision,
+             _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
+             r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
+             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
+
+
+def _snapshot(hashes: Mapping[str, str]) -> bytes:
+    return zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:

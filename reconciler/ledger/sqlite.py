@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
     AppliedRevision,
+    Copied,
     ExpiredRun,
     LedgerError,
     LedgerFull,
@@ -43,6 +44,11 @@ from reconciler.ledger.base import (
     Outcome,
     ReplicaRecord,
     RunRecord,
+    Stored,
+    StoredCounter,
+    StoredRevision,
+    StoredRun,
+    StoredSpec,
     from_micros,
     to_micros,
 )
@@ -344,7 +350,7 @@ class SqliteLedger:
         `specs` needs to hold only the specs that may be new (the plan's additions and changes);
         every hash in `hashes` must then be stored already or be among them.
         """
-        snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
+        snapshot = _snapshot(hashes)
         with self._write() as db:
             # A generator, not a list: 10,000 specs' JSON never exists at once (resident memory).
             db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
@@ -558,6 +564,68 @@ class SqliteLedger:
                              (to_micros(finished_at), error, run_id))
             return cur.rowcount == 1
 
+    # ---- copying a whole ledger ------------------------------------------------------------------
+
+    def dump(self) -> Iterator[Stored]:
+        # Its own connection: one read transaction is one snapshot under WAL, and writers go on.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_MS / 1000)
+        try:
+            db.execute("BEGIN")
+            for h, spec in db.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
+                yield StoredSpec(h, spec)
+            for seq, rev, at, counts, snap in db.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot FROM revisions ORDER BY seq").fetchall():
+                yield StoredRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
+            for name, started in db.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
+                yield StoredCounter(name, started)
+            last = 0
+            while True:
+                rows = db.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, lease_until "
+                                  "FROM runs WHERE id > ? ORDER BY id LIMIT 500", (last,)).fetchall()
+                if not rows:
+                    break
+                for r in rows:
+                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
+                                    from_micros(r[17]) if r[17] is not None else None)
+                last = rows[-1][0]
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise LedgerError(f"{self.path}: cannot read the ledger: {e}") from e
+        finally:
+            db.close()
+
+    def load(self, items: Iterable[Stored]) -> Copied:
+        specs = revisions = counters = runs = 0
+        with self._write() as db:
+            for table in ("specs", "revisions", "counters", "runs"):
+                if db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                    raise LedgerError(f"{self.path}: the ledger is not empty (it has {table}); copy into a new one")
+            for item in items:
+                if isinstance(item, StoredSpec):
+                    db.execute("INSERT INTO specs (hash, spec) VALUES (?, ?)", (item.hash, item.spec))
+                    specs += 1
+                elif isinstance(item, StoredRevision):
+                    db.execute("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot) "
+                               "VALUES (?, ?, ?, ?, ?)", (item.seq, item.revision, to_micros(item.applied_at),
+                                                          json.dumps(item.counts), _snapshot(item.hashes)))
+                    revisions += 1
+                elif isinstance(item, StoredCounter):
+                    db.execute("INSERT INTO counters (schedule, started) VALUES (?, ?)", (item.schedule, item.started))
+                    counters += 1
+                else:
+                    r = item.record
+                    db.execute(
+                        "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
+                        "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, "
+                        "processes, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (r.id, r.schedule, to_micros(r.slot), r.attempt, r.cause, r.status, r.revision,
+                         to_micros(r.started_at) if r.started_at else None,
+                         to_micros(r.finished_at) if r.finished_at else None, r.exit_code, r.http_status, r.error,
+                         r.output, r.output_dropped, r.owner or None, item.exclusive, item.processes,
+                         to_micros(item.lease_until) if item.lease_until else None))
+                    runs += 1
+        return Copied(specs, revisions, counters, runs)
+
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
         cur = db.execute(
@@ -565,6 +633,10 @@ class SqliteLedger:
             "  SELECT min(id) FROM (SELECT id FROM runs WHERE schedule = ? AND status != 'running' "
             "  ORDER BY id DESC LIMIT ?))", (schedule, schedule, keep))
         return cur.rowcount
+
+
+def _snapshot(hashes: Mapping[str, str]) -> bytes:
+    return zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
 
 
 def _micros(duration: timedelta) -> int:

@@ -515,3 +515,73 @@ def test_eight_processes_opening_one_new_sqlite_ledger_at_once_all_succeed(tmp_p
         led = SqliteLedger(path)
         assert led.schema_version == len(MIGRATIONS)
         led.close()
+
+
+# ---- copying a whole ledger (`reconciler ledger copy`) -----------------------------------------------
+
+def _every_kind_of_run(led: Ledger) -> None:
+    """Two revisions, a counter, and a run of every status, one with NUL bytes in its output."""
+    led.record_revision("r1", T0, {"a": 1}, {"a": {"name": "a", "n": 1}}, {"a": "h1"})
+    led.record_revision("r2", T0 + timedelta(hours=1), {"a": 1, "b": 1},
+                        {"a": {"name": "a", "n": 2}, "b": {"name": "b"}}, {"a": "h2", "b": "h3"})
+    led.register_replica("me", host="h", pid=1, version="v", revision="r2", lease=timedelta(seconds=30))
+    minute = 0
+    for status in RunStatus:
+        minute += 1
+        if status in (RunStatus.SKIPPED, RunStatus.MISSED):
+            led.record("a", T0 + timedelta(minutes=minute), attempt=1, cause=Cause.CATCHUP, revision="r2",
+                       outcome=Outcome(status, T0 + timedelta(minutes=minute), error=f"why {status}"))
+            continue
+        run_id = claim(led, "a", minute, owner="me", counted=True, exclusive=status == RunStatus.RUNNING,
+                       lease=timedelta(0) if status == RunStatus.ABANDONED else timedelta(seconds=30))
+        assert run_id is not None
+        led.set_processes(run_id, '{"host": "h", "pgid": 12}')
+        if status == RunStatus.ABANDONED:
+            time.sleep(0.01)  # past its lease on the database's clock
+            assert led.abandon(run_id, T0 + timedelta(seconds=5), "the reconciler running it stopped")
+        elif status != RunStatus.RUNNING:
+            led.finish(run_id, Outcome(status, T0 + timedelta(minutes=minute, microseconds=123457), exit_code=3,
+                                       output="a\x00b\n\u00e9t\u00e9\n", output_dropped=7, error="boom"))
+
+
+def _everything(led: Ledger) -> tuple[object, ...]:
+    runs = led.runs(limit=1000)
+    rev = led.last_revision()
+    assert rev is not None
+    return ([led.run(r.id) for r in runs], rev, led.specs(rev.hashes), led.specs({"old": "h1"}),
+            led.started_count("a"), led.open_runs())
+
+
+@pytest.mark.parametrize("direction", ["sqlite->postgres", "postgres->sqlite"])
+def test_a_ledger_copied_to_the_other_backend_reads_back_the_same_and_goes_on_after_it(
+        direction: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    sqlite_path, url = str(tmp_path / "ledger.db"), str(request.getfixturevalue("postgres_url"))
+    source, destination = (open_ledger(sqlite_path), open_ledger(url)) if direction.startswith("sqlite") else (
+        open_ledger(url), open_ledger(sqlite_path))
+    try:
+        _every_kind_of_run(source)
+        copied = destination.load(source.dump())
+        assert (copied.specs, copied.revisions, copied.counters, copied.runs) == (3, 2, 1, len(RunStatus))
+        assert _everything(destination) == _everything(source)
+        assert {r.status for r in destination.runs()} == set(RunStatus)
+        assert destination.replicas() == []  # replicas are the source's processes, not history
+        newest = max(r.id for r in source.runs())
+        assert (claim(destination, "b", 99) or 0) > newest
+        seq = destination.record_revision("r3", T0, {}, {}, {})
+        assert seq == 3
+    finally:
+        source.close()
+        destination.close()
+
+
+def test_a_copy_into_a_ledger_that_holds_anything_is_refused_and_writes_nothing(ledger: Ledger, tmp_path: Path) -> None:
+    source = open_ledger(tmp_path / "source.db")
+    try:
+        _every_kind_of_run(source)
+        claim(ledger, "mine", 0)
+        with pytest.raises(LedgerError, match="not empty"):
+            ledger.load(source.dump())
+        assert [r.schedule for r in ledger.runs()] == ["mine"]
+        assert ledger.last_revision() is None
+    finally:
+        source.close()

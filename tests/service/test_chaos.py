@@ -17,7 +17,8 @@ from tests.pgserver import PgServer
 
 def _chaos() -> ModuleType:
     spec = importlib.util.spec_from_file_location("chaos", ROOT / "benchmarks" / "chaos.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["chaos"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
@@ -37,5 +38,6 @@ def test_replicas_killed_and_restarted_at_random_through_a_postgresql_crash_run_
     assert report.run > report.expected // 2, text  # and the replicas ran most slots between kills
     assert report.duplicates == [], text
     assert report.lost == [], text
-    assert report.without_claim == [] and report.recorded_not_run == [], text
+    assert report.without_claim == [], text
+    assert report.recorded_not_run == [], text
     assert report.unexplained == 0, text
