@@ -240,6 +240,22 @@ def init(
     raise typer.Exit(run_init(directory, force))
 
 
+ledger_app = typer.Typer(help="Work on a whole ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("copy")
+def ledger_copy(
+    source: Annotated[str, typer.Argument(metavar="SRC", help="The ledger to copy: SQLite path or postgresql:// URL.")],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="An empty ledger: path or URL.")],
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Copy runs, revisions and specs into an empty ledger (SQLite <-> PostgreSQL), while no reconciler uses either."""
+    from reconciler.commands.ledger import copy
+
+    raise typer.Exit(copy(source, destination, fmt.value))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The `reconciler` command, and the one handler of what a command raises. click's own usage
     errors exit 64 too, like every other usage error."""
