@@ -155,6 +155,7 @@ def write_schedules(directory: Path, out: Path, count: int) -> list[str]:
         concurrency = "forbid" if i == count - 1 and count > 1 else "allow"
         (directory / f"{name}.yaml").write_text(
             f"name: {name}\nschedule: {{every: 1s}}\npolicy: {{concurrency: {concurrency}}}\n"
+            "history: {keep: 100000}\n"  # every row stays, to be compared with the jobs' own record
             f"run: {{command: [/bin/sh, -c, 'echo $RECONCILER_SCHEDULE $RECONCILER_SLOT $RECONCILER_RUN_ID "
             f">> {out}; sleep {JOB_SECONDS}']}}\n")
         names.append(name)

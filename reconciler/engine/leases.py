@@ -180,6 +180,10 @@ class Replica:
     def beat(self) -> None:
         """One heartbeat: renew the leases, and fence the runs the ledger no longer holds for us."""
         sent = self._monotonic()
+        with self._lock:
+            # Only these are judged by this heartbeat: a run claimed while it is in flight may
+            # commit after its statement read the runs, and is renewed by the next one.
+            judged = set(self._held)
         try:
             renewed = self._ledger.heartbeat(self.id, lease=self.times.lease, revision=self._revision)
         except Exception as e:  # unreachable, full, ...: the watchdog fences if it lasts
@@ -196,7 +200,7 @@ class Replica:
             if renewed is None:
                 lost = set(self._held)
             else:
-                lost = set(self._held) - renewed
+                lost = (judged & self._held.keys()) - renewed
                 for run_id in renewed & self._held.keys():
                     self._held[run_id] = sent + self.times.fence_after
             for run_id in lost:
