@@ -4,7 +4,9 @@
 
 - throughput: completed runs per second (claim + finish) by 1 and by 3 replica processes, every
   replica racing for every slot (worst case: each slot is N inserts, one wins), with the spread of
-  the runs over the replicas and what the losers cost;
+  the runs over the replicas and what the losers cost; `postgres-async` is PostgreSQL with
+  `synchronous_commit = off` (not a setting we recommend: it shows what the commit flushes cost);
+- profile: where one PostgreSQL replica's claim threads spend their time (py-spy, pip-installable);
 - lateness: 3 real `reconciler run` replicas with 10,000 schedules loaded and 20 `every: 1s`
   probes; how late each probe run started (its `run.start` log line minus its slot), p50/p99;
   and the spread of those runs over the replicas;
@@ -96,18 +98,20 @@ def replica_main(location: str, slots: int, start_at: float, name: str) -> None:
     print(json.dumps({"won": won[0], "lost": lost[0], "elapsed": elapsed, "end": time.time()}))
 
 
-def throughput_trial(location: str, replicas: int, slots: int) -> tuple[float, list[int], int]:
+def throughput_trial(location: str, replicas: int, slots: int,
+                     wrap: list[str] | None = None) -> tuple[float, list[int], int]:
     """Completed runs per second over all replicas (first start to last end), the runs each won,
-    and the claims lost to a faster replica."""
+    and the claims lost to a faster replica. `wrap` prefixes the first replica's command (a profiler)."""
     start_at = time.time() + 2.0  # every process has opened the ledger by then
-    procs = [subprocess.Popen([sys.executable, __file__, "_replica", location, str(slots), str(start_at), f"r{i}"],
-                              stdout=subprocess.PIPE, text=True) for i in range(replicas)]
+    procs = [subprocess.Popen([*(wrap if wrap and i == 0 else []), sys.executable, __file__, "_replica", location,
+                               str(slots), str(start_at), f"r{i}"], stdout=subprocess.PIPE, text=True)
+             for i in range(replicas)]
     results = []
     for p in procs:
         out, _ = p.communicate(timeout=600)
         if p.returncode != 0:
             raise RuntimeError(f"a replica failed ({p.returncode})")
-        results.append(json.loads(out))
+        results.append(json.loads(next(x for x in reversed(out.splitlines()) if x.startswith("{"))))
     won = [r["won"] for r in results]
     end = max(r["end"] for r in results)
     assert sum(won) == slots, (won, slots)  # every slot ran exactly once
@@ -118,11 +122,12 @@ def throughput(server: PgServer, repeat: int, slots: int) -> None:
     print(f"\n== completed runs per second: {slots} slots per trial, {THREADS} threads per replica, every replica "
           f"racing for every slot, claim + finish (keep=100); {repeat} trials, backends alternating")
     for replicas in (1, 3):
-        rates: dict[str, list[float]] = {"sqlite": [], "postgres": []}
-        spread: dict[str, list[list[int]]] = {"sqlite": [], "postgres": []}
-        losses: dict[str, list[int]] = {"sqlite": [], "postgres": []}
+        backends = ["sqlite", "postgres", "postgres-async"]
+        rates: dict[str, list[float]] = {b: [] for b in backends}
+        spread: dict[str, list[list[int]]] = {b: [] for b in backends}
+        losses: dict[str, list[int]] = {b: [] for b in backends}
         for trial in range(repeat):
-            for backend in (["sqlite", "postgres"] if trial % 2 == 0 else ["postgres", "sqlite"]):
+            for backend in (backends if trial % 2 == 0 else backends[::-1]):
                 location, cleanup = fresh(server, backend, f"tp-{replicas}-{trial}")
                 try:
                     rate, won, lost = throughput_trial(location, replicas, slots)
@@ -132,18 +137,56 @@ def throughput(server: PgServer, repeat: int, slots: int) -> None:
                 spread[backend].append(won)
                 losses[backend].append(lost)
         med = {b: statistics.median(r) for b, r in rates.items()}
-        for b in ("sqlite", "postgres"):
+        for b in backends:
             shares = [f"{min(w) / sum(w) * 100:.0f}-{max(w) / sum(w) * 100:.0f}%" for w in spread[b]]
-            print(f"{replicas} replica(s) {b:8s}: median {med[b]:6.0f} runs/s (trials: "
+            print(f"{replicas} replica(s) {b:14s}: median {med[b]:6.0f} runs/s (trials: "
                   f"{', '.join(f'{x:.0f}' for x in rates[b])}); claims lost per run: "
                   f"{statistics.median(losses[b]) / slots:.2f}; share of runs per replica (min-max): "
                   f"{', '.join(shares)}")
         print(f"{replicas} replica(s) postgres/sqlite: {med['postgres'] / med['sqlite']:.2f}x")
 
 
+def profile(server: PgServer, slots: int) -> None:
+    """Where one PostgreSQL replica's time goes: py-spy (pip install py-spy), idle frames included,
+    so that waiting for the server shows as such."""
+    out = WORK / "replica-profile.txt"
+    location, cleanup = fresh(server, "postgres", "profile")
+    try:
+        rate, _, _ = throughput_trial(location, 1, slots, wrap=["py-spy", "record", "--idle", "--format", "raw",
+                                                               "-r", "200", "-o", str(out), "--"])
+    finally:
+        cleanup()
+    own: dict[str, int] = {}
+    inside: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if not any("work (" in f for f in frames):
+            continue  # only the claim threads, not the heartbeat nor the start-up
+        n = int(count)
+        total += n
+        leaf = frames[-1].split(" (")[0]
+        own[leaf] = own.get(leaf, 0) + n
+        for key in {f.split(" (")[0].split(".")[-1] for f in frames}:
+            inside[key] = inside.get(key, 0) + n
+    print(f"\n== profile of one PostgreSQL replica ({rate:.0f} runs/s under py-spy), claim threads' samples:")
+    print("  inclusive: " + ", ".join(f"{k} {inside.get(k, 0) / total * 100:.0f}%"
+                                      for k in ("claim", "finish", "execute", "wait", "_exec_command",
+                                                "connection")))
+    print("  own time (top 12):")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"    {n / total * 100:5.1f}%  {name}")
+
+
 def fresh(server: PgServer, backend: str, tag: str) -> tuple[str, Callable[[], None]]:
-    if backend == "postgres":
+    if backend.startswith("postgres"):
         name = server.create_database()
+        if backend == "postgres-async":  # no wait for the WAL flush at commit: what the fsyncs cost
+            with server.admin() as db:
+                db.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         return server.url(name), lambda: server.drop_database(name)
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / f"bench-replicas-{tag}.db"
@@ -301,7 +344,7 @@ def main() -> int:
         replica_main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("parts", nargs="*", default=["throughput", "lateness", "failover"])
+    ap.add_argument("parts", nargs="*", default=["throughput", "profile", "lateness", "failover"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--slots", type=int, default=6000)
     ap.add_argument("--seconds", type=float, default=30)
@@ -321,6 +364,8 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.1f}")
         if "throughput" in args.parts:
             throughput(server, args.repeat, args.slots)
+        if "profile" in args.parts:
+            profile(server, args.slots)
         if "lateness" in args.parts:
             lateness(server, args.repeat, args.seconds)
         if "failover" in args.parts:
