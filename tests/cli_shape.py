@@ -17,7 +17,8 @@ print(json.dumps({"run_states": list(RunStatus), "commands": {
     name: {p.name: {"long": next((o for o in p.opts if o.startswith("--")), None),
                     "default": p.default if isinstance(p.default, (str, int, float, bool, type(None))) else None}
            for p in command.params}
-    for name, command in group.commands.items()}}))
+    for name, command in ((f"{n} {sub}" if sub else n, c) for n, g in group.commands.items()
+                          for sub, c in (getattr(g, "commands", None) or {"": g}).items())}}))
 """
 
 
