@@ -156,7 +156,10 @@ class PostgresLedger:
                 self.migrated = self._migrate(conn)
             self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
                 url, kwargs={"autocommit": True, **extra}, min_size=1, max_size=max_connections,
-                name="reconciler-ledger", open=True)
+                name="reconciler-ledger", open=True,
+                # A restart or failover kills the idle connections; a claim that met one would lose
+                # its slot. A connection is checked as it is handed out (one round trip).
+                check=ConnectionPool.check_connection)
         try:
             with self._errors("cannot open the ledger"):
                 self._pool.wait(timeout=_CONNECT_TIMEOUT)

@@ -209,3 +209,19 @@ def test_a_full_disk_is_reported_once_and_a_run_that_ended_meanwhile_is_finished
         assert (record.status, record.exit_code) == ("failed", 3)
     finally:
         led.close()
+
+
+def test_the_first_claim_after_a_postgresql_restart_wins_its_slot(pg_server: PgServer, postgres_url: str) -> None:
+    # A restart kills the pool's idle connections: the next claim must not meet one of them and
+    # lose its slot (chaos found a slot not run for that reason on each replica).
+    led = PostgresLedger(postgres_url)
+    try:
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        assert led.claim("a", t0, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=t0, owner="me")
+        pg_server.restart("immediate")
+        won = led.claim("a", t0 + timedelta(minutes=1), attempt=1, cause=Cause.SCHEDULE, revision="r",
+                        started_at=t0, owner="me")
+        assert won is not None
+        assert [r.slot for r in led.runs("a")] == [t0 + timedelta(minutes=1), t0]
+    finally:
+        led.close()
