@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import immutables
+
 from reconciler.core.loader import (
     SUFFIXES,
     Checked,
@@ -44,8 +46,19 @@ _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
 
 @dataclass(frozen=True)
+class Delta:
+    """Which names may differ from the snapshot numbered `base` (the one before, of this source)."""
+
+    base: int
+    names: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """The directory at one moment: valid schedules with unique names, every problem, the revision."""
+    """The directory at one moment: valid schedules with unique names, every problem, the revision.
+
+    The maps are persistent (immutables.Map): the next snapshot shares all but what changed, so a
+    one-file change costs O(that file · log N), not a copy of every schedule."""
 
     schedules: Mapping[str, Schedule]
     hashes: Mapping[str, str]  # name -> spec hash, for the same names
@@ -53,6 +66,8 @@ class Snapshot:
     revision: str
     target: Path  # the resolved directory that was read
     files: int
+    number: int = 0  # this source's snapshots are numbered in order
+    delta: Delta | None = None  # None: compare everything (a whole read)
 
 
 class _Index:
@@ -66,18 +81,40 @@ class _Index:
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
         self.content = 0
+        # Every directory holding an indexed entry, with how many: "did a vanished path hold
+        # files?" is one lookup, not a scan of every file.
+        self.dirs: dict[str, int] = {}
+        self.dirty: set[str] = set()  # names whose schedule may have changed since the last snapshot
+        self.unique: immutables.Map[str, Schedule] = immutables.Map()
+        self.hashes: immutables.Map[str, str] = immutables.Map()
+        self.published = False
+
+    def adopt(self, old: _Index) -> None:
+        """After a whole read of the same tree: start from the old index's published maps, with
+        only the names whose schedule differs as dirty, so the step that follows plans what
+        changed (an O(N) comparison here, but the maps stay shared with what is live)."""
+        if not old.published:
+            return
+        self.unique, self.hashes, self.published = old.unique, old.hashes, True
+        new = self.rules.unique
+        self.dirty = {n for n, s in new.items() if old.unique.get(n) is not s}
+        self.dirty.update(n for n in old.unique if n not in new)
 
     def skip(self, rel: str, problem: Problem) -> None:
         self.put(rel, None)
         self.skipped[rel] = problem
+        self._count_dirs(rel, 1)
 
     def put(self, rel: str, entry: tuple[str, FileResult] | None) -> None:
-        self.skipped.pop(rel, None)
+        if self.skipped.pop(rel, None) is not None:
+            self._count_dirs(rel, -1)
         old = self.files.pop(rel, None)
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
             self.rules.remove(rel, old[1])
+            self.dirty.update(name for name, _ in old[1].names)
+            self._count_dirs(rel, -1)
         if entry is None:
             return
         self.files[rel] = entry
@@ -85,10 +122,42 @@ class _Index:
         if entry[1].problems:
             self.problem_files.add(rel)
         self.rules.add(rel, entry[1])
+        self.dirty.update(name for name, _ in entry[1].names)
+        self._count_dirs(rel, 1)
+
+    def _count_dirs(self, rel: str, step: int) -> None:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            n = self.dirs.get(d, 0) + step
+            if n:
+                self.dirs[d] = n
+            else:
+                self.dirs.pop(d, None)
 
     def holds_under(self, rel: str) -> bool:
-        prefix = rel.rstrip("/") + "/"
-        return any(f.startswith(prefix) for f in self.files) or any(f.startswith(prefix) for f in self.skipped)
+        return rel.rstrip("/") in self.dirs
+
+    def publish(self) -> frozenset[str] | None:
+        """Bring the persistent maps up to date with the set rules, for the names touched since
+        the last call: O(those names · log N). Returns them, or None on the first call (all new)."""
+        if not self.published:
+            self.published = True
+            self.unique, self.hashes = immutables.Map(self.rules.unique), immutables.Map(self.rules.hashes)
+            self.dirty.clear()
+            return None
+        names = frozenset(self.dirty)
+        self.dirty.clear()
+        with self.unique.mutate() as unique, self.hashes.mutate() as hashes:
+            for name in names:
+                schedule = self.rules.unique.get(name)
+                if schedule is None:
+                    unique.pop(name, None)
+                    hashes.pop(name, None)
+                else:
+                    unique[name], hashes[name] = schedule, self.rules.hashes[name]
+            self.unique, self.hashes = unique.finish(), hashes.finish()
+        return names
 
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files | self.skipped.keys())
@@ -142,6 +211,10 @@ class DirectorySource:
         self._index = _Index()
         self._target: Path | None = None
         self._git: GitView | None = None
+        # The target whose git work tree (or absence of one) was looked up: outside git, once per
+        # target, not one `git rev-parse` per reconcile.
+        self._git_looked_up: Path | None = None
+        self._number = 0
         self.last_load_parallel = False
 
     @property
@@ -204,6 +277,8 @@ class DirectorySource:
                     index.put(rel, files[rel])
                 for s in skipped:
                     index.skip(s.rel, self._skipped(s.rel, s.message, s.severity))
+                if self._target is not None:  # not after a failure (`forget`): then plan everything
+                    index.adopt(self._index)
                 self._index, self._target = index, target
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
@@ -276,8 +351,11 @@ class DirectorySource:
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
-        return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
-                        target, len(index.files))
+        names = index.publish()
+        base, self._number = self._number, self._number + 1
+        delta = Delta(base, names) if names is not None else None
+        return Snapshot(index.unique, index.hashes, index.problems(), self._revision(target), target,
+                        len(index.files), self._number, delta)
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -285,8 +363,8 @@ class DirectorySource:
             for part in reversed(target.parts):
                 if _HEX.match(part):
                     return part
-        if self._git is None or self._git.target != target:
-            self._git = GitView.find(target)
+        if self._git_looked_up != target:
+            self._git, self._git_looked_up = GitView.find(target), target
         if self._git is None:
             return f"content:{content[:16]}"
         commit, head_content = self._git.head()

@@ -515,3 +515,87 @@ def test_eight_processes_opening_one_new_sqlite_ledger_at_once_all_succeed(tmp_p
         led = SqliteLedger(path)
         assert led.schema_version == len(MIGRATIONS)
         led.close()
+
+
+class _Unread(dict[str, str]):
+    """A whole map that a revision recorded as changes must not read (it would cost O(N) bytes)."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def values(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+
+SPEC = {"name": "a", "schedule": {"cron": "0 2 * * *"}, "run": {"command": ["x"]}}
+
+
+def _base(ledger: Ledger, n: int = 50) -> tuple[int, dict[str, str]]:
+    hashes = {f"s{i}": f"h{i}" for i in range(n)}
+    seq = ledger.record_revision("r0", T0, {"add": n}, dict.fromkeys(hashes, SPEC), hashes)
+    return seq, hashes
+
+
+def test_a_revision_recorded_against_its_parent_stores_only_its_changes_and_reads_back_whole(
+        ledger: Ledger) -> None:
+    parent, hashes = _base(ledger)
+    changes = {"s1": "h1b", "s2": None, "new": "hnew"}
+    whole = {**hashes, "s1": "h1b", "new": "hnew"}
+    del whole["s2"]
+    seq = ledger.record_revision("r1", T0, {"change": 1}, {"s1": SPEC, "new": SPEC}, _Unread(whole),
+                                 parent=parent, changes=changes)
+    last = ledger.last_revision()
+    assert last is not None
+    assert (last.seq, last.revision, last.hashes) == (seq, "r1", whole)
+    first = ledger.revision(parent)
+    assert first is not None
+    assert first.hashes == hashes
+    assert last.specs(ledger)["new"] == SPEC
+    assert [r[1] for r in ledger.revisions()] == ["r1", "r0"]
+    assert ledger.revision(seq + 100) is None
+
+
+def test_a_revision_whose_parent_is_gone_is_stored_whole(ledger: Ledger) -> None:
+    _, hashes = _base(ledger, 5)
+    seq = ledger.record_revision("r1", T0, {}, {}, {**hashes, "s0": "x"}, parent=12345, changes={"s0": "x"})
+    got = ledger.revision(seq)
+    assert got is not None
+    assert got.hashes == {**hashes, "s0": "x"}
+
+
+def test_pruning_keeps_the_newest_and_every_revision_a_run_refers_to_with_the_chain_it_needs(
+        ledger: Ledger) -> None:
+    parent, hashes = _base(ledger, 10)
+    seqs = [parent]
+    for i in range(1, 12):
+        hashes = {**hashes, f"s{i % 10}": f"h{i}-v2", f"n{i}": f"hn{i}"}
+        parent = ledger.record_revision(f"r{i}", T0, {}, {f"s{i % 10}": SPEC, f"n{i}": SPEC}, hashes,
+                                        parent=parent, changes={f"s{i % 10}": f"h{i}-v2", f"n{i}": f"hn{i}"})
+        seqs.append(parent)
+    expected = {seq: got.hashes for seq in seqs if (got := ledger.revision(seq)) is not None}
+    ledger.claim("s3", T0, attempt=1, cause=Cause.SCHEDULE, revision="r4", started_at=T0)  # a run under r4
+    removed = ledger.prune_revisions(keep=3)
+    assert removed == 4  # r0 to r3; r4 (a run refers to it) and everything after it stay
+    kept = [r[0] for r in ledger.revisions(limit=100)]
+    assert kept == sorted(seqs[4:], reverse=True)
+    for seq in seqs[4:]:  # each still whole, though r4's base chain was pruned (it became a base)
+        got = ledger.revision(seq)
+        assert got is not None
+        assert got.hashes == expected[seq]
+    assert ledger.revision(seqs[0]) is None
+    # Specs no kept revision refers to are gone; those still referred to stay.
+    assert ledger.specs({"old": "h1"}) == {}  # s1 changed in r1: h1 only in r0
+    assert ledger.specs({"s3": expected[seqs[-1]]["s3"]}) == {"s3": SPEC}
+    # A later record against a kept parent still works, and a second prune keeps what is needed.
+    ledger.record_revision("r12", T0, {}, {}, {}, parent=seqs[-1], changes={"n11": None})
+    assert ledger.prune_revisions(keep=3) == 0  # r4 is still referred to
+    last = ledger.last_revision()
+    assert last is not None
+    assert "n11" not in last.hashes
+    assert last.hashes["n10"] == "hn10"
