@@ -8,7 +8,7 @@ import json
 import sqlite3
 import subprocess
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,7 +18,6 @@ import pytest
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Ledger
 from reconciler.service import daemon as daemon_module
-from reconciler.service import source as source_module
 from reconciler.service.daemon import Options, Reconciler
 from reconciler.service.log import make_log
 from reconciler.service.source import DirectorySource
@@ -47,7 +46,7 @@ def test_outside_a_git_work_tree_no_process_is_spawned_per_reconcile(tmp_path: P
         calls.append(argv)
         return real(argv, *args, **kwargs)
 
-    monkeypatch.setattr(source_module.subprocess, "run", counting)
+    monkeypatch.setattr(subprocess, "run", counting)
     source = DirectorySource(tmp_path)
     source.full(NOW)
     for i in range(5):
@@ -66,14 +65,14 @@ def test_a_one_file_change_names_only_that_files_schedules_as_changed(tmp_path: 
     (tmp_path / "s3.yaml").write_text(doc("s3", "2h") + "---\n" + doc("extra"))
     snap = source.changed([str(tmp_path / "s3.yaml")], NOW)
     assert snap.delta is not None
-    assert (snap.delta.base, snap.delta.names) == (first.number, {"s3", "extra"})
+    assert (snap.delta.base, snap.delta.names) == (first.number, frozenset({"s3", "extra"}))
     assert snap.schedules["s3"].spec["schedule"]["every"] == "2h"
     assert first.schedules["s3"].spec["schedule"]["every"] == "1h"  # the older snapshot is untouched
     # A rescan of the whole tree names only what differs from the snapshot before it.
     (tmp_path / "s4.yaml").unlink()
     again = source.full(NOW)
     assert again.delta is not None
-    assert (again.delta.base, again.delta.names) == (snap.number, {"s4"})
+    assert (again.delta.base, again.delta.names) == (snap.number, frozenset({"s4"}))
     assert set(again.schedules) == {f"s{i}" for i in range(30) if i != 4} | {"extra"}
 
 
@@ -102,7 +101,7 @@ class Setup(NamedTuple):
                                                                 datetime.now(UTC)))
 
 
-def _setup(tmp_path: Path, selector: dict[str, str] | None = None) -> Iterator[Setup]:
+def _setup(tmp_path: Path, selector: dict[str, str] | None = None) -> Generator[Setup, None, None]:
     sched = tmp_path / "schedules"
     if not sched.exists():
         tree(sched)
@@ -129,7 +128,7 @@ def selected(tmp_path: Path) -> Iterator[Setup]:
 
 def _planned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
-    real = daemon_module.plan
+    real = daemon_module.plan  # type: ignore[attr-defined]
 
     def spy(desired: Any, applied: Any, **kw: Any) -> Any:
         sizes.append(len(desired) + len(applied))
