@@ -90,7 +90,6 @@ class Reconciler:
     # ---- start-up -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.runner.start()  # registered as a replica; runs whose lease expired are abandoned
         self.notifier.seed(self.ledger.last_runs())
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
@@ -109,6 +108,9 @@ class Reconciler:
                     self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                     self.source.forget()
             t1 = time.perf_counter()
+            # Registered as a replica (runs whose lease expired are abandoned) after the first load:
+            # its heartbeat is a thread, and the load forks a helper only while there is none.
+            self.runner.start()
             self.timer.start(paused=True)
             applied = False
             if snapshot is not None:

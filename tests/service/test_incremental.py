@@ -222,3 +222,18 @@ def test_a_restart_records_its_first_revision_as_changes_against_the_ledgers_las
     finally:
         gen.close()
     assert first.daemon is not second.daemon
+
+
+def test_the_daemons_first_load_of_a_large_tree_uses_a_second_core(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.service import source
+
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 10)
+    gen = _setup(tmp_path)
+    setup = next(gen)
+    try:
+        # The replica's heartbeat thread starts after the load: a fork is safe only before threads.
+        assert setup.daemon.startup["parallel_load"] is True
+        assert len(setup.daemon.live.schedules) == 30
+    finally:
+        gen.close()
