@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_reconcile import FUTURE, rss_mib, ts, wait
@@ -122,7 +123,7 @@ def clear(base: Path) -> None:
     shutil.rmtree(base / ".reconciler", ignore_errors=True)
 
 
-def one_size(n: int, repeat: int, trials: int) -> dict[str, float]:
+def one_size(n: int, repeat: int, trials: int) -> dict[str, Any]:
     base = WORK / f"scale-{n}"
     sched = base / "schedules"
     make_tree(sched, n, start=FUTURE)

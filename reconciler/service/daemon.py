@@ -37,6 +37,7 @@ from reconciler.ledger.base import PRUNE_EVERY, Ledger, RunRecord, changes_betwe
 from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
+from reconciler.service.parsecache import ParseCache
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
 
 
@@ -63,7 +64,10 @@ def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
 class Reconciler:
     def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
-        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron))
+        # The parse cache's entries hold for one way of checking: strict cron or not.
+        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron),
+                                      cache=ParseCache.beside(getattr(ledger, "path", None),
+                                                              variant=f"strict_cron={options.strict_cron}"))
         self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
@@ -130,6 +134,15 @@ class Reconciler:
             catch_up(self.ledger, live.schedules, live.revision, self.clock(), self.runner.dispatch, self.log)
         self.runner.on_completed = self._completed
         self.timer.resume()
+        self._save_cache()
+        if self.source.cache.ignored:
+            self.log("parse_cache.ignored", path=str(self.source.cache.path), reason=self.source.cache.ignored)
+
+    def _save_cache(self) -> None:
+        """Write the parse cache if it learnt files: what to write is taken here, where the index
+        is updated, and written by the recorder thread, off the path of any reconcile."""
+        if self.source.cache.changed:
+            self._recorder.submit(self.source.cache.save, self.source.cache_entries())
 
     def _ledger_state(self, problem: str | None) -> None:
         """Called by the ledger when writes start failing for lack of space, and when they work
@@ -468,6 +481,7 @@ class Reconciler:
             self._fail(str(e))
 
     def stop(self) -> None:
+        self._save_cache()
         self.timer.shutdown(wait=False)
         self.runner.shutdown(self.options.grace)
         self._recorder.shutdown(wait=True)

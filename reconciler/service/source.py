@@ -32,7 +32,6 @@ from reconciler.core.loader import (
     Loader,
     PathError,
     Skipped,
-    ValidDocument,
     build_file,
     list_tree,
     odd_entry,
@@ -41,6 +40,7 @@ from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.service.parsecache import CheckedValues, ParseCache
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
@@ -204,9 +204,11 @@ def find_link(directory: Path) -> Path | None:
 
 
 class DirectorySource:
-    def __init__(self, directory: str | Path, loader: Loader | None = None) -> None:
+    def __init__(self, directory: str | Path, loader: Loader | None = None, cache: ParseCache | None = None) -> None:
         self.directory = Path(directory)
         self.loader = loader or Loader()
+        self.cache = cache or ParseCache(None)
+        self._cache_loaded = False
         self.link = find_link(self.directory)
         self._index = _Index()
         self._target: Path | None = None
@@ -327,6 +329,9 @@ class DirectorySource:
 
     def _read_tree(self, target: Path, now: datetime) -> tuple[dict[str, tuple[str, FileResult]], list[Skipped]]:
         listing, skipped = list_tree(target)
+        if not self._cache_loaded:
+            self._cache_loaded = True
+            self.cache.load()
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
@@ -347,7 +352,18 @@ class DirectorySource:
         known = self._index.files.get(rel)
         if known is not None and known[0] == digest:
             return known
-        return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
+        path = f"{self.directory}/{rel}"
+        checked = self.cache.get(path, digest)  # a file checked by an earlier process
+        if checked is None:
+            checked = self.loader.check_bytes(path, data, now)
+            self.cache.put(path, digest, checked)
+        return digest, build_file(checked)
+
+    def cache_entries(self) -> dict[str, CheckedValues]:
+        """The parse cache's entries for the files indexed now (what to write; call it where the
+        index is updated, then write from any thread)."""
+        return self.cache.select(self.cache.key(f"{self.directory}/{rel}", digest)
+                                 for rel, (digest, _) in self._index.files.items())
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
@@ -496,8 +512,8 @@ class _Helper:
         parent, child = ctx.Pipe(duplex=False)
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now),
-                           daemon=True)
+        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now,
+                                                      source.cache.entries), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
@@ -530,19 +546,21 @@ class _Helper:
                 continue
             self.done.add(rel)
             path, problems, valid = values
-            yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
+            checked = Checked(path, tuple(Problem(*p) for p in problems), valid)
+            source.cache.put(f"{source.directory}/{rel}", digest, checked)
+            yield rel, (digest, build_file(checked))
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
 # What the helper sends for each file: relative path, blob id, and what `Loader.check_bytes`
 # returned as plain tuples (path, problems' fields, valid documents); None when the file could
 # not be read there, so that the parent reads it and says why.
-CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
 Chunk = list[tuple[str, str, CheckedValues | None]]
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
-def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime) -> None:
+def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime,
+                 cached: dict[str, CheckedValues]) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
@@ -552,8 +570,12 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
             out.append((rel, "", None))
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
-            c = loader.check_bytes(f"{directory}/{rel}", data, now)
-            out.append((rel, blob_id(data), (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
+            digest = blob_id(data)
+            hit = cached.get(ParseCache.key(f"{directory}/{rel}", digest))  # the fork's copy of the cache
+            if hit is None:
+                c = loader.check_bytes(f"{directory}/{rel}", data, now)
+                hit = (c.path, tuple(_fields(p) for p in c.problems), c.valid)
+            out.append((rel, digest, hit))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))

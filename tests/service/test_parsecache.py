@@ -1,0 +1,132 @@
+"""The persistent parse cache beside the ledger: a restart with an unchanged directory checks no
+file again; a damaged or foreign cache is ignored, never fatal (in-process daemons)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.core.loader import Loader
+from reconciler.ledger import open_ledger
+from reconciler.service import parsecache, source
+from reconciler.service.daemon import Options, Reconciler
+from reconciler.service.log import make_log
+
+
+def doc(name: str, extra: str = "") -> str:
+    return f"name: {name}\nschedule: {{every: 1h{extra}}}\nrun: {{command: [/bin/true]}}\n"
+
+
+class Checks:
+    """Every file the loader checks (parses and validates), by name, also in a forked helper."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def seen(self) -> list[str]:
+        return sorted(self.log.read_text().split()) if self.log.exists() else []
+
+    def clear(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Checks:
+    found = Checks(tmp_path / "checked.txt")
+    real = Loader.check_bytes
+
+    def spy(self: Loader, path: str, data: bytes, now: datetime, **kw: Any) -> Any:
+        with found.log.open("a") as fh:  # a file: the helper process appends to it too
+            fh.write(path.rsplit("/", 1)[-1] + "\n")
+        return real(self, path, data, now, **kw)
+
+    monkeypatch.setattr(Loader, "check_bytes", spy)
+    return found
+
+
+def start_stop(tmp_path: Path, out: io.StringIO | None = None) -> Reconciler:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    daemon = Reconciler(Options(directory=str(tmp_path / "s"), listen=None), ledger,
+                        make_log("json", out or io.StringIO()), lambda: datetime.now(UTC))
+    daemon.start()
+    daemon.stop()
+    ledger.close()
+    return daemon
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    d = tmp_path / "s"
+    d.mkdir()
+    for i in range(6):
+        (d / f"f{i}.yaml").write_text(doc(f"s{i}"))
+    return d
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_restart_with_an_unchanged_directory_checks_no_file_again(
+        tmp_path: Path, tree: Path, checks: Checks, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 2 if parallel else 10**9)
+    first = start_stop(tmp_path)
+    assert checks.seen() == [f"f{i}.yaml" for i in range(6)]
+    assert first.startup["parallel_load"] is parallel
+    assert (tmp_path / "ledger.db.parse-cache").is_file()
+    checks.clear()
+    (tree / "f2.yaml").write_text(doc("s2", ", jitter: 1m"))
+    second = start_stop(tmp_path)
+    assert checks.seen() == ["f2.yaml"]  # only the changed file
+    assert set(second.live.schedules) == set(first.live.schedules)
+    assert second.live.schedules["s2"].spec["schedule"]["jitter"] == "1m"
+    assert second.live.hashes["s1"] == first.live.hashes["s1"]
+
+
+def test_files_with_problems_or_a_one_time_at_are_always_checked_again(tmp_path: Path, tree: Path,
+                                                                       checks: Checks) -> None:
+    (tree / "warn.yaml").write_text("")  # a warning: holds no schedule
+    (tree / "at.yaml").write_text("name: once\nschedule: {at: '2099-01-01T00:00:00Z'}\nrun: {command: [/bin/true]}\n")
+    start_stop(tmp_path)
+    checks.clear()
+    start_stop(tmp_path)
+    assert checks.seen() == ["at.yaml", "warn.yaml"]
+
+
+@pytest.mark.parametrize("damage", [b"garbage", b"reconciler-parse-cache\n\x00\x01", b""])
+def test_a_damaged_parse_cache_is_ignored_and_written_again(tmp_path: Path, tree: Path, checks: Checks,
+                                                            damage: bytes) -> None:
+    start_stop(tmp_path)
+    cache = tmp_path / "ledger.db.parse-cache"
+    cache.write_bytes(damage)
+    checks.clear()
+    out = io.StringIO()
+    daemon = start_stop(tmp_path, out)
+    assert len(daemon.live.schedules) == 6
+    assert len(checks.seen()) == 6
+    assert "parse_cache.ignored" in out.getvalue()
+    checks.clear()
+    start_stop(tmp_path)
+    assert checks.seen() == []  # written again, whole
+
+
+def test_a_cache_written_by_another_version_of_the_checks_is_not_used(
+        tmp_path: Path, tree: Path, checks: Checks, monkeypatch: pytest.MonkeyPatch) -> None:
+    start_stop(tmp_path)
+    monkeypatch.setattr(parsecache, "code_fingerprint", lambda: "another reconciler")
+    checks.clear()
+    start_stop(tmp_path)
+    assert len(checks.seen()) == 6
+
+
+def test_the_code_fingerprint_changes_with_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler
+
+    fake = tmp_path / "reconciler"
+    (fake / "data").mkdir(parents=True)
+    (fake / "data" / "schedule.schema.json").write_text("{}")
+    monkeypatch.setattr(reconciler, "__file__", str(fake / "__init__.py"))
+    before = parsecache.code_fingerprint()
+    (fake / "data" / "schedule.schema.json").write_text('{"type": "object"}')
+    assert parsecache.code_fingerprint() != before
