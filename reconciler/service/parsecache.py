@@ -2,8 +2,9 @@
 (git's blob id), kept beside the ledger so that a restart with an unchanged directory skips the
 parse and the checks (the costly part of a load) and only builds records.
 
-Only what a check cannot see change is kept: files without any problem whose documents have no
-`at` (whose "in the past" warning depends on the clock). The file says which reconciler wrote it:
+Only what a check cannot see change is kept: files without any problem. A one-time `at` is
+warned about once it is in the past, so such a file's entry is used only until its `at` (and a
+file whose `at` has no UTC offset, or cannot be read here, is not kept). The file says which reconciler wrote it:
 a fingerprint of the code and schema that check files; another fingerprint, a file that cannot be
 read or decoded, or any surprise in it, and it is ignored (never fatal) and written again.
 """
@@ -15,6 +16,7 @@ import hashlib
 import marshal
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ from reconciler.core.loader import Checked, ValidDocument
 
 _MAGIC = b"reconciler-parse-cache\n"
 CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
+# An entry: the values a check returned (as the helper process sends them: no problems, so the
+# second item is empty) and until when they hold.
+Entry = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...], float]
 
 
 def code_fingerprint() -> str:
@@ -38,20 +43,32 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def cacheable(checked: Checked) -> bool:
+_FOREVER = float("inf")
+
+
+def usable_until(checked: Checked) -> float | None:
+    """Until when (a POSIX time) a check's result stays what a new check would say; None: never
+    keep it."""
     if checked.problems:
-        return False
+        return None
+    until = _FOREVER
     for spec, _, _, _ in checked.valid:
         schedule = spec.get("schedule")
         if isinstance(schedule, dict) and "at" in schedule:
-            return False
-    return True
+            try:
+                at = datetime.fromisoformat(str(schedule["at"]).replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if at.tzinfo is None:
+                return None
+            until = min(until, at.timestamp())
+    return until
 
 
 class ParseCache:
     def __init__(self, path: Path | None, variant: str = "") -> None:
         self.path = path
-        self.entries: dict[str, CheckedValues] = {}
+        self.entries: dict[str, Entry] = {}
         self.changed = False
         self.ignored: str | None = None  # why the file on disk was not used, if it was not
         # The loader's options (strict cron) change what a check says, as the code does.
@@ -92,27 +109,27 @@ class ParseCache:
     def key(path: str, digest: str) -> str:
         return f"{digest}\0{path}"
 
-    def get(self, path: str, digest: str) -> Checked | None:
+    def get(self, path: str, digest: str, now: datetime) -> Checked | None:
         values = self.entries.get(self.key(path, digest))
         if values is None:
             return None
         try:
-            name, problems, valid = values
-            return Checked(name, (), tuple(valid)) if not problems else None
+            name, problems, valid, until = values
+            return Checked(name, (), tuple(valid)) if not problems and now.timestamp() < until else None
         except Exception:  # a damaged entry: check the file again
             return None
 
     def put(self, path: str, digest: str, checked: Checked) -> None:
-        if self.path is not None and cacheable(checked):
-            self.entries[self.key(path, digest)] = (checked.path, (), checked.valid)
+        if self.path is not None and (until := usable_until(checked)) is not None:
+            self.entries[self.key(path, digest)] = (checked.path, (), checked.valid, until)
             self.changed = True
 
-    def select(self, keep: Iterable[str]) -> dict[str, CheckedValues]:
+    def select(self, keep: Iterable[str]) -> dict[str, Entry]:
         """The entries of these keys (the files in the tree now): what `save` writes."""
         self.changed = False
         return {k: v for k in keep if (v := self.entries.get(k)) is not None}
 
-    def save(self, wanted: dict[str, CheckedValues]) -> None:
+    def save(self, wanted: dict[str, Entry]) -> None:
         """Write these entries, atomically (another thread may call this: `wanted` is its own);
         errors ignored (a read-only volume only costs the next start its speed)."""
         if self.path is None:

@@ -41,6 +41,7 @@ from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
 from reconciler.service.parsecache import CheckedValues, ParseCache
+from reconciler.service.parsecache import Entry as CacheEntry
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
@@ -353,13 +354,13 @@ class DirectorySource:
         if known is not None and known[0] == digest:
             return known
         path = f"{self.directory}/{rel}"
-        checked = self.cache.get(path, digest)  # a file checked by an earlier process
+        checked = self.cache.get(path, digest, now)  # a file checked by an earlier process
         if checked is None:
             checked = self.loader.check_bytes(path, data, now)
             self.cache.put(path, digest, checked)
         return digest, build_file(checked)
 
-    def cache_entries(self) -> dict[str, CheckedValues]:
+    def cache_entries(self) -> dict[str, CacheEntry]:
         """The parse cache's entries for the files indexed now (what to write; call it where the
         index is updated, then write from any thread)."""
         return self.cache.select(self.cache.key(f"{self.directory}/{rel}", digest)
@@ -513,7 +514,7 @@ class _Helper:
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now,
-                                                      source.cache.entries), daemon=True)
+                                                      source.cache), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
@@ -560,7 +561,7 @@ _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
 def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime,
-                 cached: dict[str, CheckedValues]) -> None:
+                 cache: ParseCache) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
@@ -571,11 +572,10 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
             digest = blob_id(data)
-            hit = cached.get(ParseCache.key(f"{directory}/{rel}", digest))  # the fork's copy of the cache
-            if hit is None:
+            c = cache.get(f"{directory}/{rel}", digest, now)  # the fork's copy of the cache
+            if c is None:
                 c = loader.check_bytes(f"{directory}/{rel}", data, now)
-                hit = (c.path, tuple(_fields(p) for p in c.problems), c.valid)
-            out.append((rel, digest, hit))
+            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))

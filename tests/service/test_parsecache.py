@@ -84,14 +84,25 @@ def test_a_restart_with_an_unchanged_directory_checks_no_file_again(
     assert second.live.hashes["s1"] == first.live.hashes["s1"]
 
 
-def test_files_with_problems_or_a_one_time_at_are_always_checked_again(tmp_path: Path, tree: Path,
-                                                                       checks: Checks) -> None:
+def test_a_file_with_problems_is_always_checked_again(tmp_path: Path, tree: Path, checks: Checks) -> None:
     (tree / "warn.yaml").write_text("")  # a warning: holds no schedule
-    (tree / "at.yaml").write_text("name: once\nschedule: {at: '2099-01-01T00:00:00Z'}\nrun: {command: [/bin/true]}\n")
     start_stop(tmp_path)
     checks.clear()
     start_stop(tmp_path)
-    assert checks.seen() == ["at.yaml", "warn.yaml"]
+    assert checks.seen() == ["warn.yaml"]
+
+
+def test_a_one_time_at_is_used_from_the_cache_only_until_it_passes(tmp_path: Path) -> None:
+    at = "name: once\nschedule: {at: '2030-01-01T00:00:00Z'}\nrun: {command: [/bin/true]}\n"
+    checked = Loader().check_bytes("once.yaml", at.encode(), datetime(2029, 1, 1, tzinfo=UTC))
+    cache = parsecache.ParseCache(tmp_path / "c")
+    cache.put("once.yaml", "blob", checked)
+    assert cache.get("once.yaml", "blob", datetime(2029, 12, 31, tzinfo=UTC)) == checked
+    assert cache.get("once.yaml", "blob", datetime(2030, 1, 1, tzinfo=UTC)) is None  # now it warns
+    naive = at.replace("00:00:00Z", "00:00:00")
+    before = datetime(2029, 1, 1, tzinfo=UTC)
+    cache.put("naive.yaml", "blob", Loader().check_bytes("naive.yaml", naive.encode(), before))
+    assert cache.get("naive.yaml", "blob", datetime(2029, 1, 2, tzinfo=UTC)) is None  # its instant is the zone's
 
 
 @pytest.mark.parametrize("damage", [b"garbage", b"reconciler-parse-cache\n\x00\x01", b""])
