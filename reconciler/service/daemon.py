@@ -139,10 +139,15 @@ class Reconciler:
             self.log("parse_cache.ignored", path=str(self.source.cache.path), reason=self.source.cache.ignored)
 
     def _save_cache(self) -> None:
-        """Write the parse cache if it learnt files: what to write is taken here, where the index
-        is updated, and written by the recorder thread, off the path of any reconcile."""
-        if self.source.cache.changed:
-            self._recorder.submit(self.source.cache.save, self.source.cache_entries())
+        """Write the parse cache if the first load checked files: what to write is taken here,
+        where the index is updated, and written by the recorder thread, off the path of any
+        reconcile; then the cache lets go of its entries."""
+        cache = self.source.cache
+        if not self.source.cache_read:  # no load yet (the directory does not exist yet)
+            return
+        if cache.changed:
+            self._recorder.submit(cache.save, self.source.cache_entries())
+        cache.release()
 
     def _ledger_state(self, problem: str | None) -> None:
         """Called by the ledger when writes start failing for lack of space, and when they work
@@ -479,9 +484,9 @@ class Reconciler:
             self.reconcile(self.source.full(self.clock()))
         except PathError as e:  # gone again already; the loop waits again
             self._fail(str(e))
+        self._save_cache()
 
     def stop(self) -> None:
-        self._save_cache()
         self.timer.shutdown(wait=False)
         self.runner.shutdown(self.options.grace)
         self._recorder.shutdown(wait=True)

@@ -71,6 +71,7 @@ class ParseCache:
         self.entries: dict[str, Entry] = {}
         self.changed = False
         self.ignored: str | None = None  # why the file on disk was not used, if it was not
+        self._open = True
         # The loader's options (strict cron) change what a check says, as the code does.
         self._fingerprint = f"{code_fingerprint()}:{variant}" if path is not None else ""
 
@@ -119,8 +120,14 @@ class ParseCache:
         except Exception:  # a damaged entry: check the file again
             return None
 
+    def release(self) -> None:
+        """After the start-up load is written: forget the entries (they would hold a tuple and a
+        key per file for the life of the process) and learn nothing more. Files changed while the
+        daemon runs are checked again at the next start, and written then."""
+        self.entries, self.changed, self._open = {}, False, False
+
     def put(self, path: str, digest: str, checked: Checked) -> None:
-        if self.path is not None and (until := usable_until(checked)) is not None:
+        if self._open and self.path is not None and (until := usable_until(checked)) is not None:
             self.entries[self.key(path, digest)] = (checked.path, (), checked.valid, until)
             self.changed = True
 

@@ -209,7 +209,7 @@ class DirectorySource:
         self.directory = Path(directory)
         self.loader = loader or Loader()
         self.cache = cache or ParseCache(None)
-        self._cache_loaded = False
+        self.cache_read = False  # the parse cache is read by the first load
         self.link = find_link(self.directory)
         self._index = _Index()
         self._target: Path | None = None
@@ -330,8 +330,8 @@ class DirectorySource:
 
     def _read_tree(self, target: Path, now: datetime) -> tuple[dict[str, tuple[str, FileResult]], list[Skipped]]:
         listing, skipped = list_tree(target)
-        if not self._cache_loaded:
-            self._cache_loaded = True
+        if not self.cache_read:
+            self.cache_read = True
             self.cache.load()
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._index.files else None
