@@ -1,6 +1,7 @@
 """The scale curve: the reconciler at 1,000 to 100,000 schedules, beside bare APScheduler 3.11.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,30000,100000] [--repeat 3] [--trials 40]
+     .venv/bin/python benchmarks/bench_scale.py --commits   (SQLite's durable commits a second, alone)
 
 For each size, alternating with the peer in the same run, `--repeat` times (medians printed):
 - cold start to ready: a new ledger and no parse cache, from the process start to the first
@@ -18,6 +19,7 @@ trial; its RSS is taken above the same process before it adds any job.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reconcile import FUTURE, rss_mib, ts, wait
+from bench_reconcile import FUTURE, rss_mib, ts
 from common import BIN, ROOT, WORK, make_tree, schedule_yaml
 
 PEER = """
@@ -59,6 +61,24 @@ lat.sort()
 print(ready, full - empty, statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))])
 s.shutdown(wait=False)
 """
+
+
+def wait(log: Path, kind: str, count: int, timeout: float = 120) -> dict[str, object]:
+    """The `count`-th event of this kind in a JSON log; a line still being written is skipped."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for line in log.read_text().splitlines():
+            if f'"{kind}"' in line:
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    break
+        found = [e for e in found if e.get("event") == kind]
+        if len(found) >= count:
+            return found[count - 1]  # type: ignore[no-any-return]
+        time.sleep(0.002)
+    raise SystemExit(f"timed out waiting for {kind} #{count} in {log}")
 
 
 def peer(n: int, trials: int) -> tuple[float, float, float, float]:
@@ -179,12 +199,42 @@ def one_size(n: int, repeat: int, trials: int) -> dict[str, Any]:
             "peer_p99": m(peer_p99), "cold_range": (min(colds), max(colds)), "warm_range": (min(warms), max(warms))}
 
 
+def sqlite_commits(repeat: int, seconds: float = 3.0) -> None:
+    """One-row transactions as the ledger writes them (WAL, synchronous=FULL, BEGIN IMMEDIATE),
+    from one thread: what this disk sustains, the bound of every durable claim and finish."""
+    rates = []
+    for r in range(repeat):
+        path = WORK / f"commits-{r}.db"
+        for old in WORK.glob(f"commits-{r}.db*"):
+            old.unlink()
+        WORK.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t (v) VALUES ('x')")
+            db.execute("COMMIT")
+            n += 1
+        rates.append(n / (time.perf_counter() - t0))
+        db.close()
+    rates.sort()
+    print(f"SQLite commits (WAL, synchronous=FULL, one thread): median {statistics.median(rates):,.0f}/s "
+          f"(range {rates[0]:,.0f}-{rates[-1]:,.0f}) over {repeat} runs of {seconds:.0f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,30000,100000")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--trials", type=int, default=40)
+    ap.add_argument("--commits", action="store_true", help="measure SQLite's commits a second only")
     args = ap.parse_args()
+    if args.commits:
+        sqlite_commits(max(args.repeat, 5))
+        return
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "reconciler")], check=True)
     print(f"repeat {args.repeat}, {args.trials} one-file changes per repetition; medians; peer = bare APScheduler")
     print("| schedules | cold start (peer) | warm restart | RSS above empty (peer) | per schedule | "
