@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,6 +219,9 @@ class DirectorySource:
         # target, not one `git rev-parse` per reconcile.
         self._git_looked_up: Path | None = None
         self._number = 0
+        # Each read file's inode, size and times when it was read: a whole read (the periodic
+        # rescan, the watch's first tick) reads again only files whose stat differs.
+        self._stats: dict[str, Stat] = {}
         self.last_load_parallel = False
 
     @property
@@ -289,6 +293,7 @@ class DirectorySource:
     def forget(self) -> None:
         """After a failure mid-update: the next event reads the whole tree again."""
         self._target = None
+        self._stats = {}
 
     def changed(self, paths: Iterable[str], now: datetime) -> Snapshot:
         """Re-read only the files named by watch events (a plain directory, same target)."""
@@ -317,7 +322,8 @@ class DirectorySource:
             if odd is not None:  # a link out of the tree, a FIFO, a device: said, never read
                 self._index.skip(rel, self._skipped(rel, *odd))
                 continue
-            data = _read(str(target / rel))
+            data, sig = _read_stat(str(target / rel))
+            self._remember(rel, sig)
             if data is None:  # gone, or not a regular file (as a full read would skip it)
                 self._index.put(rel, None)
                 continue
@@ -337,8 +343,16 @@ class DirectorySource:
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
         mine = listing[: _split(len(listing))] if helper else listing
+        old, self._stats = self._stats, {}
+        indexed = self._index.files
         for i, (rel, path) in enumerate(mine):
-            data = _read(path)
+            known, sig = indexed.get(rel), old.get(rel)
+            if known is not None and sig is not None and _same_stat(path, sig):
+                files[rel] = known
+                self._stats[rel] = sig
+                continue
+            data, sig = _read_stat(path)
+            self._remember(rel, sig)
             if data is not None:
                 files[rel] = self._result(rel, data, now)
             if helper is not None and i % 16 == 0:  # build what the helper has sent so far
@@ -346,6 +360,12 @@ class DirectorySource:
         if helper is not None:
             files.update(helper.rest(self, now))
         return dict(sorted(files.items())), skipped
+
+    def _remember(self, rel: str, sig: Stat | None) -> None:
+        if sig is None:
+            self._stats.pop(rel, None)
+        else:
+            self._stats[rel] = sig
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
@@ -460,19 +480,40 @@ def blob_id(data: bytes) -> str:
     return h.hexdigest()
 
 
+Stat = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime in ns
+_SETTLED_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp
+
+
 def _read(path: str) -> bytes | None:
+    return _read_stat(path)[0]
+
+
+def _read_stat(path: str) -> tuple[bytes | None, Stat | None]:
     """A schedule file's bytes (at most one past the size limit); None when it is gone or is not
-    a regular file: a FIFO named *.yaml would block the watch loop forever, a device never ends."""
+    a regular file: a FIFO named *.yaml would block the watch loop forever, a device never ends.
+    With them, its stat as read, if it may stand for these bytes later: not for a file modified
+    in the last seconds, which a write within the same timestamp could change unseen."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     except FileNotFoundError:
-        return None  # deleted while we walked; the next event brings it up to date
+        return None, None  # deleted while we walked; the next event brings it up to date
     except OSError as e:
         raise PathError(f"{path}: cannot read: {e.strerror}") from e
     with open(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read(MAX_FILE_BYTES + 1)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, None
+        data = fh.read(MAX_FILE_BYTES + 1)
+    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
+    return data, ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if settled else None)
+
+
+def _same_stat(path: str, sig: Stat) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == sig
 
 
 PARALLEL_MIN_FILES = 2000
@@ -530,8 +571,11 @@ class _Helper:
             yield from self._chunk(source, now)
         self.proc.join()
         for rel, path in self.files:
-            if rel not in self.done and (data := _read(path)) is not None:
-                yield rel, source._result(rel, data, now)
+            if rel not in self.done:
+                data, sig = _read_stat(path)
+                source._remember(rel, sig)
+                if data is not None:
+                    yield rel, source._result(rel, data, now)
 
     def _chunk(self, source: DirectorySource, now: datetime) -> Iterator[Entry]:
         try:
@@ -542,10 +586,11 @@ class _Helper:
             self.open = False
             self.conn.close()
             return
-        for rel, digest, values in payload:
+        for rel, digest, values, sig in payload:
             if values is None:  # the helper could not read it: left to `rest`, which reads it here
                 continue
             self.done.add(rel)
+            source._remember(rel, tuple(sig) if sig is not None else None)  # type: ignore[arg-type]
             path, problems, valid = values
             checked = Checked(path, tuple(Problem(*p) for p in problems), valid)
             source.cache.put(f"{source.directory}/{rel}", digest, checked)
@@ -553,10 +598,10 @@ class _Helper:
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
-# What the helper sends for each file: relative path, blob id, and what `Loader.check_bytes`
-# returned as plain tuples (path, problems' fields, valid documents); None when the file could
-# not be read there, so that the parent reads it and says why.
-Chunk = list[tuple[str, str, CheckedValues | None]]
+# What the helper sends for each file: relative path, blob id, what `Loader.check_bytes`
+# returned as plain tuples (path, problems' fields, valid documents), None when the file could
+# not be read there, so that the parent reads it and says why; and its stat as read.
+Chunk = list[tuple[str, str, CheckedValues | None, Stat | None]]
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
@@ -566,16 +611,16 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
     out: Chunk = []
     for rel, path in files:
         try:
-            data = _read(path)
+            data, sig = _read_stat(path)
         except Exception:  # a file that cannot be read: the parent reads it again and says why
-            out.append((rel, "", None))
+            out.append((rel, "", None, None))
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
             digest = blob_id(data)
             c = cache.get(f"{directory}/{rel}", digest, now)  # the fork's copy of the cache
             if c is None:
                 c = loader.check_bytes(f"{directory}/{rel}", data, now)
-            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
+            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid), sig))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))

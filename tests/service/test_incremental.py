@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import zlib
@@ -237,3 +238,41 @@ def test_the_daemons_first_load_of_a_large_tree_uses_a_second_core(tmp_path: Pat
         assert len(setup.daemon.live.schedules) == 30
     finally:
         gen.close()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_rescan_reads_only_the_files_whose_inode_size_or_times_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    from reconciler.service import source
+
+    tree(tmp_path, 12)
+    settled = source._SETTLED_NS
+    monkeypatch.setattr(source, "_SETTLED_NS", -10**12)  # every file counts as written long ago
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 4 if parallel else 10**9)
+    src = DirectorySource(tmp_path)
+    src.full(NOW)
+    assert src.last_load_parallel is parallel
+    reads: list[str] = []
+    real = source._read_stat
+
+    def spy(path: str) -> Any:
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(source, "_read_stat", spy)
+    again = src.full(NOW)
+    assert reads == []  # the periodic rescan and the watch's first tick: a stat per file, no read
+    assert len(again.schedules) == 12
+    before = (tmp_path / "s5.yaml").stat()
+    (tmp_path / "s5.yaml").write_text(doc("s5", "7h"))
+    os.utime(tmp_path / "s5.yaml", ns=(before.st_atime_ns, before.st_mtime_ns))  # its old mtime: ctime moved
+    monkeypatch.setattr(source, "_SETTLED_NS", settled)
+    (tmp_path / "fresh.yaml").write_text(doc("fresh"))  # new, and modified just now
+    snap = src.full(NOW)
+    assert sorted(reads) == ["fresh.yaml", "s5.yaml"]
+    assert snap.schedules["s5"].spec["schedule"]["every"] == "7h"
+    reads.clear()
+    src.full(NOW)
+    # Both modified within the last seconds: read again until they are older, since a write in
+    # the same timestamp would not change their stat.
+    assert sorted(reads) == ["fresh.yaml", "s5.yaml"]
