@@ -107,6 +107,23 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=120)
 
 
+def settle(base: Path, timeout: float = 600) -> None:
+    """After ready, the first revision is recorded (every spec, a base) and the parse cache
+    written, off the reconcile path; trials measure the steady state after that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(f"file:{base / 'ledger.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            if db.execute("SELECT count(*) FROM revisions").fetchone()[0] >= 1:
+                break
+        except sqlite3.Error:
+            pass
+        finally:
+            db.close()
+        time.sleep(0.2)
+    time.sleep(2.0)
+
+
 def ledger_bytes(base: Path) -> int:
     db = sqlite3.connect(base / "ledger.db")
     try:
@@ -159,7 +176,7 @@ def one_size(n: int, repeat: int, trials: int) -> dict[str, Any]:
         proc, cold = start(base, sched, log)
         colds.append(cold)
         rsss.append(rss_mib(proc.pid) - empty)
-        time.sleep(1.0)  # the first revision is recorded after it is live; the watcher settles
+        settle(base)
         before = ledger_bytes(base)
         rng = random.Random(r)
         latencies = []

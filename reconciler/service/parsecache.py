@@ -15,13 +15,12 @@ import contextlib
 import hashlib
 import marshal
 import os
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import reconciler
-from reconciler.core.loader import Checked, ValidDocument
+from reconciler.core.loader import Checked, FileResult, ValidDocument
 
 _MAGIC = b"reconciler-parse-cache\n"
 CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
@@ -71,7 +70,6 @@ class ParseCache:
         self.entries: dict[str, Entry] = {}
         self.changed = False
         self.ignored: str | None = None  # why the file on disk was not used, if it was not
-        self._open = True
         # The loader's options (strict cron) change what a check says, as the code does.
         self._fingerprint = f"{code_fingerprint()}:{variant}" if path is not None else ""
 
@@ -121,20 +119,26 @@ class ParseCache:
             return None
 
     def release(self) -> None:
-        """After the start-up load is written: forget the entries (they would hold a tuple and a
-        key per file for the life of the process) and learn nothing more. Files changed while the
-        daemon runs are checked again at the next start, and written then."""
-        self.entries, self.changed, self._open = {}, False, False
+        """After the start-up load: forget the entries read (they would hold a tuple and a key per
+        file for the life of the process). Files changed while the daemon runs are checked again
+        at the next start, and written then."""
+        self.entries, self.changed = {}, False
 
     def put(self, path: str, digest: str, checked: Checked) -> None:
-        if self._open and self.path is not None and (until := usable_until(checked)) is not None:
+        """Keep one file's check (tests and tools; the daemon writes its index with `save`)."""
+        if self.path is not None and (until := usable_until(checked)) is not None:
             self.entries[self.key(path, digest)] = (checked.path, (), checked.valid, until)
             self.changed = True
 
-    def select(self, keep: Iterable[str]) -> dict[str, Entry]:
-        """The entries of these keys (the files in the tree now): what `save` writes."""
-        self.changed = False
-        return {k: v for k in keep if (v := self.entries.get(k)) is not None}
+    def entry(self, path: str, digest: str, result: FileResult) -> tuple[str, Entry] | None:
+        """What to keep of a loaded file, rebuilt from its records (the same values its check
+        returned): nothing for a file with problems or names not built."""
+        if result.problems or result.unbuilt:
+            return None
+        valid = tuple((s.spec, s.source.line, s.source.document, s.spec_hash) for s in result.schedules)
+        checked = Checked(result.path, (), valid)
+        until = usable_until(checked)
+        return None if until is None else (self.key(path, digest), (result.path, (), valid, until))
 
     def save(self, wanted: dict[str, Entry]) -> None:
         """Write these entries, atomically (another thread may call this: `wanted` is its own);

@@ -377,14 +377,18 @@ class DirectorySource:
         checked = self.cache.get(path, digest, now)  # a file checked by an earlier process
         if checked is None:
             checked = self.loader.check_bytes(path, data, now)
-            self.cache.put(path, digest, checked)
+            self.cache.changed = True
         return digest, build_file(checked)
 
     def cache_entries(self) -> dict[str, CacheEntry]:
-        """The parse cache's entries for the files indexed now (what to write; call it where the
-        index is updated, then write from any thread)."""
-        return self.cache.select(self.cache.key(f"{self.directory}/{rel}", digest)
-                                 for rel, (digest, _) in self._index.files.items())
+        """The parse cache's entries for the files indexed now, rebuilt from their records (what
+        to write; call it where the index is updated, then write from any thread)."""
+        out: dict[str, CacheEntry] = {}
+        for rel, (digest, result) in self._index.files.items():
+            kept = self.cache.entry(f"{self.directory}/{rel}", digest, result)
+            if kept is not None:
+                out[kept[0]] = kept[1]
+        return out
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
@@ -586,22 +590,22 @@ class _Helper:
             self.open = False
             self.conn.close()
             return
-        for rel, digest, values, sig in payload:
+        for rel, digest, values, sig, cached in payload:
             if values is None:  # the helper could not read it: left to `rest`, which reads it here
                 continue
             self.done.add(rel)
             source._remember(rel, tuple(sig) if sig is not None else None)  # type: ignore[arg-type]
             path, problems, valid = values
-            checked = Checked(path, tuple(Problem(*p) for p in problems), valid)
-            source.cache.put(f"{source.directory}/{rel}", digest, checked)
-            yield rel, (digest, build_file(checked))
+            if not cached:
+                source.cache.changed = True
+            yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
 # What the helper sends for each file: relative path, blob id, what `Loader.check_bytes`
 # returned as plain tuples (path, problems' fields, valid documents), None when the file could
 # not be read there, so that the parent reads it and says why; and its stat as read.
-Chunk = list[tuple[str, str, CheckedValues | None, Stat | None]]
+Chunk = list[tuple[str, str, CheckedValues | None, Stat | None, bool]]  # and: was it in the cache?
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
@@ -613,14 +617,15 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
         try:
             data, sig = _read_stat(path)
         except Exception:  # a file that cannot be read: the parent reads it again and says why
-            out.append((rel, "", None, None))
+            out.append((rel, "", None, None, False))
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
             digest = blob_id(data)
             c = cache.get(f"{directory}/{rel}", digest, now)  # the fork's copy of the cache
+            hit = c is not None
             if c is None:
                 c = loader.check_bytes(f"{directory}/{rel}", data, now)
-            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid), sig))
+            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid), sig, hit))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))

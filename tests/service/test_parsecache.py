@@ -141,3 +141,27 @@ def test_the_code_fingerprint_changes_with_the_schema(tmp_path: Path, monkeypatc
     before = parsecache.code_fingerprint()
     (fake / "data" / "schedule.schema.json").write_text('{"type": "object"}')
     assert parsecache.code_fingerprint() != before
+
+
+def test_a_file_built_from_its_cache_entry_equals_the_file_checked_afresh(tmp_path: Path) -> None:
+    from reconciler.core.loader import build_file
+    from tests.conftest import ROOT
+
+    now = datetime.now(UTC)
+    loader = Loader()
+    cache = parsecache.ParseCache(tmp_path / "c")
+    files = sorted((ROOT / "examples").glob("*.yaml"))
+    assert files
+    compared = 0
+    for f in files:
+        fresh = build_file(loader.check_bytes(str(f), f.read_bytes(), now))
+        kept = cache.entry(str(f), "blob", fresh)
+        if kept is None:
+            assert fresh.problems or fresh.unbuilt or any("at" in s.spec["schedule"] for s in fresh.schedules)
+            continue
+        cache.entries[kept[0]] = kept[1]
+        checked = cache.get(str(f), "blob", now)
+        assert checked is not None
+        assert build_file(checked) == fresh
+        compared += 1
+    assert compared >= len(files) // 2
