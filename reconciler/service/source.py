@@ -375,10 +375,10 @@ class DirectorySource:
             return known
         path = f"{self.directory}/{rel}"
         checked = self.cache.get(path, digest, now)  # a file checked by an earlier process
-        if checked is None:
-            checked = self.loader.check_bytes(path, data, now)
-            self.cache.changed = True
-        return digest, build_file(checked)
+        if checked is not None:
+            return digest, build_file(checked)
+        self.cache.changed = True
+        return digest, self.loader.load_bytes(path, data, now)
 
     def cache_entries(self) -> dict[str, CacheEntry]:
         """The parse cache's entries for the files indexed now, rebuilt from their records (what
