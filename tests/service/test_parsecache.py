@@ -48,9 +48,9 @@ def checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Checks:
     return found
 
 
-def start_stop(tmp_path: Path, out: io.StringIO | None = None) -> Reconciler:
+def start_stop(tmp_path: Path, out: io.StringIO | None = None, *, strict_cron: bool = False) -> Reconciler:
     ledger = open_ledger(tmp_path / "ledger.db")
-    daemon = Reconciler(Options(directory=str(tmp_path / "s"), listen=None), ledger,
+    daemon = Reconciler(Options(directory=str(tmp_path / "s"), listen=None, strict_cron=strict_cron), ledger,
                         make_log("json", out or io.StringIO()), lambda: datetime.now(UTC))
     daemon.start()
     daemon.stop()
@@ -129,6 +129,16 @@ def test_a_cache_written_by_another_version_of_the_checks_is_not_used(
     checks.clear()
     start_stop(tmp_path)
     assert len(checks.seen()) == 6
+
+
+def test_a_cache_written_without_strict_cron_is_not_used_with_it(tmp_path: Path, tree: Path,
+                                                                 checks: Checks) -> None:
+    (tree / "lw.yaml").write_text("name: lw\nschedule: {cron: '0 9 LW * *'}\nrun: {command: [/bin/true]}\n")
+    assert "lw" in start_stop(tmp_path).live.schedules
+    checks.clear()
+    strict = start_stop(tmp_path, strict_cron=True)
+    assert len(checks.seen()) == 7  # checked again: strict cron refuses what the cache says is valid
+    assert strict.live.status.problems
 
 
 def test_the_code_fingerprint_changes_with_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
