@@ -7,6 +7,7 @@ files, from git objects or from a ledger snapshot. No scheduler objects are ever
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -51,7 +52,8 @@ class Plan:
     added: tuple[Change, ...]
     changed: tuple[Change, ...]
     removed: tuple[Change, ...]
-    unchanged: frozenset[str]  # a set: sorting 10,000 names on every reload is wasted work
+    # A set: sorting 10,000 names on every reload is wasted work; the daemon passes a view.
+    unchanged: AbstractSet[str]
 
     @property
     def empty(self) -> bool:

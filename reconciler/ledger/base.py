@@ -4,6 +4,8 @@ One contract-test suite (tests/test_ledger_contract.py) runs against every backe
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,37 @@ class LedgerFull(LedgerError):
     """A write failed because the volume (or the database's size limit) is full. Transient: the
     same write may succeed once space is freed. The backend reports the change of state once
     through `on_write_state`, so callers need not log each failed write."""
+
+
+# Retention of revisions (see `Ledger.prune_revisions`): the newest this many are kept, and every
+# revision a run still in the ledger was claimed under; a daemon prunes every PRUNE_EVERY records.
+REVISIONS_KEEP = 100
+PRUNE_EVERY = 50
+
+
+def pack(changes: Mapping[str, str | None]) -> bytes:
+    """A revision's stored form: name -> spec hash (None: removed), as compressed JSON. A base
+    revision holds every name; a revision with a parent holds only what differs from it."""
+    return zlib.compress(json.dumps(dict(changes), separators=(",", ":")).encode(), 1)
+
+
+def replay(chain: Iterable[bytes]) -> dict[str, str]:
+    """A revision's whole name -> hash map from its chain, base first (each later entry a change)."""
+    out: dict[str, str] = {}
+    for blob in chain:
+        for name, h in json.loads(zlib.decompress(blob)).items():
+            if h is None:
+                out.pop(name, None)
+            else:
+                out[name] = h
+    return out
+
+
+def changes_between(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str | None]:
+    """What turns `old` into `new`: changed or added names with their hash, removed ones as None."""
+    out: dict[str, str | None] = {n: h for n, h in new.items() if old.get(n) != h}
+    out.update((n, None) for n in old if n not in new)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +155,13 @@ class StoredSpec:
 
 @dataclass(frozen=True, slots=True)
 class StoredRevision:
+    """A revision as stored: with a `parent`, `hashes` holds only its changes (None: removed)."""
     seq: int
     revision: str
     applied_at: datetime
     counts: dict[str, int]
-    hashes: dict[str, str]
+    hashes: dict[str, str | None]
+    parent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,14 +236,39 @@ class Ledger(Protocol):
     # ---- revisions ---------------------------------------------------------------------------
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
         """Record that `revision` became live, as its schedules' spec hashes; its sequence number.
 
         Specs are content-addressed: `specs` needs to hold only those that may be new (a plan's
         additions and changes), and every hash in `hashes` must be stored already or be among
         them. Revisions are ordered by insertion (the sequence), not by `applied_at`. (The daemon,
         after each applied revision.)
+
+        With `parent` (a sequence number this ledger returned) and `changes` (what turns that
+        revision's hashes into `hashes`: name -> new hash, None for a removed name), only the
+        changes are stored, so a one-file change costs bytes in the size of that file. `hashes`
+        is then not read unless the parent is gone (pruned), when the whole map is stored instead.
         """
+        ...
+
+    def revision(self, seq: int) -> AppliedRevision | None:
+        """The revision recorded as `seq`, whole (rebuilt from its base and changes); None if
+        there is none, or it was pruned."""
+        ...
+
+    def revisions(self, limit: int = 50) -> list[tuple[int, str, datetime, dict[str, int]]]:
+        """The newest recorded revisions, newest first: seq, revision, applied_at, counts (the
+        audit trail, without rebuilding any)."""
+        ...
+
+    def prune_revisions(self, keep: int = REVISIONS_KEEP) -> int:
+        """The retention rule; the number of revisions removed. Kept: the newest `keep`, every
+        revision that a run in the ledger was claimed under (by revision id: runs themselves are
+        pruned by each schedule's `history.keep`), and every revision after the oldest of those,
+        so each kept revision's chain of changes is whole. The oldest kept revision whose parent
+        is removed is rewritten as a base (its whole map) first, in the same transaction; specs
+        no kept revision refers to are removed. (The daemon, every PRUNE_EVERY records.)"""
         ...
 
     def last_revision(self) -> AppliedRevision | None:

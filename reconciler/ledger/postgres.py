@@ -36,6 +36,7 @@ from psycopg_pool import ConnectionPool
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
+    REVISIONS_KEEP,
     AppliedRevision,
     Copied,
     ExpiredRun,
@@ -49,6 +50,8 @@ from reconciler.ledger.base import (
     StoredRevision,
     StoredRun,
     StoredSpec,
+    pack,
+    replay,
 )
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
@@ -119,12 +122,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
     UPDATE runs SET lease_until = now() + interval '20 seconds' WHERE status = 'running'
     """,
+    # v3: revisions stored as changes against their parent, as SQLite's v6. A row without a
+    # parent is a base holding every name; a row with one holds only the names that differ.
+    """
+    ALTER TABLE revisions ADD COLUMN parent bigint
+    """,
 )
 
 class _Unreachable(LedgerError):
     """The server did not answer (a lost connection, a restart, no connection free in time): the
     statement may or may not have run."""
 
+
+# pg_advisory_xact_lock key that orders pruning (exclusive) after recording (shared): a revision
+# is never recorded against a parent that a concurrent prune removes.
+_REVISIONS_LOCK = 0x5EC0_1ED6E3
+# A revision's chain, from it back to its base (the row without a parent), newest first.
+_CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
+          "SELECT seq, parent, snapshot, 0 FROM revisions WHERE seq = %s UNION ALL "
+          "SELECT r.seq, r.parent, r.snapshot, c.depth + 1 FROM revisions r JOIN chain c ON r.seq = c.parent) "
+          "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
                 "exit_code, http_status, error, owner")
@@ -264,26 +281,77 @@ class PostgresLedger:
     # ---- revisions ---------------------------------------------------------------------------
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
-        """Content-addressed, as in SQLite: each distinct spec is stored once."""
-        snapshot = _snapshot(hashes)
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+        """Content-addressed, as in SQLite: each distinct spec is stored once; a revision whole
+        (a base) or as its changes against `parent`."""
         with self._write("cannot record the revision") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_REVISIONS_LOCK,))
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO specs (hash, spec) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                 ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
-            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) "
-                               "VALUES (%s, %s, %s, %s) RETURNING seq",
-                               (revision, _utc(applied_at), json.dumps(dict(counts)), snapshot)).fetchone()
+            if (parent is not None and changes is not None
+                    and conn.execute("SELECT 1 FROM revisions WHERE seq = %s", (parent,)).fetchone()):
+                blob, stored_parent = pack(changes), parent
+            else:
+                blob, stored_parent = pack(hashes), None
+            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
+                               "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+                               (revision, _utc(applied_at), json.dumps(dict(counts)), blob, stored_parent)).fetchone()
         return int(row[0]) if row else 0
 
     def last_revision(self) -> AppliedRevision | None:
         with self._conn("cannot read revisions") as conn:
-            row = conn.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
-                               "ORDER BY seq DESC LIMIT 1").fetchone()
+            row = conn.execute("SELECT max(seq) FROM revisions").fetchone()
+        return self.revision(int(row[0])) if row and row[0] is not None else None
+
+    def revision(self, seq: int) -> AppliedRevision | None:
+        with self._conn("cannot read revisions") as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the row and its chain at once
+            row = conn.execute("SELECT seq, revision, applied_at, counts FROM revisions WHERE seq = %s",
+                               (seq,)).fetchone()
+            chain = conn.execute(_CHAIN, (seq,)).fetchall() if row else []
         if row is None:
             return None
-        seq, rev, at, counts, snap = row
-        return AppliedRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)))
+        seq, rev, at, counts = row
+        return AppliedRevision(seq, rev, at.astimezone(UTC), dict(counts), self._whole(seq, chain))
+
+    def revisions(self, limit: int = 50) -> list[tuple[int, str, datetime, dict[str, int]]]:
+        with self._conn("cannot read revisions") as conn:
+            rows = conn.execute("SELECT seq, revision, applied_at, counts FROM revisions ORDER BY seq DESC "
+                                "LIMIT %s", (limit,)).fetchall()
+        return [(int(seq), rev, at.astimezone(UTC), dict(counts)) for seq, rev, at, counts in rows]
+
+    def prune_revisions(self, keep: int = REVISIONS_KEEP) -> int:
+        with self._conn("cannot read revisions") as conn:
+            referenced = [r for (r,) in conn.execute("SELECT DISTINCT revision FROM runs").fetchall()]
+        with self._write("cannot prune revisions") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REVISIONS_LOCK,))
+            row = conn.execute("SELECT seq FROM revisions ORDER BY seq DESC LIMIT 1 OFFSET %s",
+                               (max(keep, 1) - 1,)).fetchone()
+            if row is None:
+                return 0
+            cut = int(row[0])
+            oldest = conn.execute("SELECT min(seq) FROM revisions WHERE revision = ANY(%s)", (referenced,)).fetchone()
+            if oldest and oldest[0] is not None:
+                cut = min(cut, int(oldest[0]))
+            for (seq,) in conn.execute("SELECT seq FROM revisions WHERE seq >= %s AND parent < %s ORDER BY seq",
+                                       (cut, cut)).fetchall():
+                whole = self._whole(seq, conn.execute(_CHAIN, (seq,)).fetchall())
+                conn.execute("UPDATE revisions SET parent = NULL, snapshot = %s WHERE seq = %s", (pack(whole), seq))
+            removed = conn.execute("DELETE FROM revisions WHERE seq < %s", (cut,)).rowcount
+            if removed:
+                used: set[str] = set()
+                for (blob,) in conn.execute("SELECT snapshot FROM revisions").fetchall():
+                    used.update(h for h in json.loads(zlib.decompress(blob)).values() if h is not None)
+                stored = [h for (h,) in conn.execute("SELECT hash FROM specs").fetchall()]
+                conn.execute("DELETE FROM specs WHERE hash = ANY(%s)", ([h for h in stored if h not in used],))
+        return int(removed)
+
+    def _whole(self, seq: int, chain: list[tuple[Any, ...]]) -> dict[str, str]:
+        if not chain or chain[-1][0] is not None:
+            raise LedgerError(f"{self.name}: revision {seq}'s chain of changes is broken (no base)")
+        return replay(bytes(blob) for _, blob in reversed(chain))
 
     def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         with self._conn("cannot read specs") as conn:
@@ -496,9 +564,11 @@ class PostgresLedger:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for h, spec in conn.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
                 yield StoredSpec(h, spec)
-            for seq, rev, at, counts, snap in conn.execute(
-                    "SELECT seq, revision, applied_at, counts, snapshot FROM revisions ORDER BY seq").fetchall():
-                yield StoredRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)))
+            for seq, rev, at, counts, snap, parent in conn.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot, parent FROM revisions "
+                    "ORDER BY seq").fetchall():
+                yield StoredRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)),
+                                     parent)
             for name, started in conn.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
                 yield StoredCounter(name, int(started))
             last = 0
@@ -547,9 +617,10 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
     if isinstance(item, StoredSpec):
         return "specs", "INSERT INTO specs (hash, spec) VALUES (%s, %s)", (item.hash, item.spec)
     if isinstance(item, StoredRevision):
-        return ("revisions", "INSERT INTO revisions (seq, revision, applied_at, counts, snapshot) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (item.seq, item.revision, _utc(item.applied_at), json.dumps(item.counts), _snapshot(item.hashes)))
+        return ("revisions", "INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (item.seq, item.revision, _utc(item.applied_at), json.dumps(item.counts), pack(item.hashes),
+                 item.parent))
     if isinstance(item, StoredCounter):
         return "counters", "INSERT INTO counters (schedule, started) VALUES (%s, %s)", (item.schedule, item.started)
     r = item.record
@@ -560,10 +631,6 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
              _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
              r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
              item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
-
-
-def _snapshot(hashes: Mapping[str, str]) -> bytes:
-    return zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:

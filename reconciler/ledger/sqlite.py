@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
+    REVISIONS_KEEP,
     AppliedRevision,
     Copied,
     ExpiredRun,
@@ -50,6 +51,8 @@ from reconciler.ledger.base import (
     StoredRun,
     StoredSpec,
     from_micros,
+    pack,
+    replay,
     to_micros,
 )
 
@@ -140,7 +143,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
     UPDATE runs SET lease_until = {_NOW} + 20000000 WHERE status = 'running'
     """,
+    # v6: revisions stored as changes against their parent. A row without a parent (every row
+    # before this version) is a base holding every name; a row with one holds only the names
+    # that differ from it (a removed name maps to null).
+    """
+    ALTER TABLE revisions ADD COLUMN parent INTEGER;
+    """,
 )
+
+# A revision's chain, from it back to its base (the row without a parent), newest first.
+_CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
+          "SELECT seq, parent, snapshot, 0 FROM revisions WHERE seq = ? UNION ALL "
+          "SELECT r.seq, r.parent, r.snapshot, c.depth + 1 FROM revisions r JOIN chain c ON r.seq = c.parent) "
+          "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
                 "exit_code, http_status, error, owner")
@@ -344,29 +359,78 @@ class SqliteLedger:
     # ---- revisions ---------------------------------------------------------------------------
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
-        """Content-addressed: each distinct spec is stored once; a revision stores name -> hash.
-
-        `specs` needs to hold only the specs that may be new (the plan's additions and changes);
-        every hash in `hashes` must then be stored already or be among them.
-        """
-        snapshot = _snapshot(hashes)
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+        """Content-addressed: each distinct spec is stored once; a revision stores name -> hash,
+        whole (a base) or as its changes against `parent` (see the contract)."""
         with self._write() as db:
             # A generator, not a list: 10,000 specs' JSON never exists at once (resident memory).
             db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
                            ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
-            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) VALUES (?, ?, ?, ?)",
-                             (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot))
+            if (parent is not None and changes is not None
+                    and db.execute("SELECT 1 FROM revisions WHERE seq = ?", (parent,)).fetchone()):
+                blob, stored_parent = pack(changes), parent
+            else:
+                blob, stored_parent = pack(hashes), None
+            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             (revision, to_micros(applied_at), json.dumps(dict(counts)), blob, stored_parent))
             return int(cur.lastrowid or 0)
 
     def last_revision(self) -> AppliedRevision | None:
         with self._rlock:
-            row = self._rdb.execute("SELECT seq, revision, applied_at, counts, snapshot FROM revisions "
-                                    "ORDER BY seq DESC LIMIT 1").fetchone()
+            row = self._rdb.execute("SELECT max(seq) FROM revisions").fetchone()
+        return self.revision(row[0]) if row and row[0] is not None else None
+
+    def revision(self, seq: int) -> AppliedRevision | None:
+        with self._rlock:
+            self._rdb.execute("BEGIN")  # the row and its chain from one snapshot of the file
+            try:
+                row = self._rdb.execute("SELECT seq, revision, applied_at, counts FROM revisions WHERE seq = ?",
+                                        (seq,)).fetchone()
+                chain = self._rdb.execute(_CHAIN, (seq,)).fetchall() if row else []
+            finally:
+                self._rdb.execute("COMMIT")
         if row is None:
             return None
-        seq, rev, at, counts, snap = row
-        return AppliedRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
+        seq, rev, at, counts = row
+        return AppliedRevision(seq, rev, from_micros(at), json.loads(counts), _whole(self.path, seq, chain))
+
+    def revisions(self, limit: int = 50) -> list[tuple[int, str, datetime, dict[str, int]]]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT seq, revision, applied_at, counts FROM revisions ORDER BY seq DESC "
+                                     "LIMIT ?", (limit,)).fetchall()
+        return [(seq, rev, from_micros(at), json.loads(counts)) for seq, rev, at, counts in rows]
+
+    def prune_revisions(self, keep: int = REVISIONS_KEEP) -> int:
+        # The revisions runs were claimed under, read outside the write (a scan of every run must
+        # not hold up claims); a run claimed meanwhile is under the newest revision, kept anyway.
+        with self._rlock:
+            referenced = [r for (r,) in self._rdb.execute("SELECT DISTINCT revision FROM runs")]
+        with self._write() as db:
+            row = db.execute("SELECT seq FROM revisions ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                             (max(keep, 1) - 1,)).fetchone()
+            if row is None:
+                return 0
+            cut = int(row[0])
+            for i in range(0, len(referenced), 500):
+                chunk = referenced[i:i + 500]
+                oldest = db.execute(f"SELECT min(seq) FROM revisions WHERE revision IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchone()[0]
+                if oldest is not None:
+                    cut = min(cut, int(oldest))
+            for (seq,) in db.execute("SELECT seq FROM revisions WHERE seq >= ? AND parent < ? ORDER BY seq",
+                                     (cut, cut)).fetchall():
+                whole = _whole(self.path, seq, db.execute(_CHAIN, (seq,)).fetchall())
+                db.execute("UPDATE revisions SET parent = NULL, snapshot = ? WHERE seq = ?", (pack(whole), seq))
+            removed = db.execute("DELETE FROM revisions WHERE seq < ?", (cut,)).rowcount
+            if removed:
+                used: set[str] = set()
+                for (blob,) in db.execute("SELECT snapshot FROM revisions"):
+                    used.update(h for h in json.loads(zlib.decompress(blob)).values() if h is not None)
+                stored = [h for (h,) in db.execute("SELECT hash FROM specs")]
+                db.executemany("DELETE FROM specs WHERE hash = ?", ((h,) for h in stored if h not in used))
+            return int(removed)
 
     def specs(self, hashes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         wanted = set(hashes.values())
@@ -573,9 +637,11 @@ class SqliteLedger:
             db.execute("BEGIN")
             for h, spec in db.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
                 yield StoredSpec(h, spec)
-            for seq, rev, at, counts, snap in db.execute(
-                    "SELECT seq, revision, applied_at, counts, snapshot FROM revisions ORDER BY seq").fetchall():
-                yield StoredRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)))
+            for seq, rev, at, counts, snap, parent in db.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot, parent FROM revisions "
+                    "ORDER BY seq").fetchall():
+                yield StoredRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)),
+                                     parent)
             for name, started in db.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
                 yield StoredCounter(name, started)
             last = 0
@@ -605,9 +671,9 @@ class SqliteLedger:
                     db.execute("INSERT INTO specs (hash, spec) VALUES (?, ?)", (item.hash, item.spec))
                     specs += 1
                 elif isinstance(item, StoredRevision):
-                    db.execute("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot) "
-                               "VALUES (?, ?, ?, ?, ?)", (item.seq, item.revision, to_micros(item.applied_at),
-                                                          json.dumps(item.counts), _snapshot(item.hashes)))
+                    db.execute("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (item.seq, item.revision, to_micros(item.applied_at),
+                                                             json.dumps(item.counts), pack(item.hashes), item.parent))
                     revisions += 1
                 elif isinstance(item, StoredCounter):
                     db.execute("INSERT INTO counters (schedule, started) VALUES (?, ?)", (item.schedule, item.started))
@@ -635,8 +701,11 @@ class SqliteLedger:
         return cur.rowcount
 
 
-def _snapshot(hashes: Mapping[str, str]) -> bytes:
-    return zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
+def _whole(path: Path, seq: int, chain: list[tuple[int | None, bytes]]) -> dict[str, str]:
+    """Replay a chain read newest first; its last row must be a base."""
+    if not chain or chain[-1][0] is not None:
+        raise LedgerError(f"{path}: revision {seq}'s chain of changes is broken (no base)")
+    return replay(blob for _, blob in reversed(chain))
 
 
 def _micros(duration: timedelta) -> int:

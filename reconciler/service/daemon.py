@@ -15,11 +15,14 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+import immutables
 
 from reconciler.core.loader import Loader, PathError, build_from_spec
 from reconciler.core.model import Schedule
@@ -30,10 +33,11 @@ from reconciler.engine.leases import LeaseTimes
 from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
-from reconciler.ledger.base import Ledger, RunRecord
+from reconciler.ledger.base import PRUNE_EVERY, Ledger, RunRecord, changes_between
 from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
+from reconciler.service.parsecache import ParseCache
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
 
 
@@ -60,7 +64,10 @@ def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
 class Reconciler:
     def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
-        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron))
+        # The parse cache's entries hold for one way of checking: strict cron or not.
+        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron),
+                                      cache=ParseCache.beside(getattr(ledger, "path", None),
+                                                              variant=f"strict_cron={options.strict_cron}"))
         self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
@@ -76,13 +83,17 @@ class Reconciler:
         # record is the audit trail, and 10,000 specs should not delay the timer.
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-revisions")
         self._ledger_had_schedules = False  # after a restart, "applied" starts empty in memory
+        # The incremental path: the names that may differ between what is live and the newest
+        # snapshot seen (None: unknown, compare everything), and that snapshot's number.
+        self._pending: set[str] | None = None
+        self._seen: int | None = None
+        self._parent: int | None = None  # the revision this process recorded last (recorder thread only)
         self._warned: frozenset[str] = frozenset()  # warnings logged already, said once each
         self._lock = threading.Lock()
 
     # ---- start-up -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.runner.start()  # registered as a replica; runs whose lease expired are abandoned
         self.notifier.seed(self.ledger.last_runs())
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
@@ -101,6 +112,9 @@ class Reconciler:
                     self._fail(f"internal error: {type(e).__name__}: {e}", traceback.format_exc())
                     self.source.forget()
             t1 = time.perf_counter()
+            # Registered as a replica (runs whose lease expired are abandoned) after the first load:
+            # its heartbeat is a thread, and the load forks a helper only while there is none.
+            self.runner.start()
             self.timer.start(paused=True)
             applied = False
             if snapshot is not None:
@@ -120,6 +134,20 @@ class Reconciler:
             catch_up(self.ledger, live.schedules, live.revision, self.clock(), self.runner.dispatch, self.log)
         self.runner.on_completed = self._completed
         self.timer.resume()
+        self._save_cache()
+        if self.source.cache.ignored:
+            self.log("parse_cache.ignored", path=str(self.source.cache.path), reason=self.source.cache.ignored)
+
+    def _save_cache(self) -> None:
+        """Write the parse cache if the first load checked files: what to write is taken here,
+        where the index is updated, and written by the recorder thread, off the path of any
+        reconcile; then the cache lets go of its entries."""
+        cache = self.source.cache
+        if not self.source.cache_read:  # no load yet (the directory does not exist yet)
+            return
+        if cache.changed:
+            self._recorder.submit(cache.save, self.source.cache_entries())
+        cache.release()
 
     def _ledger_state(self, problem: str | None) -> None:
         """Called by the ledger when writes start failing for lack of space, and when they work
@@ -146,7 +174,8 @@ class Reconciler:
         """Undo what a failed start-up apply may have left half done: nothing is live."""
         self.timer.clear()
         self.runner.update({}, "")
-        self._publish(lambda live: replace(live, schedules={}, hashes={}, status=replace(
+        self._pending = None
+        self._publish(lambda live: replace(live, schedules=immutables.Map(), hashes=immutables.Map(), status=replace(
             live.status, applied_revision=None, applied_at=None, ready=False)))
 
     def _publish(self, change: Callable[[Live], Live]) -> Live:
@@ -187,8 +216,9 @@ class Reconciler:
             elif matches(self.options.selector, schedule):
                 restored[name] = schedule
         hashes = {n: s.spec_hash for n, s in restored.items()}
-        self._apply(restored, hashes, last.revision, plan(SpecsOf(restored), {}, desired_hashes=hashes,
-                                                          applied_hashes={}), self.clock(), {})
+        self._pending = None
+        self._apply(immutables.Map(restored), immutables.Map(hashes), last.revision,
+                    plan(SpecsOf(restored), {}, desired_hashes=hashes, applied_hashes={}), self.clock(), {})
         self.log("revision.restored", revision=last.revision, schedules=len(restored),
                  reason="the directory could not be applied; running the last applied revision", cause=cause,
                  **({"unusable": sorted(unusable)} if unusable else {}))
@@ -201,6 +231,7 @@ class Reconciler:
         started = time.perf_counter()
         now = self.clock()
         with self._lock:
+            self._track(snapshot)
             live = self.live
             st = live.status
             rejected = st.attempted_revision
@@ -218,7 +249,11 @@ class Reconciler:
                 for p in errors[:20]:
                     self.log("revision.problem", revision=snapshot.revision, problem=p.format_text())
                 return False
-            desired, hashes = self._select(snapshot)
+            incremental = self._pending is not None and st.applied_revision is not None
+            if incremental:
+                desired, hashes, the_plan = self._plan_changes(snapshot, live, self._pending or set())
+            else:
+                desired, hashes = self._select(snapshot)
             had = live.schedules or (self._ledger_had_schedules and st.applied_revision is None)
             if not desired and not self.options.allow_empty:
                 # As `validate` does, an empty directory is an error: a pod that turned ready on
@@ -229,8 +264,10 @@ class Reconciler:
                 self._set_status(**seen, problems=(), error=error)
                 self.log("revision.refused", revision=snapshot.revision, reason=error)
                 return False
-            the_plan = plan(SpecsOf(desired), SpecsOf(live.schedules), desired_hashes=hashes,
-                            applied_hashes=live.hashes)
+            if not incremental:
+                the_plan = plan(SpecsOf(desired), SpecsOf(live.schedules), desired_hashes=dict(hashes),
+                                applied_hashes=dict(live.hashes))
+            self._pending = set()  # from here on, what is live is this snapshot
             accepted = {**seen, "problems": (), "error": None}
             if the_plan.empty and st.applied_revision is not None:
                 # Nothing for the timer, but the records may still differ: a schedule moved to
@@ -262,11 +299,46 @@ class Reconciler:
             self.log("revision.warning", revision=snapshot.revision, problem=text)
         self._warned = frozenset(warnings)
 
+    def _track(self, snapshot: Snapshot) -> None:
+        """Add the snapshot's changed names to those pending, if it follows the one seen last."""
+        delta = snapshot.delta
+        if self._pending is not None and delta is not None and delta.base == self._seen:
+            self._pending |= delta.names
+        else:
+            self._pending = None
+        self._seen = snapshot.number
+
     def _select(self, snapshot: Snapshot) -> tuple[Mapping[str, Schedule], Mapping[str, str]]:
         if not self.options.selector:
             return snapshot.schedules, snapshot.hashes  # the snapshot's own maps, never changed: shared
         chosen = {n: s for n, s in snapshot.schedules.items() if matches(self.options.selector, s)}
-        return chosen, {n: s.spec_hash for n, s in chosen.items()}
+        return immutables.Map(chosen), immutables.Map({n: s.spec_hash for n, s in chosen.items()})
+
+    def _plan_changes(self, snapshot: Snapshot, live: Live, names: AbstractSet[str]
+                      ) -> tuple[Mapping[str, Schedule], Mapping[str, str], Plan]:
+        """The next live maps and the plan, from what is live and the names that may differ only:
+        O(those names · log N), whatever the number of schedules."""
+        selector = self.options.selector
+        new = {n: s for n in names if (s := snapshot.schedules.get(n)) is not None and matches(selector, s)}
+        new_h = {n: snapshot.hashes[n] for n in new}
+        old = {n: s for n in names if (s := live.schedules.get(n)) is not None}
+        old_h = {n: live.hashes[n] for n in old}
+        if not selector:
+            # What is live equals the snapshot but for these names: its maps are shared, not copied.
+            desired, desired_h = _persistent(snapshot.schedules), _persistent(snapshot.hashes)
+        else:
+            schedules, hashes = _persistent(live.schedules), _persistent(live.hashes)
+            with schedules.mutate() as ms, hashes.mutate() as mh:
+                for name in names:
+                    if name in new:
+                        ms[name], mh[name] = new[name], new_h[name]
+                    else:
+                        ms.pop(name, None)
+                        mh.pop(name, None)
+                desired, desired_h = ms.finish(), mh.finish()
+        part = plan(SpecsOf(new), SpecsOf(old), desired_hashes=new_h, applied_hashes=old_h)
+        moved = frozenset(c.name for c in (*part.added, *part.changed))
+        return desired, desired_h, replace(part, unchanged=_Unchanged(desired, moved))
 
     def _apply(self, desired: Mapping[str, Schedule], hashes: Mapping[str, str], revision: str, the_plan: Plan,
                now: datetime, status: Mapping[str, Any]) -> None:
@@ -283,13 +355,35 @@ class Reconciler:
     def _record(self, revision: str, desired: Mapping[str, Schedule], hashes: Mapping[str, str], the_plan: Plan,
                 now: datetime) -> None:
         new = {c.name: desired[c.name].spec for c in (*the_plan.added, *the_plan.changed)}
-        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes)
+        changes: dict[str, str | None] = {name: hashes[name] for name in new}
+        changes.update((c.name, None) for c in the_plan.removed)
+        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, changes)
 
     def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: dict[str, Any],
-                        hashes: Mapping[str, str]) -> None:
+                        hashes: Mapping[str, str], changes: dict[str, str | None]) -> None:
+        """Recorded as the changes against the revision this process recorded before; the first
+        after a start, against the ledger's last revision (compared here, off the reconcile path)."""
         try:
-            self.ledger.record_revision(revision, now, counts, new, hashes)
+            parent = self._parent
+            if parent is None:
+                last = self.ledger.last_revision()
+                if last is not None:
+                    parent, changes = last.seq, changes_between(last.hashes, hashes)
+                    stored = set(last.hashes.values())
+                    missing = {n for n, h in changes.items() if h is not None and h not in stored and n not in new}
+                    if missing:  # specs the plan did not carry (it compared with another state)
+                        specs = self.ledger.specs({n: hashes[n] for n in missing})
+                        new = {**new, **specs}
+                        if len(specs) < len(missing):
+                            parent = None
+            seq = self.ledger.record_revision(revision, now, counts, new, hashes, parent=parent, changes=changes)
+            self._parent = seq
+            if seq % PRUNE_EVERY == 0:
+                removed = self.ledger.prune_revisions()
+                if removed:
+                    self.log("revision.pruned", removed=removed)
         except Exception as e:  # the revision still runs; say why the audit trail misses it
+            self._parent = None
             self.log("revision.record_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
     def _fail(self, message: str, trace: str | None = None) -> None:
@@ -390,6 +484,7 @@ class Reconciler:
             self.reconcile(self.source.full(self.clock()))
         except PathError as e:  # gone again already; the loop waits again
             self._fail(str(e))
+        self._save_cache()
 
     def stop(self) -> None:
         self.timer.shutdown(wait=False)
@@ -399,6 +494,26 @@ class Reconciler:
 
 
 WAITING_LOG_EVERY = 30.0  # seconds between "still waiting for the directory" lines
+
+
+def _persistent(m: Mapping[str, Any]) -> immutables.Map[str, Any]:
+    return m if isinstance(m, immutables.Map) else immutables.Map(m)
+
+
+class _Unchanged(AbstractSet[str]):
+    """The unchanged names of a plan made from the changed names only: a view, not a copy."""
+
+    def __init__(self, desired: Mapping[str, Any], moved: frozenset[str]) -> None:
+        self._desired, self._moved = desired, moved
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._desired and name not in self._moved
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n in self._desired if n not in self._moved)
+
+    def __len__(self) -> int:
+        return len(self._desired) - len(self._moved)
 
 
 def parse_selector(items: Sequence[str]) -> dict[str, str]:

@@ -16,12 +16,15 @@ import os
 import re
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import immutables
 
 from reconciler.core.loader import (
     SUFFIXES,
@@ -30,7 +33,6 @@ from reconciler.core.loader import (
     Loader,
     PathError,
     Skipped,
-    ValidDocument,
     build_file,
     list_tree,
     odd_entry,
@@ -39,13 +41,26 @@ from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.service.parsecache import CheckedValues, ParseCache
+from reconciler.service.parsecache import Entry as CacheEntry
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 
 
 @dataclass(frozen=True)
+class Delta:
+    """Which names may differ from the snapshot numbered `base` (the one before, of this source)."""
+
+    base: int
+    names: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """The directory at one moment: valid schedules with unique names, every problem, the revision."""
+    """The directory at one moment: valid schedules with unique names, every problem, the revision.
+
+    The maps are persistent (immutables.Map): the next snapshot shares all but what changed, so a
+    one-file change costs O(that file · log N), not a copy of every schedule."""
 
     schedules: Mapping[str, Schedule]
     hashes: Mapping[str, str]  # name -> spec hash, for the same names
@@ -53,6 +68,8 @@ class Snapshot:
     revision: str
     target: Path  # the resolved directory that was read
     files: int
+    number: int = 0  # this source's snapshots are numbered in order
+    delta: Delta | None = None  # None: compare everything (a whole read)
 
 
 class _Index:
@@ -66,18 +83,40 @@ class _Index:
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
         self.content = 0
+        # Every directory holding an indexed entry, with how many: "did a vanished path hold
+        # files?" is one lookup, not a scan of every file.
+        self.dirs: dict[str, int] = {}
+        self.dirty: set[str] = set()  # names whose schedule may have changed since the last snapshot
+        self.unique: immutables.Map[str, Schedule] = immutables.Map()
+        self.hashes: immutables.Map[str, str] = immutables.Map()
+        self.published = False
+
+    def adopt(self, old: _Index) -> None:
+        """After a whole read of the same tree: start from the old index's published maps, with
+        only the names whose schedule differs as dirty, so the step that follows plans what
+        changed (an O(N) comparison here, but the maps stay shared with what is live)."""
+        if not old.published:
+            return
+        self.unique, self.hashes, self.published = old.unique, old.hashes, True
+        new = self.rules.unique
+        self.dirty = {n for n, s in new.items() if old.unique.get(n) is not s}
+        self.dirty.update(n for n in old.unique if n not in new)
 
     def skip(self, rel: str, problem: Problem) -> None:
         self.put(rel, None)
         self.skipped[rel] = problem
+        self._count_dirs(rel, 1)
 
     def put(self, rel: str, entry: tuple[str, FileResult] | None) -> None:
-        self.skipped.pop(rel, None)
+        if self.skipped.pop(rel, None) is not None:
+            self._count_dirs(rel, -1)
         old = self.files.pop(rel, None)
         if old is not None:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
             self.rules.remove(rel, old[1])
+            self.dirty.update(name for name, _ in old[1].names)
+            self._count_dirs(rel, -1)
         if entry is None:
             return
         self.files[rel] = entry
@@ -85,10 +124,42 @@ class _Index:
         if entry[1].problems:
             self.problem_files.add(rel)
         self.rules.add(rel, entry[1])
+        self.dirty.update(name for name, _ in entry[1].names)
+        self._count_dirs(rel, 1)
+
+    def _count_dirs(self, rel: str, step: int) -> None:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            n = self.dirs.get(d, 0) + step
+            if n:
+                self.dirs[d] = n
+            else:
+                self.dirs.pop(d, None)
 
     def holds_under(self, rel: str) -> bool:
-        prefix = rel.rstrip("/") + "/"
-        return any(f.startswith(prefix) for f in self.files) or any(f.startswith(prefix) for f in self.skipped)
+        return rel.rstrip("/") in self.dirs
+
+    def publish(self) -> frozenset[str] | None:
+        """Bring the persistent maps up to date with the set rules, for the names touched since
+        the last call: O(those names · log N). Returns them, or None on the first call (all new)."""
+        if not self.published:
+            self.published = True
+            self.unique, self.hashes = immutables.Map(self.rules.unique), immutables.Map(self.rules.hashes)
+            self.dirty.clear()
+            return None
+        names = frozenset(self.dirty)
+        self.dirty.clear()
+        with self.unique.mutate() as unique, self.hashes.mutate() as hashes:
+            for name in names:
+                schedule = self.rules.unique.get(name)
+                if schedule is None:
+                    unique.pop(name, None)
+                    hashes.pop(name, None)
+                else:
+                    unique[name], hashes[name] = schedule, self.rules.hashes[name]
+            self.unique, self.hashes = unique.finish(), hashes.finish()
+        return names
 
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files | self.skipped.keys())
@@ -135,13 +206,22 @@ def find_link(directory: Path) -> Path | None:
 
 
 class DirectorySource:
-    def __init__(self, directory: str | Path, loader: Loader | None = None) -> None:
+    def __init__(self, directory: str | Path, loader: Loader | None = None, cache: ParseCache | None = None) -> None:
         self.directory = Path(directory)
         self.loader = loader or Loader()
+        self.cache = cache or ParseCache(None)
+        self.cache_read = False  # the parse cache is read by the first load
         self.link = find_link(self.directory)
         self._index = _Index()
         self._target: Path | None = None
         self._git: GitView | None = None
+        # The target whose git work tree (or absence of one) was looked up: outside git, once per
+        # target, not one `git rev-parse` per reconcile.
+        self._git_looked_up: Path | None = None
+        self._number = 0
+        # Each read file's inode, size and times when it was read: a whole read (the periodic
+        # rescan, the watch's first tick) reads again only files whose stat differs.
+        self._stats: dict[str, Stat] = {}
         self.last_load_parallel = False
 
     @property
@@ -204,6 +284,8 @@ class DirectorySource:
                     index.put(rel, files[rel])
                 for s in skipped:
                     index.skip(s.rel, self._skipped(s.rel, s.message, s.severity))
+                if self._target is not None:  # not after a failure (`forget`): then plan everything
+                    index.adopt(self._index)
                 self._index, self._target = index, target
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
@@ -211,6 +293,7 @@ class DirectorySource:
     def forget(self) -> None:
         """After a failure mid-update: the next event reads the whole tree again."""
         self._target = None
+        self._stats = {}
 
     def changed(self, paths: Iterable[str], now: datetime) -> Snapshot:
         """Re-read only the files named by watch events (a plain directory, same target)."""
@@ -239,7 +322,8 @@ class DirectorySource:
             if odd is not None:  # a link out of the tree, a FIFO, a device: said, never read
                 self._index.skip(rel, self._skipped(rel, *odd))
                 continue
-            data = _read(str(target / rel))
+            data, sig = _read_stat(str(target / rel))
+            self._remember(rel, sig)
             if data is None:  # gone, or not a regular file (as a full read would skip it)
                 self._index.put(rel, None)
                 continue
@@ -252,12 +336,23 @@ class DirectorySource:
 
     def _read_tree(self, target: Path, now: datetime) -> tuple[dict[str, tuple[str, FileResult]], list[Skipped]]:
         listing, skipped = list_tree(target)
+        if not self.cache_read:
+            self.cache_read = True
+            self.cache.load()
         files: dict[str, tuple[str, FileResult]] = {}
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
         mine = listing[: _split(len(listing))] if helper else listing
+        old, self._stats = self._stats, {}
+        indexed = self._index.files
         for i, (rel, path) in enumerate(mine):
-            data = _read(path)
+            known, sig = indexed.get(rel), old.get(rel)
+            if known is not None and sig is not None and _same_stat(path, sig):
+                files[rel] = known
+                self._stats[rel] = sig
+                continue
+            data, sig = _read_stat(path)
+            self._remember(rel, sig)
             if data is not None:
                 files[rel] = self._result(rel, data, now)
             if helper is not None and i % 16 == 0:  # build what the helper has sent so far
@@ -266,18 +361,42 @@ class DirectorySource:
             files.update(helper.rest(self, now))
         return dict(sorted(files.items())), skipped
 
+    def _remember(self, rel: str, sig: Stat | None) -> None:
+        if sig is None:
+            self._stats.pop(rel, None)
+        else:
+            self._stats[rel] = sig
+
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
         # Keyed by content: an unchanged file (also in a new git-sync worktree) is not parsed again.
         known = self._index.files.get(rel)
         if known is not None and known[0] == digest:
             return known
-        return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
+        path = f"{self.directory}/{rel}"
+        checked = self.cache.get(path, digest, now)  # a file checked by an earlier process
+        if checked is not None:
+            return digest, build_file(checked)
+        self.cache.changed = True
+        return digest, self.loader.load_bytes(path, data, now)
+
+    def cache_entries(self) -> dict[str, CacheEntry]:
+        """The parse cache's entries for the files indexed now, rebuilt from their records (what
+        to write; call it where the index is updated, then write from any thread)."""
+        out: dict[str, CacheEntry] = {}
+        for rel, (digest, result) in self._index.files.items():
+            kept = self.cache.entry(f"{self.directory}/{rel}", digest, result)
+            if kept is not None:
+                out[kept[0]] = kept[1]
+        return out
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
-        return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
-                        target, len(index.files))
+        names = index.publish()
+        base, self._number = self._number, self._number + 1
+        delta = Delta(base, names) if names is not None else None
+        return Snapshot(index.unique, index.hashes, index.problems(), self._revision(target), target,
+                        len(index.files), self._number, delta)
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -285,8 +404,8 @@ class DirectorySource:
             for part in reversed(target.parts):
                 if _HEX.match(part):
                     return part
-        if self._git is None or self._git.target != target:
-            self._git = GitView.find(target)
+        if self._git_looked_up != target:
+            self._git, self._git_looked_up = GitView.find(target), target
         if self._git is None:
             return f"content:{content[:16]}"
         commit, head_content = self._git.head()
@@ -365,19 +484,40 @@ def blob_id(data: bytes) -> str:
     return h.hexdigest()
 
 
+Stat = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime in ns
+_SETTLED_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp
+
+
 def _read(path: str) -> bytes | None:
+    return _read_stat(path)[0]
+
+
+def _read_stat(path: str) -> tuple[bytes | None, Stat | None]:
     """A schedule file's bytes (at most one past the size limit); None when it is gone or is not
-    a regular file: a FIFO named *.yaml would block the watch loop forever, a device never ends."""
+    a regular file: a FIFO named *.yaml would block the watch loop forever, a device never ends.
+    With them, its stat as read, if it may stand for these bytes later: not for a file modified
+    in the last seconds, which a write within the same timestamp could change unseen."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     except FileNotFoundError:
-        return None  # deleted while we walked; the next event brings it up to date
+        return None, None  # deleted while we walked; the next event brings it up to date
     except OSError as e:
         raise PathError(f"{path}: cannot read: {e.strerror}") from e
     with open(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read(MAX_FILE_BYTES + 1)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, None
+        data = fh.read(MAX_FILE_BYTES + 1)
+    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
+    return data, ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if settled else None)
+
+
+def _same_stat(path: str, sig: Stat) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == sig
 
 
 PARALLEL_MIN_FILES = 2000
@@ -418,8 +558,8 @@ class _Helper:
         parent, child = ctx.Pipe(duplex=False)
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now),
-                           daemon=True)
+        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now,
+                                                      source.cache), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
@@ -435,8 +575,11 @@ class _Helper:
             yield from self._chunk(source, now)
         self.proc.join()
         for rel, path in self.files:
-            if rel not in self.done and (data := _read(path)) is not None:
-                yield rel, source._result(rel, data, now)
+            if rel not in self.done:
+                data, sig = _read_stat(path)
+                source._remember(rel, sig)
+                if data is not None:
+                    yield rel, source._result(rel, data, now)
 
     def _chunk(self, source: DirectorySource, now: datetime) -> Iterator[Entry]:
         try:
@@ -447,35 +590,42 @@ class _Helper:
             self.open = False
             self.conn.close()
             return
-        for rel, digest, values in payload:
+        for rel, digest, values, sig, cached in payload:
             if values is None:  # the helper could not read it: left to `rest`, which reads it here
                 continue
             self.done.add(rel)
+            source._remember(rel, tuple(sig) if sig is not None else None)  # type: ignore[arg-type]
             path, problems, valid = values
+            if not cached:
+                source.cache.changed = True
             yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
 
 
 Entry = tuple[str, tuple[str, FileResult]]  # relative path, (blob id, result)
-# What the helper sends for each file: relative path, blob id, and what `Loader.check_bytes`
-# returned as plain tuples (path, problems' fields, valid documents); None when the file could
-# not be read there, so that the parent reads it and says why.
-CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
-Chunk = list[tuple[str, str, CheckedValues | None]]
+# What the helper sends for each file: relative path, blob id, what `Loader.check_bytes`
+# returned as plain tuples (path, problems' fields, valid documents), None when the file could
+# not be read there, so that the parent reads it and says why; and its stat as read.
+Chunk = list[tuple[str, str, CheckedValues | None, Stat | None, bool]]  # and: was it in the cache?
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
-def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime) -> None:
+def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime,
+                 cache: ParseCache) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
         try:
-            data = _read(path)
+            data, sig = _read_stat(path)
         except Exception:  # a file that cannot be read: the parent reads it again and says why
-            out.append((rel, "", None))
+            out.append((rel, "", None, None, False))
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
-            c = loader.check_bytes(f"{directory}/{rel}", data, now)
-            out.append((rel, blob_id(data), (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
+            digest = blob_id(data)
+            c = cache.get(f"{directory}/{rel}", digest, now)  # the fork's copy of the cache
+            hit = c is not None
+            if c is None:
+                c = loader.check_bytes(f"{directory}/{rel}", data, now)
+            out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid), sig, hit))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
             conn.send_bytes(marshal.dumps(out))

@@ -43,14 +43,14 @@ def test_a_sqlite_ledger_copied_to_postgresql_and_back_keeps_every_run_and_revis
     original = _source(first)
     there = reconciler("ledger", "copy", str(first), postgres_url)
     assert there.returncode == 0, there.stderr
-    assert there.stdout.splitlines()[0].endswith(f": {len(RunStatus)} runs, 2 revisions, 3 specs, 1 max_runs counters")
+    assert there.stdout.splitlines()[0].endswith(f": {len(RunStatus)} runs, 3 revisions, 3 specs, 1 max_runs counters")
     assert "1 run(s) were still marked running" in there.stdout
     assert _read(postgres_url) == original
     again = reconciler("ledger", "copy", postgres_url, str(back), "--format", "json")
     assert again.returncode == 0, again.stderr
     counts = json.loads(again.stdout)
     assert {k: counts[k] for k in ("runs", "revisions", "specs", "counters", "running")} == {
-        "runs": len(RunStatus), "revisions": 2, "specs": 3, "counters": 1, "running": 1}
+        "runs": len(RunStatus), "revisions": 3, "specs": 3, "counters": 1, "running": 1}
     assert _read(back) == original  # NUL bytes, accents, microseconds and ids included
     for out in (there, again):
         assert pg_server.password not in out.stdout + out.stderr

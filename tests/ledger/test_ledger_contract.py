@@ -520,10 +520,14 @@ def test_eight_processes_opening_one_new_sqlite_ledger_at_once_all_succeed(tmp_p
 # ---- copying a whole ledger (`reconciler ledger copy`) -----------------------------------------------
 
 def _every_kind_of_run(led: Ledger) -> None:
-    """Two revisions, a counter, and a run of every status, one with NUL bytes in its output."""
-    led.record_revision("r1", T0, {"a": 1}, {"a": {"name": "a", "n": 1}}, {"a": "h1"})
-    led.record_revision("r2", T0 + timedelta(hours=1), {"a": 1, "b": 1},
-                        {"a": {"name": "a", "n": 2}, "b": {"name": "b"}}, {"a": "h2", "b": "h3"})
+    """Three revisions (two stored as changes), a counter, and a run of every status, one with NUL
+    bytes in its output."""
+    first = led.record_revision("r1", T0, {"a": 1}, {"a": {"name": "a", "n": 1}}, {"a": "h1"})
+    second = led.record_revision("r2", T0 + timedelta(hours=1), {"a": 1, "b": 1},
+                                 {"a": {"name": "a", "n": 2}, "b": {"name": "b"}}, {"a": "h2", "b": "h3"},
+                                 parent=first, changes={"a": "h2", "b": "h3"})
+    led.record_revision("r3", T0 + timedelta(hours=2), {"a": 1}, {}, {"a": "h2"},
+                        parent=second, changes={"b": None})
     led.register_replica("me", host="h", pid=1, version="v", revision="r2", lease=timedelta(seconds=30))
     minute = 0
     for status in RunStatus:
@@ -561,14 +565,16 @@ def test_a_ledger_copied_to_the_other_backend_reads_back_the_same_and_goes_on_af
     try:
         _every_kind_of_run(source)
         copied = destination.load(source.dump())
-        assert (copied.specs, copied.revisions, copied.counters, copied.runs) == (3, 2, 1, len(RunStatus))
+        assert (copied.specs, copied.revisions, copied.counters, copied.runs) == (3, 3, 1, len(RunStatus))
         assert _everything(destination) == _everything(source)
         assert {r.status for r in destination.runs()} == set(RunStatus)
         assert destination.replicas() == []  # replicas are the source's processes, not history
         newest = max(r.id for r in source.runs())
         assert (claim(destination, "b", 99) or 0) > newest
-        seq = destination.record_revision("r3", T0, {}, {}, {})
-        assert seq == 3
+        assert [destination.revision(seq).hashes for seq in (1, 2, 3)] == [  # type: ignore[union-attr]
+            {"a": "h1"}, {"a": "h2", "b": "h3"}, {"a": "h2"}]
+        seq = destination.record_revision("r4", T0, {}, {}, {})
+        assert seq == 4
     finally:
         source.close()
         destination.close()
@@ -585,3 +591,87 @@ def test_a_copy_into_a_ledger_that_holds_anything_is_refused_and_writes_nothing(
         assert ledger.last_revision() is None
     finally:
         source.close()
+
+
+class _Unread(dict[str, str]):
+    """A whole map that a revision recorded as changes must not read (it would cost O(N) bytes)."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+    def values(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the whole map was read")
+
+
+SPEC = {"name": "a", "schedule": {"cron": "0 2 * * *"}, "run": {"command": ["x"]}}
+
+
+def _base(ledger: Ledger, n: int = 50) -> tuple[int, dict[str, str]]:
+    hashes = {f"s{i}": f"h{i}" for i in range(n)}
+    seq = ledger.record_revision("r0", T0, {"add": n}, dict.fromkeys(hashes, SPEC), hashes)
+    return seq, hashes
+
+
+def test_a_revision_recorded_against_its_parent_stores_only_its_changes_and_reads_back_whole(
+        ledger: Ledger) -> None:
+    parent, hashes = _base(ledger)
+    changes = {"s1": "h1b", "s2": None, "new": "hnew"}
+    whole = {**hashes, "s1": "h1b", "new": "hnew"}
+    del whole["s2"]
+    seq = ledger.record_revision("r1", T0, {"change": 1}, {"s1": SPEC, "new": SPEC}, _Unread(whole),
+                                 parent=parent, changes=changes)
+    last = ledger.last_revision()
+    assert last is not None
+    assert (last.seq, last.revision, last.hashes) == (seq, "r1", whole)
+    first = ledger.revision(parent)
+    assert first is not None
+    assert first.hashes == hashes
+    assert last.specs(ledger)["new"] == SPEC
+    assert [r[1] for r in ledger.revisions()] == ["r1", "r0"]
+    assert ledger.revision(seq + 100) is None
+
+
+def test_a_revision_whose_parent_is_gone_is_stored_whole(ledger: Ledger) -> None:
+    _, hashes = _base(ledger, 5)
+    seq = ledger.record_revision("r1", T0, {}, {}, {**hashes, "s0": "x"}, parent=12345, changes={"s0": "x"})
+    got = ledger.revision(seq)
+    assert got is not None
+    assert got.hashes == {**hashes, "s0": "x"}
+
+
+def test_pruning_keeps_the_newest_and_every_revision_a_run_refers_to_with_the_chain_it_needs(
+        ledger: Ledger) -> None:
+    parent, hashes = _base(ledger, 10)
+    seqs = [parent]
+    for i in range(1, 12):
+        hashes = {**hashes, f"s{i % 10}": f"h{i}-v2", f"n{i}": f"hn{i}"}
+        parent = ledger.record_revision(f"r{i}", T0, {}, {f"s{i % 10}": SPEC, f"n{i}": SPEC}, hashes,
+                                        parent=parent, changes={f"s{i % 10}": f"h{i}-v2", f"n{i}": f"hn{i}"})
+        seqs.append(parent)
+    expected = {seq: got.hashes for seq in seqs if (got := ledger.revision(seq)) is not None}
+    ledger.claim("s3", T0, attempt=1, cause=Cause.SCHEDULE, revision="r4", started_at=T0)  # a run under r4
+    removed = ledger.prune_revisions(keep=3)
+    assert removed == 4  # r0 to r3; r4 (a run refers to it) and everything after it stay
+    kept = [r[0] for r in ledger.revisions(limit=100)]
+    assert kept == sorted(seqs[4:], reverse=True)
+    for seq in seqs[4:]:  # each still whole, though r4's base chain was pruned (it became a base)
+        got = ledger.revision(seq)
+        assert got is not None
+        assert got.hashes == expected[seq]
+    assert ledger.revision(seqs[0]) is None
+    # Specs no kept revision refers to are gone; those still referred to stay.
+    assert ledger.specs({"old": "h1"}) == {}  # s1 changed in r1: h1 only in r0
+    assert ledger.specs({"s3": expected[seqs[-1]]["s3"]}) == {"s3": SPEC}
+    # A later record against a kept parent still works, and a second prune keeps what is needed.
+    ledger.record_revision("r12", T0, {}, {}, {}, parent=seqs[-1], changes={"n11": None})
+    assert ledger.prune_revisions(keep=3) == 0  # r4 is still referred to
+    last = ledger.last_revision()
+    assert last is not None
+    assert "n11" not in last.hashes
+    assert last.hashes["n10"] == "hn10"

@@ -41,7 +41,7 @@ def test_a_duplicate_across_files_resolves_when_one_file_goes_and_returns_when_i
     (tmp_path / "two.yaml").write_text(doc("a", "2h"))
     source = DirectorySource(tmp_path)
     snap = source.full(NOW)
-    assert snap.schedules == {}
+    assert dict(snap.schedules) == {}
     assert len(snap.problems) == 2
     (tmp_path / "one.yaml").unlink()
     snap = source.changed([str(tmp_path / "one.yaml")], NOW)
@@ -50,7 +50,7 @@ def test_a_duplicate_across_files_resolves_when_one_file_goes_and_returns_when_i
     assert snap.hashes["a"] == snap.schedules["a"].spec_hash
     (tmp_path / "one.yaml").write_text(doc("a"))
     snap = source.changed([str(tmp_path / "one.yaml")], NOW)
-    assert (snap.schedules, snap.hashes) == ({}, {})
+    assert (dict(snap.schedules), dict(snap.hashes)) == ({}, {})
     assert len(snap.problems) == 2
 
 
