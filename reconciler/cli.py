@@ -121,11 +121,13 @@ def validate(
 def schema(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="FILE", help="Write it to FILE (a copy for offline editors).")] = None,
+    defaults: Annotated[bool, typer.Option(
+        "--defaults", help="The schema of a directory's _defaults.yaml instead.")] = False,
 ) -> None:
     """Print the JSON Schema of a schedule file (draft 2020-12), or write it to a file."""
     from reconciler.commands.schema import schema as run
 
-    raise typer.Exit(run(output))
+    raise typer.Exit(run(output, defaults=defaults))
 
 
 @app.command("next")

@@ -18,11 +18,13 @@ import stat
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.defaults import DEFAULTS_FILE, Defaults, chain_for, chain_key, directory_of
+from reconciler.core.deps import DepRef
 from reconciler.core.loader import (
     SUFFIXES,
     Checked,
@@ -53,6 +55,7 @@ class Snapshot:
     revision: str
     target: Path  # the resolved directory that was read
     files: int
+    graph: Mapping[str, DepRef] = field(default_factory=dict)  # who depends on whom (issue 18)
 
 
 class _Index:
@@ -96,6 +99,7 @@ class _Index:
         # Each repeated name's places in file order, as a fresh read lists them, whatever order
         # the events came in.
         out.extend(self.rules.problems())
+        out.extend(self.rules.graph_problems())
         return tuple(out)
 
 
@@ -143,6 +147,10 @@ class DirectorySource:
         self._target: Path | None = None
         self._git: GitView | None = None
         self.last_load_parallel = False
+        # Directory defaults (issue 18): by the relative directory they govern; and the chain key
+        # each file's result was built with, so that a result is reused only under the same defaults.
+        self._defaults: dict[str, Defaults] = {}
+        self._chains: dict[str, str] = {}
 
     @property
     def watch_path(self) -> Path:
@@ -239,6 +247,9 @@ class DirectorySource:
             if odd is not None:  # a link out of the tree, a FIFO, a device: said, never read
                 self._index.skip(rel, self._skipped(rel, *odd))
                 continue
+            if _is_defaults(rel):
+                self._defaults_changed(rel, target, now)
+                continue
             data = _read(str(target / rel))
             if data is None:  # gone, or not a regular file (as a full read would skip it)
                 self._index.put(rel, None)
@@ -246,13 +257,50 @@ class DirectorySource:
             self._index.put(rel, self._result(rel, data, now))
         return self._snapshot(target)
 
+    # ---- directory defaults (issue 18) ---------------------------------------------------------------
+
+    def _read_defaults(self, listing: list[tuple[str, str]]) -> dict[str, tuple[str, FileResult]]:
+        """Check every defaults file of a listing first: the schedules below them are built with them."""
+        found: dict[str, tuple[str, FileResult]] = {}
+        self._defaults = {}
+        for rel, path in listing:
+            if _is_defaults(rel) and (data := _read(path)) is not None:
+                found[rel] = self._check_defaults(rel, data)
+        return found
+
+    def _check_defaults(self, rel: str, data: bytes) -> tuple[str, FileResult]:
+        shown = display_path(f"{self.directory}/{rel}")
+        d, problems = self.loader.defaults_checker.check(shown, directory_of(rel), data)
+        if d is None:
+            self._defaults.pop(directory_of(rel), None)
+        else:
+            self._defaults[d.directory] = d
+        return blob_id(data), FileResult(shown, (), tuple(problems))
+
+    def _defaults_changed(self, rel: str, target: Path, now: datetime) -> None:
+        """A defaults file changed: it, and every schedule file below it whose defaults changed,
+        are read again; nothing else is."""
+        data = _read(str(target / rel))
+        if data is None:
+            self._defaults.pop(directory_of(rel), None)
+            self._index.put(rel, None)
+        else:
+            self._index.put(rel, self._check_defaults(rel, data))
+        under = directory_of(rel)
+        for f in [f for f in self._index.files if f.startswith(under) and not _is_defaults(f)]:
+            if self._chains.get(f, "") == chain_key(chain_for(f, self._defaults)):
+                continue
+            fdata = _read(str(target / f))
+            self._index.put(f, None if fdata is None else self._result(f, fdata, now))
+
     def _skipped(self, rel: str, message: str, severity: str) -> Problem:
         return Problem(display_path(f"{self.directory}/{rel}"), 1, 1, (), message,
                        "error" if severity == "error" else "warning")
 
     def _read_tree(self, target: Path, now: datetime) -> tuple[dict[str, tuple[str, FileResult]], list[Skipped]]:
         listing, skipped = list_tree(target)
-        files: dict[str, tuple[str, FileResult]] = {}
+        files: dict[str, tuple[str, FileResult]] = self._read_defaults(listing)
+        listing = [entry for entry in listing if not _is_defaults(entry[0])]
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
         mine = listing[: _split(len(listing))] if helper else listing
@@ -268,16 +316,23 @@ class DirectorySource:
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
-        # Keyed by content: an unchanged file (also in a new git-sync worktree) is not parsed again.
+        chain = chain_for(rel, self._defaults) if self._defaults else ()
+        key = chain_key(chain)
+        # Keyed by content (and its defaults): an unchanged file (also in a new git-sync worktree)
+        # is not parsed again.
         known = self._index.files.get(rel)
-        if known is not None and known[0] == digest:
+        if known is not None and known[0] == digest and self._chains.get(rel, "") == key:
             return known
-        return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
+        if key:
+            self._chains[rel] = key
+        else:
+            self._chains.pop(rel, None)
+        return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now, defaults=chain)
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
         return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
-                        target, len(index.files))
+                        target, len(index.files), dict(index.rules.graph))
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -418,8 +473,8 @@ class _Helper:
         parent, child = ctx.Pipe(duplex=False)
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now),
-                           daemon=True)
+        proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now,
+                                                      source._defaults), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
@@ -452,6 +507,9 @@ class _Helper:
                 continue
             self.done.add(rel)
             path, problems, valid = values
+            key = chain_key(chain_for(rel, source._defaults)) if source._defaults else ""
+            if key:
+                source._chains[rel] = key
             yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
 
 
@@ -464,7 +522,8 @@ Chunk = list[tuple[str, str, CheckedValues | None]]
 _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
-def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime) -> None:
+def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime,
+                 defaults: Mapping[str, Defaults] | None = None) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
@@ -474,7 +533,8 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
             out.append((rel, "", None))
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
-            c = loader.check_bytes(f"{directory}/{rel}", data, now)
+            chain = chain_for(rel, defaults) if defaults else ()
+            c = loader.check_bytes(f"{directory}/{rel}", data, now, defaults=chain)
             out.append((rel, blob_id(data), (c.path, tuple(_fields(p) for p in c.problems), c.valid)))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
@@ -488,6 +548,10 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
 
 def _fields(p: Problem) -> tuple[Any, ...]:
     return p.path, p.line, p.column, p.pointer, p.message, p.severity, p.document
+
+
+def _is_defaults(rel: str) -> bool:
+    return rel == DEFAULTS_FILE or rel.endswith("/" + DEFAULTS_FILE)
 
 
 def _wanted(rel: str) -> bool:
