@@ -65,7 +65,8 @@ RUN_STATES = tuple(RunStatus)
 RETRIED = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT))  # an attempt that ended so may be retried
 FAILING = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED))  # a failure to notify
 COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP))  # a first attempt of these counts toward max_runs
-TIMELINE = frozenset(set(Cause) - {Cause.MANUAL})  # the slots a schedule's catch-up starts after
+# The slots of a schedule's own clock, which catch-up starts after (manual and upstream runs are not).
+TIMELINE = frozenset((Cause.SCHEDULE, Cause.RETRY, Cause.CATCHUP))
 
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
