@@ -127,8 +127,9 @@ def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: da
     """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
     slot in; a slot that was in time then and is late now waited in this reconciler's backlog."""
     p = schedule.policy
-    # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
-    if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
+    # Catch-up runs are late by definition; the deadline guards slots the timer delivers, and
+    # downstream runs (due when their upstream run ended).
+    if request.cause in (Cause.SCHEDULE, Cause.UPSTREAM) and now - request.fire_time > p.starting_deadline:
         late = now - request.fire_time
         if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline:
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "

@@ -74,6 +74,9 @@ class Runner:
         self._timers: set[threading.Timer] = set()
         self._accepting = True
         self._downstream: Mapping[str, tuple[str, ...]] = {}  # upstream -> schedules `after` it
+        self._followed: dict[tuple[str, datetime, int], datetime] = {}  # upstream runs whose downstreams were asked
+        self._poll_floor = 0  # the poll reads runs from this id up
+        self._polling = threading.Event()
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
@@ -244,7 +247,7 @@ class Runner:
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
                                  end, result.exit_code, result.http_status, result.error), result.output)
         if self._downstream.get(name):
-            self._after(s, slot, result.status, request.attempt)
+            self._after(s, slot, result.status, request.attempt, end)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **logged)
@@ -255,12 +258,13 @@ class Runner:
 
     # ---- dependencies (issue 18) ----------------------------------------------------------------------
 
-    def _after(self, upstream: Schedule, slot: datetime, status: RunStatus, attempt: int) -> None:
+    def _after(self, upstream: Schedule, slot: datetime, status: RunStatus, attempt: int, ended: datetime) -> None:
         """A run of `upstream` ended: start, with its slot, each schedule `after` it that the policy
         says this outcome triggers. The claim's unique key (schedule, slot, attempt) keeps that
         once across replicas and restarts, whoever asks first."""
         final = policy.final(upstream.policy.retries, status, attempt)
         with self._lock:
+            self._followed[(upstream.name, slot, attempt)] = ended
             names, live = self._downstream.get(upstream.name, ()), self._live
         for name in names:
             down = live.get(name)
@@ -268,7 +272,55 @@ class Runner:
                 continue
             outcomes = self._slot_outcomes(down.deps.after, slot) if down.deps.all else {}
             if policy.triggers(down, upstream.name, status, final, outcomes):
-                self.dispatch(name, slot, self._clock(), cause=Cause.UPSTREAM)
+                # Due when the upstream ended: a downstream asked later than its starting_deadline
+                # (a poll after a restart) is recorded missed, unless it ran already.
+                self.dispatch(name, slot, ended, cause=Cause.UPSTREAM)
+
+    def start_polling(self, interval: float) -> None:
+        """Every `interval` seconds, follow upstream runs that ended in any process (another
+        replica, a reaper, one that died before it could ask), so no downstream depends on the
+        process that ran its upstream staying up; and `all:` upstreams that ended at once on two
+        replicas, each before the other was recorded, still start their downstream."""
+        def loop() -> None:
+            while not self._polling.wait(interval):
+                try:
+                    self.poll_upstreams()
+                except LedgerFull:
+                    pass
+                except Exception as e:  # a bug here must not end the polling silently
+                    self._log("run.error", error=f"polling upstream runs: {type(e).__name__}: {e}")
+
+        threading.Thread(target=loop, name="upstreams", daemon=True).start()
+
+    def poll_upstreams(self, page: int = 200) -> None:
+        """Runs that ended since the last poll, of schedules others come `after`: their downstreams
+        are asked for as if this process had run them (a slot claimed already stays unclaimed here)."""
+        with self._lock:
+            downstream, live = self._downstream, self._live
+        if not downstream or not self._accepting:
+            return
+        floor, before, lowest_running, newest = self._poll_floor, None, None, self._poll_floor
+        while True:
+            rows = self._ledger.runs(None, limit=page, before_id=before)
+            for r in rows:
+                newest = max(newest, r.id)
+                if r.status == RunStatus.RUNNING:
+                    lowest_running = r.id
+                    continue
+                s = live.get(r.schedule)
+                if r.schedule not in downstream or s is None or r.status not in policy.ENDED:
+                    continue
+                with self._lock:
+                    seen = (r.schedule, r.slot, r.attempt) in self._followed
+                if not seen and r.finished_at is not None:
+                    self._after(s, r.slot, r.status, r.attempt, r.finished_at)
+            if not floor or len(rows) < page or rows[-1].id <= floor:  # the first poll reads one page
+                break
+            before = rows[-1].id
+        self._poll_floor = lowest_running if lowest_running is not None else newest
+        cutoff = self._clock() - timedelta(hours=1)
+        with self._lock:
+            self._followed = {k: v for k, v in self._followed.items() if v >= cutoff}
 
     def _slot_outcomes(self, names: Collection[str], slot: datetime) -> dict[str, RunStatus | None]:
         """Each schedule's final status for one slot (its newest attempt), None when it has none."""
@@ -410,6 +462,7 @@ class Runner:
     def shutdown(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace` seconds; then stop the rest (SIGTERM,
         and SIGKILL SHUTDOWN_KILL_AFTER seconds later) and record them `interrupted`."""
+        self._polling.set()
         with self._lock:
             self._accepting = False
             for t in self._timers:

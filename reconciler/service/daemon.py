@@ -119,6 +119,7 @@ class Reconciler:
             resume_retries(self.ledger, live.schedules, live.revision, self.clock(), self.runner.retry, self.log)
             catch_up(self.ledger, live.schedules, live.revision, self.clock(), self.runner.dispatch, self.log)
         self.runner.on_completed = self._completed
+        self.runner.start_polling(self.options.leases.heartbeat.total_seconds())  # upstream runs of any replica
         self.timer.resume()
 
     def _ledger_state(self, problem: str | None) -> None:

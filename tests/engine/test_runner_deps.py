@@ -134,3 +134,31 @@ def test_a_gated_slot_is_skipped_with_the_reason_and_a_manual_run_resets_require
     r.shutdown(5)
     assert [x.status for x in runs(ledger, "g")] == [RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.SUCCEEDED,
                                                      RunStatus.SUCCEEDED]
+
+
+def test_a_replica_that_did_not_run_the_upstream_starts_the_downstream_by_polling(ledger: SqliteLedger) -> None:
+    text = ("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
+            "name: b\nschedule: {after: [a]}\nrun: {command: [/bin/true]}\n")
+    one, other = runner(ledger, text), runner(ledger, text)
+    other.poll_upstreams()  # the first poll sets where the next one starts
+    with one._lock:
+        one._downstream = {}  # as if it died before it could ask
+    one.dispatch("a", NOW)
+    wait_for(lambda: settled(ledger, "a") and len(runs(ledger, "a")) == 1, timeout=10, what="a to end")
+    assert runs(ledger, "b") == []
+    other.poll_upstreams()
+    wait_for(lambda: len(runs(ledger, "b")) == 1 and settled(ledger, "b"), timeout=10, what="b to run")
+    other.poll_upstreams()  # nothing twice
+    one.shutdown(5)
+    other.shutdown(5)
+    assert [(x.slot, x.status) for x in runs(ledger, "b")] == [(NOW, RunStatus.SUCCEEDED)]
+
+
+def test_a_downstream_asked_for_after_its_starting_deadline_is_missed_not_run(ledger: SqliteLedger) -> None:
+    text = ("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
+            "name: b\nschedule: {after: [a]}\nrun: {command: [/bin/true]}\npolicy: {starting_deadline: 1s}\n")
+    r = runner(ledger, text)
+    r.dispatch("b", NOW, datetime.now(UTC) - timedelta(seconds=5), cause=Cause.UPSTREAM)
+    wait_for(lambda: len(runs(ledger, "b")) == 1, timeout=10, what="b to be recorded")
+    r.shutdown(5)
+    assert runs(ledger, "b")[0].status == RunStatus.MISSED
