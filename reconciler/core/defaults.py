@@ -203,3 +203,13 @@ def effective_lines(spec: Mapping[str, Any], chain: Sequence[Defaults], own: str
         where = found.get(ptr, own)
         lines.append(f"{'.'.join(map(str, ptr))}: {json.dumps(value, ensure_ascii=False)}  # {where}")
     return lines
+
+
+def own_spec(data: bytes, path: str, index: int) -> dict[str, Any] | None:
+    """A document of a schedule file as written (before defaults), to say where values came from."""
+    text, _ = decode(data, path)
+    if text is None:
+        return None
+    docs, _ = load_documents(text, path)
+    value = docs[index].value if index < len(docs) else None
+    return value if isinstance(value, dict) else None

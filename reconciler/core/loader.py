@@ -113,6 +113,7 @@ class LoadResult:
     schedules: tuple[Schedule, ...]
     problems: tuple[Problem, ...]
     names: tuple[str, ...]  # of every valid schedule with a unique name
+    defaults: Mapping[str, Defaults] = field(default_factory=dict)  # directory defaults, by directory
 
     @property
     def valid(self) -> bool:
@@ -184,24 +185,27 @@ class Loader:
                    build_records: bool = True, selector: Mapping[str, str] | None = None) -> LoadResult:
         now = now or datetime.now(UTC)
         found = discover(paths)
-        results = []
         datas = {}
         for f in found.files:
             try:
-                datas[f] = read_capped(f)
+                datas[str(f)] = read_capped(f)
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
-        by_dir, checked_defaults = self.read_defaults({str(f): data for f, data in datas.items()})
-        results.extend(checked_defaults)
-        for f, data in datas.items():
-            if f.name == DEFAULTS_FILE:
-                continue
-            results.append(self.load_bytes(str(f), data, now, build_records=build_records,
-                                           defaults=chain_for(str(f), by_dir)))
-        loaded = combine(results, selector)
+        loaded = self.load_files(datas, now, build_records=build_records, selector=selector)
         skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
         return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
 
+
+    def load_files(self, files: Mapping[str, bytes], now: datetime, *, build_records: bool = True,
+                   selector: Mapping[str, str] | None = None) -> LoadResult:
+        """Files (path -> bytes) as one set: defaults files first, then each schedule file with the
+        defaults above it, then the set rules."""
+        by_dir, results = self.read_defaults(files)
+        for path, data in files.items():
+            if os.path.basename(path) != DEFAULTS_FILE:
+                results.append(self.load_bytes(path, data, now, build_records=build_records,
+                                               defaults=chain_for(path, by_dir)))
+        return replace(combine(results, selector), defaults=by_dir)
 
     def read_defaults(self, files: Mapping[str, bytes]) -> tuple[dict[str, Defaults], list[FileResult]]:
         """The defaults files among `files` (path -> bytes), by the directory they govern, and one
