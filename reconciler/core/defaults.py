@@ -169,7 +169,7 @@ def origins(spec: Mapping[str, Any], chain: Sequence[Defaults]) -> dict[JsonPath
     """Where each value of the effective spec that the schedule does not set comes from:
     JSON path -> `file:line` of the default (nearest first, as merged)."""
     out: dict[JsonPath, str] = {}
-    taken: dict[str, Any] = dict(spec)
+    taken: dict[str, Any] = copy.deepcopy(dict(spec))  # filled in as merged: the caller's spec stays as it is
     for d in chain:
         for key, value in d.values.items():
             if key == "run" and not _is_command(taken.get("run")):

@@ -33,8 +33,10 @@ def test_the_nearest_defaults_win_field_by_field_maps_merge_lists_replace_and_th
 
 def test_every_inherited_value_names_the_file_and_line_it_came_from() -> None:
     top = defaults("_defaults.yaml", "labels:\n  team: data\nschedule:\n  timezone: Europe/Berlin\n")
-    found = origins({"name": "j", "labels": {"team": "mine"}, "schedule": {"every": "1h"}}, (top,))  # type: ignore[arg-type]
+    own = {"name": "j", "labels": {"team": "mine"}, "schedule": {"every": "1h"}}
+    found = origins(own, (top,))  # type: ignore[arg-type]
     assert found == {("schedule", "timezone"): "_defaults.yaml:4"}
+    assert own == {"name": "j", "labels": {"team": "mine"}, "schedule": {"every": "1h"}}  # untouched
     lines = effective_lines({"name": "j", "schedule": {"every": "1h"}}, (top,), "j.yaml:1")  # type: ignore[arg-type]
     assert 'schedule.timezone: "Europe/Berlin"  # _defaults.yaml:4' in lines
     assert 'name: "j"  # j.yaml:1' in lines
