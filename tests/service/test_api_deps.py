@@ -13,7 +13,7 @@ from reconciler.service.app import site_of
 from reconciler.service.daemon import Options, Reconciler
 from reconciler.service.http import build_app
 from reconciler.service.log import make_log
-from tests.service.test_api import TestClient
+from tests.service.test_api import TestClient  # type: ignore[attr-defined]  # imported there with its warnings filtered
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'app' shortcut is now deprecated:DeprecationWarning")
 
