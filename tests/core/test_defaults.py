@@ -75,3 +75,13 @@ def test_the_published_defaults_schema_is_the_one_derived_from_the_schedule_sche
     shipped = Path(__file__).parents[2] / "schema" / "defaults.schema.json"
     # Stale? Run: .venv/bin/reconciler schema --defaults --output schema/defaults.schema.json
     assert shipped.read_text() == defaults_schema_text()
+
+
+def test_the_defaults_example_is_valid_and_its_schedule_inherits_from_both_files() -> None:
+    root = Path(__file__).parents[2] / "examples" / "defaults"
+    result = Loader().load_paths([root])
+    assert result.problems == ()
+    [s] = result.schedules
+    assert s.labels_dict == {"org": "acme", "team": "data", "tier": "1"}
+    assert s.timing.tz.key == "Europe/Berlin"
+    assert s.policy.retries.limit == 2
