@@ -154,8 +154,12 @@ def main() -> None:
         make_orchestrated(sched, args.schedules)
     else:
         make_tree(sched, args.schedules, start=FUTURE)
-    where = (lambda i: orchestrated_path(sched, i)) if args.orchestration else (lambda i: sched / f"job-{i:05d}.yaml")
-    shape = orchestrated_text if args.orchestration else (lambda i, text: text)
+    def where(i: int) -> Path:
+        return orchestrated_path(sched, i) if args.orchestration else sched / f"job-{i:05d}.yaml"
+
+    def shape(i: int, text: str) -> str:
+        return orchestrated_text(i, text) if args.orchestration else text
+
     # An installed package has bytecode (pip compiles it; so does our Dockerfile's install); an
     # editable checkout under PYTHONDONTWRITEBYTECODE would compile every module at each start.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "reconciler")], check=True)
