@@ -19,6 +19,10 @@ class DepRef(NamedTuple):
     source: Source
     upstreams: tuple[str, ...]
     labels: tuple[tuple[str, str], ...]
+    after: tuple[str, ...] = ()  # those of `upstreams` it follows (the rest it `requires`)
+
+    def pointer(self, upstream: str) -> tuple[str, ...]:
+        return ("schedule", "after") if upstream in self.after else ("requires",)
 
 
 def ref_of(spec: Mapping[str, Any], source: Source) -> DepRef | None:
@@ -29,7 +33,7 @@ def ref_of(spec: Mapping[str, Any], source: Source) -> DepRef | None:
     ups = tuple(dict.fromkeys([*after, *required]))
     if not ups:
         return None
-    return DepRef(spec["name"], source, ups, tuple(sorted(spec.get("labels", {}).items())))
+    return DepRef(spec["name"], source, ups, tuple(sorted(spec.get("labels", {}).items())), tuple(after))
 
 
 def _at(src: Source) -> str:
@@ -45,11 +49,11 @@ def graph_problems(refs: Mapping[str, DepRef], known: Collection[str], labels: M
         ref = refs[name]
         for up in ref.upstreams:
             if up not in known:
-                out.append(Problem(ref.source.path, ref.source.line, 1, ("schedule", "after"),
+                out.append(Problem(ref.source.path, ref.source.line, 1, ref.pointer(up),
                                    f"depends on {up!r}, which no schedule of the directory is named",
                                    document=ref.source.document))
             elif selector and _selected(selector, labels.get(name, {})) != _selected(selector, labels.get(up, {})):
-                out.append(Problem(ref.source.path, ref.source.line, 1, ("schedule", "after"),
+                out.append(Problem(ref.source.path, ref.source.line, 1, ref.pointer(up),
                                    f"depends on {up!r}, which --selector "
                                    f"{','.join(f'{k}={v}' for k, v in sorted(selector.items()))} puts in another "
                                    "shard: the dependency cannot be honoured", document=ref.source.document))

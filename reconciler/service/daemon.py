@@ -60,7 +60,8 @@ def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
 class Reconciler:
     def __init__(self, options: Options, ledger: Ledger, log: Log, clock: Clock) -> None:
         self.options, self.ledger, self.log, self.clock = options, ledger, log, clock
-        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron))
+        self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron),
+                                      selector=options.selector)
         self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.

@@ -63,7 +63,8 @@ class _Index:
     each file's result, the set rules over their schedules (core.setrules, the same rules
     validate applies), files with problems, and an order-independent content hash."""
 
-    def __init__(self) -> None:
+    def __init__(self, selector: Mapping[str, str] | None = None) -> None:
+        self.selector = selector  # `run --selector`: no dependency may cross it
         self.files: dict[str, tuple[str, FileResult]] = {}
         self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
@@ -99,7 +100,7 @@ class _Index:
         # Each repeated name's places in file order, as a fresh read lists them, whatever order
         # the events came in.
         out.extend(self.rules.problems())
-        out.extend(self.rules.graph_problems())
+        out.extend(self.rules.graph_problems(self.selector))
         return tuple(out)
 
 
@@ -139,11 +140,13 @@ def find_link(directory: Path) -> Path | None:
 
 
 class DirectorySource:
-    def __init__(self, directory: str | Path, loader: Loader | None = None) -> None:
+    def __init__(self, directory: str | Path, loader: Loader | None = None,
+                 selector: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         self.loader = loader or Loader()
         self.link = find_link(self.directory)
-        self._index = _Index()
+        self.selector = selector or None
+        self._index = _Index(self.selector)
         self._target: Path | None = None
         self._git: GitView | None = None
         self.last_load_parallel = False
@@ -207,7 +210,7 @@ class DirectorySource:
             target = self.resolve()
             files, skipped = self._read_tree(target, now)
             if self.resolve() == target:  # the link did not move while we read
-                index = _Index()
+                index = _Index(self.selector)
                 for rel in sorted(files):
                     index.put(rel, files[rel])
                 for s in skipped:

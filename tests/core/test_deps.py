@@ -67,3 +67,9 @@ def test_cycles_are_found_in_a_chain_thousands_deep_without_recursion() -> None:
     assert cycles(edges) == []
     edges["n5000"] = ["n0"]
     assert len(cycles(edges)[0]) == 5001
+
+
+def test_an_unknown_requirement_is_reported_at_requires(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(job("a", "{every: 1h}", "requires: [{schedule: nope}]\n"))
+    [p] = Loader().load_paths([tmp_path]).problems
+    assert (p.pointer, p.message) == (("requires",), "depends on 'nope', which no schedule of the directory is named")
