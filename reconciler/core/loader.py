@@ -126,7 +126,14 @@ class Loader:
 
     validator: SchemaValidator = field(default_factory=SchemaValidator)
     strict_cron: bool = False  # refuse the cron extensions beyond cronie (L, W, #)
-    defaults_checker: DefaultsChecker = field(default_factory=DefaultsChecker)
+    _defaults_checker: DefaultsChecker | None = field(default=None, repr=False)
+
+    @property
+    def defaults_checker(self) -> DefaultsChecker:
+        """Built on the first defaults file met: most trees have none."""
+        if self._defaults_checker is None:
+            self._defaults_checker = DefaultsChecker()
+        return self._defaults_checker
 
     def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True,
                    defaults: Sequence[Defaults] = ()) -> FileResult:
