@@ -106,3 +106,26 @@ def test_two_replicas_on_postgresql_run_each_downstream_slot_once(
         assert set(slots) <= extracts
     owners = {e.get("schedule") for d in (first, second) for e in d.events("run.start")}
     assert {"transform", "load"} <= owners
+
+
+def test_a_slot_whose_requirement_does_not_hold_is_skipped_after_its_deadline_and_missed_is_notified(
+        tmp_path: Path, started: list[Daemon]) -> None:
+    from tests.engine.test_notify import Hook, got
+    from tests.harness import local_server
+
+    Hook.received.clear()
+    with local_server(Hook) as hook:
+        sched = tmp_path / "schedules"
+        sched.mkdir()
+        (sched / "a.yaml").write_text(
+            step("extract", "{every: 1h}", "exit 1") + "---\n"
+            + step("publish", "{every: 2s}", "true")
+            + "policy: {starting_deadline: 1s}\nrequires: [{schedule: extract, status: succeeded}]\n"
+            + f"notify: [{{url: {hook}/gate, events: [missed]}}]\n")
+        d = Daemon(sched, tmp_path)
+        started.append(d)
+        wait_for(lambda: got("/gate"), timeout=20, what="a missed notification")
+        body = got("/gate")[0]
+        assert (body["event"], body["status"]) == ("missed", "skipped")
+        assert body["error"] == "dependency: 'extract' has no ended run (requires succeeded)"
+        assert all(r[2] == "skipped" for r in rows(d.ledger, "publish"))
