@@ -308,7 +308,8 @@ class Runner:
                     lowest_running = r.id
                     continue
                 s = live.get(r.schedule)
-                if r.schedule not in downstream or s is None or r.status not in policy.ENDED:
+                # Below the floor every run had ended at the last poll, which followed it then.
+                if r.id < floor or r.schedule not in downstream or s is None or r.status not in policy.ENDED:
                     continue
                 with self._lock:
                     seen = (r.schedule, r.slot, r.attempt) in self._followed
