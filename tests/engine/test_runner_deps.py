@@ -17,11 +17,14 @@ from reconciler.ledger.sqlite import SqliteLedger
 from tests.engine.test_runner import Logs
 from tests.harness import wait_for
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def fresh() -> datetime:
+    """Now, read by each test: a slot due at import time would be late by the time a long suite runs it."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def schedules(text: str) -> list[Schedule]:
-    result = Loader().load_bytes("s.yaml", text.encode(), NOW)
+    result = Loader().load_bytes("s.yaml", text.encode(), fresh())
     assert not result.problems, result.problems
     return list(result.schedules)
 
@@ -66,8 +69,9 @@ run: {command: [/bin/true]}
 
 
 def test_a_chain_runs_each_step_once_with_the_first_steps_slot(ledger: SqliteLedger) -> None:
+    now = fresh()
     r = runner(ledger, CHAIN % "0")
-    slot = NOW - timedelta(seconds=1)
+    slot = now - timedelta(seconds=1)
     r.dispatch("extract", slot)
     wait_for(lambda: len(runs(ledger, "load")) == 1 and settled(ledger, "extract", "transform", "load"),
              timeout=15, what="load to run")
@@ -81,8 +85,9 @@ def test_a_chain_runs_each_step_once_with_the_first_steps_slot(ledger: SqliteLed
 
 
 def test_a_failure_in_the_middle_stops_the_rest_and_starts_what_follows_failures(ledger: SqliteLedger) -> None:
+    now = fresh()
     r = runner(ledger, CHAIN % "3")
-    r.dispatch("extract", NOW)
+    r.dispatch("extract", now)
     wait_for(lambda: len(runs(ledger, "alert")) == 1 and settled(ledger, "transform", "alert"),
              timeout=15, what="alert to run")
     r.shutdown(5)
@@ -91,12 +96,13 @@ def test_a_failure_in_the_middle_stops_the_rest_and_starts_what_follows_failures
 
 
 def test_a_downstream_of_a_retried_step_waits_for_its_last_attempt(ledger: SqliteLedger, tmp_path: Path) -> None:
+    now = fresh()
     flag = tmp_path / "flag"
     text = (f"name: a\nschedule: {{every: 1h}}\nrun: {{command: [/bin/sh, -c, 'test -e {flag} || "
             f"{{ touch {flag}; exit 1; }}']}}\npolicy: {{retries: {{limit: 1, backoff: 1s}}}}\n---\n"
             "name: b\nschedule: {after: [a], on: finished}\nrun: {command: [/bin/true]}\n")
     r = runner(ledger, text)
-    r.dispatch("a", NOW)
+    r.dispatch("a", now)
     wait_for(lambda: len(runs(ledger, "b")) == 1 and settled(ledger, "a", "b"), timeout=15, what="b to run")
     r.shutdown(5)
     assert [x.status for x in runs(ledger, "a")] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
@@ -104,17 +110,18 @@ def test_a_downstream_of_a_retried_step_waits_for_its_last_attempt(ledger: Sqlit
 
 
 def test_all_runs_the_downstream_once_both_upstreams_have_succeeded_for_the_slot(ledger: SqliteLedger) -> None:
+    now = fresh()
     text = ("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
             "name: b\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
             "name: c\nschedule: {after: [a, b], all: true}\nrun: {command: [/bin/true]}\n")
     r = runner(ledger, text)
-    r.dispatch("a", NOW)
+    r.dispatch("a", now)
     wait_for(lambda: settled(ledger, "a") and len(runs(ledger, "a")) == 1, timeout=10, what="a to end")
     assert runs(ledger, "c") == []
-    r.dispatch("b", NOW)
+    r.dispatch("b", now)
     wait_for(lambda: len(runs(ledger, "c")) == 1 and settled(ledger, "c"), timeout=10, what="c to run")
     r.shutdown(5)
-    assert runs(ledger, "c")[0].slot == NOW
+    assert runs(ledger, "c")[0].slot == now
 
 
 def test_a_gated_slot_is_skipped_with_the_reason_and_a_manual_run_resets_requires_self(ledger: SqliteLedger) -> None:
@@ -137,13 +144,14 @@ def test_a_gated_slot_is_skipped_with_the_reason_and_a_manual_run_resets_require
 
 
 def test_a_replica_that_did_not_run_the_upstream_starts_the_downstream_by_polling(ledger: SqliteLedger) -> None:
+    now = fresh()
     text = ("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
             "name: b\nschedule: {after: [a]}\nrun: {command: [/bin/true]}\n")
     one, other = runner(ledger, text), runner(ledger, text)
     other.poll_upstreams()  # the first poll sets where the next one starts
     with one._lock:
         one._downstream = {}  # as if it died before it could ask
-    one.dispatch("a", NOW)
+    one.dispatch("a", now)
     wait_for(lambda: settled(ledger, "a") and len(runs(ledger, "a")) == 1, timeout=10, what="a to end")
     assert runs(ledger, "b") == []
     other.poll_upstreams()
@@ -151,14 +159,15 @@ def test_a_replica_that_did_not_run_the_upstream_starts_the_downstream_by_pollin
     other.poll_upstreams()  # nothing twice
     one.shutdown(5)
     other.shutdown(5)
-    assert [(x.slot, x.status) for x in runs(ledger, "b")] == [(NOW, RunStatus.SUCCEEDED)]
+    assert [(x.slot, x.status) for x in runs(ledger, "b")] == [(now, RunStatus.SUCCEEDED)]
 
 
 def test_a_downstream_asked_for_after_its_starting_deadline_is_missed_not_run(ledger: SqliteLedger) -> None:
+    now = fresh()
     text = ("name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n---\n"
             "name: b\nschedule: {after: [a]}\nrun: {command: [/bin/true]}\npolicy: {starting_deadline: 1s}\n")
     r = runner(ledger, text)
-    r.dispatch("b", NOW, datetime.now(UTC) - timedelta(seconds=5), cause=Cause.UPSTREAM)
+    r.dispatch("b", now, datetime.now(UTC) - timedelta(seconds=5), cause=Cause.UPSTREAM)
     wait_for(lambda: len(runs(ledger, "b")) == 1, timeout=10, what="b to be recorded")
     r.shutdown(5)
     assert runs(ledger, "b")[0].status == RunStatus.MISSED
