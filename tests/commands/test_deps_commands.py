@@ -73,3 +73,23 @@ def test_plan_shows_the_dependency_edges_and_the_defaults_a_change_brings(reconc
     assert "when: after load (on finished)" in r.stdout
     md = reconciler("plan", "--dir", str(d), "--base", "HEAD~1", "--format", "markdown").stdout
     assert "```mermaid\ngraph LR\n  load --> report\n```" in md
+
+
+def test_validates_parallel_load_applies_defaults_and_checks_the_graph_as_a_single_pass_does(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.commands.validate import load
+    from reconciler.core.loader import Loader
+
+    d = tree(tmp_path / "s")
+    (d / "team" / "bad.yaml").write_text(job("bad", "{after: [nope]}"))
+    now = datetime.now(UTC)
+
+    def seen(problems: object) -> list[tuple[str, int, str]]:
+        return sorted((Path(p.path).name, p.line, p.message) for p in problems)  # type: ignore[attr-defined]
+
+    single = Loader().load_paths([d], now, build_records=False)
+    parallel = load([str(d)], now, parallel_min=2)
+    assert seen(parallel.problems) == seen(single.problems)
+    assert any("depends on 'nope'" in m for _, _, m in seen(parallel.problems))
+    assert sorted(parallel.names) == sorted(single.names)
