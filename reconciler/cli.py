@@ -110,22 +110,43 @@ def validate(
         metavar="PATH...", help="Files or directories (default: schedules/).", show_default=False)] = None,
     fmt: Annotated[ValidateFormat, typer.Option("--format", "-f", help="Output format.")] = ValidateFormat.text,
     strict_cron: StrictCron = False,
+    selector: Annotated[list[str] | None, typer.Option(
+        "--selector", metavar="KEY=VALUE", help="A shard of `run --selector`: no dependency may cross it.")] = None,
+    effective: Annotated[bool, typer.Option(
+        "--effective", help="Print each schedule under directory defaults as it runs, with origins.")] = False,
 ) -> None:
-    """Check schedule files: YAML strictness, the JSON Schema, cron, time zones, unique names."""
+    """Check schedule files: YAML strictness, the JSON Schema, cron, time zones, unique names, dependencies."""
     from reconciler.commands.validate import validate as run
 
-    raise typer.Exit(run(paths or [], fmt.value, strict_cron=strict_cron))
+    raise typer.Exit(run(paths or [], fmt.value, strict_cron=strict_cron, selector=selector or [],
+                         effective=effective))
 
 
 @app.command()
 def schema(
     output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="FILE", help="Write it to FILE (a copy for offline editors).")] = None,
+    defaults: Annotated[bool, typer.Option(
+        "--defaults", help="The schema of a directory's _defaults.yaml instead.")] = False,
 ) -> None:
     """Print the JSON Schema of a schedule file (draft 2020-12), or write it to a file."""
     from reconciler.commands.schema import schema as run
 
-    raise typer.Exit(run(output))
+    raise typer.Exit(run(output, defaults=defaults))
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A schedule's name in --dir.")],
+    effective: Annotated[bool, typer.Option(
+        "--effective", help="As it runs: directory defaults merged in, with the file:line of each.")] = False,
+    fmt: Format = TextOrJson.text,
+    directory: Directory = "schedules",
+) -> None:
+    """Show a schedule's spec, its upstreams and downstreams; --effective with its directory defaults."""
+    from reconciler.commands.show import show as run
+
+    raise typer.Exit(run(name, directory, effective, fmt.value))
 
 
 @app.command("next")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from reconciler.core.defaults import chain_for, origins, own_spec
+from reconciler.core.deps import edges_of, ref_of
 from reconciler.core.describe import describe, local_text, utc_text
-from reconciler.core.loader import Loader, combine
-from reconciler.core.model import Schedule
+from reconciler.core.loader import Loader, LoadResult
+from reconciler.core.model import Schedule, Source
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.review import warnings
 from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, UsageError
@@ -50,9 +52,65 @@ def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Led
     schedules = {s.name: s for s in desired.schedules}
     the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
     warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
+    extra = Extra(graph_change(applied, schedules), inherited(desired, the_plan))
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
-    out.write(render(the_plan, schedules, against, now, warned))
-    return EXIT_CHANGES if not the_plan.empty else 0
+    out.write(render(the_plan, schedules, against, now, warned, extra))
+    return EXIT_CHANGES if not the_plan.empty or extra.graph.added or extra.graph.removed else 0
+
+
+# ---- issue 18: what directory defaults and dependencies add to a plan --------------------------------
+
+
+@dataclass(frozen=True)
+class GraphChange:
+    added: list[tuple[str, str]]  # (upstream, downstream)
+    removed: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Extra:
+    graph: GraphChange
+    origins: dict[str, dict[str, str]]  # schedule -> field path -> `file:line` of the default it takes
+
+
+def graph_change(applied: dict[str, dict[str, Any]], schedules: dict[str, Schedule]) -> GraphChange:
+    """The edges of the dependency graph this plan adds and removes."""
+    nowhere = Source("", 0, 0)
+    old = edges_of({n: r for n, spec in applied.items() if (r := ref_of(spec, nowhere)) is not None})
+    new = edges_of({n: r for n, s in schedules.items() if (r := ref_of(s.spec, s.source)) is not None})
+    return GraphChange(sorted(new - old), sorted(old - new))
+
+
+def inherited(desired: LoadResult, p: Plan) -> dict[str, dict[str, str]]:
+    """For each added or changed schedule under directory defaults: which of its values come from
+    a defaults file, and from which line."""
+    if not desired.defaults:
+        return {}
+    by_name = {s.name: s for s in desired.schedules}
+    out: dict[str, dict[str, str]] = {}
+    for c in (*p.added, *p.changed):
+        s = by_name.get(c.name)
+        chain = chain_for(s.source.path, desired.defaults) if s else ()
+        if s is None or not chain:
+            continue
+        try:
+            own = own_spec(Path(s.source.path).read_bytes(), s.source.path, s.source.document)
+        except OSError:
+            continue
+        if own is not None:
+            out[c.name] = {".".join(map(str, k)): v for k, v in origins(own, chain).items()}
+    return out
+
+
+def _from(extra: Extra, name: str, path: str) -> str:
+    found = extra.origins.get(name, {})
+    where = found.get(path) or next((v for k, v in found.items() if k.startswith(path + ".")), None)
+    return f"  (from {where})" if where else ""
+
+
+def _graph_lines(g: GraphChange) -> list[str]:
+    return ([f"+ dependency: {down} after {up}" for up, down in g.added]
+            + [f"- dependency: {down} after {up}" for up, down in g.removed])
 
 
 def _open(ledger_path: str) -> Ledger:
@@ -82,10 +140,10 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: 
             files = files_at(directory, base)
         except GitError as e:  # git's message alone does not say which option it was about
             raise GitError(f"--base {base}: {e}") from e
-        results = [loader.load_bytes(str(Path(directory) / rel), data, now) for rel, data in sorted(files.items())]
+        loaded = loader.load_files({str(Path(directory) / rel): data for rel, data in sorted(files.items())}, now)
         # With --base too, the ledger is read only for its recent runs (the "removed, but it ran" warning).
         runs = f" (recent runs from the ledger {ledger_path})" if ledger_path else ""
-        return {s.name: s.spec for s in combine(results).schedules}, f"git {base}{runs}"
+        return {s.name: s.spec for s in loaded.schedules}, f"git {base}{runs}"
     if ledger is not None:  # without --base, the ledger's last applied revision is the other side
         last = ledger.last_revision()
         if last is None:
@@ -109,25 +167,35 @@ def _field_line(f: FieldChange) -> str:
 Warnings = list[tuple[str, str]]
 
 
-def _text(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
+def _when(s: Schedule) -> str:
+    if s.deps.after:
+        return f"after {', '.join(s.deps.after)} (on {s.deps.on}{', all' if s.deps.all else ''})"
+    return f"{describe(s.timing)} [{s.timing.tz.key}]"
+
+
+def _text(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings,
+          extra: Extra) -> str:
     lines = [f"Plan against {against}: {p.summary()}."]
+    lines.extend(_graph_lines(extra.graph))
     lines.extend(f"warning: {name}: {w}" for name, w in warned)
     for c in p.changes():
         mark = {"add": "+", "change": "~", "remove": "-"}[c.action.value]
         s = schedules.get(c.name)
         where = f"  ({s.source.path}:{s.source.line})" if s else ""
         lines.append(f"{mark} {c.name}{where}" + ("  [metadata only]" if c.metadata_only else ""))
-        lines.extend(f"    {_field_line(f)}" for f in c.fields)
+        lines.extend(f"    {_field_line(f)}{_from(extra, c.name, f.path)}" for f in c.fields)
         if s is not None:
-            lines.append(f"    when: {describe(s.timing)} [{s.timing.tz.key}]" + ("" if s.enabled else " (suspended)"))
+            lines.append(f"    when: {_when(s)}" + ("" if s.enabled else " (suspended)"))
             for t in next_fires(s, now):
                 lines.append(f"    next: {local_text(t, s.timing)}  {utc_text(t)}")
     return "\n".join(lines) + "\n"
 
 
-def _change_json(c: Change, schedules: dict[str, Schedule], now: datetime) -> dict[str, Any]:
+def _change_json(c: Change, schedules: dict[str, Schedule], now: datetime, extra: Extra) -> dict[str, Any]:
     s = schedules.get(c.name)
     out: dict[str, Any] = {"name": c.name, "action": c.action.value}
+    if c.name in extra.origins:
+        out["from_defaults"] = extra.origins[c.name]
     if c.fields:
         out["fields"] = [{"path": f.path, "old": f.old if f.old_present else None,
                           "new": f.new if f.new_present else None} for f in c.fields]
@@ -138,22 +206,32 @@ def _change_json(c: Change, schedules: dict[str, Schedule], now: datetime) -> di
     return out
 
 
-def _json(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
+def _json(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings,
+          extra: Extra) -> str:
     data = {"against": against, "summary": p.counts(),
             "warnings": [{"schedule": n, "message": w} for n, w in warned],
-            "add": [_change_json(c, schedules, now) for c in p.added],
-            "change": [_change_json(c, schedules, now) for c in p.changed],
-            "remove": [_change_json(c, schedules, now) for c in p.removed]}
+            "add": [_change_json(c, schedules, now, extra) for c in p.added],
+            "change": [_change_json(c, schedules, now, extra) for c in p.changed],
+            "remove": [_change_json(c, schedules, now, extra) for c in p.removed],
+            "dependencies": {"added": [{"upstream": u, "downstream": d} for u, d in extra.graph.added],
+                             "removed": [{"upstream": u, "downstream": d} for u, d in extra.graph.removed]}}
     return json.dumps(data, indent=2) + "\n"
 
 
-def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings) -> str:
+def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, warned: Warnings,
+              extra: Extra) -> str:
     """For a pull-request comment or a job summary: compact, escaped, readable in review."""
     c = p.counts()
     out = [f"### Schedules: {c['add']} to add, {c['change']} to change, {c['remove']} to remove",
            "", f"Compared with {_md(against)}; {c['unchanged']} unchanged.", ""]
     if warned:
         out += ["> [!WARNING]", *[f"> - `{n}`: {_md(w)}" for n, w in warned], ""]
+    g = extra.graph
+    if g.added or g.removed:  # the dependency graph this change touches, as GitHub draws Mermaid
+        out += ["Dependencies changed:", "", "```mermaid", "graph LR"]
+        out += [f"  {_node(u)} --> {_node(d)}" for u, d in g.added]
+        out += [f"  {_node(u)} -. removed .-> {_node(d)}" for u, d in g.removed]
+        out += ["```", ""]
     if p.empty:
         return "\n".join([*out, "No changes."]) + "\n"
     out += ["| | schedule | change | when | next fire times |", "|---|---|---|---|---|"]
@@ -162,13 +240,19 @@ def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: dateti
         s = schedules.get(ch.name)
         if ch.fields:
             detail = "<br>".join(f"`{_md(f.path)}`: {_md(_short(f.old, f.old_present))} → "
-                                 f"{_md(_short(f.new, f.new_present))}" for f in ch.fields)
+                                 f"{_md(_short(f.new, f.new_present))}{_md(_from(extra, ch.name, f.path))}"
+                                 for f in ch.fields)
         else:
             detail = "new" if ch.action.value == "add" else ""
-        when = f"{_md(describe(s.timing))} ({s.timing.tz.key})" + ("" if s.enabled else ", suspended") if s else ""
+        shown = _when(s) if s and s.deps.after else f"{describe(s.timing)} ({s.timing.tz.key})" if s else ""
+        when = _md(shown) + ("" if s.enabled else ", suspended") if s else ""
         nxt = "<br>".join(_md(local_text(t, s.timing)) for t in next_fires(s, now)) if s else ""
         out.append(f"| {mark} | `{ch.name}` | {detail} | {when} | {nxt} |")
     return "\n".join(out) + "\n"
+
+
+def _node(name: str) -> str:
+    return name  # names are [a-z0-9-]: safe as Mermaid node ids
 
 
 def _short(v: Any, present: bool) -> str:

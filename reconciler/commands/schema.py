@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from reconciler.core.defaults import defaults_schema_text
 from reconciler.core.schema import schema_text
 from reconciler.errors import FatalError
 
 
-def schema(output: str | None = None, out: TextIO = sys.stdout) -> int:
-    text = schema_text()
+def schema(output: str | None = None, out: TextIO = sys.stdout, *, defaults: bool = False) -> int:
+    text = defaults_schema_text() if defaults else schema_text()
     if output is None:
         out.write(text)
         return 0

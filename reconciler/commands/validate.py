@@ -7,13 +7,15 @@ import marshal
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler.commands.common import colour_enabled, paint
+from reconciler.core.defaults import DEFAULTS_FILE, Defaults, chain_for
+from reconciler.core.deps import DepRef
 from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover
 from reconciler.core.model import Source
 from reconciler.core.problems import Problem, display_path, printable
@@ -27,10 +29,15 @@ PARALLEL_MIN_FILES = 1000
 
 
 def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
-             now: datetime | None = None, strict_cron: bool = False) -> int:
+             now: datetime | None = None, strict_cron: bool = False, *, selector: Sequence[str] = (),
+             effective: bool = False) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    result = load(paths or ["schedules"], now or datetime.now(UTC), strict_cron=strict_cron)
+    shard = _selector(selector)
+    if shard or effective:  # labels and effective specs need the records
+        result = Loader(strict_cron=strict_cron).load_paths(paths or ["schedules"], now=now, selector=shard)
+    else:
+        result = load(paths or ["schedules"], now or datetime.now(UTC), strict_cron=strict_cron)
     problems = list(result.problems)
     if not result.files:
         problems.append(Problem(display_path(", ".join(map(str, paths or ["schedules"]))), 1, 1, (),
@@ -44,6 +51,8 @@ def validate(paths: Sequence[str], fmt: str = "text", out: TextIO = sys.stdout,
         colour = fmt == "text" and colour_enabled(out)
         for p in problems:
             out.write(paint(line(p), "red" if p.severity == "error" else "yellow", colour) + "\n")
+        if effective:
+            _effective(result, out)
         out.write(paint(summary(result, problems), "red" if errors else "green", colour) + "\n")
     return EXIT_PROBLEMS if errors else EXIT_OK
 
@@ -55,29 +64,35 @@ def load(paths: Sequence[str], now: datetime, *, parallel_min: int | None = None
     order either way, so the output is the same byte for byte."""
     loader = Loader(strict_cron=strict_cron)
     found = discover(paths)
-    files = [str(f) for f in found.files]
+    files = [str(f) for f in found.files if f.name != DEFAULTS_FILE]
+    # Directory defaults first: every schedule file is checked with those above it.
+    by_dir, results = loader.read_defaults({str(f): _read(str(f)) for f in found.files if f.name == DEFAULTS_FILE})
     least = PARALLEL_MIN_FILES if parallel_min is None else parallel_min
-    helper = _Helper.start(loader, files[len(files) // 2:], now) if len(files) >= least else None
+    helper = _Helper.start(loader, files[len(files) // 2:], now, by_dir) if len(files) >= least else None
     mine = files if helper is None else files[:len(files) // 2]
-    results = [_load_one(loader, f, now) for f in mine]
+    results.extend(_load_one(loader, f, now, by_dir) for f in mine)
     if helper is not None:
-        results.extend(helper.results(loader, now))
+        results.extend(helper.results(loader, now, by_dir))
     loaded = combine(results)
     skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
     return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
 
 
-def _load_one(loader: Loader, path: str, now: datetime) -> FileResult:
+def _read(path: str) -> bytes:
     try:
-        data = read_capped(path)
+        return read_capped(path)
     except OSError as e:
         raise PathError(f"{path}: cannot read: {e.strerror}") from e
-    return loader.load_bytes(path, data, now, build_records=False)
+
+
+def _load_one(loader: Loader, path: str, now: datetime, by_dir: Mapping[str, Defaults]) -> FileResult:
+    return loader.load_bytes(path, _read(path), now, build_records=False, defaults=chain_for(path, by_dir))
 
 
 # A file's result as plain values for marshal: its path, its problems' fields and its names
 # with their places; None when the helper could not read it (the parent reads it and says why).
-_Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...]] | None
+# And the dependency entries of its documents (DepRef's fields, its place as line and document).
+_Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...], tuple[tuple[Any, ...], ...]] | None
 
 
 class _Helper:
@@ -88,7 +103,8 @@ class _Helper:
         self.conn, self.proc, self.files = conn, proc, files
 
     @classmethod
-    def start(cls, loader: Loader, files: list[str], now: datetime) -> _Helper | None:
+    def start(cls, loader: Loader, files: list[str], now: datetime,
+              by_dir: Mapping[str, Defaults]) -> _Helper | None:
         import multiprocessing
 
         if ((os.cpu_count() or 1) < 2 or threading.active_count() > 1
@@ -96,12 +112,12 @@ class _Helper:
             return None
         ctx = multiprocessing.get_context("fork")
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_helper_main, args=(child, loader, files, now), daemon=True)
+        proc = ctx.Process(target=_helper_main, args=(child, loader, files, now, by_dir), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, files)
 
-    def results(self, loader: Loader, now: datetime) -> list[FileResult]:
+    def results(self, loader: Loader, now: datetime, by_dir: Mapping[str, Defaults]) -> list[FileResult]:
         try:
             plain: list[_Plain] = marshal.loads(self.conn.recv_bytes())
         except (EOFError, OSError, ValueError):  # the helper died: its share is read here instead
@@ -113,15 +129,17 @@ class _Helper:
         out = []
         for path, values in zip(self.files, plain, strict=True):
             if values is None:
-                out.append(_load_one(loader, path, now))
+                out.append(_load_one(loader, path, now, by_dir))
                 continue
-            shown, problems, names = values
+            shown, problems, names, graph = values
             out.append(FileResult(shown, (), tuple(Problem(*p) for p in problems),
-                                  tuple((n, Source(shown, line, doc)) for n, line, doc in names)))
+                                  tuple((n, Source(shown, line, doc)) for n, line, doc in names),
+                                  tuple(DepRef(n, Source(shown, line, doc), tuple(ups), tuple(map(tuple, labels)),
+                                               tuple(after)) for n, line, doc, ups, labels, after in graph)))
         return out
 
 
-def _helper_main(conn: Any, loader: Loader, files: list[str], now: datetime) -> None:
+def _helper_main(conn: Any, loader: Loader, files: list[str], now: datetime, by_dir: Mapping[str, Defaults]) -> None:
     import gc
 
     gc.disable()  # a short-lived child: nothing it builds lives long enough to need collecting
@@ -132,12 +150,37 @@ def _helper_main(conn: Any, loader: Loader, files: list[str], now: datetime) -> 
         except OSError:
             out.append(None)
             continue
-        r = loader.load_bytes(path, data, now, build_records=False)
+        r = loader.load_bytes(path, data, now, build_records=False, defaults=chain_for(path, by_dir))
         out.append((r.path, tuple((p.path, p.line, p.column, p.pointer, p.message, p.severity, p.document)
                                   for p in r.problems),
-                    tuple((n, src.line, src.document) for n, src in r.unbuilt)))
+                    tuple((n, src.line, src.document) for n, src in r.unbuilt),
+                    tuple((g.name, g.source.line, g.source.document, g.upstreams, g.labels, g.after)
+                          for g in r.graph)))
     conn.send_bytes(marshal.dumps(out))
     conn.close()
+
+
+def _selector(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--selector {item!r}: write key=value")
+        out[key] = value
+    return out
+
+
+def _effective(result: LoadResult, out: TextIO) -> None:
+    """Every schedule that inherits directory defaults, as it runs, with where each value comes from."""
+    from reconciler.commands.show import describe_one
+    from reconciler.core.defaults import effective_lines
+
+    for s in sorted(result.schedules, key=lambda x: (x.source.path, x.source.line)):
+        facts = describe_one(result, s)
+        if facts["chain"]:
+            out.write(f"# {s.name}  ({facts['source']}), effective:\n")
+            out.write("".join(f"  {line}\n" for line in effective_lines(facts["spec"], facts["chain"],
+                                                                         facts["source"])))
 
 
 def summary(result: LoadResult, problems: Sequence[Problem]) -> str:

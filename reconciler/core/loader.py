@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -22,8 +22,22 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reconciler.core import cron
+from reconciler.core.defaults import DEFAULTS_FILE, Defaults, DefaultsChecker, chain_for, directory_of, merge
+from reconciler.core.deps import DepRef, ref_of
 from reconciler.core.durations import DurationError, DurationTooLong, parse_duration
-from reconciler.core.model import EnvValue, Notify, Policy, Retries, Schedule, Source, env_values, spec_hash
+from reconciler.core.model import (
+    NO_DEPS,
+    Deps,
+    EnvValue,
+    Notify,
+    Policy,
+    Requirement,
+    Retries,
+    Schedule,
+    Source,
+    env_values,
+    spec_hash,
+)
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.setrules import SetRules
@@ -46,6 +60,7 @@ class FileResult:
     schedules: tuple[Schedule, ...]  # empty when loaded with build_records=False
     problems: tuple[Problem, ...]
     unbuilt: tuple[tuple[str, Source], ...] = ()  # names of valid documents not built as records
+    graph: tuple[DepRef, ...] = ()  # the valid documents that depend on other schedules
 
     @property
     def names(self) -> tuple[tuple[str, Source], ...]:
@@ -78,13 +93,18 @@ def build_file(checked: Checked) -> FileResult:
             schedules.append(build(Document(index, spec, line), checked.path, digest or None))
         except Exception as e:
             problems.append(internal_problem(checked.path, line, e, "checking this schedule", index))
-    return FileResult(checked.path, tuple(schedules), tuple(problems))
+    return FileResult(checked.path, tuple(schedules), tuple(problems), graph=_graph(checked))
+
+
+def _graph(checked: Checked) -> tuple[DepRef, ...]:
+    refs = (ref_of(spec, Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
+    return tuple(r for r in refs if r is not None)
 
 
 def names_of(checked: Checked) -> FileResult:
     """A checked file's names and places only (validate builds no records)."""
     names = tuple((spec["name"], Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
-    return FileResult(checked.path, (), checked.problems, names)
+    return FileResult(checked.path, (), checked.problems, names, _graph(checked))
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,7 @@ class LoadResult:
     schedules: tuple[Schedule, ...]
     problems: tuple[Problem, ...]
     names: tuple[str, ...]  # of every valid schedule with a unique name
+    defaults: Mapping[str, Defaults] = field(default_factory=dict)  # directory defaults, by directory
 
     @property
     def valid(self) -> bool:
@@ -105,29 +126,44 @@ class Loader:
 
     validator: SchemaValidator = field(default_factory=SchemaValidator)
     strict_cron: bool = False  # refuse the cron extensions beyond cronie (L, W, #)
+    _defaults_checker: DefaultsChecker | None = field(default=None, repr=False)
 
-    def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True) -> FileResult:
+    @property
+    def defaults_checker(self) -> DefaultsChecker:
+        """Built on the first defaults file met: most trees have none."""
+        if self._defaults_checker is None:
+            self._defaults_checker = DefaultsChecker()
+        return self._defaults_checker
+
+    def load_bytes(self, path: str, data: bytes, now: datetime, *, build_records: bool = True,
+                   defaults: Sequence[Defaults] = ()) -> FileResult:
         """One file's problems and schedules; `build_records=False` (validate) keeps names only.
         Never raises for what a file holds: an unexpected error rejects that file, not the process.
         The one path from a file to schedules: check_bytes, then build_file (a helper process of
         the daemon's first load runs check_bytes, and the parent build_file)."""
-        checked = self.check_bytes(path, data, now, hashed=build_records)
+        checked = self.check_bytes(path, data, now, hashed=build_records, defaults=defaults)
         return build_file(checked) if build_records else names_of(checked)
 
-    def check_bytes(self, path: str, data: bytes, now: datetime, *, hashed: bool = True) -> Checked:
+    def check_bytes(self, path: str, data: bytes, now: datetime, *, hashed: bool = True,
+                    defaults: Sequence[Defaults] = ()) -> Checked:
         """Decode, parse and check one file: its problems, and its valid documents as plain values
         (with their spec hashes when `hashed`). Never raises for what a file holds."""
         path = display_path(path)  # it names the file in messages, records, the ledger and the API
         try:
-            return self._check_bytes(path, data, now, hashed)
+            return self._check_bytes(path, data, now, hashed, defaults)
         except Exception as e:
             return Checked(path, (internal_problem(path, 1, e, "reading this file"),), ())
 
-    def _check_bytes(self, path: str, data: bytes, now: datetime, hashed: bool) -> Checked:
+    def _check_bytes(self, path: str, data: bytes, now: datetime, hashed: bool,
+                     defaults: Sequence[Defaults] = ()) -> Checked:
         text, problems = decode(data, path)
         if text is None:
             return Checked(path, tuple(problems), ())
         docs, problems = load_documents(text, path)
+        if defaults:  # directory defaults: checked and recorded as the effective spec
+            for doc in docs:
+                if isinstance(doc.value, dict):
+                    doc.value = merge(doc.value, defaults)
         valid: list[ValidDocument] = []
         for doc in docs:
             try:
@@ -153,19 +189,45 @@ class Loader:
         return problems
 
     def load_paths(self, paths: Sequence[str | Path], now: datetime | None = None, *,
-                   build_records: bool = True) -> LoadResult:
+                   build_records: bool = True, selector: Mapping[str, str] | None = None) -> LoadResult:
         now = now or datetime.now(UTC)
         found = discover(paths)
-        results = []
+        datas = {}
         for f in found.files:
             try:
-                data = read_capped(f)
+                datas[str(f)] = read_capped(f)
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
-            results.append(self.load_bytes(str(f), data, now, build_records=build_records))
-        loaded = combine(results)
+        loaded = self.load_files(datas, now, build_records=build_records, selector=selector)
         skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
         return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
+
+
+    def load_files(self, files: Mapping[str, bytes], now: datetime, *, build_records: bool = True,
+                   selector: Mapping[str, str] | None = None) -> LoadResult:
+        """Files (path -> bytes) as one set: defaults files first, then each schedule file with the
+        defaults above it, then the set rules."""
+        by_dir, results = self.read_defaults(files)
+        for path, data in files.items():
+            if os.path.basename(path) != DEFAULTS_FILE:
+                results.append(self.load_bytes(path, data, now, build_records=build_records,
+                                               defaults=chain_for(path, by_dir)))
+        return replace(combine(results, selector), defaults=by_dir)
+
+    def read_defaults(self, files: Mapping[str, bytes]) -> tuple[dict[str, Defaults], list[FileResult]]:
+        """The defaults files among `files` (path -> bytes), by the directory they govern, and one
+        result per defaults file for its problems."""
+        by_dir: dict[str, Defaults] = {}
+        results = []
+        for path, data in files.items():
+            if os.path.basename(path) != DEFAULTS_FILE:
+                continue
+            shown = display_path(path)
+            found, problems = self.defaults_checker.check(shown, directory_of(path), data)
+            if found is not None:
+                by_dir[found.directory] = found
+            results.append(FileResult(shown, (), tuple(problems)))
+        return by_dir, results
 
 
 def _kind(value: Any) -> str:
@@ -182,15 +244,16 @@ def internal_problem(path: str, line: int, error: Exception, doing: str, documen
                    "please report this as a bug of the reconciler", document=document)
 
 
-def combine(results: Iterable[FileResult]) -> LoadResult:
+def combine(results: Iterable[FileResult], selector: Mapping[str, str] | None = None) -> LoadResult:
     """The set-level view: all schedules, all problems, and the set rules (names unique across
-    files) applied by the same object the daemon keeps up to date file by file."""
+    files, the dependency graph) applied by the same object the daemon keeps up to date file by file."""
     files = tuple(results)
     rules: SetRules[int] = SetRules()
     for i, r in enumerate(files):
         rules.add(i, r)
     problems = [p for r in files for p in r.problems]
     problems.extend(rules.problems())
+    problems.extend(rules.graph_problems(selector))
     return LoadResult(files, tuple(rules.unique.values()), tuple(problems), rules.names)
 
 
@@ -505,6 +568,9 @@ def _check_schedule(c: _Checker, sched: dict[str, Any], now: datetime, strict_cr
     every = c.duration(sched, ptr, "every")
     if every is not None and every < _MIN_EVERY:
         c.add((*ptr, "every"), "every must be at least 1s")
+    for key in ("on", "all"):  # dependencies (issue 18): trigger mode's options
+        if key in sched and "after" not in sched:
+            c.add((*ptr, key), f"{key} only applies to `after`", key=True)
     if "anchor" in sched and "every" not in sched:
         c.add((*ptr, "anchor"), "anchor only applies to `every`", key=True)
     jitter = c.duration(sched, ptr, "jitter")
@@ -605,7 +671,21 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
         history_keep=spec.get("history", {}).get("keep", 100), notify=notify, spec=spec,
         source=Source(path, doc.line, doc.index), spec_hash=digest or spec_hash(spec),
+        deps=build_deps(spec),
     )
+
+
+# ---- dependencies (issue 18) ----------------------------------------------------------------------
+
+def build_deps(spec: dict[str, Any]) -> Deps:
+    """The dependencies of a checked spec: `schedule.after` (trigger mode) and `requires` (gate mode)."""
+    s = spec["schedule"]
+    requires = spec.get("requires")
+    if "after" not in s and not requires:
+        return NO_DEPS
+    reqs = tuple(Requirement(r["schedule"], r.get("status", "succeeded"),
+                             parse_duration(r["within"]) if "within" in r else None) for r in requires or ())
+    return Deps(tuple(s.get("after", ())), s.get("on", "success"), s.get("all", False), reqs)
 
 
 def build_from_spec(spec: dict[str, Any], origin: str, loader: Loader, now: datetime | None = None) -> Schedule | None:

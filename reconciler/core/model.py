@@ -82,6 +82,38 @@ class Source:
     document: int
 
 
+# ---- dependencies (issue 18) ----------------------------------------------------------------------
+
+On = Literal["success", "failure", "finished"]
+SELF = "self"  # in `requires`: the schedule's own history
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """`requires: [{schedule, status, within}]`: a slot runs only if this holds."""
+
+    schedule: str  # a name, or SELF
+    status: str  # succeeded | failed | finished
+    within: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    after: tuple[str, ...] = ()  # trigger mode: no clock; runs after these schedules' runs
+    on: On = "success"
+    all: bool = False
+    requires: tuple[Requirement, ...] = ()
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """Every other schedule this one waits for or follows, in the order written."""
+        names = [*self.after, *(r.schedule for r in self.requires if r.schedule != SELF)]
+        return tuple(dict.fromkeys(names))
+
+
+NO_DEPS = Deps()
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     name: str
@@ -96,6 +128,7 @@ class Schedule:
     spec: dict[str, Any]  # the document as written, for snapshots and plans
     source: Source
     spec_hash: str  # see spec_hash(); computed once, at build
+    deps: Deps = NO_DEPS
 
     @property
     def fingerprint(self) -> str:

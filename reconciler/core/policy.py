@@ -2,18 +2,20 @@
 of values (the schedule, the request, what the ledger knows, now). No I/O and no clock: the engine
 asks, then does what it is told, and no ledger backend re-implements a rule.
 
-A new input (a window, a calendar, a pause, a dependency) is a new argument of `decide`.
+A new input (a window, a calendar, a pause, a dependency) is a new argument of `decide`, or a
+rule of its own asked beside it (`gate` for `requires`, `triggers` for `schedule.after`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from reconciler.core.describe import utc_text
-from reconciler.core.model import Notify, Retries, Schedule
+from reconciler.core.durations import format_duration
+from reconciler.core.model import SELF, Notify, Retries, Schedule
 from reconciler.core.timing import Missed
 
 
@@ -38,6 +40,7 @@ class Cause(StrEnum):
     MANUAL = "manual"  # an operator asked (`reconciler trigger`, the API)
     RETRY = "retry"  # an earlier attempt of the same slot failed
     CATCHUP = "catchup"  # a slot passed while no reconciler ran, or the timer was behind
+    UPSTREAM = "upstream"  # a finished run of a schedule it comes `after` (its slot is that run's)
 
 
 class SkipReason(StrEnum):
@@ -49,6 +52,7 @@ class SkipReason(StrEnum):
     RETRY_LATE = "retry_late"  # missed: a retry found after a restart was due too long ago
     OVERLOAD = "overload"  # missed: this reconciler could not start it in time (its backlog was full, or too slow)
     SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
+    DEPENDENCY = "dependency"  # skipped: a requirement (`requires`) did not hold within starting_deadline
 
 
 class ScheduleState(StrEnum):
@@ -61,7 +65,8 @@ RUN_STATES = tuple(RunStatus)
 RETRIED = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT))  # an attempt that ended so may be retried
 FAILING = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED))  # a failure to notify
 COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP))  # a first attempt of these counts toward max_runs
-TIMELINE = frozenset(set(Cause) - {Cause.MANUAL})  # the slots a schedule's catch-up starts after
+# The slots of a schedule's own clock, which catch-up starts after (manual and upstream runs are not).
+TIMELINE = frozenset((Cause.SCHEDULE, Cause.RETRY, Cause.CATCHUP))
 
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
@@ -99,7 +104,7 @@ class Skip:
 
     @property
     def recorded(self) -> bool:
-        return self.reason == SkipReason.FORBID
+        return self.reason in (SkipReason.FORBID, SkipReason.DEPENDENCY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +127,9 @@ def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: da
     """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
     slot in; a slot that was in time then and is late now waited in this reconciler's backlog."""
     p = schedule.policy
-    # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
-    if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
+    # Catch-up runs are late by definition; the deadline guards slots the timer delivers, and
+    # downstream runs (due when their upstream run ended).
+    if request.cause in (Cause.SCHEDULE, Cause.UPSTREAM) and now - request.fire_time > p.starting_deadline:
         late = now - request.fire_time
         if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline:
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
@@ -175,6 +181,85 @@ def needs_started(schedule: Schedule) -> bool:
 
 def completed(max_runs: int | None, started: int) -> bool:
     return max_runs is not None and started >= max_runs
+
+
+# ---- dependencies (issue 18) ------------------------------------------------------------------------
+
+# The statuses a run ends with on its own: what `on` and `requires` read. Skipped, missed, cancelled
+# and interrupted runs did not run to an end, and say nothing about a schedule's work.
+ENDED = frozenset((RunStatus.SUCCEEDED, *FAILING))
+_ON: dict[str, frozenset[RunStatus]] = {"success": frozenset((RunStatus.SUCCEEDED,)), "failure": FAILING,
+                                        "finished": ENDED}
+_REQUIRED: dict[str, frozenset[RunStatus]] = {"succeeded": _ON["success"], "failed": FAILING, "finished": ENDED}
+GATED = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.UPSTREAM))  # retries and manual runs are never gated
+DEPENDENCY = "dependency: "  # how the error of a slot skipped by `requires` begins
+GATE_POLL = timedelta(seconds=1)  # how often a gated slot asks again, within its starting_deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A schedule's newest run that ran to an end (ENDED), as `requires` reads it."""
+
+    status: RunStatus
+    finished_at: datetime
+
+
+def matches_on(on: str, status: RunStatus | None) -> bool:
+    return status is not None and status in _ON[on]
+
+
+def triggers(downstream: Schedule, upstream: str, status: RunStatus, is_final: bool,
+             slot_outcomes: Mapping[str, RunStatus | None]) -> bool:
+    """Does this final outcome of `upstream` start `downstream` for the same slot? With `all`,
+    every upstream must have ended matching `on` for that slot (`slot_outcomes`: each upstream's
+    final status for it, None if it has none yet); otherwise this one suffices."""
+    d = downstream.deps
+    if not downstream.enabled or upstream not in d.after or not is_final or not matches_on(d.on, status):
+        return False
+    if not d.all:
+        return True
+    return all(u == upstream or matches_on(d.on, slot_outcomes.get(u)) for u in d.after)
+
+
+def gate(schedule: Schedule, request: Request, now: datetime, ended: Mapping[str, Ended | None]) -> Skip | Queue | None:
+    """`requires`: None when the slot may run; else wait (up to starting_deadline from when it was
+    due), then skip it (recorded, with a `missed` notification). `ended`: each required schedule's
+    newest ended run (`self` under the schedule's own name). A schedule that has never ended a run
+    does not hold a requirement, except `self`: a new schedule starts. A manual run is never gated,
+    so `reconciler trigger` is how a person resets a `requires: self` that a failure closed."""
+    reqs = schedule.deps.requires
+    if not reqs or request.cause not in GATED:
+        return None
+    why = [w for r in reqs if (w := _unmet(schedule.name, r.schedule, r.status, r.within, ended, now))]
+    if not why:
+        return None
+    if now - request.fire_time <= schedule.policy.starting_deadline:
+        return Queue(GATE_POLL, request.fire_time)
+    return Skip(SkipReason.DEPENDENCY, DEPENDENCY + "; ".join(why))
+
+
+def required_names(schedule: Schedule) -> tuple[str, ...]:
+    """The schedules whose newest ended run `gate` needs (the schedule's own name for `self`)."""
+    return tuple(dict.fromkeys(schedule.name if r.schedule == SELF else r.schedule for r in schedule.deps.requires))
+
+
+def _unmet(name: str, required: str, status: str, within: timedelta | None, ended: Mapping[str, Ended | None],
+           now: datetime) -> str | None:
+    own = required == SELF
+    last = ended.get(name if own else required)
+    who = "its own last run" if own else f"the last run of {required!r}"
+    if last is None:
+        return None if own else f"{required!r} has no ended run (requires {status})"
+    if last.status not in _REQUIRED[status]:
+        return f"{who} {last.status} (requires {status})"
+    if within is not None and now - last.finished_at > within:
+        return f"{who} ended at {utc_text(last.finished_at)}, longer ago than {format_duration(within)}"
+    return None
+
+
+def gated(error: str | None) -> bool:
+    """Was a skipped slot skipped by `requires`?"""
+    return error is not None and error.startswith(DEPENDENCY)
 
 
 # ---- retries ---------------------------------------------------------------------------------------
@@ -251,13 +336,13 @@ def still_failing(was_failing: bool, status: RunStatus) -> bool:
     return False if status == RunStatus.SUCCEEDED else was_failing
 
 
-def events_for(status: RunStatus, was_failing: bool) -> set[str]:
+def events_for(status: RunStatus, was_failing: bool, error: str | None = None) -> set[str]:
     """The events one final outcome raises, given whether the schedule was in a failing streak."""
     if status in FAILING:
         return {"failure", "failure-repeat"} if was_failing else {"failure"}
     if status == RunStatus.SUCCEEDED:
         return {"success", "recovery"} if was_failing else {"success"}
-    if status == RunStatus.MISSED:
+    if status == RunStatus.MISSED or (status == RunStatus.SKIPPED and gated(error)):
         return {"missed"}
     return set()
 
@@ -276,10 +361,12 @@ def wanted(target: Notify, events: Collection[str]) -> str | None:
 # ---- what a schedule is now ------------------------------------------------------------------------------
 
 
-def schedule_state(enabled: bool, completed: bool, next_fire: datetime | None) -> ScheduleState:
+def schedule_state(enabled: bool, completed: bool, next_fire: datetime | None, *,
+                   triggered: bool = False) -> ScheduleState:
+    """`triggered`: a schedule `after` others has no fire time of its own, and is active while enabled."""
     if not enabled:
         return ScheduleState.SUSPENDED
-    if completed or next_fire is None:
+    if completed or (next_fire is None and not triggered):
         return ScheduleState.COMPLETED
     return ScheduleState.ACTIVE
 

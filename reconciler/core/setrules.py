@@ -1,5 +1,5 @@
 """The rules over the set of schedules, as opposed to each one: a name is held once across the
-directory (dependency cycles will be checked here too).
+directory, and the dependency graph (core.deps) names known schedules and has no cycle.
 
 One incremental object serves both callers: `loader.combine` (validate, plan, next, trigger)
 adds every file once, and the daemon's directory index keeps one across file events, adding and
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from reconciler.core.deps import DepRef, graph_problems
 from reconciler.core.model import Schedule, Source
 from reconciler.core.problems import Problem
 
@@ -32,6 +33,8 @@ class SetRules(Generic[K]):
         self._owner: dict[str, K] = {}  # every name held once -> the file holding it
         self._unbuilt: dict[str, Source] = {}  # where such a name stands when it was not built
         self._dupes: dict[str, list[tuple[K, Source, Schedule | None]]] = {}
+        self.graph: dict[str, DepRef] = {}  # dependencies (issue 18): schedules that depend on others
+        self._graph_keys: dict[str, K] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -43,11 +46,23 @@ class SetRules(Generic[K]):
             self._link(key, s.name, s.source, s)
         for name, source in result.unbuilt:
             self._link(key, name, source, None)
+        for ref in result.graph:
+            self.graph[ref.name], self._graph_keys[ref.name] = ref, key
 
     def remove(self, key: K, result: FileResult) -> None:
         """Forget what `add(key, result)` added."""
         for name in {name for name, _ in result.names}:
             self._unlink(name, key)
+        for ref in result.graph:
+            if self._graph_keys.get(ref.name) == key:
+                del self.graph[ref.name], self._graph_keys[ref.name]
+
+    def graph_problems(self, selector: Mapping[str, str] | None = None) -> list[Problem]:
+        """Dependencies on unknown names, cycles, and (with a selector) edges across shards."""
+        if not self.graph:
+            return []
+        labels = {n: s.labels_dict for n, s in self.unique.items()} if selector else {}
+        return graph_problems(self.graph, self._owner, labels, selector)
 
     def problems(self) -> list[Problem]:
         if not self._dupes:

@@ -58,7 +58,7 @@ class Notifier:
         with self._lock:
             was_failing = self._failing.get(schedule.name, False)
             self._failing[schedule.name] = policy.still_failing(was_failing, record.status)
-        events = policy.events_for(record.status, was_failing)
+        events = policy.events_for(record.status, was_failing, record.error)
         for target in schedule.notify:
             event = policy.wanted(target, events)
             if event is None:

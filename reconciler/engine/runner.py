@@ -73,6 +73,10 @@ class Runner:
         self._idle = threading.Condition(self._lock)
         self._timers: set[threading.Timer] = set()
         self._accepting = True
+        self._downstream: Mapping[str, tuple[str, ...]] = {}  # upstream -> schedules `after` it
+        self._followed: dict[tuple[str, datetime, int], datetime] = {}  # upstream runs whose downstreams were asked
+        self._poll_floor = 0  # the poll reads runs from this id up
+        self._polling = threading.Event()
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
@@ -85,8 +89,13 @@ class Runner:
 
     def update(self, schedules: Mapping[str, Schedule], revision: str) -> None:
         """The schedules now live and their revision. Kept by reference: never mutate it afterwards."""
+        downstream: dict[str, list[str]] = {}
+        for s in schedules.values():
+            for up in s.deps.after:
+                downstream.setdefault(up, []).append(s.name)
         with self._lock:
             self._live, self._revision = schedules, revision
+            self._downstream = {k: tuple(sorted(v)) for k, v in downstream.items()}
         self.replica.set_revision(revision)
 
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
@@ -186,6 +195,13 @@ class Runner:
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
                  queued_at: datetime | None) -> int | None:
         now = self._clock()
+        if s.deps.requires:  # gate mode (issue 18): the slot waits for its requirements
+            held = policy.gate(s, request, now, self._ended(policy.required_names(s)))
+            if isinstance(held, Queue):  # asked again as it came (a retry would not be gated)
+                self.retry(name, slot, request.attempt, held.delay, due=held.due, cause=request.cause)
+                return None
+            if held is not None:
+                return self._refused(name, slot, request, revision, held)
         decision = policy.decide(s, request, now, queued_at=queued_at)
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
@@ -230,6 +246,8 @@ class Runner:
             return run_id
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
                                  end, result.exit_code, result.http_status, result.error), result.output)
+        if self._downstream.get(name):
+            self._after(s, slot, result.status, request.attempt, end)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **logged)
@@ -237,6 +255,94 @@ class Runner:
         if delay is not None and self._accepting:
             self.retry(name, slot, request.attempt + 1, delay)
         return run_id
+
+    # ---- dependencies (issue 18) ----------------------------------------------------------------------
+
+    def _after(self, upstream: Schedule, slot: datetime, status: RunStatus, attempt: int, ended: datetime) -> None:
+        """A run of `upstream` ended: start, with its slot, each schedule `after` it that the policy
+        says this outcome triggers. The claim's unique key (schedule, slot, attempt) keeps that
+        once across replicas and restarts, whoever asks first."""
+        final = policy.final(upstream.policy.retries, status, attempt)
+        with self._lock:
+            self._followed[(upstream.name, slot, attempt)] = ended
+            names, live = self._downstream.get(upstream.name, ()), self._live
+        for name in names:
+            down = live.get(name)
+            if down is None:
+                continue
+            outcomes = self._slot_outcomes(down.deps.after, slot) if down.deps.all else {}
+            if policy.triggers(down, upstream.name, status, final, outcomes):
+                # Due when the upstream ended: a downstream asked later than its starting_deadline
+                # (a poll after a restart) is recorded missed, unless it ran already.
+                self.dispatch(name, slot, ended, cause=Cause.UPSTREAM)
+
+    def start_polling(self, interval: float) -> None:
+        """Every `interval` seconds, follow upstream runs that ended in any process (another
+        replica, a reaper, one that died before it could ask), so no downstream depends on the
+        process that ran its upstream staying up; and `all:` upstreams that ended at once on two
+        replicas, each before the other was recorded, still start their downstream."""
+        def loop() -> None:
+            while not self._polling.wait(interval):
+                try:
+                    self.poll_upstreams()
+                except LedgerFull:
+                    pass
+                except Exception as e:  # a bug here must not end the polling silently
+                    self._log("run.error", error=f"polling upstream runs: {type(e).__name__}: {e}")
+
+        threading.Thread(target=loop, name="upstreams", daemon=True).start()
+
+    def poll_upstreams(self, page: int = 200) -> None:
+        """Runs that ended since the last poll, of schedules others come `after`: their downstreams
+        are asked for as if this process had run them (a slot claimed already stays unclaimed here)."""
+        with self._lock:
+            downstream, live = self._downstream, self._live
+        if not downstream or not self._accepting:
+            return
+        floor, before, lowest_running, newest = self._poll_floor, None, None, self._poll_floor
+        while True:
+            rows = self._ledger.runs(None, limit=page, before_id=before)
+            for r in rows:
+                newest = max(newest, r.id)
+                if r.status == RunStatus.RUNNING:
+                    lowest_running = r.id
+                    continue
+                s = live.get(r.schedule)
+                # Below the floor every run had ended at the last poll, which followed it then.
+                if r.id < floor or r.schedule not in downstream or s is None or r.status not in policy.ENDED:
+                    continue
+                with self._lock:
+                    seen = (r.schedule, r.slot, r.attempt) in self._followed
+                if not seen and r.finished_at is not None:
+                    self._after(s, r.slot, r.status, r.attempt, r.finished_at)
+            if not floor or len(rows) < page or rows[-1].id <= floor:  # the first poll reads one page
+                break
+            before = rows[-1].id
+        self._poll_floor = lowest_running if lowest_running is not None else newest
+        cutoff = self._clock() - timedelta(hours=1)
+        with self._lock:
+            self._followed = {k: v for k, v in self._followed.items() if v >= cutoff}
+
+    def _slot_outcomes(self, names: Collection[str], slot: datetime) -> dict[str, RunStatus | None]:
+        """Each schedule's final status for one slot (its newest attempt), None when it has none."""
+        out: dict[str, RunStatus | None] = {}
+        for n in names:
+            with self._lock:
+                s = self._live.get(n)
+            newest = next((r for r in self._ledger.runs(n, since=slot, limit=50) if r.slot == slot), None)
+            final = newest is not None and s is not None and newest.status in policy.ENDED and \
+                policy.final(s.policy.retries, newest.status, newest.attempt)
+            out[n] = newest.status if final and newest is not None else None
+        return out
+
+    def _ended(self, names: Collection[str]) -> dict[str, policy.Ended | None]:
+        """Each schedule's newest run that ran to an end (what `requires` reads)."""
+        out: dict[str, policy.Ended | None] = {}
+        for n in names:
+            newest = [r for st in policy.ENDED for r in self._ledger.runs(n, status=st, limit=1)]
+            last = max(newest, key=lambda r: r.id, default=None)
+            out[n] = policy.Ended(last.status, last.finished_at) if last and last.finished_at else None
+        return out
 
     def _refused(self, name: str, slot: datetime, request: Request, revision: str,
                  decision: Skip | Queue) -> int | None:
@@ -320,13 +426,14 @@ class Runner:
             except Exception as e:  # an observer's bug must not lose the run
                 self._log("run.observer_error", schedule=record.schedule, run_id=record.id, error=repr(e))
 
-    def retry(self, name: str, slot: datetime, attempt: int, delay: timedelta, *, due: datetime | None = None) -> None:
+    def retry(self, name: str, slot: datetime, attempt: int, delay: timedelta, *, due: datetime | None = None,
+              cause: Cause = Cause.RETRY) -> None:
         """Run `attempt` of a slot after `delay` (a timer thread; cancelled at shutdown). `due`: when
         it first became due, for a retry that waits for a running run (its starting_deadline)."""
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)
-            self.dispatch(name, slot, due or self._clock(), cause=Cause.RETRY, attempt=attempt)
+            self.dispatch(name, slot, due or self._clock(), cause=cause, attempt=attempt)
 
         timer = threading.Timer(delay.total_seconds(), fire)
         timer.daemon = True
@@ -356,6 +463,7 @@ class Runner:
     def shutdown(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace` seconds; then stop the rest (SIGTERM,
         and SIGKILL SHUTDOWN_KILL_AFTER seconds later) and record them `interrupted`."""
+        self._polling.set()
         with self._lock:
             self._accepting = False
             for t in self._timers:

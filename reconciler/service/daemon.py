@@ -67,7 +67,8 @@ class Reconciler:
         # The parse cache's entries hold for one way of checking: strict cron or not.
         self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron),
                                       cache=ParseCache.beside(getattr(ledger, "path", None),
-                                                              variant=f"strict_cron={options.strict_cron}"))
+                                                              variant=f"strict_cron={options.strict_cron}"),
+                                      selector=options.selector)
         self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
@@ -133,6 +134,7 @@ class Reconciler:
             resume_retries(self.ledger, live.schedules, live.revision, self.clock(), self.runner.retry, self.log)
             catch_up(self.ledger, live.schedules, live.revision, self.clock(), self.runner.dispatch, self.log)
         self.runner.on_completed = self._completed
+        self.runner.start_polling(self.options.leases.heartbeat.total_seconds())  # upstream runs of any replica
         self.timer.resume()
         self._save_cache()
         if self.source.cache.ignored:

@@ -60,7 +60,8 @@ class Live:
         return self.status.applied_revision
 
     def state_of(self, s: Schedule, next_times: Mapping[str, datetime | None]) -> ScheduleState:
-        return schedule_state(s.enabled, s.name in self.completed, next_times.get(s.name))
+        return schedule_state(s.enabled, s.name in self.completed, next_times.get(s.name),
+                              triggered=bool(s.deps.after))
 
     def counts(self, next_times: Mapping[str, datetime | None] | None = None) -> dict[str, int]:
         nxt = self.next_fire_times() if next_times is None else next_times

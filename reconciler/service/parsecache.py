@@ -105,11 +105,13 @@ class ParseCache:
             self.ignored = f"unreadable ({type(e).__name__})"
 
     @staticmethod
-    def key(path: str, digest: str) -> str:
-        return f"{digest}\0{path}"
+    def key(path: str, digest: str, defaults: str = "") -> str:
+        """`defaults`: the key of the directory defaults the file was checked with (their paths
+        and content hashes, core.defaults.chain_key): a cached spec is the merged one."""
+        return f"{digest}\0{path}\0{defaults}" if defaults else f"{digest}\0{path}"
 
-    def get(self, path: str, digest: str, now: datetime) -> Checked | None:
-        values = self.entries.get(self.key(path, digest))
+    def get(self, path: str, digest: str, now: datetime, defaults: str = "") -> Checked | None:
+        values = self.entries.get(self.key(path, digest, defaults))
         if values is None:
             return None
         try:
@@ -124,13 +126,13 @@ class ParseCache:
         at the next start, and written then."""
         self.entries, self.changed = {}, False
 
-    def put(self, path: str, digest: str, checked: Checked) -> None:
+    def put(self, path: str, digest: str, checked: Checked, defaults: str = "") -> None:
         """Keep one file's check (tests and tools; the daemon writes its index with `save`)."""
         if self.path is not None and (until := usable_until(checked)) is not None:
-            self.entries[self.key(path, digest)] = (checked.path, (), checked.valid, until)
+            self.entries[self.key(path, digest, defaults)] = (checked.path, (), checked.valid, until)
             self.changed = True
 
-    def entry(self, path: str, digest: str, result: FileResult) -> tuple[str, Entry] | None:
+    def entry(self, path: str, digest: str, result: FileResult, defaults: str = "") -> tuple[str, Entry] | None:
         """What to keep of a loaded file, rebuilt from its records (the same values its check
         returned): nothing for a file with problems or names not built."""
         if result.problems or result.unbuilt:
@@ -138,7 +140,7 @@ class ParseCache:
         valid = tuple((s.spec, s.source.line, s.source.document, s.spec_hash) for s in result.schedules)
         checked = Checked(result.path, (), valid)
         until = usable_until(checked)
-        return None if until is None else (self.key(path, digest), (result.path, (), valid, until))
+        return None if until is None else (self.key(path, digest, defaults), (result.path, (), valid, until))
 
     def save(self, wanted: dict[str, Entry]) -> None:
         """Write these entries, atomically (another thread may call this: `wanted` is its own);

@@ -19,13 +19,15 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import immutables
 
+from reconciler.core.defaults import DEFAULTS_FILE, Defaults, chain_for, chain_key, directory_of
+from reconciler.core.deps import DepRef
 from reconciler.core.loader import (
     SUFFIXES,
     Checked,
@@ -70,6 +72,7 @@ class Snapshot:
     files: int
     number: int = 0  # this source's snapshots are numbered in order
     delta: Delta | None = None  # None: compare everything (a whole read)
+    graph: Mapping[str, DepRef] = field(default_factory=dict)  # who depends on whom (issue 18)
 
 
 class _Index:
@@ -77,7 +80,8 @@ class _Index:
     each file's result, the set rules over their schedules (core.setrules, the same rules
     validate applies), files with problems, and an order-independent content hash."""
 
-    def __init__(self) -> None:
+    def __init__(self, selector: Mapping[str, str] | None = None) -> None:
+        self.selector = selector  # `run --selector`: no dependency may cross it
         self.files: dict[str, tuple[str, FileResult]] = {}
         self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
@@ -167,6 +171,7 @@ class _Index:
         # Each repeated name's places in file order, as a fresh read lists them, whatever order
         # the events came in.
         out.extend(self.rules.problems())
+        out.extend(self.rules.graph_problems(self.selector))
         return tuple(out)
 
 
@@ -206,13 +211,15 @@ def find_link(directory: Path) -> Path | None:
 
 
 class DirectorySource:
-    def __init__(self, directory: str | Path, loader: Loader | None = None, cache: ParseCache | None = None) -> None:
+    def __init__(self, directory: str | Path, loader: Loader | None = None, cache: ParseCache | None = None,
+                 selector: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         self.loader = loader or Loader()
         self.cache = cache or ParseCache(None)
         self.cache_read = False  # the parse cache is read by the first load
         self.link = find_link(self.directory)
-        self._index = _Index()
+        self.selector = selector or None
+        self._index = _Index(self.selector)
         self._target: Path | None = None
         self._git: GitView | None = None
         # The target whose git work tree (or absence of one) was looked up: outside git, once per
@@ -223,6 +230,10 @@ class DirectorySource:
         # rescan, the watch's first tick) reads again only files whose stat differs.
         self._stats: dict[str, Stat] = {}
         self.last_load_parallel = False
+        # Directory defaults (issue 18): by the relative directory they govern; and the chain key
+        # each file's result was built with, so that a result is reused only under the same defaults.
+        self._defaults: dict[str, Defaults] = {}
+        self._chains: dict[str, str] = {}
 
     @property
     def watch_path(self) -> Path:
@@ -279,7 +290,7 @@ class DirectorySource:
             target = self.resolve()
             files, skipped = self._read_tree(target, now)
             if self.resolve() == target:  # the link did not move while we read
-                index = _Index()
+                index = _Index(self.selector)
                 for rel in sorted(files):
                     index.put(rel, files[rel])
                 for s in skipped:
@@ -322,6 +333,9 @@ class DirectorySource:
             if odd is not None:  # a link out of the tree, a FIFO, a device: said, never read
                 self._index.skip(rel, self._skipped(rel, *odd))
                 continue
+            if _is_defaults(rel):
+                self._defaults_changed(rel, target, now)
+                continue
             data, sig = _read_stat(str(target / rel))
             self._remember(rel, sig)
             if data is None:  # gone, or not a regular file (as a full read would skip it)
@@ -329,6 +343,46 @@ class DirectorySource:
                 continue
             self._index.put(rel, self._result(rel, data, now))
         return self._snapshot(target)
+
+    # ---- directory defaults (issue 18) ---------------------------------------------------------------
+
+    def _read_defaults(self, listing: list[tuple[str, str]]) -> dict[str, tuple[str, FileResult]]:
+        """Check every defaults file of a listing first: the schedules below them are built with them."""
+        found: dict[str, tuple[str, FileResult]] = {}
+        self._defaults = {}
+        for rel, path in listing:
+            if _is_defaults(rel) and (data := _read(path)) is not None:
+                found[rel] = self._check_defaults(rel, data)
+        return found
+
+    def _check_defaults(self, rel: str, data: bytes) -> tuple[str, FileResult]:
+        shown = display_path(f"{self.directory}/{rel}")
+        d, problems = self.loader.defaults_checker.check(shown, directory_of(rel), data)
+        if d is None:
+            self._defaults.pop(directory_of(rel), None)
+        else:
+            self._defaults[d.directory] = d
+        return blob_id(data), FileResult(shown, (), tuple(problems))
+
+    def _defaults_changed(self, rel: str, target: Path, now: datetime) -> None:
+        """A defaults file changed: it, and every schedule file below it whose defaults changed,
+        are read again; nothing else is."""
+        data = _read(str(target / rel))
+        if data is None:
+            self._defaults.pop(directory_of(rel), None)
+            self._index.put(rel, None)
+        else:
+            self._index.put(rel, self._check_defaults(rel, data))
+        under = directory_of(rel)
+        for f in [f for f in self._index.files if f.startswith(under) and not _is_defaults(f)]:
+            if self._chains.get(f, "") == self._chain_key(f):
+                continue
+            fdata, sig = _read_stat(str(target / f))
+            self._remember(f, sig)
+            self._index.put(f, None if fdata is None else self._result(f, fdata, now))
+
+    def _chain_key(self, rel: str) -> str:
+        return chain_key(chain_for(rel, self._defaults)) if self._defaults else ""
 
     def _skipped(self, rel: str, message: str, severity: str) -> Problem:
         return Problem(display_path(f"{self.directory}/{rel}"), 1, 1, (), message,
@@ -339,7 +393,8 @@ class DirectorySource:
         if not self.cache_read:
             self.cache_read = True
             self.cache.load()
-        files: dict[str, tuple[str, FileResult]] = {}
+        files: dict[str, tuple[str, FileResult]] = self._read_defaults(listing)
+        listing = [entry for entry in listing if not _is_defaults(entry[0])]
         helper = _Helper.start(self, listing, now) if not self._index.files else None
         self.last_load_parallel = helper is not None
         mine = listing[: _split(len(listing))] if helper else listing
@@ -347,7 +402,8 @@ class DirectorySource:
         indexed = self._index.files
         for i, (rel, path) in enumerate(mine):
             known, sig = indexed.get(rel), old.get(rel)
-            if known is not None and sig is not None and _same_stat(path, sig):
+            if (known is not None and sig is not None and _same_stat(path, sig)
+                    and self._chains.get(rel, "") == self._chain_key(rel)):  # and the same defaults
                 files[rel] = known
                 self._stats[rel] = sig
                 continue
@@ -369,23 +425,33 @@ class DirectorySource:
 
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
-        # Keyed by content: an unchanged file (also in a new git-sync worktree) is not parsed again.
+        chain = chain_for(rel, self._defaults) if self._defaults else ()
+        key = chain_key(chain)
+        # Keyed by content (and its defaults): an unchanged file (also in a new git-sync worktree)
+        # is not parsed again.
         known = self._index.files.get(rel)
-        if known is not None and known[0] == digest:
+        if known is not None and known[0] == digest and self._chains.get(rel, "") == key:
             return known
         path = f"{self.directory}/{rel}"
-        checked = self.cache.get(path, digest, now)  # a file checked by an earlier process
+        if key:
+            self._chains[rel] = key
+        else:
+            self._chains.pop(rel, None)
+        # A cached check holds the spec merged with its defaults: keyed by them too.
+        checked = self.cache.get(path, digest, now, key)  # a file checked by an earlier process
         if checked is not None:
             return digest, build_file(checked)
         self.cache.changed = True
-        return digest, self.loader.load_bytes(path, data, now)
+        return digest, self.loader.load_bytes(path, data, now, defaults=chain)
 
     def cache_entries(self) -> dict[str, CacheEntry]:
         """The parse cache's entries for the files indexed now, rebuilt from their records (what
         to write; call it where the index is updated, then write from any thread)."""
         out: dict[str, CacheEntry] = {}
         for rel, (digest, result) in self._index.files.items():
-            kept = self.cache.entry(f"{self.directory}/{rel}", digest, result)
+            if _is_defaults(rel):  # checked again at every load (they decide the others' keys)
+                continue
+            kept = self.cache.entry(f"{self.directory}/{rel}", digest, result, self._chains.get(rel, ""))
             if kept is not None:
                 out[kept[0]] = kept[1]
         return out
@@ -395,8 +461,9 @@ class DirectorySource:
         names = index.publish()
         base, self._number = self._number, self._number + 1
         delta = Delta(base, names) if names is not None else None
+        # Only schedules with dependencies are in the graph: copied whole, it stays small.
         return Snapshot(index.unique, index.hashes, index.problems(), self._revision(target), target,
-                        len(index.files), self._number, delta)
+                        len(index.files), self._number, delta, dict(index.rules.graph))
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -559,7 +626,7 @@ class _Helper:
         with contextlib.suppress(OSError, AttributeError):  # room for several chunks: the helper never waits
             fcntl.fcntl(child.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         proc = ctx.Process(target=_helper_main, args=(child, source.loader, str(source.directory), theirs, now,
-                                                      source.cache), daemon=True)
+                                                      source.cache, source._defaults), daemon=True)
         proc.start()
         child.close()
         return cls(parent, proc, theirs)
@@ -598,6 +665,9 @@ class _Helper:
             path, problems, valid = values
             if not cached:
                 source.cache.changed = True
+            key = chain_key(chain_for(rel, source._defaults)) if source._defaults else ""
+            if key:
+                source._chains[rel] = key
             yield rel, (digest, build_file(Checked(path, tuple(Problem(*p) for p in problems), valid)))
 
 
@@ -610,7 +680,7 @@ _CHUNK = 200  # files a chunk: ~35 ms of the helper's work
 
 
 def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[str, str]], now: datetime,
-                 cache: ParseCache) -> None:
+                 cache: ParseCache, defaults: Mapping[str, Defaults] | None = None) -> None:
     gc.disable()
     out: Chunk = []
     for rel, path in files:
@@ -621,10 +691,11 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
             continue
         if data is not None:  # None: gone, or not a regular file; a full read here skips it too
             digest = blob_id(data)
-            c = cache.get(f"{directory}/{rel}", digest, now)  # the fork's copy of the cache
+            chain = chain_for(rel, defaults) if defaults else ()
+            c = cache.get(f"{directory}/{rel}", digest, now, chain_key(chain))  # the fork's copy of the cache
             hit = c is not None
             if c is None:
-                c = loader.check_bytes(f"{directory}/{rel}", data, now)
+                c = loader.check_bytes(f"{directory}/{rel}", data, now, defaults=chain)
             out.append((rel, digest, (c.path, tuple(_fields(p) for p in c.problems), c.valid), sig, hit))
         if len(out) >= _CHUNK:
             # marshal, not pickle: faster, and it keeps the parser's string interning across processes.
@@ -638,6 +709,10 @@ def _helper_main(conn: Any, loader: Loader, directory: str, files: list[tuple[st
 
 def _fields(p: Problem) -> tuple[Any, ...]:
     return p.path, p.line, p.column, p.pointer, p.message, p.severity, p.document
+
+
+def _is_defaults(rel: str) -> bool:
+    return rel == DEFAULTS_FILE or rel.endswith("/" + DEFAULTS_FILE)
 
 
 def _wanted(rel: str) -> bool:

@@ -121,7 +121,7 @@ def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None) -> 
     fire = nxt.get(s.name)
     return {
         "name": s.name, "description": s.description, "labels": s.labels_dict, "enabled": s.enabled,
-        "state": live.state_of(s, nxt), "schedule": describe(s.timing), "kind": s.timing.kind,
+        "state": live.state_of(s, nxt), "schedule": _when(s), "kind": "after" if s.deps.after else s.timing.kind,
         "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
         "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
         "last_run": run_dict(last) if last else None,
@@ -140,7 +140,16 @@ def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int 
             "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
             "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing)}
                          for t in upcoming],
-            "runs": [run_dict(r) for r in recent]}
+            "runs": [run_dict(r) for r in recent],
+            # Dependencies (issue 18): whom it follows or waits for, and who follows or waits for it.
+            "upstreams": list(s.deps.upstreams),
+            "downstreams": sorted(n for n, o in live.schedules.items() if name in o.deps.upstreams)}
+
+
+def _when(s: Schedule) -> str:
+    if s.deps.after:
+        return f"after {', '.join(s.deps.after)} (on {s.deps.on}{', all' if s.deps.all else ''})"
+    return describe(s.timing)
 
 
 def runs(ledger: Ledger, schedule: str | None, status: str | None, limit: int, before: int | None) -> dict[str, Any]:

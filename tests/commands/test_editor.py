@@ -36,7 +36,7 @@ GLOBS = VSCODE_SETTINGS["yaml.schemas"][PUBLISHED]
 SETTINGS = {"yaml": {"schemaStore": {"enable": False}, "yamlVersion": VSCODE_SETTINGS["yaml.yamlVersion"],
                      "schemas": {SCHEMA_FILE.as_uri(): [*GLOBS, "examples/**/*.yaml"]}}}
 
-WHEN = "set exactly one of cron, every or at"
+WHEN = "set exactly one of cron, every, at or after"
 WHAT = "set exactly one of command or http"
 NAME = "a name is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 CRON = 'five fields, minute hour day-of-month month day-of-week, such as "0 2 * * *", or a nickname such as @daily'

@@ -120,6 +120,9 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "trigger-failed": ("trigger", 1, lambda t, r: trigger(t, r, FAILING, "fails")),
     "trigger-unknown-name": ("trigger", 1, lambda t, r: trigger(t, r, GOOD, "nope")),
     "trigger-missing-dir": ("trigger", 64, lambda t, r: done(r("trigger", "x", "--dir", str(t / "missing")))),
+    "show-found": ("show", 0, lambda t, r: done(r("show", "good", "--dir", str(schedules(t, GOOD)), "--effective"))),
+    "show-unknown-name": ("show", 1, lambda t, r: done(r("show", "nope", "--dir", str(schedules(t, GOOD))))),
+    "show-missing-dir": ("show", 64, lambda t, r: done(r("show", "x", "--dir", str(t / "missing")))),
     "init-created": ("init", 0, lambda t, r: done(r("init", str(t / "repo")))),
     "init-would-overwrite": ("init", 1, init_over_existing_files),
     "init-unknown-option": ("init", 64, lambda t, r: done(r("init", "--overwrite", str(t)))),
@@ -138,7 +141,8 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "init"])
+@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "init",
+                                     "show"])
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")
     assert r.returncode == 64, r.stdout + r.stderr

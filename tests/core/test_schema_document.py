@@ -61,8 +61,10 @@ def _document_with(at: tuple[str, ...], value: Any) -> dict[str, Any] | None:
     keys = [k for k in at if k != "properties"]
     if keys[:2] == ["run", "http"]:
         doc["run"] = {"http": {"url": "https://a.test/"}}
-    if keys[0] == "schedule" and keys[1] in ("cron", "at"):
+    if keys[0] == "schedule" and keys[1] in ("cron", "at", "after"):
         doc["schedule"] = {}
+    if keys[0] == "requires" and len(keys) > 2:
+        doc["requires"] = [{"schedule": "self"}]
     parent: Any = doc
     for k in keys[:-1]:
         parent = parent[0] if k == "items" else parent.setdefault(k, {})

@@ -29,9 +29,9 @@ def test_all_three_kinds_together_are_named_in_one_problem() -> None:
     ]
 
 
-def test_a_schedule_with_none_of_the_three_names_them_at_its_key() -> None:
+def test_a_schedule_with_none_of_the_four_names_them_at_its_key() -> None:
     text = "name: a\nschedule:\n  timezone: UTC\nrun: {command: [x]}\n"
-    assert problems(text) == [(2, 1, "$.schedule", "one of 'cron', 'every' or 'at' is required")]
+    assert problems(text) == [(2, 1, "$.schedule", "one of 'cron', 'every', 'at' or 'after' is required")]
 
 
 def test_command_and_http_together_are_one_problem_at_http() -> None:

@@ -175,3 +175,33 @@ def test_a_file_built_from_its_cache_entry_equals_the_file_checked_afresh(tmp_pa
         assert build_file(checked) == fresh
         compared += 1
     assert compared >= len(files) // 2
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_cached_check_is_not_reused_when_the_defaults_above_its_file_changed(
+        tmp_path: Path, tree: Path, checks: Checks, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    # A cached check holds the spec merged with its directory defaults, so the defaults' content
+    # is part of its key: files below a changed _defaults.yaml are checked again, no others.
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 2 if parallel else 10**9)
+    (tree / "team").mkdir()
+    for i in range(3):
+        (tree / "team" / f"t{i}.yaml").write_text(doc(f"t{i}"))
+    (tree / "team" / "_defaults.yaml").write_text("labels: {team: one}\n")
+    first = start_stop(tmp_path)
+    assert first.startup["parallel_load"] is parallel
+    assert first.live.schedules["t0"].labels_dict == {"team": "one"}
+    checks.clear()
+    again = start_stop(tmp_path)  # unchanged defaults: the files below them come from the cache too
+    assert checks.seen() == []
+    assert again.live.schedules["t1"].labels_dict == {"team": "one"}
+    (tree / "team" / "_defaults.yaml").write_text("labels: {team: two}\n")
+    second = start_stop(tmp_path)
+    assert checks.seen() == ["t0.yaml", "t1.yaml", "t2.yaml"]
+    assert {n: s.labels_dict for n, s in second.live.schedules.items() if n.startswith("t")} == {
+        "t0": {"team": "two"}, "t1": {"team": "two"}, "t2": {"team": "two"}}
+    assert second.live.schedules["s0"].labels_dict == {}
+    checks.clear()
+    (tree / "team" / "_defaults.yaml").unlink()
+    third = start_stop(tmp_path)
+    assert checks.seen() == ["t0.yaml", "t1.yaml", "t2.yaml"]
+    assert third.live.schedules["t2"].labels_dict == {}

@@ -243,8 +243,9 @@ def test_a_parallel_first_load_checks_every_file_with_the_loaders_own_per_file_c
         (tmp_path / f"j{i:02d}.yaml").write_text(doc(f"job-{i:02d}"))
     real = Loader.check_bytes
 
-    def check_bytes(self: Loader, path: str, data: bytes, now: datetime, *, hashed: bool = True) -> Checked:
-        c = real(self, path, data, now, hashed=hashed)
+    def check_bytes(self: Loader, path: str, data: bytes, now: datetime, *, hashed: bool = True,
+                    defaults: Any = ()) -> Checked:
+        c = real(self, path, data, now, hashed=hashed, defaults=defaults)
         mark = Problem(c.path, 1, 1, (), f"checked in process {os.getpid()}", "warning")
         return Checked(c.path, (*c.problems, mark), c.valid)
 
