@@ -42,12 +42,14 @@ from reconciler.ledger.base import (
     LedgerFull,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
 )
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
+_ADVANCE_LOCK = 0x5EC0_1ED6E3  # advance_revision's
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
 _DISK_FULL = "53100"
 
@@ -112,6 +114,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN lease_until timestamptz;
     CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
     UPDATE runs SET lease_until = now() + interval '20 seconds' WHERE status = 'running'
+    """,
+    # v3: several replicas, as SQLite's v6: a run another replica asked its owner to stop
+    # (`replace`), which replica applied each revision, the order in which revisions were first
+    # seen, and each schedule's head (its hash in the newest revision, NULL once removed).
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested text;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica text;
+    CREATE TABLE revision_ranks (
+        revision text PRIMARY KEY,
+        rank bigint NOT NULL,
+        replica text,
+        ranked_at timestamptz NOT NULL
+    );
+    CREATE TABLE schedule_heads (
+        schedule text PRIMARY KEY,
+        hash text,
+        revision text NOT NULL,
+        rank bigint NOT NULL
+    )
     """,
 )
 
@@ -248,17 +270,48 @@ class PostgresLedger:
     # ---- revisions ---------------------------------------------------------------------------
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
+                        replica: str | None = None) -> int:
         """Content-addressed, as in SQLite: each distinct spec is stored once."""
         snapshot = zlib.compress(json.dumps(dict(hashes), separators=(",", ":")).encode(), 1)
         with self._write("cannot record the revision") as conn, conn.transaction():
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO specs (hash, spec) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                 ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
-            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) "
-                               "VALUES (%s, %s, %s, %s) RETURNING seq",
-                               (revision, _utc(applied_at), json.dumps(dict(counts)), snapshot)).fetchone()
+            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, replica) "
+                               "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+                               (revision, _utc(applied_at), json.dumps(dict(counts)), snapshot,
+                                _text(replica))).fetchone()
         return int(row[0]) if row else 0
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        """As in SQLite; an advisory lock serialises advances (and their row locks)."""
+        with self._write("cannot record the revision") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVANCE_LOCK,))
+            newest = conn.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = conn.execute("SELECT rank FROM revision_ranks WHERE revision = %s", (revision,)).fetchone()
+            top = int(newest[1]) if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if int(mine[0]) == top else str(newest[0]) if newest else None
+            rank = top + 1
+            conn.execute("INSERT INTO revision_ranks (revision, rank, replica, ranked_at) VALUES (%s, %s, %s, now()) "
+                         "ON CONFLICT (revision) DO UPDATE SET rank = excluded.rank, replica = excluded.replica, "
+                         "ranked_at = excluded.ranked_at", (revision, rank, _text(replica)))
+            names = sorted(hashes)
+            conn.execute("INSERT INTO schedule_heads (schedule, hash, revision, rank) "
+                         "SELECT n, h, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(n, h) "
+                         "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                         "rank = excluded.rank", (revision, rank, names, [hashes[n] for n in names]))
+            conn.execute("UPDATE schedule_heads SET hash = NULL, revision = %s, rank = %s WHERE rank < %s",
+                         (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._conn("cannot read revisions") as conn:
+            rows = conn.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._conn("cannot read revisions") as conn:
@@ -280,7 +333,8 @@ class PostgresLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A `counted` claim counts towards `max_runs`. Its statement first bumps
@@ -295,24 +349,32 @@ class PostgresLedger:
         """
         values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease,
                   exclusive, schedule)
+        # The head of a schedule set by a newer revision than the claim's, with another hash.
+        stale = ("stale AS (SELECT h.revision FROM schedule_heads h WHERE %s::text IS NOT NULL AND h.schedule = %s "
+                 "AND h.hash IS DISTINCT FROM %s AND h.rank > coalesce((SELECT rank FROM revision_ranks "
+                 "WHERE revision = %s), h.rank))")
+        stale_args = (spec_hash, schedule, spec_hash, revision)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
                   "exclusive, lease_until) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s")
-        unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
-                            "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
+        unless_forbidden = ("WHERE NOT EXISTS (SELECT 1 FROM stale) AND (NOT %s OR NOT EXISTS (SELECT 1 FROM runs "
+                            "WHERE schedule = %s AND status = 'running')) ON CONFLICT DO NOTHING RETURNING id")
+        answer = "SELECT (SELECT id FROM ins), (SELECT revision FROM stale LIMIT 1)"
         with self._write("cannot claim a run") as conn:
             if not counted:
-                row = conn.execute(f"{insert} {unless_forbidden}", values).fetchone()
-                return int(row[0]) if row else None
+                row = conn.execute(f"WITH {stale}, ins AS ({insert} {unless_forbidden}) {answer}",
+                                   (*stale_args, *values)).fetchone()
+                return _claimed(schedule, row)
             with conn.transaction():
                 row = conn.execute(
-                    "WITH counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
+                    f"WITH {stale}, counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
                     "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
-                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1) "
-                    f"{insert} FROM counted {unless_forbidden}",
-                    (schedule, max_runs, max_runs, *values)).fetchone()
-                if row is None:
+                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1), "
+                    f"ins AS ({insert} FROM counted {unless_forbidden}) {answer}",
+                    (*stale_args, schedule, max_runs, max_runs, *values)).fetchone()
+                run_id = _claimed(schedule, row)  # superseded: raised, and the bump rolled back
+                if run_id is None:
                     raise psycopg.Rollback()
-                return int(row[0])
+                return run_id
         return None  # rolled back: the slot was taken, the schedule is held, or max_runs is reached
 
     def started_count(self, schedule: str) -> int:
@@ -413,6 +475,19 @@ class PostgresLedger:
         with self._write("cannot record a run's processes") as conn:
             conn.execute("UPDATE runs SET processes = %s WHERE id = %s", (_text(processes), run_id))
 
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write("cannot ask for a run to stop") as conn:
+            rows = conn.execute("UPDATE runs SET stop_requested = %s WHERE schedule = %s AND status = 'running' "
+                                "AND owner IS DISTINCT FROM %s AND stop_requested IS NULL RETURNING id, owner",
+                                (_text(reason), schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT id, stop_requested FROM runs WHERE owner = %s AND status = 'running' "
+                                "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
+
     # ---- replicas and leases ---------------------------------------------------------------
 
     def register_replica(self, replica: str, *, host: str, pid: int, version: str, revision: str | None,
@@ -449,11 +524,12 @@ class PostgresLedger:
             rows = conn.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 "stopped IS NULL AND lease_until >= now(), (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                "AND owner = replicas.id), greatest(now() - heartbeat, interval '0') FROM replicas "
+                "ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, started.astimezone(UTC), beat.astimezone(UTC),
                               until.astimezone(UTC), stopped.astimezone(UTC) if stopped is not None else None,
-                              bool(alive), int(runs))
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), int(runs), age)
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._conn("cannot read runs") as conn:
@@ -467,6 +543,14 @@ class PostgresLedger:
                                "AND status = 'running' AND lease_until < now() RETURNING 1",
                                (_utc(finished_at), _text(error), run_id)).fetchone()
         return row is not None
+
+
+def _claimed(schedule: str, row: Any) -> int | None:
+    if row is not None and row[0] is not None:
+        return int(row[0])
+    if row is not None and row[1] is not None:
+        raise RevisionSuperseded(schedule, row[1])
+    return None
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:

@@ -42,6 +42,7 @@ from reconciler.ledger.base import (
     NoSuchLedger,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
     from_micros,
     to_micros,
@@ -133,6 +134,27 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN lease_until INTEGER;
     CREATE INDEX runs_running_by_owner ON runs (owner) WHERE status = 'running';
     UPDATE runs SET lease_until = {_NOW} + 20000000 WHERE status = 'running'
+    """,
+    # v6: several replicas. A run another replica asked its owner to stop (`replace`); which
+    # replica applied each revision; the order in which revisions were first seen, and each
+    # schedule's head (its hash in the newest revision, NULL once removed), so that a replica on
+    # an older revision cannot claim what a newer one changed or removed.
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested TEXT;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica TEXT;
+    CREATE TABLE revision_ranks (
+        revision TEXT PRIMARY KEY,
+        rank INTEGER NOT NULL,
+        replica TEXT,
+        ranked_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE schedule_heads (
+        schedule TEXT PRIMARY KEY,
+        hash TEXT,
+        revision TEXT NOT NULL,
+        rank INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -338,7 +360,8 @@ class SqliteLedger:
     # ---- revisions ---------------------------------------------------------------------------
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
-                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str]) -> int:
+                        specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
+                        replica: str | None = None) -> int:
         """Content-addressed: each distinct spec is stored once; a revision stores name -> hash.
 
         `specs` needs to hold only the specs that may be new (the plan's additions and changes);
@@ -349,9 +372,34 @@ class SqliteLedger:
             # A generator, not a list: 10,000 specs' JSON never exists at once (resident memory).
             db.executemany("INSERT OR IGNORE INTO specs (hash, spec) VALUES (?, ?)",
                            ((hashes[n], json.dumps(spec, sort_keys=True)) for n, spec in specs.items()))
-            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot) VALUES (?, ?, ?, ?)",
-                             (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot))
+            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, replica) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             (revision, to_micros(applied_at), json.dumps(dict(counts)), snapshot, replica))
             return int(cur.lastrowid or 0)
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        with self._write() as db:  # BEGIN IMMEDIATE: advances are serialised
+            newest = db.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = db.execute("SELECT rank FROM revision_ranks WHERE revision = ?", (revision,)).fetchone()
+            top = newest[1] if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if mine[0] == top else str(newest[0])
+            rank = top + 1
+            db.execute("INSERT OR REPLACE INTO revision_ranks (revision, rank, replica, ranked_at) "
+                       f"VALUES (?, ?, ?, {_NOW})", (revision, rank, replica))
+            db.executemany("INSERT INTO schedule_heads (schedule, hash, revision, rank) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                           "rank = excluded.rank", ((n, h, revision, rank) for n, h in hashes.items()))
+            db.execute("UPDATE schedule_heads SET hash = NULL, revision = ?, rank = ? WHERE rank < ?",
+                       (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._rlock:
@@ -378,7 +426,8 @@ class SqliteLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
@@ -389,6 +438,13 @@ class SqliteLedger:
         before the schedule became `forbid`.
         """
         def op(db: sqlite3.Connection) -> int | None:
+            if spec_hash is not None:
+                newer = db.execute(
+                    "SELECT h.revision FROM schedule_heads h WHERE h.schedule = ? AND h.hash IS NOT ? AND h.rank > "
+                    "coalesce((SELECT rank FROM revision_ranks WHERE revision = ?), h.rank)",
+                    (schedule, spec_hash, revision)).fetchone()
+                if newer is not None:
+                    raise RevisionSuperseded(schedule, newer[0])
             if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
@@ -507,6 +563,19 @@ class SqliteLedger:
     def set_processes(self, run_id: int, processes: str) -> None:
         self._grouped(lambda db: db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id)))
 
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write() as db:
+            rows = db.execute("UPDATE runs SET stop_requested = ? WHERE schedule = ? AND status = 'running' "
+                              "AND owner IS NOT ? AND stop_requested IS NULL RETURNING id, owner",
+                              (reason, schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT id, stop_requested FROM runs WHERE owner = ? AND status = 'running' "
+                                     "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
+
     # ---- replicas and leases ---------------------------------------------------------------
 
     def register_replica(self, replica: str, *, host: str, pid: int, version: str, revision: str | None,
@@ -539,11 +608,11 @@ class SqliteLedger:
             rows = self._rdb.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 f"stopped IS NULL AND lease_until >= {_NOW}, (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                f"AND owner = replicas.id), {_NOW} - heartbeat FROM replicas ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, from_micros(started), from_micros(beat),
                               from_micros(until), from_micros(stopped) if stopped is not None else None,
-                              bool(alive), runs)
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), runs, timedelta(microseconds=max(0, age)))
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._rlock:
