@@ -122,6 +122,13 @@ class ReplicaRecord:
     runs: int  # runs it owns that are still running
     heartbeat_age: timedelta | None = None  # the database's now minus `heartbeat` (no clock skew)
 
+    @property
+    def state(self) -> str:
+        """alive: heartbeating; stopped: deregistered at a clean stop; expired: it stopped
+        heartbeating (killed, or cut off from the ledger), so its runs are abandoned as their
+        leases expire."""
+        return "alive" if self.alive else "stopped" if self.stopped is not None else "expired"
+
 
 class Ledger(Protocol):
     """The truth of what happened: applied revisions, every claimed slot and its run, and the

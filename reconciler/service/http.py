@@ -223,8 +223,10 @@ def build_app(site: Site) -> ASGIApp:
         return PlainTextResponse("ok\n" if alive else "timer not running\n", status_code=200 if alive else 503)
 
     async def readyz(_: Request) -> Response:
-        ready = site.live().status.ready
-        return PlainTextResponse("ready\n" if ready else "no revision applied yet\n", status_code=200 if ready else 503)
+        st = site.live().status
+        if st.serving:
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse(st.unready_reason + "\n", status_code=503)
 
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(generate_latest, registry)
