@@ -205,11 +205,6 @@ class Runner:
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
-        if decision.replace:
-            with self._lock:
-                running = list(self._active[name])
-            for h in running:  # in this process only: across processes, replace needs leases
-                h.stop(RunStatus.CANCELLED)
         try:
             run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
         except RevisionSuperseded as e:
@@ -217,7 +212,7 @@ class Runner:
             return None
         self.health.ok()
         if run_id is not None and decision.replace:
-            self._replace_elsewhere(name, run_id)
+            self._replace(name, run_id)
         if run_id is None:
             started = self._ledger.started_count(name) if policy.needs_started(s) else 0
             return self._refused(name, slot, request, revision,
@@ -304,10 +299,15 @@ class Runner:
             except Exception as e:  # an observer's bug must not stop the runner
                 self._log("run.observer_error", schedule=name, error=repr(e))
 
-    def _replace_elsewhere(self, name: str, run_id: int) -> None:
-        """`replace`: this process stopped its own runs before the claim; runs of the schedule that
-        other replicas own are stopped by their owners, asked through the ledger."""
+    def _replace(self, name: str, run_id: int) -> None:
+        """`replace`, once the new run's claim succeeded (a replica that lost the slot stops
+        nothing): this process stops its own running runs of the schedule; those other replicas
+        own are stopped by their owners, asked through the ledger."""
         why = f"replaced by run {run_id} (concurrency: replace) on replica {self.replica.id}"
+        with self._lock:
+            running = list(self._active[name])
+        for h in running:
+            h.stop(RunStatus.CANCELLED, why)
         try:
             asked = self._ledger.request_stop(name, owner=self.replica.id, reason=why)
         except LedgerError as e:  # the new run goes on; the old ones end on their own
