@@ -19,6 +19,7 @@ a transaction.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -51,6 +52,13 @@ PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
 _ADVANCE_LOCK = 0x5EC0_1ED6E3  # advance_revision's
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+# Seconds an operation waits for a pooled connection. While the server is down the pool has none:
+# the caller learns it within this (fail closed, said once), instead of waiting for the pool's 30 s.
+_CHECKOUT_TIMEOUT = 5.0
+# psycopg_pool warns at every failed reconnection attempt; the daemon says once that the ledger
+# cannot be reached (`ledger.unreachable`), so those lines would only flood its log.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
 _DISK_FULL = "53100"
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
@@ -192,7 +200,7 @@ class PostgresLedger:
 
     @contextmanager
     def _conn(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        with self._errors(doing), self._pool.connection() as conn:
+        with self._errors(doing), self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             yield conn
 
     @contextmanager
