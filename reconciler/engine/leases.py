@@ -114,6 +114,7 @@ class Replica:
         self._revision: str | None = None
         self._failing: str | None = None  # why heartbeats fail, while they do
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a heartbeat now: stopping, or a new revision to show
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle -------------------------------------------------------------------------
@@ -129,16 +130,19 @@ class Replica:
             return
         beat = self.times.heartbeat.total_seconds()
         asked = min(beat, STOP_POLL)
-        loops = (("heartbeat", self.beat, lambda: beat), ("watchdog", self.watch, self._until_next_fence),
-                 ("reaper", self._reap_quietly, lambda: beat), ("stops", self.check_stop_requests, lambda: asked))
-        for name, step, pause in loops:
-            t = threading.Thread(target=self._every, args=(step, pause), name=f"replica-{name}", daemon=True)
+        loops = (("heartbeat", self.beat, lambda: beat, self._wake),
+                 ("watchdog", self.watch, self._until_next_fence, self._stop),
+                 ("reaper", self._reap_quietly, lambda: beat, self._stop),
+                 ("stops", self.check_stop_requests, lambda: asked, self._stop))
+        for name, step, pause, wake in loops:
+            t = threading.Thread(target=self._every, args=(step, pause, wake), name=f"replica-{name}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
         """Stop the threads and deregister (after the runs have ended: see Runner.shutdown)."""
         self._stop.set()
+        self._wake.set()
         for t in self._threads:
             t.join(timeout=self.times.heartbeat.total_seconds() + 1)
         try:
@@ -147,19 +151,25 @@ class Replica:
             self._log("replica.deregister_failed", replica=self.id, error=_text(e))
 
     def set_revision(self, revision: str) -> None:
+        """The revision this replica runs, shown with its next heartbeat, which comes at once."""
+        changed = (revision or None) != self._revision
         self._revision = revision or None
+        if changed:
+            self._wake.set()
 
     def _register(self) -> None:
         self._ledger.register_replica(self.id, host=socket.gethostname(), pid=os.getpid(), version=__version__,
                                       revision=self._revision, lease=self.times.lease)
 
-    def _every(self, step: Callable[[], None], pause: Callable[[], float]) -> None:
+    def _every(self, step: Callable[[], None], pause: Callable[[], float], wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
                 step()
             except Exception as e:  # a bug, or a failed re-registration: the loop goes on
                 self._log("replica.error", replica=self.id, error=_text(e))
-            self._stop.wait(pause())
+            wake.wait(pause())
+            if wake is not self._stop:
+                wake.clear()
 
     def _until_next_fence(self) -> float:
         with self._lock:

@@ -308,6 +308,11 @@ class Ledger(Protocol):
         notifier's memory at start-up, the names `history` knows)."""
         ...
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        """How many runs the ledger holds in each state (states with none are left out), in one
+        query. (`reconciler status`, GET /api/v1/summary.)"""
+        ...
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still `running` (of one schedule, or all), oldest first, each with its owner: what
         holds a `forbid` schedule, whether its lease has expired or not. (The runner, when an

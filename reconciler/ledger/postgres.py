@@ -457,6 +457,11 @@ class PostgresLedger:
                                 "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))

@@ -301,6 +301,11 @@ def build_app(site: Site) -> ASGIApp:
 
         return ok(await asyncio.to_thread(listed, ledger))
 
+    async def summary(_: Request) -> Response:
+        from reconciler.service.summary import of_daemon
+
+        return ok(await asyncio.to_thread(of_daemon, site.live(), ledger))
+
     async def bad_request(_: Request, exc: Exception) -> Response:
         return error(str(exc), 400)
 
@@ -311,6 +316,7 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/schedules", schedules), Route("/api/v1/schedules/{name}", schedule),
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
+        Route("/api/v1/summary", summary),
     ]
     return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}), site.names)
 

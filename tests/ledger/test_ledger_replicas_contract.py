@@ -81,7 +81,8 @@ def test_a_superseded_claim_that_counts_towards_max_runs_counts_nothing(ledger: 
 def test_a_revision_records_the_replica_that_applied_it(ledger: Ledger, location: str) -> None:
     ledger.record_revision("r1", T0, {"added": 1}, {"a": {"name": "a"}}, {"a": "h1"}, replica="host:1:ab")
     last = ledger.last_revision()
-    assert last is not None and last.revision == "r1"
+    assert last is not None
+    assert last.revision == "r1"
     assert _revision_replicas(location) == [("r1", "host:1:ab")]
 
 
@@ -103,7 +104,9 @@ def test_a_stop_request_marks_other_owners_running_runs_and_their_owner_reads_it
     theirs = claim(ledger, "r1", None, owner="theirs")
     ended = claim(ledger, "r1", None, minute=1, owner="theirs")
     mine = claim(ledger, "r1", None, minute=2, owner="mine")
-    assert theirs is not None and ended is not None and mine is not None
+    assert theirs is not None
+    assert ended is not None
+    assert mine is not None
     ledger.finish(ended, Outcome(RunStatus.SUCCEEDED, T0))
     assert ledger.stop_requests("theirs") == {}
     assert ledger.request_stop("a", owner="mine", reason="replaced by run 3") == [(theirs, "theirs")]
@@ -119,3 +122,14 @@ def test_replicas_show_how_long_ago_they_last_heartbeat_on_the_database_clock(le
     (r,) = ledger.replicas()
     assert r.heartbeat_age is not None
     assert timedelta(0) <= r.heartbeat_age < timedelta(seconds=5)
+
+
+def test_run_counts_count_the_runs_in_each_state(ledger: Ledger) -> None:
+    assert ledger.run_counts() == {}
+    first = claim(ledger, "r1", None)
+    claim(ledger, "r1", None, minute=1)
+    assert first is not None
+    ledger.finish(first, Outcome(RunStatus.FAILED, T0))
+    ledger.record("a", T0 + timedelta(minutes=2), attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                  outcome=Outcome(RunStatus.SKIPPED, T0))
+    assert ledger.run_counts() == {RunStatus.FAILED: 1, RunStatus.RUNNING: 1, RunStatus.SKIPPED: 1}
