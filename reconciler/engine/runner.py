@@ -85,6 +85,7 @@ class Runner:
         # A claim lost or refused, and why (policy.SkipReason): metrics.
         self.on_refused: Callable[[str, policy.SkipReason], None] | None = None
         self._superseded: dict[str, str] = {}  # schedule -> the newer revision last logged for it
+        self.on_superseded: Callable[[str], None] | None = None  # a claim refused for this newer revision
         self._giving_up = threading.Event()  # shutdown: stop retrying finishes once the grace is over
 
     # ---- wiring ---------------------------------------------------------------------------------
@@ -291,6 +292,8 @@ class Runner:
         if said != newest:  # once per schedule and newer revision, not once per slot
             self._log("run.superseded", schedule=name, slot=utc_text(slot), revision=revision, newest=newest,
                       reason=decision.message)
+            if self.on_superseded is not None:
+                self.on_superseded(newest)
 
     def _count(self, name: str, reason: policy.SkipReason) -> None:
         if self.on_refused is not None:

@@ -69,6 +69,7 @@ class Reconciler:
         ledger.on_write_state = self._ledger_state
         self.runner.health.on_change = self._ledger_reachable
         self.runner.on_refused = self._refused
+        self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
         self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()),
                                replicas=self._replicas)
@@ -151,6 +152,14 @@ class Reconciler:
         pending, self._unrecorded = self._unrecorded, None
         if pending is not None:
             self._recorder.submit(self._write_revision, *pending)
+
+    def _superseded(self, newest: str) -> None:
+        """A claim was refused for a newer revision another replica applied: this one is stale."""
+        was = self.live.status.superseded_by
+        if newest != was:
+            self._set_status(superseded_by=newest)
+            self.log("revision.stale", revision=self.live.status.applied_revision, newest=newest,
+                     effect="schedules that the newest revision removed or changed are not run here")
 
     def _refused(self, name: str, reason: str) -> None:
         self.metrics.refused.labels(reason).inc()

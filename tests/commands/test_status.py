@@ -77,3 +77,17 @@ def test_status_from_a_running_daemon_shows_it_alive_and_a_rejected_revision(
     assert "rejected revision:" in text
     assert "replicas: 1 alive of 1" in text
     assert d.stop() == 0
+
+
+def test_history_names_the_replica_that_ran_each_run(tmp_path: Path, reconciler: Run, started: list[Daemon]) -> None:
+    d = Daemon(directory(tmp_path), tmp_path)
+    started.append(d)
+    replica = d.wait_event("replica.registered")["replica"]
+    d.wait_event("run.end", schedule="fails", timeout=20)
+    assert d.stop() == 0
+    r = reconciler("history", "fails", "--ledger", str(d.ledger), "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {x["replica"] for x in json.loads(r.stdout)} == {replica}
+    text = reconciler("history", "fails", "--ledger", str(d.ledger), cwd=tmp_path).stdout
+    assert "REPLICA" in text.splitlines()[0]
+    assert all(line.endswith(replica) for line in text.splitlines()[1:])

@@ -132,6 +132,7 @@ def test_a_replica_on_an_older_git_revision_never_runs_what_a_newer_one_changed_
     assert refused["newest"] == r2
     assert refused["revision"] == r1
     old.wait_event("run.superseded", schedule="tick", timeout=10)
+    assert old.wait_event("revision.stale", timeout=10)["newest"] == r2  # its status says it is stale
     # Said once per schedule, not once per slot.
     assert len([e for e in old.events("run.superseded") if e["schedule"] == "gone"]) == 1
     base = "http://" + old.wait_event("http.listening")["address"]
