@@ -473,6 +473,8 @@ class Runner:
             if (miss := policy.shut_down(request)) is not None:
                 self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
         self._recorder.shutdown(wait=True)
+        giving_up.cancel()  # every run is over: no thread outlives the shutdown
+        giving_up.join()
         self.replica.stop()  # after the runs ended: their leases were kept until then
 
 

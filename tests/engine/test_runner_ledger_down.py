@@ -142,3 +142,12 @@ def test_a_claim_superseded_by_a_newer_revision_runs_nothing_records_nothing_and
     assert (said[0]["newest"], said[0]["revision"]) == ("rev-2", "rev-1")
     assert not marker.exists()
     r.shutdown(5)
+
+
+def test_a_shutdown_leaves_no_thread_of_the_runner_behind(ledger: SqliteLedger) -> None:
+    before = threading.active_count()
+    r, _, _, _ = runner_on(Switchable(ledger), "name: t\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n")
+    r.dispatch("t", datetime.now(UTC))
+    wait_for(lambda: [x.status for x in runs(ledger, "t")] == [RunStatus.SUCCEEDED], what="the run")
+    r.shutdown(5)
+    assert threading.active_count() == before
