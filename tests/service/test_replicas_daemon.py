@@ -29,6 +29,10 @@ def alive(pid: int) -> bool:
     return True
 
 
+def pid_of(pids: Path, run_id: int) -> int | None:
+    return next((int(line.split()[0]) for line in lines(pids) if int(line.split()[1]) == run_id), None)
+
+
 def test_replace_stops_a_run_that_another_replica_owns_through_the_ledger(
         tmp_path: Path, location: str, daemons: list[Daemon]) -> None:
     sched = tmp_path / "schedules"
@@ -46,6 +50,7 @@ def test_replace_stops_a_run_that_another_replica_owns_through_the_ledger(
     # A run the first replica owns; then the next slot must go to the second: the first is paused
     # (SIGSTOP) for that slot, well within its lease, so that only the second can claim it.
     started = first.wait_event("run.start", timeout=20)
+    wait_for(lambda: pid_of(pids, started["run_id"]), timeout=10, what="the first replica's job running")
     first.proc.send_signal(signal.SIGSTOP)
     try:
         wait_for(lambda: any(e["run_id"] > started["run_id"] for e in second.events("run.start")), timeout=20,
@@ -64,8 +69,9 @@ def test_replace_stops_a_run_that_another_replica_owns_through_the_ledger(
     assert old.status == RunStatus.CANCELLED
     assert f"replaced by run {asked['by_run']} (concurrency: replace)" in (old.error or "")
     assert old.owner != next(r for r in runs(location, "long") if r.id == asked["by_run"]).owner
-    pid = next(int(line.split()[0]) for line in lines(pids) if int(line.split()[1]) == asked["run_id"])
-    wait_for(lambda: not alive(pid), timeout=10, what="the replaced job's process gone")
+    pid = pid_of(pids, asked["run_id"])
+    if pid is not None:  # else it was stopped before its shell got to say (a later slot of the first)
+        wait_for(lambda: not alive(pid), timeout=10, what="the replaced job's process gone")
     assert first.stop() == 0
     assert second.stop() == 0
 
