@@ -230,6 +230,21 @@ def trigger(
 
 
 @app.command()
+def status(
+    server: Annotated[str | None, typer.Option("--server", metavar="URL",
+                                               help="Ask a running daemon (its --listen URL).")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", metavar="PATH", envvar=LEDGER_ENV,
+                                               help="Read the ledger (SQLite path or postgresql:// URL); "
+                                                    "the default without --server.")] = None,
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Applied revision, runs by state, failing schedules, replicas and next fire times."""
+    from reconciler.commands.status import status as run_status
+
+    raise typer.Exit(run_status(server, ledger, fmt.value))
+
+
+@app.command()
 def init(
     directory: Annotated[str, typer.Argument(metavar="DIR", help="Where to create the repository.")] = ".",
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,

@@ -49,6 +49,10 @@ class SkipReason(StrEnum):
     RETRY_LATE = "retry_late"  # missed: a retry found after a restart was due too long ago
     OVERLOAD = "overload"  # missed: this reconciler could not start it in time (its backlog was full, or too slow)
     SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
+    # Nothing recorded: a newer revision, applied by another replica, removed or changed the
+    # schedule; this replica runs an older one (recording would take the slot from the newer).
+    SUPERSEDED = "superseded"
+    UNREACHABLE = "ledger_unreachable"  # nothing recorded: the ledger could not be reached to claim
 
 
 class ScheduleState(StrEnum):
@@ -166,6 +170,13 @@ def refused(schedule: Schedule, request: Request, now: datetime, *, started: int
         # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
         return Queue(RETRY_POLL, request.fire_time)
     return Skip(SkipReason.FORBID, FORBID)
+
+
+def superseded(newest: str) -> Skip:
+    """The ledger refused the claim: a newer revision removed or changed the schedule. Not
+    recorded (the slot's key stays free for the replicas on the newer revision), not retried."""
+    return Skip(SkipReason.SUPERSEDED, f"a newer revision ({newest}) applied by another replica removed or "
+                                       "changed this schedule")
 
 
 def needs_started(schedule: Schedule) -> bool:

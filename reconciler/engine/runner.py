@@ -25,10 +25,11 @@ from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
+from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
-from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
+from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, RevisionSuperseded, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
@@ -43,6 +44,8 @@ MAX_WAITING = 20_000
 RECORDERS = 4
 
 _TICK = timedelta(microseconds=1)
+# A finish that failed (the ledger unreachable) is tried again after these pauses, then every last.
+FINISH_RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def utcnow() -> datetime:
@@ -55,8 +58,11 @@ class Runner:
                  leases: LeaseTimes | None = None, max_waiting: int | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
+        # Whether the ledger answers (fail closed: no claim, no run), told by claims and heartbeats.
+        self.health = LedgerHealth()
         # Who claims runs, and keeps their leases: see engine/leases.py.
-        self.replica = Replica(ledger, log=log, clock=clock, times=leases, fence=self._fence)
+        self.replica = Replica(ledger, log=log, clock=clock, times=leases, fence=self._fence, health=self.health,
+                               stop_requested=self._stop_requested)
         self._live: Mapping[str, Schedule] = {}
         self._revision = ""
         self._active: dict[str, list[Active]] = defaultdict(list)
@@ -76,6 +82,11 @@ class Runner:
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
+        # A claim lost or refused, and why (policy.SkipReason): metrics.
+        self.on_refused: Callable[[str, policy.SkipReason], None] | None = None
+        self._superseded: dict[str, str] = {}  # schedule -> the newer revision last logged for it
+        self.on_superseded: Callable[[str], None] | None = None  # a claim refused for this newer revision
+        self._giving_up = threading.Event()  # shutdown: stop retrying finishes once the grace is over
 
     # ---- wiring ---------------------------------------------------------------------------------
 
@@ -159,6 +170,11 @@ class Runner:
             self._run(name, slot, request, queued_at)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
+        except LedgerError as e:
+            # Unreachable: fail closed (nothing runs unclaimed), said once by the health's observer.
+            # A claim is never retried: it may have been written, and a second one would be refused.
+            self.health.failed(str(e), slot=True)
+            self._count(name, policy.SkipReason.UNREACHABLE)
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
@@ -190,12 +206,14 @@ class Runner:
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
-        if decision.replace:
-            with self._lock:
-                running = list(self._active[name])
-            for h in running:  # in this process only: across processes, replace needs leases
-                h.stop(RunStatus.CANCELLED)
-        run_id, blocked = self._claim(name, slot, now, request, revision, decision)
+        try:
+            run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
+        except RevisionSuperseded as e:
+            self._refused_stale(name, slot, revision, e.newest)
+            return None
+        self.health.ok()
+        if run_id is not None and decision.replace:
+            self._replace(name, run_id)
         if run_id is None:
             started = self._ledger.started_count(name) if policy.needs_started(s) else 0
             return self._refused(name, slot, request, revision,
@@ -222,8 +240,11 @@ class Runner:
                 del self._owned[run_id]
             active.done.set()
         end = self._clock()
-        if not self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status,
-                                                   result.error, result.output, result.dropped), keep=s.history_keep):
+        written = self._finish(name, run_id, Outcome(result.status, end, result.exit_code, result.http_status,
+                                                     result.error, result.output, result.dropped), s.history_keep)
+        if written is None:
+            return run_id  # shutting down before the ledger answered: its lease expires, never guessed
+        if not written:
             # Its lease expired and a reaper ended it first: that end stands, nothing follows from ours.
             self._log("run.end_ignored", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                       reason="the run was abandoned meanwhile (its lease had expired)", **logged)
@@ -238,9 +259,78 @@ class Runner:
             self.retry(name, slot, request.attempt + 1, delay)
         return run_id
 
+    def _finish(self, name: str, run_id: int, outcome: Outcome, keep: int | None) -> bool | None:
+        """Write the run's end, trying again while the ledger cannot be reached: a run that ended
+        is never lost to a restart of the database, nor guessed. None: given up at shutdown."""
+        pauses = iter(FINISH_RETRY_PAUSES)
+        logged = False
+        while True:
+            try:
+                written = self._ledger.finish(run_id, outcome, keep=keep)
+            except LedgerError as e:  # LedgerFull is kept by the ledger itself: not raised
+                self.health.failed(str(e))
+                if not logged:
+                    self._log("run.finish_retrying", schedule=name, run_id=run_id, status=outcome.status,
+                              error=str(e), effect="written as soon as the ledger answers again")
+                    logged = True
+                if self._giving_up.wait(next(pauses, FINISH_RETRY_PAUSES[-1])):
+                    self._log("run.end_unrecorded", schedule=name, run_id=run_id, status=outcome.status,
+                              reason="the reconciler stopped before the ledger answered; the run's lease expires "
+                                     "and it is abandoned")
+                    return None
+                continue
+            self.health.ok()
+            if logged:
+                self._log("run.finish_written", schedule=name, run_id=run_id, status=outcome.status)
+            return written
+
+    def _refused_stale(self, name: str, slot: datetime, revision: str, newest: str) -> None:
+        decision = policy.superseded(newest)
+        self._count(name, decision.reason)
+        with self._lock:
+            said, self._superseded[name] = self._superseded.get(name), newest
+        if said != newest:  # once per schedule and newer revision, not once per slot
+            self._log("run.superseded", schedule=name, slot=utc_text(slot), revision=revision, newest=newest,
+                      reason=decision.message)
+            if self.on_superseded is not None:
+                self.on_superseded(newest)
+
+    def _count(self, name: str, reason: policy.SkipReason) -> None:
+        if self.on_refused is not None:
+            try:
+                self.on_refused(name, reason)
+            except Exception as e:  # an observer's bug must not stop the runner
+                self._log("run.observer_error", schedule=name, error=repr(e))
+
+    def _replace(self, name: str, run_id: int) -> None:
+        """`replace`, once the new run's claim succeeded (a replica that lost the slot stops
+        nothing): this process stops its own running runs of the schedule; those other replicas
+        own are stopped by their owners, asked through the ledger."""
+        why = f"replaced by run {run_id} (concurrency: replace) on replica {self.replica.id}"
+        with self._lock:
+            running = list(self._active[name])
+        for h in running:
+            h.stop(RunStatus.CANCELLED, why)
+        try:
+            asked = self._ledger.request_stop(name, owner=self.replica.id, reason=why)
+        except LedgerError as e:  # the new run goes on; the old ones end on their own
+            self._log("run.stop_request_failed", schedule=name, run_id=run_id, error=str(e))
+            return
+        for other, owner in asked:
+            self._log("run.stop_requested", schedule=name, run_id=other, owner=owner, by_run=run_id)
+
+    def _stop_requested(self, requests: dict[int, str]) -> None:
+        """Another replica asked to stop these runs of ours (`replace`): they end `cancelled`."""
+        with self._lock:
+            runs = [(self._owned[r], why) for r, why in requests.items() if r in self._owned]
+        for active, why in runs:
+            active.stop(RunStatus.CANCELLED, why)
+
     def _refused(self, name: str, slot: datetime, request: Request, revision: str,
                  decision: Skip | Queue) -> int | None:
         """The claim failed: what the policy says to do instead."""
+        if isinstance(decision, Skip):
+            self._count(name, decision.reason)
         if isinstance(decision, Queue):
             self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
             return None
@@ -271,14 +361,14 @@ class Runner:
             self._log("run.processes_unrecorded", schedule=name, run_id=run_id, error=repr(e))
 
     def _claim(self, name: str, slot: datetime, now: datetime, request: Request, revision: str,
-               claim: Claim) -> tuple[int | None, bool]:
+               claim: Claim, spec_hash: str | None = None) -> tuple[int | None, bool]:
         """The run's id, or None and whether another running run of the schedule was in the way."""
         for _ in range(3):
             sent = self.replica.now()
             run_id = self._ledger.claim(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
                                         started_at=now, owner=self.replica.id, counted=claim.counted,
                                         max_runs=claim.max_runs, exclusive=claim.exclusive,
-                                        lease=self.replica.times.lease)
+                                        lease=self.replica.times.lease, spec_hash=spec_hash)
             if run_id is not None:
                 self.replica.hold(run_id, sent)
             if run_id is not None or not claim.exclusive:
@@ -370,6 +460,10 @@ class Runner:
         for h in handles:
             if not h.done.is_set():
                 h.stop(RunStatus.INTERRUPTED, why, kill_after=SHUTDOWN_KILL_AFTER)
+        # Ends not yet written (the ledger unreachable) are tried once more for as long, then given up.
+        giving_up = threading.Timer(grace, self._giving_up.set)
+        giving_up.daemon = True
+        giving_up.start()
         self._pool.shutdown(wait=True, cancel_futures=True)
         # What still waited for a worker gets its row now (the workers recorded what they took).
         with self._lock:
@@ -379,6 +473,8 @@ class Runner:
             if (miss := policy.shut_down(request)) is not None:
                 self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
         self._recorder.shutdown(wait=True)
+        giving_up.cancel()  # every run is over: no thread outlives the shutdown
+        giving_up.join()
         self.replica.stop()  # after the runs ended: their leases were kept until then
 
 

@@ -19,6 +19,7 @@ a transaction.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -44,6 +45,7 @@ from reconciler.ledger.base import (
     LedgerFull,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
     Stored,
     StoredCounter,
@@ -57,7 +59,15 @@ from reconciler.ledger.base import (
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
+_ADVANCE_LOCK = 0x5EC0_1ED6E3  # advance_revision's
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+# Seconds an operation waits for a pooled connection. While the server is down the pool has none:
+# the caller learns it within this (fail closed, said once), instead of waiting for the pool's 30 s.
+_CHECKOUT_TIMEOUT = 5.0
+# psycopg_pool warns at every failed reconnection attempt; the daemon says once that the ledger
+# cannot be reached (`ledger.unreachable`), so those lines would only flood its log.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
 _DISK_FULL = "53100"
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
@@ -126,6 +136,26 @@ MIGRATIONS: tuple[str, ...] = (
     # parent is a base holding every name; a row with one holds only the names that differ.
     """
     ALTER TABLE revisions ADD COLUMN parent bigint
+    """,
+    # v4: several replicas, as SQLite's v7: a run another replica asked its owner to stop
+    # (`replace`), which replica applied each revision, the order in which revisions were first
+    # seen, and each schedule's head (its hash in the newest revision, NULL once removed).
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested text;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica text;
+    CREATE TABLE revision_ranks (
+        revision text PRIMARY KEY,
+        rank bigint NOT NULL,
+        replica text,
+        ranked_at timestamptz NOT NULL
+    );
+    CREATE TABLE schedule_heads (
+        schedule text PRIMARY KEY,
+        hash text,
+        revision text NOT NULL,
+        rank bigint NOT NULL
+    )
     """,
 )
 
@@ -203,7 +233,7 @@ class PostgresLedger:
 
     @contextmanager
     def _conn(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        with self._errors(doing), self._pool.connection() as conn:
+        with self._errors(doing), self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             yield conn
 
     @contextmanager
@@ -282,7 +312,8 @@ class PostgresLedger:
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
-                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None,
+                        replica: str | None = None) -> int:
         """Content-addressed, as in SQLite: each distinct spec is stored once; a revision whole
         (a base) or as its changes against `parent`."""
         with self._write("cannot record the revision") as conn, conn.transaction():
@@ -295,10 +326,40 @@ class PostgresLedger:
                 blob, stored_parent = pack(changes), parent
             else:
                 blob, stored_parent = pack(hashes), None
-            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
-                               "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
-                               (revision, _utc(applied_at), json.dumps(dict(counts)), blob, stored_parent)).fetchone()
+            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent, replica) "
+                               "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+                               (revision, _utc(applied_at), json.dumps(dict(counts)), blob, stored_parent,
+                                _text(replica))).fetchone()
         return int(row[0]) if row else 0
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        """As in SQLite; an advisory lock serialises advances (and their row locks)."""
+        with self._write("cannot record the revision") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVANCE_LOCK,))
+            newest = conn.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = conn.execute("SELECT rank FROM revision_ranks WHERE revision = %s", (revision,)).fetchone()
+            top = int(newest[1]) if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if int(mine[0]) == top else str(newest[0]) if newest else None
+            rank = top + 1
+            conn.execute("INSERT INTO revision_ranks (revision, rank, replica, ranked_at) VALUES (%s, %s, %s, now()) "
+                         "ON CONFLICT (revision) DO UPDATE SET rank = excluded.rank, replica = excluded.replica, "
+                         "ranked_at = excluded.ranked_at", (revision, rank, _text(replica)))
+            names = sorted(hashes)
+            conn.execute("INSERT INTO schedule_heads (schedule, hash, revision, rank) "
+                         "SELECT n, h, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(n, h) "
+                         "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                         "rank = excluded.rank", (revision, rank, names, [hashes[n] for n in names]))
+            conn.execute("UPDATE schedule_heads SET hash = NULL, revision = %s, rank = %s WHERE rank < %s",
+                         (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._conn("cannot read revisions") as conn:
+            rows = conn.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._conn("cannot read revisions") as conn:
@@ -364,7 +425,8 @@ class PostgresLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A `counted` claim counts towards `max_runs`. Its statement first bumps
@@ -379,24 +441,32 @@ class PostgresLedger:
         """
         values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease,
                   exclusive, schedule)
+        # The head of a schedule set by a newer revision than the claim's, with another hash.
+        stale = ("stale AS (SELECT h.revision FROM schedule_heads h WHERE %s::text IS NOT NULL AND h.schedule = %s "
+                 "AND h.hash IS DISTINCT FROM %s AND h.rank > coalesce((SELECT rank FROM revision_ranks "
+                 "WHERE revision = %s), h.rank))")
+        stale_args = (spec_hash, schedule, spec_hash, revision)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
                   "exclusive, lease_until) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s")
-        unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
-                            "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
+        unless_forbidden = ("WHERE NOT EXISTS (SELECT 1 FROM stale) AND (NOT %s OR NOT EXISTS (SELECT 1 FROM runs "
+                            "WHERE schedule = %s AND status = 'running')) ON CONFLICT DO NOTHING RETURNING id")
+        answer = "SELECT (SELECT id FROM ins), (SELECT revision FROM stale LIMIT 1)"
         with self._write("cannot claim a run") as conn:
             if not counted:
-                row = conn.execute(f"{insert} {unless_forbidden}", values).fetchone()
-                return int(row[0]) if row else None
+                row = conn.execute(f"WITH {stale}, ins AS ({insert} {unless_forbidden}) {answer}",
+                                   (*stale_args, *values)).fetchone()
+                return _claimed(schedule, row)
             with conn.transaction():
                 row = conn.execute(
-                    "WITH counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
+                    f"WITH {stale}, counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
                     "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
-                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1) "
-                    f"{insert} FROM counted {unless_forbidden}",
-                    (schedule, max_runs, max_runs, *values)).fetchone()
-                if row is None:
+                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1), "
+                    f"ins AS ({insert} FROM counted {unless_forbidden}) {answer}",
+                    (*stale_args, schedule, max_runs, max_runs, *values)).fetchone()
+                run_id = _claimed(schedule, row)  # superseded: raised, and the bump rolled back
+                if run_id is None:
                     raise psycopg.Rollback()
-                return int(row[0])
+                return run_id
         return None  # rolled back: the slot was taken, the schedule is held, or max_runs is reached
 
     def started_count(self, schedule: str) -> int:
@@ -474,6 +544,11 @@ class PostgresLedger:
                                 "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))
@@ -499,6 +574,19 @@ class PostgresLedger:
         """Where a running run's processes live (opaque text from the engine), for the next start."""
         with self._write("cannot record a run's processes") as conn:
             conn.execute("UPDATE runs SET processes = %s WHERE id = %s", (_text(processes), run_id))
+
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write("cannot ask for a run to stop") as conn:
+            rows = conn.execute("UPDATE runs SET stop_requested = %s WHERE schedule = %s AND status = 'running' "
+                                "AND owner IS DISTINCT FROM %s AND stop_requested IS NULL RETURNING id, owner",
+                                (_text(reason), schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT id, stop_requested FROM runs WHERE owner = %s AND status = 'running' "
+                                "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
 
     # ---- replicas and leases ---------------------------------------------------------------
 
@@ -536,11 +624,12 @@ class PostgresLedger:
             rows = conn.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 "stopped IS NULL AND lease_until >= now(), (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                "AND owner = replicas.id), greatest(now() - heartbeat, interval '0') FROM replicas "
+                "ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, started.astimezone(UTC), beat.astimezone(UTC),
                               until.astimezone(UTC), stopped.astimezone(UTC) if stopped is not None else None,
-                              bool(alive), int(runs))
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), int(runs), age)
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._conn("cannot read runs") as conn:
@@ -631,6 +720,14 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
              _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
              r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
              item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
+
+
+def _claimed(schedule: str, row: Any) -> int | None:
+    if row is not None and row[0] is not None:
+        return int(row[0])
+    if row is not None and row[1] is not None:
+        raise RevisionSuperseded(schedule, row[1])
+    return None
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:

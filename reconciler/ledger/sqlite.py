@@ -44,6 +44,7 @@ from reconciler.ledger.base import (
     NoSuchLedger,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
     Stored,
     StoredCounter,
@@ -148,6 +149,27 @@ MIGRATIONS: tuple[str, ...] = (
     # that differ from it (a removed name maps to null).
     """
     ALTER TABLE revisions ADD COLUMN parent INTEGER;
+    """,
+    # v7: several replicas. A run another replica asked its owner to stop (`replace`); which
+    # replica applied each revision; the order in which revisions were first seen, and each
+    # schedule's head (its hash in the newest revision, NULL once removed), so that a replica on
+    # an older revision cannot claim what a newer one changed or removed.
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested TEXT;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica TEXT;
+    CREATE TABLE revision_ranks (
+        revision TEXT PRIMARY KEY,
+        rank INTEGER NOT NULL,
+        replica TEXT,
+        ranked_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE schedule_heads (
+        schedule TEXT PRIMARY KEY,
+        hash TEXT,
+        revision TEXT NOT NULL,
+        rank INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -360,7 +382,8 @@ class SqliteLedger:
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
-                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None,
+                        replica: str | None = None) -> int:
         """Content-addressed: each distinct spec is stored once; a revision stores name -> hash,
         whole (a base) or as its changes against `parent` (see the contract)."""
         with self._write() as db:
@@ -372,10 +395,35 @@ class SqliteLedger:
                 blob, stored_parent = pack(changes), parent
             else:
                 blob, stored_parent = pack(hashes), None
-            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (revision, to_micros(applied_at), json.dumps(dict(counts)), blob, stored_parent))
+            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent, replica) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (revision, to_micros(applied_at), json.dumps(dict(counts)), blob, stored_parent,
+                              replica))
             return int(cur.lastrowid or 0)
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        with self._write() as db:  # BEGIN IMMEDIATE: advances are serialised
+            newest = db.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = db.execute("SELECT rank FROM revision_ranks WHERE revision = ?", (revision,)).fetchone()
+            top = newest[1] if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if mine[0] == top else str(newest[0])
+            rank = top + 1
+            db.execute("INSERT OR REPLACE INTO revision_ranks (revision, rank, replica, ranked_at) "
+                       f"VALUES (?, ?, ?, {_NOW})", (revision, rank, replica))
+            db.executemany("INSERT INTO schedule_heads (schedule, hash, revision, rank) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                           "rank = excluded.rank", ((n, h, revision, rank) for n, h in hashes.items()))
+            db.execute("UPDATE schedule_heads SET hash = NULL, revision = ?, rank = ? WHERE rank < ?",
+                       (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._rlock:
@@ -448,7 +496,8 @@ class SqliteLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
@@ -459,6 +508,13 @@ class SqliteLedger:
         before the schedule became `forbid`.
         """
         def op(db: sqlite3.Connection) -> int | None:
+            if spec_hash is not None:
+                newer = db.execute(
+                    "SELECT h.revision FROM schedule_heads h WHERE h.schedule = ? AND h.hash IS NOT ? AND h.rank > "
+                    "coalesce((SELECT rank FROM revision_ranks WHERE revision = ?), h.rank)",
+                    (schedule, spec_hash, revision)).fetchone()
+                if newer is not None:
+                    raise RevisionSuperseded(schedule, newer[0])
             if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
@@ -551,6 +607,11 @@ class SqliteLedger:
                                      "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = ?", (schedule,))
@@ -576,6 +637,19 @@ class SqliteLedger:
 
     def set_processes(self, run_id: int, processes: str) -> None:
         self._grouped(lambda db: db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id)))
+
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write() as db:
+            rows = db.execute("UPDATE runs SET stop_requested = ? WHERE schedule = ? AND status = 'running' "
+                              "AND owner IS NOT ? AND stop_requested IS NULL RETURNING id, owner",
+                              (reason, schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT id, stop_requested FROM runs WHERE owner = ? AND status = 'running' "
+                                     "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
 
     # ---- replicas and leases ---------------------------------------------------------------
 
@@ -609,11 +683,11 @@ class SqliteLedger:
             rows = self._rdb.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 f"stopped IS NULL AND lease_until >= {_NOW}, (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                f"AND owner = replicas.id), {_NOW} - heartbeat FROM replicas ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, from_micros(started), from_micros(beat),
                               from_micros(until), from_micros(stopped) if stopped is not None else None,
-                              bool(alive), runs)
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), runs, timedelta(microseconds=max(0, age)))
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._rlock:

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.core.policy import Cause, ScheduleState
-from reconciler.ledger.base import RunRecord
+from reconciler.ledger.base import ReplicaRecord, RunRecord
 from reconciler.service.live import Live
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
@@ -23,7 +23,8 @@ LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class Metrics:
-    def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, state: Callable[[], dict[str, Any]],
+                 replicas: Callable[[], list[ReplicaRecord]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("reconciler_runs", "Recorded runs by schedule and final status.",
@@ -38,7 +39,13 @@ class Metrics:
                                    registry=r)
         self.notifications = Counter("reconciler_notifications", "Webhook notifications by result.",
                                      ["result"], registry=r)
+        # Why a slot was not claimed here: taken (another replica won it), superseded (a newer
+        # revision changed the schedule), ledger_unreachable (fail closed), forbid, completed.
+        self.refused = Counter("reconciler_claims_refused", "Slots this replica did not claim, by reason.",
+                               ["reason"], registry=r)
         r.register(_StateCollector(state))
+        if replicas is not None:
+            r.register(_ReplicaCollector(replicas))
 
     def observe_run(self, record: RunRecord) -> None:
         self.runs.labels(record.schedule, record.status).inc()
@@ -55,7 +62,8 @@ def gauges(live: Live, running: int, waiting: int = 0) -> dict[str, Any]:
     return {"counts": live.counts(), "applied_revision": st.applied_revision,
             "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
             "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
-            "waiting": waiting}
+            "waiting": waiting, "ledger_unreachable": st.ledger_unreachable is not None,
+            "stale": st.superseded_by is not None}
 
 
 class _StateCollector(Collector):
@@ -79,3 +87,43 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("reconciler_runs_in_progress", "Runs executing now.", value=s["running"])
         yield GaugeMetricFamily("reconciler_runs_waiting", "Slots waiting for a worker to start them (the backlog).",
                                 value=s["waiting"])
+        yield GaugeMetricFamily("reconciler_ledger_unreachable",
+                                "1 while the ledger cannot be reached (nothing is claimed, nor run).",
+                                value=int(s.get("ledger_unreachable", False)))
+        yield GaugeMetricFamily("reconciler_revision_stale",
+                                "1 when another replica applied a newer revision than this one.",
+                                value=int(s.get("stale", False)))
+
+
+class _ReplicaCollector(Collector):
+    """Every replica sharing the ledger, read from it at scrape time (so every replica's /metrics
+    shows all of them). A ledger that cannot be read yields no replica series, not an error."""
+
+    def __init__(self, replicas: Callable[[], list[ReplicaRecord]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            rows = self._replicas()
+        except Exception:  # the ledger is unreachable: reconciler_ledger_unreachable says so
+            rows = []
+        by_state = GaugeMetricFamily("reconciler_replicas", "Replicas sharing the ledger, by state.",
+                                     labels=["state"])
+        counts = dict.fromkeys(("alive", "expired", "stopped"), 0)
+        for r in rows:
+            counts[r.state] += 1
+        for state, n in counts.items():
+            by_state.add_metric([state], n)
+        yield by_state
+        age = GaugeMetricFamily("reconciler_replica_heartbeat_age_seconds",
+                                "Seconds since each replica's last heartbeat (the database's clock).",
+                                labels=["replica", "host", "revision", "state"])
+        owned = GaugeMetricFamily("reconciler_replica_runs_owned", "Running runs each replica owns.",
+                                  labels=["replica"])
+        for r in rows:
+            seconds = r.heartbeat_age.total_seconds() if r.heartbeat_age is not None else 0.0
+            age.add_metric([r.id, r.host, r.revision or "", r.state], seconds)
+            owned.add_metric([r.id], r.runs)
+        yield age
+        yield owned
+
