@@ -31,6 +31,7 @@ from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import Ledger, RunRecord
+from reconciler.service import audit
 from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
@@ -284,12 +285,15 @@ class Reconciler:
     def _record(self, revision: str, desired: Mapping[str, Schedule], hashes: Mapping[str, str], the_plan: Plan,
                 now: datetime) -> None:
         new = {c.name: desired[c.name].spec for c in (*the_plan.added, *the_plan.changed)}
-        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes)
+        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes,
+                              lambda name: desired[name].spec)
 
     def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: dict[str, Any],
-                        hashes: Mapping[str, str]) -> None:
+                        hashes: Mapping[str, str], spec: Callable[[str], dict[str, Any]]) -> None:
         try:
-            self.ledger.record_revision(revision, now, counts, new, hashes)
+            previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
+            seq = self.ledger.record_revision(revision, now, counts, new, hashes)
+            audit.record(self.ledger, seq, revision, now, previous, hashes, spec, self.options.directory)
         except Exception as e:  # the revision still runs; say why the audit trail misses it
             self.log("revision.record_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
