@@ -155,6 +155,8 @@ PATHS: dict[str, Any] = {
         "summary": "Run the schedule now, as a manual run.", "tags": ["actions"], "security": [{"bearer": []}],
         "parameters": [_NAME],
         "responses": {"202": _json("Triggered", "The run was started."),
+                      "400": _text("text/plain", "A malformed request (an Authorization header HTTP does not "
+                                                 "allow), refused by the HTTP server itself."),
                       "401": {**_json("Error", "No valid bearer token."),
                               "headers": {"WWW-Authenticate": {"schema": _STR}}},
                       "403": _json("Error", "Read-only: the server was started without --token-file."),

@@ -116,7 +116,6 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(r
             for run_id in (1, 2):
                 operation.Case(path_parameters={"run_id": run_id}).call_and_validate(checks=CHECKS)
         tested.append(f"{operation.method.upper()} {operation.path}")
-    # schemathesis leaves out the operation that serves the document it tests.
-    described = [f"{m.upper()} {p}" for p, ops in document(__version__)["paths"].items() for m in ops
-                 if p != "/api/v1/openapi.json"]
-    assert sorted(tested) == sorted(described)
+    # Newer schemathesis releases leave out the operation that serves the document they test.
+    described = {f"{m.upper()} {p}" for p, ops in document(__version__)["paths"].items() for m in ops}
+    assert described - {"GET /api/v1/openapi.json"} <= set(tested) <= described
