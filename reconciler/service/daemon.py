@@ -293,9 +293,13 @@ class Reconciler:
         try:
             previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
             seq = self.ledger.record_revision(revision, now, counts, new, hashes)
-            audit.record(self.ledger, seq, revision, now, previous, hashes, spec, self.options.directory)
         except Exception as e:  # the revision still runs; say why the audit trail misses it
             self.log("revision.record_failed", revision=revision, error=f"{type(e).__name__}: {e}")
+            return
+        try:
+            audit.record(self.ledger, seq, revision, now, previous, hashes, spec, self.options.directory)
+        except Exception as e:  # recorded, but without who changed what
+            self.log("revision.audit_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
     def _fail(self, message: str, trace: str | None = None) -> None:
         with self._lock:
