@@ -60,7 +60,7 @@ SCHEMAS: dict[str, Any] = {
                                                                  message=_STR)}),
         ledger_error=_null(_STR), directory=_STR, read_only=_BOOL, now=_TIME),
     "Overview": _obj(status=_ref("Status"), counts=_obj(**{str(s): _INT for s in ScheduleState}), total=_INT,
-                     running=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
+                     running=_INT, waiting=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
     "ScheduleSummary": _obj(**_SUMMARY),
     "Schedule": _obj(**_SUMMARY, spec_yaml=_STR, runs={"type": "array", "items": _ref("Run")},
                      upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR)}),
