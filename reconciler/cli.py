@@ -217,6 +217,20 @@ def history(
 
 
 @app.command()
+def audit(
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this schedule's changes.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="A duration ago (7d) or an RFC 3339 time.")] = None,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Show, per schedule, the commits that changed it: author, time, subject and the field diff."""
+    from reconciler.commands.audit import audit as run_audit
+
+    raise typer.Exit(run_audit(name, since, ledger, fmt.value))
+
+
+@app.command()
 def trigger(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule to run now.")],
     directory: Directory = "schedules",

@@ -211,6 +211,45 @@ class Copied:
     runs: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A schedule's recent record, for alerting (`Ledger.health`)."""
+
+    last_success: datetime | None  # when its newest `succeeded` run finished
+    failures: int  # runs ended in a failing status after that one (all of them, if none succeeded)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The git commit a revision was, as git's objects tell it."""
+
+    sha: str
+    author: str
+    email: str
+    authored_at: datetime
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpecChange:
+    """What one revision did to one schedule: `add`, `change` (with the field diff) or `remove`."""
+
+    schedule: str
+    action: str
+    fields: tuple[dict[str, Any], ...] = ()  # {"path", "old", "new"}: JSON values, None when absent
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An applied revision in the audit trail: who committed it, and what it changed."""
+
+    seq: int  # the revision's sequence number (`record_revision`)
+    revision: str
+    applied_at: datetime
+    commit: Commit | None  # None when the revision is no commit (a dirty work tree, no git)
+    changes: tuple[SpecChange, ...]
+
+
 class Ledger(Protocol):
     """The truth of what happened: applied revisions, every claimed slot and its run, and the
     replicas that claim them. Every backend implements all of it and passes the same suite
@@ -490,4 +529,25 @@ class Ledger(Protocol):
         revision sequence numbers and every instant are kept as they were, and the ids given
         after it continue after the largest copied. Output keeps every byte (NUL included);
         text columns of PostgreSQL cannot hold NUL, so an error message loses its NULs there."""
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        """For every schedule with a `succeeded` run or a run in `failing` (policy.FAILING): when
+        its newest success finished, and how many runs ended in `failing` after it. In two queries
+        at most, whatever the number of schedules. (/metrics, at each scrape.)"""
+        ...
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        """Keep who committed revision `seq` and what it changed, apart from the revision itself.
+        Recording a `seq` again changes nothing (the first record stands). (The daemon, after
+        `record_revision`.)"""
+        ...
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        """Recorded revisions, newest first (by seq), those applied at or after `since`. With
+        `schedule`, only the revisions that changed it, each with that schedule's change alone.
+        (`reconciler audit`, the API's change history.)"""
         ...

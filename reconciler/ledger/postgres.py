@@ -39,14 +39,18 @@ from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
+    AuditRecord,
+    Commit,
     Copied,
     ExpiredRun,
+    Health,
     LedgerError,
     LedgerFull,
     Outcome,
     ReplicaRecord,
     RevisionSuperseded,
     RunRecord,
+    SpecChange,
     Stored,
     StoredCounter,
     StoredRevision,
@@ -156,6 +160,27 @@ MIGRATIONS: tuple[str, ...] = (
         revision text NOT NULL,
         rank bigint NOT NULL
     )
+    """,
+    # v5: the audit trail, as SQLite's v8: keyed by the revision's seq, apart from `revisions`.
+    """
+    CREATE TABLE audit_revisions (
+        seq bigint PRIMARY KEY,
+        revision text NOT NULL,
+        applied_at timestamptz NOT NULL,
+        commit_sha text,
+        author text,
+        email text,
+        authored_at timestamptz,
+        subject text
+    );
+    CREATE TABLE audit_changes (
+        schedule text NOT NULL,
+        seq bigint NOT NULL,
+        action text NOT NULL,
+        fields text NOT NULL,
+        PRIMARY KEY (schedule, seq)
+    );
+    CREATE INDEX audit_changes_by_seq ON audit_changes (seq)
     """,
 )
 
@@ -643,6 +668,61 @@ class PostgresLedger:
                                "AND status = 'running' AND lease_until < now() RETURNING 1",
                                (_utc(finished_at), _text(error), run_id)).fetchone()
         return row is not None
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        with self._conn("cannot read runs") as conn:
+            ok = conn.execute("SELECT schedule, finished_at FROM runs WHERE id IN "
+                              "(SELECT max(id) FROM runs WHERE status = 'succeeded' GROUP BY schedule)").fetchall()
+            bad = conn.execute(
+                "SELECT schedule, count(*) FROM runs r WHERE status = ANY(%s) AND id > coalesce((SELECT max(id) "
+                "FROM runs s WHERE s.schedule = r.schedule AND s.status = 'succeeded'), 0) GROUP BY schedule",
+                (sorted(failing),)).fetchall()
+        out = {name: Health(at.astimezone(UTC) if at is not None else None, 0) for name, at in ok}
+        for name, count in bad:
+            out[name] = Health(out[name].last_success if name in out else None, int(count))
+        return out
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        c = commit
+        with self._write("cannot record the audit trail") as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, authored_at, "
+                "subject) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (seq, revision, _utc(applied_at), c and c.sha, c and _text(c.author), c and _text(c.email),
+                 _utc(c.authored_at) if c else None, c and _text(c.subject))).fetchone()
+            if row is not None:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO audit_changes (schedule, seq, action, fields) "
+                                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                    ((ch.schedule, seq, ch.action, json.dumps(list(ch.fields))) for ch in changes))
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if schedule is not None:
+            where.append("seq IN (SELECT seq FROM audit_changes WHERE schedule = %s)")
+            args.append(schedule)
+        if since is not None:
+            where.append("applied_at >= %s")
+            args.append(_utc(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._conn("cannot read the audit trail") as conn:
+            rows = conn.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
+                                f"FROM audit_revisions{clause} ORDER BY seq DESC LIMIT %s", (*args, limit)).fetchall()
+            only, more = (" AND schedule = %s", [schedule]) if schedule is not None else ("", [])
+            found = conn.execute(f"SELECT schedule, seq, action, fields FROM audit_changes WHERE seq = ANY(%s){only} "
+                                 "ORDER BY schedule", ([r[0] for r in rows], *more))
+            changes: dict[int, list[SpecChange]] = {}
+            for name, seq, action, fields in found.fetchall():
+                changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
+        return [AuditRecord(seq, rev, at.astimezone(UTC),
+                            Commit(sha, author, email, authored.astimezone(UTC), subject) if sha else None,
+                            tuple(changes.get(seq, ())))
+                for seq, rev, at, sha, author, email, authored, subject in rows]
 
 
     # ---- copying a whole ledger ------------------------------------------------------------------

@@ -37,8 +37,11 @@ from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
+    AuditRecord,
+    Commit,
     Copied,
     ExpiredRun,
+    Health,
     LedgerError,
     LedgerFull,
     NoSuchLedger,
@@ -46,6 +49,7 @@ from reconciler.ledger.base import (
     ReplicaRecord,
     RevisionSuperseded,
     RunRecord,
+    SpecChange,
     Stored,
     StoredCounter,
     StoredRevision,
@@ -170,6 +174,28 @@ MIGRATIONS: tuple[str, ...] = (
         revision TEXT NOT NULL,
         rank INTEGER NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # v8: the audit trail, keyed by the revision's seq and kept apart from `revisions`: who
+    # committed each applied revision, and what it did to each schedule it changed.
+    """
+    CREATE TABLE audit_revisions (
+        seq INTEGER PRIMARY KEY,
+        revision TEXT NOT NULL,
+        applied_at INTEGER NOT NULL,
+        commit_sha TEXT,
+        author TEXT,
+        email TEXT,
+        authored_at INTEGER,
+        subject TEXT
+    );
+    CREATE TABLE audit_changes (
+        schedule TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        PRIMARY KEY (schedule, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_changes_by_seq ON audit_changes (seq);
     """,
 )
 
@@ -765,6 +791,67 @@ class SqliteLedger:
                          to_micros(item.lease_until) if item.lease_until else None))
                     runs += 1
         return Copied(specs, revisions, counters, runs)
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        wanted = sorted(failing)
+        with self._rlock:
+            ok = self._rdb.execute("SELECT schedule, id, finished_at FROM runs WHERE id IN "
+                                   "(SELECT max(id) FROM runs WHERE status = 'succeeded' GROUP BY schedule)").fetchall()
+            # Failing runs are few: each looks up its schedule's newest success by the index.
+            bad = self._rdb.execute(
+                f"SELECT schedule, count(*) FROM runs r WHERE status IN ({','.join('?' * len(wanted))}) "
+                "AND id > coalesce((SELECT max(id) FROM runs s WHERE s.schedule = r.schedule "
+                "AND s.status = 'succeeded'), 0) GROUP BY schedule", wanted).fetchall()
+        out = {name: Health(from_micros(at) if at is not None else None, 0) for name, _, at in ok}
+        for name, count in bad:
+            out[name] = Health(out[name].last_success if name in out else None, int(count))
+        return out
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        c = commit
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, "
+                "authored_at, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, revision, to_micros(applied_at), c and c.sha, c and c.author, c and c.email,
+                 to_micros(c.authored_at) if c else None, c and c.subject))
+            if cur.rowcount == 1:
+                db.executemany("INSERT OR IGNORE INTO audit_changes (schedule, seq, action, fields) "
+                               "VALUES (?, ?, ?, ?)",
+                               ((ch.schedule, seq, ch.action, json.dumps(list(ch.fields))) for ch in changes))
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[str | int] = []
+        if schedule is not None:
+            where.append("seq IN (SELECT seq FROM audit_changes WHERE schedule = ?)")
+            args.append(schedule)
+        if since is not None:
+            where.append("applied_at >= ?")
+            args.append(to_micros(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._rlock:
+            rows = self._rdb.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, "
+                                     f"subject FROM audit_revisions{clause} ORDER BY seq DESC LIMIT ?",
+                                     (*args, limit)).fetchall()
+            seqs = [r[0] for r in rows]
+            changes: dict[int, list[SpecChange]] = {}
+            for i in range(0, len(seqs), 500):
+                chunk = seqs[i:i + 500]
+                only = " AND schedule = ?" if schedule is not None else ""
+                for name, seq, action, fields in self._rdb.execute(
+                        f"SELECT schedule, seq, action, fields FROM audit_changes WHERE seq IN "
+                        f"({','.join('?' * len(chunk))}){only} ORDER BY schedule",
+                        (*chunk, *([schedule] if schedule is not None else []))):
+                    changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
+        return [AuditRecord(seq, rev, from_micros(at),
+                            Commit(sha, author, email, from_micros(authored), subject) if sha else None,
+                            tuple(changes.get(seq, ())))
+                for seq, rev, at, sha, author, email, authored, subject in rows]
 
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:

@@ -34,6 +34,7 @@ from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import PRUNE_EVERY, Ledger, RunRecord, changes_between
+from reconciler.service import audit
 from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
@@ -79,7 +80,7 @@ class Reconciler:
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
         self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()),
-                               replicas=self._replicas)
+                               replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
         self.runner.on_finished = self._finished
@@ -395,11 +396,13 @@ class Reconciler:
         new = {c.name: desired[c.name] for c in (*the_plan.added, *the_plan.changed)}
         changes: dict[str, str | None] = {name: hashes[name] for name in new}
         changes.update((c.name, None) for c in the_plan.removed)
-        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, every, changes)
+        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, every, changes,
+                              lambda name: desired[name].spec)
 
     def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: Mapping[str, Schedule],
                         hashes: Mapping[str, str], every: Mapping[str, str],
-                        changes: dict[str, str | None] | None = None) -> None:
+                        changes: dict[str, str | None] | None = None,
+                        spec: Callable[[str], dict[str, Any]] | None = None) -> None:
         """Tell the ledger this replica applied `revision`, then record it, unless it is stale (a
         newer revision is known): then the newest stays the ledger's last, which is what a restart
         restores and `plan --ledger` compares with. Recorded as the changes against the revision
@@ -410,9 +413,10 @@ class Reconciler:
             newest = self.ledger.advance_revision(revision, every, replica=replica, previous=self._advanced)
             if newest is None:
                 specs: dict[str, Any] = {n: s.spec for n, s in new.items()}
+                previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
                 parent = self._parent if changes is not None else None
                 if parent is None and changes is not None:
-                    last = self.ledger.last_revision()
+                    last = previous
                     if last is not None:
                         parent, changes = last.seq, changes_between(last.hashes, hashes)
                         stored = set(last.hashes.values())
@@ -445,6 +449,13 @@ class Reconciler:
                      effect="schedules that the newest revision removed or changed are not run here")
         elif newest is None and was is not None:
             self.log("revision.current", revision=revision)
+        if newest is not None:
+            return
+        try:
+            audit.record(self.ledger, seq, revision, now, previous, hashes, spec or (lambda name: new[name].spec),
+                         self.options.directory)
+        except Exception as e:  # recorded, but without who changed what
+            self.log("revision.audit_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
     def _fail(self, message: str, trace: str | None = None) -> None:
         with self._lock:

@@ -2,20 +2,27 @@
 
 Counters and histograms are updated as things happen; gauges that describe the current state
 (schedules by state, problems, the applied revision) are computed at scrape time from the live
-value (`gauges`), so they can never drift from it.
+value (`gauges`), so they can never drift from it. So are the per-schedule gauges that alerts
+need (last success, last status, next fire, failures in a row, paused) and each replica's
+heartbeat age: read from the ledger at each scrape, in a few queries whatever the number of
+schedules, so runs recorded by other replicas and by `reconciler trigger` count too.
+docs/monitoring.md lists every metric; examples/monitoring/ alerts on them.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.core.policy import Cause, ScheduleState
-from reconciler.ledger.base import ReplicaRecord, RunRecord
+from reconciler.core.model import Schedule
+from reconciler.core.policy import FAILING, Cause, ScheduleState
+from reconciler.ledger.base import Ledger, LedgerError, ReplicaRecord, RunRecord
 from reconciler.service.live import Live
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
@@ -23,8 +30,12 @@ LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class Metrics:
+    """`state` is read at each scrape (`gauges`); `replicas` too (every replica sharing the
+    ledger); with a `ledger`, the per-schedule gauges are read from it too, their ages on `clock`."""
+
     def __init__(self, state: Callable[[], dict[str, Any]],
-                 replicas: Callable[[], list[ReplicaRecord]] | None = None) -> None:
+                 replicas: Callable[[], list[ReplicaRecord]] | None = None, ledger: Ledger | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("reconciler_runs", "Recorded runs by schedule and final status.",
@@ -46,6 +57,8 @@ class Metrics:
         r.register(_StateCollector(state))
         if replicas is not None:
             r.register(_ReplicaCollector(replicas))
+        if ledger is not None and clock is not None:
+            r.register(_ScheduleCollector(state, ledger, clock))
 
     def observe_run(self, record: RunRecord) -> None:
         self.runs.labels(record.schedule, record.status).inc()
@@ -63,7 +76,8 @@ def gauges(live: Live, running: int, waiting: int = 0) -> dict[str, Any]:
             "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
             "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
             "waiting": waiting, "ledger_unreachable": st.ledger_unreachable is not None,
-            "stale": st.superseded_by is not None}
+            "stale": st.superseded_by is not None,
+            "rejected_at": st.attempted_at.timestamp() if st.rejected and st.attempted_at else None, "live": live}
 
 
 class _StateCollector(Collector):
@@ -93,6 +107,14 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("reconciler_revision_stale",
                                 "1 when another replica applied a newer revision than this one.",
                                 value=int(s.get("stale", False)))
+
+        yield GaugeMetricFamily("reconciler_revision_rejected",
+                                "1 while the newest revision seen is rejected and an older one runs.",
+                                value=int(s["rejected_at"] is not None))
+        if s["rejected_at"] is not None:
+            yield GaugeMetricFamily("reconciler_revision_rejected_since_timestamp_seconds",
+                                    "When the rejected revision was first seen (absent while none is).",
+                                    value=s["rejected_at"])
 
 
 class _ReplicaCollector(Collector):
@@ -127,3 +149,66 @@ class _ReplicaCollector(Collector):
         yield age
         yield owned
 
+
+# How many slots ahead the expected interval looks: a weekday cron's weekend gap is among them.
+_INTERVAL_SLOTS = 8
+
+
+def expected_interval(s: Schedule, now: datetime) -> float | None:
+    """The longest gap between the next slots (seconds): how long a healthy schedule may go
+    without a run. None for a schedule with fewer than two slots left."""
+    slots = list(s.timing.slots(now, _INTERVAL_SLOTS + 1))
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    return max(gaps, default=timedelta(0)).total_seconds() or None
+
+
+class _ScheduleCollector(Collector):
+    """Per schedule of the applied revision: what alerts are written on."""
+
+    def __init__(self, state: Callable[[], dict[str, Any]], ledger: Ledger, clock: Callable[[], datetime]) -> None:
+        self._state, self._ledger, self._clock = state, ledger, clock
+        self._intervals: dict[str, float | None] = {}  # spec hash -> expected interval, computed once
+
+    def collect(self) -> Iterator[Any]:
+        live: Live = self._state()["live"]
+        now = self._clock()
+        nxt = live.next_fire_times()
+        try:
+            last, health = self._ledger.last_runs(), self._ledger.health(FAILING)
+        except LedgerError:  # the ledger is unreachable: the live value's own gauges are still served
+            return
+        label = ["schedule"]
+        success = GaugeMetricFamily("reconciler_schedule_last_success_timestamp_seconds",
+                                    "When the schedule's newest succeeded run finished (absent: none yet).",
+                                    labels=label)
+        status = GaugeMetricFamily("reconciler_schedule_last_run_status",
+                                   "1 for the status of the schedule's newest run (absent: no run yet).",
+                                   labels=["schedule", "status"])
+        fire = GaugeMetricFamily("reconciler_schedule_next_fire_timestamp_seconds",
+                                 "When the schedule fires next (absent: suspended, completed or no slot left).",
+                                 labels=label)
+        failures = GaugeMetricFamily("reconciler_schedule_consecutive_failures",
+                                     "Runs failed, timed out or abandoned since the newest success.", labels=label)
+        paused = GaugeMetricFamily("reconciler_schedule_paused", "1 while an operator's pause holds the schedule.",
+                                   labels=label)
+        interval = GaugeMetricFamily("reconciler_schedule_expected_interval_seconds",
+                                     "The longest gap between the schedule's next slots.", labels=label)
+        intervals: dict[str, float | None] = {}
+        for name in sorted(live.schedules):
+            h, run, when = health.get(name), last.get(name), nxt.get(name)
+            if h is not None and h.last_success is not None:
+                success.add_metric([name], h.last_success.timestamp())
+            if run is not None:
+                status.add_metric([name, run.status], 1)
+            if when is not None:
+                fire.add_metric([name], when.timestamp())
+            failures.add_metric([name], h.failures if h is not None else 0)
+            paused.add_metric([name], 0)  # no pause exists yet: each schedule runs as its file says
+            key = live.hashes.get(name, name)
+            if key not in self._intervals:
+                self._intervals[key] = expected_interval(live.schedules[name], now)
+            intervals[key] = gap = self._intervals[key]
+            if gap is not None:
+                interval.add_metric([name], gap)
+        self._intervals = intervals  # forget the specs no longer applied
+        yield from (success, status, fire, failures, paused, interval)

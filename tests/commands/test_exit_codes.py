@@ -128,6 +128,11 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "status-of-a-ledger": ("status", 0, lambda t, r: history_after_a_run_then(t, r, "status")),
     "status-missing-ledger": ("status", 64, lambda t, r: done(r("status", "--ledger", str(t / "missing.db")))),
     "status-server-unreachable": ("status", 1, lambda t, r: done(r("status", "--server", "http://127.0.0.1:9"))),
+    "audit-nothing-recorded": ("audit", 0, lambda t, r: history_after_a_run(t, r) and done(
+        r("audit", "--ledger", str(t / "l.db")))),
+    "audit-unknown-name": ("audit", 1, lambda t, r: history_after_a_run(t, r) and done(
+        r("audit", "fials", "--ledger", str(t / "l.db")))),
+    "audit-missing-ledger": ("audit", 64, lambda t, r: done(r("audit", "--ledger", str(t / "missing.db")))),
     "init-created": ("init", 0, lambda t, r: done(r("init", str(t / "repo")))),
     "init-would-overwrite": ("init", 1, init_over_existing_files),
     "init-unknown-option": ("init", 64, lambda t, r: done(r("init", "--overwrite", str(t)))),
@@ -146,8 +151,8 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "init",
-                                     "status"])
+@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "audit",
+                                     "init", "status"])
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")
     assert r.returncode == 64, r.stdout + r.stderr
