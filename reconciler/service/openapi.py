@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from reconciler.core.policy import RUN_STATES, Cause, ScheduleState
+from reconciler.core.policy import RUN_STATES, Cause, RunStatus, ScheduleState
 
 MAX_ID = 2**63 - 1  # as http.MAX_ID: SQLite's INTEGER
 
@@ -37,7 +37,8 @@ def _run(output: bool) -> dict[str, Any]:
         "id": _INT, "schedule": _STR, "slot": _TIME, "attempt": _INT,
         "trigger": {"enum": [str(c) for c in Cause]}, "status": {"enum": [str(s) for s in RUN_STATES]},
         "revision": _STR, "started_at": _null(_TIME), "finished_at": _null(_TIME), "exit_code": _null(_INT),
-        "http_status": _null(_INT), "error": _null(_STR), "duration_seconds": _null(_NUM)}
+        "http_status": _null(_INT), "error": _null(_STR), "duration_seconds": _null(_NUM),
+        "replica": _null(_STR)}
     if output:
         props.update(output=_STR, output_dropped_bytes=_INT)
     return _obj(**props)
@@ -58,7 +59,8 @@ SCHEMAS: dict[str, Any] = {
         attempted=_obj(revision=_null(_STR), at=_null(_TIME), rejected=_BOOL, error=_null(_STR),
                        problems={"type": "array", "items": _obj(path=_STR, line=_INT, column=_INT, pointer=_STR,
                                                                  message=_STR)}),
-        ledger_error=_null(_STR), directory=_STR, read_only=_BOOL, now=_TIME),
+        ledger_error=_null(_STR), ledger_unreachable=_null(_STR), superseded_by=_null(_STR), directory=_STR,
+        read_only=_BOOL, now=_TIME),
     "Overview": _obj(status=_ref("Status"), counts=_obj(**{str(s): _INT for s in ScheduleState}), total=_INT,
                      running=_INT, waiting=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
     "ScheduleSummary": _obj(**_SUMMARY),
@@ -67,10 +69,21 @@ SCHEMAS: dict[str, Any] = {
     "SchedulePage": _obj(total=_INT, offset=_INT, limit=_INT,
                          items={"type": "array", "items": _ref("ScheduleSummary")}),
     "RunPage": _obj(items={"type": "array", "items": _ref("Run")}, next_before=_null(_INT)),
-    "Replicas": _obj(replicas={"type": "array", "items": _obj(
+    "Replica": _obj(
         id=_STR, host=_STR, pid=_INT, version=_STR, revision=_null(_STR),
-        state={"enum": ["alive", "expired", "stopped"]}, started=_TIME, last_heartbeat=_TIME, lease_until=_TIME,
-        stopped=_null(_TIME), runs_owned=_INT)}),
+        state={"enum": ["alive", "expired", "stopped"]}, started=_TIME, last_heartbeat=_TIME,
+        heartbeat_age_seconds=_null(_NUM), lease_until=_TIME, stopped=_null(_TIME), runs_owned=_INT),
+    "Replicas": _obj(replicas={"type": "array", "items": _ref("Replica")}),
+    "Summary": _obj(
+        source={"enum": ["daemon", "ledger"]}, applied=_obj(revision=_null(_STR), at=_null(_TIME)),
+        rejected=_null(_obj(revision=_null(_STR), since=_null(_TIME), error=_null(_STR), problems=_INT)),
+        superseded_by=_null(_STR), ledger_unreachable=_null(_STR), ready=_null(_BOOL),
+        runs=_obj(**{str(s): _INT for s in RunStatus}),
+        failing={"type": "array", "items": _obj(schedule=_STR, status={"enum": [str(s) for s in RUN_STATES]},
+                                                 slot=_TIME, run_id=_INT, error=_null(_STR),
+                                                 replica=_null(_STR))},
+        replicas={"type": "array", "items": _ref("Replica")},
+        next={"type": "array", "items": _obj(schedule=_STR, at=_TIME)}),
     "Triggered": _obj(triggered=_STR),
     "Commit": _obj(sha=_STR, author=_STR, email=_STR, authored_at=_TIME, subject=_STR),
     "Change": _obj(seq=_INT, revision=_STR, applied_at=_TIME, commit=_null(_ref("Commit")),
@@ -127,8 +140,9 @@ PATHS: dict[str, Any] = {
     "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard"),
     "/healthz": _get("Liveness: the timer runs.", _text("text/plain", "ok"),
                      more={"503": _text("text/plain", "The timer is not running.")}, tag="probes"),
-    "/readyz": _get("Readiness: a revision is applied.", _text("text/plain", "ready"),
-                    more={"503": _text("text/plain", "No revision applied yet.")}, tag="probes"),
+    "/readyz": _get("Readiness: a revision is applied and the ledger answers.", _text("text/plain", "ready"),
+                    more={"503": _text("text/plain", "Not ready, and why (no revision yet, the ledger "
+                                                     "unreachable).")}, tag="probes"),
     "/metrics": _get("Prometheus metrics (docs/monitoring.md lists them).",
                      _text("text/plain", "The Prometheus text exposition format."), tag="probes"),
     "/api/v1/openapi.json": _get("This document.", {"description": "The OpenAPI 3.1 document.",
@@ -170,6 +184,8 @@ PATHS: dict[str, Any] = {
         _path("run_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "The run's id."),),
         more={"404": _json("Error", "No such run.")}),
     "/api/v1/replicas": _get("The reconcilers sharing the ledger.", _json("Replicas", "Replicas.")),
+    "/api/v1/summary": _get("What `reconciler status` shows: the applied and a rejected revision, runs by state, "
+                            "failing schedules, the replicas and the next fire times.", _json("Summary", "Summary.")),
 }
 
 
