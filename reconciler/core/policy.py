@@ -51,6 +51,35 @@ class SkipReason(StrEnum):
     SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
 
 
+class FailReason(StrEnum):
+    """Why a failed run failed, when a resource limit (`run.limits`) ended it: the error starts with it."""
+
+    MEMORY = "memory"  # over limits.memory (the cgroup's OOM killer, or an allocation refused by RLIMIT_AS)
+    CPU_TIME = "cpu_time"  # over limits.cpu_time (SIGXCPU, or SIGKILL at the hard RLIMIT_CPU)
+
+
+# What a program prints when an allocation is refused (RLIMIT_AS fails the allocation, it kills nothing).
+_NO_MEMORY = ("MemoryError", "Cannot allocate memory", "out of memory", "Out of memory", "bad_alloc",
+              "memory exhausted", "failed to allocate", "fatal error: runtime: cannot allocate")
+SIGKILL, SIGXCPU = 9, 24
+
+
+def limit_reason(*, exit_code: int, memory_limit: bool, cpu_limit: int | None, oom_kills: int,
+                 cpu_used: float | None, output: str) -> FailReason | None:
+    """Did a resource limit end a run that failed? `exit_code` as Popen gives it (-N for signal N);
+    `oom_kills` from the run's cgroup; `cpu_used` seconds of user + system CPU of its main process."""
+    if exit_code == 0:
+        return None
+    if oom_kills > 0:
+        return FailReason.MEMORY
+    if cpu_limit is not None and (exit_code == -SIGXCPU or (
+            exit_code == -SIGKILL and cpu_used is not None and cpu_used >= cpu_limit)):
+        return FailReason.CPU_TIME
+    if memory_limit and any(marker in output[-4096:] for marker in _NO_MEMORY):
+        return FailReason.MEMORY
+    return None
+
+
 class ScheduleState(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"  # enabled: false
