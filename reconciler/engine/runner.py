@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler.core import policy
 from reconciler.core.describe import utc_text
+from reconciler.core.limits import Usage
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
@@ -222,14 +223,18 @@ class Runner:
                 del self._owned[run_id]
             active.done.set()
         end = self._clock()
+        used = result.usage or Usage()
         if not self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status,
-                                                   result.error, result.output, result.dropped), keep=s.history_keep):
+                                                   result.error, result.output, result.dropped, used.peak_memory,
+                                                   used.cpu_user, used.cpu_system), keep=s.history_keep):
             # Its lease expired and a reaper ended it first: that end stands, nothing follows from ours.
             self._log("run.end_ignored", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                       reason="the run was abandoned meanwhile (its lease had expired)", **logged)
             return run_id
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
-                                 end, result.exit_code, result.http_status, result.error), result.output)
+                                 end, result.exit_code, result.http_status, result.error,
+                                 peak_memory=used.peak_memory, cpu_user=used.cpu_user, cpu_system=used.cpu_system),
+                       result.output)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **logged)
