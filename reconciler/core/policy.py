@@ -49,6 +49,7 @@ class SkipReason(StrEnum):
     RETRY_LATE = "retry_late"  # missed: a retry found after a restart was due too long ago
     OVERLOAD = "overload"  # missed: this reconciler could not start it in time (its backlog was full, or too slow)
     SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
+    POOL = "pool"  # missed: it waited (queued) for room among the runs at most running at once, past its deadline
 
 
 class FailReason(StrEnum):
@@ -147,13 +148,20 @@ class Queue:
     due: datetime
 
 
-def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None) -> Claim | Miss:
+def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None,
+           full: int | None = None) -> Claim | Miss:
     """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
-    slot in; a slot that was in time then and is late now waited in this reconciler's backlog."""
+    slot in; a slot that was in time then and is late now waited in this reconciler's backlog.
+    `full`: the bound on runs at once (--max-running) when it was reached as the slot was queued:
+    it waited for room (pool), not for a reconciler too slow to start it (overload)."""
     p = schedule.policy
     # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
     if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
         late = now - request.fire_time
+        if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline and full is not None:
+            return Miss(SkipReason.POOL, f"pool: could not start within starting_deadline (late by {late}): "
+                                         f"queued {now - queued_at} while all {full} runs this reconciler runs "
+                                         f"at once (--max-running) were busy")
         if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline:
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
                                              f"after waiting {now - queued_at} for this reconciler to start it)")
