@@ -374,8 +374,10 @@ class Supervisor:
     def _spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
                marker: str | None, limits: Limits | None) -> RunProcesses:
         launcher: tuple[str, ...] | None = _launcher()
-        if limits and launcher is not None and _prlimit() is not None:
-            launcher = (*launcher[:2], _prlimit() or "")
+        if limits and launcher is not None:
+            prlimit = _prlimit()
+            # Without prlimit, rlimits can only be set between fork and exec: the Python way.
+            launcher = (*launcher[:2], prlimit) if prlimit is not None else None
         if self.cgroup_parent is not None:
             cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             try:

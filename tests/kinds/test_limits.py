@@ -64,3 +64,11 @@ def test_every_run_records_its_peak_memory_and_cpu_time(supervisor: Callable[[],
     assert (result.usage.peak_memory or 0) >= 64 << 20
     assert (result.usage.cpu_user or 0) + (result.usage.cpu_system or 0) >= 0.25
     assert result.usage.cpu_system is not None
+
+
+def test_without_prlimit_the_limits_are_set_in_python_between_fork_and_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.kinds import procs
+
+    monkeypatch.setattr(procs, "_prlimit", lambda: None)
+    result = command(limited("/bin/sh", "-c", "ulimit -n", open_files=77), os.environ, supervisor=Supervisor(None))
+    assert (result.status, result.output.strip()) == (RunStatus.SUCCEEDED, "77")
