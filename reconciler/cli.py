@@ -189,13 +189,18 @@ def run(
         "--lease", metavar="DURATION", help="How long a run is kept without renewal before others abandon it "
         "(at least twice --heartbeat).")] = "20s",
     strict_cron: StrictCron = False,
+    max_running: Annotated[int | None, typer.Option(
+        "--max-running", metavar="N", envvar="RECONCILER_MAX_RUNNING", show_default=False,
+        help="Runs at once, at most; more wait (queued) within their starting_deadline, then are missed "
+        "(pool). Default: 32 per CPU.")] = None,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
                                  listen, token_file, public_url, allowed_hosts=allowed_host or [],
-                                 heartbeat=heartbeat, lease=lease, strict_cron=strict_cron))
+                                 heartbeat=heartbeat, lease=lease, strict_cron=strict_cron,
+                                 max_running=max_running))
 
 
 @app.command()

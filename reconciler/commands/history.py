@@ -94,9 +94,15 @@ def as_dict(r: RunRecord, with_output: bool = False) -> dict[str, Any]:
         "duration_seconds": r.duration.total_seconds() if r.duration is not None else None,
     }
     if with_output:
+        out.update(usage(r))
         out["output"] = r.output
         out["output_dropped_bytes"] = r.output_dropped
     return out
+
+
+def usage(r: RunRecord) -> dict[str, Any]:
+    """What the run used (None where its kind does not measure it)."""
+    return {"peak_memory_bytes": r.peak_memory, "cpu_user_seconds": r.cpu_user, "cpu_system_seconds": r.cpu_system}
 
 
 def _one(r: RunRecord, fmt: str, out: TextIO) -> None:

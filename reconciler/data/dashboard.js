@@ -196,11 +196,20 @@
     if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
   }
 
+  // What a run used (resource limits): peak memory and CPU time, where its kind measured them.
+  function usage(r) {
+    const parts = [];
+    if (r.peak_memory_bytes != null) parts.push(`peak memory ${(r.peak_memory_bytes / 1048576).toFixed(1)} MiB`);
+    if (r.cpu_user_seconds != null) parts.push(`CPU ${r.cpu_user_seconds.toFixed(2)}s user, ${(r.cpu_system_seconds ?? 0).toFixed(2)}s system`);
+    return parts.join(" · ");
+  }
+
   async function renderRun(runId) {
     const r = await getJSON(`/api/v1/runs/${runId}`);
     $("output-title").textContent = `Run ${r.id} · ${r.status}${r.error ? ` · ${r.error}` : ""}`;
     $("run-replica").textContent = r.replica ? `ran on replica ${r.replica}` : "never started (no replica ran it)";
     $("output").textContent = r.output || "(no output)";
+    $("run-usage").textContent = usage(r);
     $("output-box").classList.remove("hidden");
   }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler.core import policy
 from reconciler.core.describe import utc_text
+from reconciler.core.limits import Usage
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
@@ -43,6 +44,13 @@ MAX_WAITING = 20_000
 # the ledger's commits.
 RECORDERS = 4
 
+
+def default_max_running(cpus: int | None) -> int:
+    """Runs at once by default (--max-running): 32 per CPU. A run costs the reconciler one thread
+    that mostly waits, and jobs are mostly I/O-bound or wait on other systems, so the bound is not
+    the CPUs' work but what one host should start at once; it keeps 64 on two cores, as before."""
+    return 32 * max(1, cpus or 1)
+
 _TICK = timedelta(microseconds=1)
 # A finish that failed (the ledger unreachable) is tried again after these pauses, then every last.
 FINISH_RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -54,7 +62,7 @@ def utcnow() -> datetime:
 
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
-                 environ: Mapping[str, str] | None = None, max_workers: int = 64,
+                 environ: Mapping[str, str] | None = None, max_workers: int | None = None,
                  leases: LeaseTimes | None = None, max_waiting: int | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
@@ -68,10 +76,13 @@ class Runner:
         self._active: dict[str, list[Active]] = defaultdict(list)
         self._owned: dict[int, Active] = {}  # by run id: what fencing stops
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
+        # Runs at once (--max-running): a slot beyond them waits in the backlog (queued).
+        self.max_running = max_workers or default_max_running(os.cpu_count())
+        self._pool = ThreadPoolExecutor(max_workers=self.max_running, thread_name_prefix="run")
         self.max_waiting = max_waiting if max_waiting is not None else _max_waiting(self._environ)
-        # (name, slot, request, when it came in), oldest first: the backlog, drained by the pool.
-        self._waiting: deque[tuple[str, datetime, Request, datetime]] = deque()
+        # (name, slot, request, when it came in, whether max_running was reached then), oldest
+        # first: the backlog, drained by the pool.
+        self._waiting: deque[tuple[str, datetime, Request, datetime, bool]] = deque()
         self._recorder = ThreadPoolExecutor(max_workers=RECORDERS, thread_name_prefix="miss")
         self._stop_all: tuple[str, float] | None = None  # set when the grace has ended
         # Slots between the accepting check and their row's last write: what the grace waits for.
@@ -111,7 +122,7 @@ class Runner:
             elif len(self._waiting) >= self.max_waiting:
                 miss = policy.overflow(len(self._waiting), self.max_waiting)
             else:
-                self._waiting.append((name, slot, request, self._clock()))
+                self._waiting.append((name, slot, request, self._clock(), self._in_flight >= self.max_running))
         if miss is not None:
             self._record_miss(name, slot, request, miss)
             return
@@ -127,8 +138,8 @@ class Runner:
         with self._lock:
             if not self._waiting:
                 return
-            name, slot, request, queued_at = self._waiting.popleft()
-        self._guarded(name, slot, request, queued_at)
+            name, slot, request, queued_at, full = self._waiting.popleft()
+        self._guarded(name, slot, request, queued_at, full)
 
     def _record_miss(self, name: str, slot: datetime, request: Request, miss: Miss) -> None:
         """Record a slot that will not run, off the caller's thread (the timer's must not wait)."""
@@ -165,9 +176,10 @@ class Runner:
 
     # ---- one slot -----------------------------------------------------------------------------------
 
-    def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> None:
+    def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
+                 full: bool = False) -> None:
         try:
-            self._run(name, slot, request, queued_at)
+            self._run(name, slot, request, queued_at, full)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
         except LedgerError as e:
@@ -178,7 +190,8 @@ class Runner:
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> int | None:
+    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
+             full: bool = False) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -192,7 +205,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at)
+            return self._started(s, name, slot, request, revision, queued_at, full)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -200,9 +213,9 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None) -> int | None:
+                 queued_at: datetime | None, full: bool = False) -> int | None:
         now = self._clock()
-        decision = policy.decide(s, request, now, queued_at=queued_at)
+        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None)
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
@@ -240,8 +253,10 @@ class Runner:
                 del self._owned[run_id]
             active.done.set()
         end = self._clock()
+        used = result.usage or Usage()
         written = self._finish(name, run_id, Outcome(result.status, end, result.exit_code, result.http_status,
-                                                     result.error, result.output, result.dropped), s.history_keep)
+                                                     result.error, result.output, result.dropped, used.peak_memory,
+                                                     used.cpu_user, used.cpu_system), s.history_keep)
         if written is None:
             return run_id  # shutting down before the ledger answered: its lease expires, never guessed
         if not written:
@@ -250,7 +265,9 @@ class Runner:
                       reason="the run was abandoned meanwhile (its lease had expired)", **logged)
             return run_id
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
-                                 end, result.exit_code, result.http_status, result.error), result.output)
+                                 end, result.exit_code, result.http_status, result.error,
+                                 peak_memory=used.peak_memory, cpu_user=used.cpu_user, cpu_system=used.cpu_system),
+                       result.output)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                   exit_code=result.exit_code, http_status=result.http_status, error=result.error,
                   duration_ms=round((end - now).total_seconds() * 1000, 1), **logged)
@@ -469,7 +486,7 @@ class Runner:
         with self._lock:
             left, revision = list(self._waiting), self._revision
             self._waiting.clear()
-        for name, slot, request, _ in left:
+        for name, slot, request, *_ in left:
             if (miss := policy.shut_down(request)) is not None:
                 self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
         self._recorder.shutdown(wait=True)

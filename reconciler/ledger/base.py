@@ -110,6 +110,10 @@ class RunRecord:
     output: str | None = None
     output_dropped: int = 0
     owner: str = ""  # the replica that claimed it ("" for a run that never started)
+    # What the run used, where its kind measured it (commands): bytes, and CPU seconds.
+    peak_memory: int | None = None
+    cpu_user: float | None = None
+    cpu_system: float | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -127,6 +131,9 @@ class Outcome:
     error: str | None = None
     output: str | None = None
     output_dropped: int = 0
+    peak_memory: int | None = None  # bytes; with the two below, kept by `finish` (never by `record`)
+    cpu_user: float | None = None  # seconds
+    cpu_system: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_changes_by_seq ON audit_changes (seq)
     """,
+    # v6: what each run used (peak memory in bytes, CPU seconds in user and system mode), where measured.
+    """
+    ALTER TABLE runs ADD COLUMN peak_memory bigint;
+    ALTER TABLE runs ADD COLUMN cpu_user double precision;
+    ALTER TABLE runs ADD COLUMN cpu_system double precision
+    """,
 )
 
 class _Unreachable(LedgerError):
@@ -199,7 +205,7 @@ _CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
           "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error, owner")
+                "exit_code, http_status, error, owner, peak_memory, cpu_user, cpu_system")
 
 
 class PostgresLedger:
@@ -514,9 +520,11 @@ class PostgresLedger:
 
     def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> bool:
         update = ("UPDATE runs SET status = %s, finished_at = %s, exit_code = %s, http_status = %s, error = %s, "
-                  "output = %s, output_dropped = %s WHERE id = %s AND status = 'running' RETURNING schedule")
+                  "output = %s, output_dropped = %s, peak_memory = %s, cpu_user = %s, cpu_system = %s "
+                  "WHERE id = %s AND status = 'running' RETURNING schedule")
         args = (outcome.status, _utc(outcome.finished_at), outcome.exit_code, outcome.http_status,
-                _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, run_id)
+                _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, outcome.peak_memory,
+                outcome.cpu_user, outcome.cpu_system, run_id)
         with self._write("cannot finish a run") as conn:
             if keep is None:
                 return conn.execute(update, args).fetchone() is not None
@@ -660,7 +668,7 @@ class PostgresLedger:
         with self._conn("cannot read runs") as conn:
             rows = conn.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
                                 "AND lease_until < now() ORDER BY id").fetchall()
-        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+        return [ExpiredRun(_record(r), r[12] or "", r[16]) for r in rows]
 
     def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
         with self._write("cannot abandon a run") as conn:
@@ -747,8 +755,8 @@ class PostgresLedger:
                 if not rows:
                     break
                 for r in rows:
-                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
-                                    r[17].astimezone(UTC) if r[17] is not None else None)
+                    yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
+                                    r[20].astimezone(UTC) if r[20] is not None else None)
                 last = rows[-1][0]
 
     def load(self, items: Iterable[Stored]) -> Copied:
@@ -795,11 +803,13 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
     r = item.record
     return ("runs", "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
             "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, processes, "
-            "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "lease_until, peak_memory, cpu_user, cpu_system) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (r.id, r.schedule, _utc(r.slot), r.attempt, r.cause, r.status, r.revision,
              _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
              r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
-             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
+             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None,
+             r.peak_memory, r.cpu_user, r.cpu_system))
 
 
 def _claimed(schedule: str, row: Any) -> int | None:
@@ -830,7 +840,7 @@ def _filters(schedule: str | None, status: RunStatus | None, since: datetime | N
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
     (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error, owner) = row[:13]
-    output = row[13] if with_output else None
+    output = row[16] if with_output else None
     return RunRecord(
         id=rid, schedule=schedule, slot=slot.astimezone(UTC), attempt=attempt, cause=Cause(cause),
         status=RunStatus(status), revision=revision,
@@ -838,7 +848,8 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         finished_at=finished.astimezone(UTC) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
         output=bytes(output).decode("utf-8", "surrogatepass") if output is not None else None,
-        output_dropped=row[14] if with_output else 0, owner=owner or "",
+        output_dropped=row[17] if with_output else 0, owner=owner or "",
+        peak_memory=row[13], cpu_user=row[14], cpu_system=row[15],
     )
 
 

@@ -197,6 +197,12 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX audit_changes_by_seq ON audit_changes (seq);
     """,
+    # v9: what each run used (peak memory in bytes, CPU seconds in user and system mode), where measured.
+    """
+    ALTER TABLE runs ADD COLUMN peak_memory INTEGER;
+    ALTER TABLE runs ADD COLUMN cpu_user REAL;
+    ALTER TABLE runs ADD COLUMN cpu_system REAL
+    """,
 )
 
 # A revision's chain, from it back to its base (the row without a parent), newest first.
@@ -206,7 +212,7 @@ _CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
           "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error, owner")
+                "exit_code, http_status, error, owner, peak_memory, cpu_user, cpu_system")
 
 
 class SqliteLedger:
@@ -579,9 +585,11 @@ class SqliteLedger:
         def op(db: sqlite3.Connection) -> bool:
             row = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
-                "output = ?, output_dropped = ? WHERE id = ? AND status = 'running' RETURNING schedule",
+                "output = ?, output_dropped = ?, peak_memory = ?, cpu_user = ?, cpu_system = ? "
+                  "WHERE id = ? AND status = 'running' RETURNING schedule",
                 (outcome.status, to_micros(outcome.finished_at), outcome.exit_code, outcome.http_status,
-                 outcome.error, outcome.output, outcome.output_dropped, run_id)).fetchone()
+                 outcome.error, outcome.output, outcome.output_dropped, outcome.peak_memory, outcome.cpu_user,
+                 outcome.cpu_system, run_id)).fetchone()
             if keep is not None and row is not None:
                 self._prune(db, row[0], keep)
             return row is not None
@@ -719,7 +727,7 @@ class SqliteLedger:
         with self._rlock:
             rows = self._rdb.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
                                      f"AND lease_until < {_NOW} ORDER BY id").fetchall()
-        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+        return [ExpiredRun(_record(r), r[12] or "", r[16]) for r in rows]
 
     def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
         with self._write() as db:
@@ -751,8 +759,8 @@ class SqliteLedger:
                 if not rows:
                     break
                 for r in rows:
-                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
-                                    from_micros(r[17]) if r[17] is not None else None)
+                    yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
+                                    from_micros(r[20]) if r[20] is not None else None)
                 last = rows[-1][0]
             db.execute("COMMIT")
         except sqlite3.Error as e:
@@ -783,12 +791,14 @@ class SqliteLedger:
                     db.execute(
                         "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
                         "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, "
-                        "processes, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "processes, lease_until, peak_memory, cpu_user, cpu_system) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (r.id, r.schedule, to_micros(r.slot), r.attempt, r.cause, r.status, r.revision,
                          to_micros(r.started_at) if r.started_at else None,
                          to_micros(r.finished_at) if r.finished_at else None, r.exit_code, r.http_status, r.error,
                          r.output, r.output_dropped, r.owner or None, item.exclusive, item.processes,
-                         to_micros(item.lease_until) if item.lease_until else None))
+                         to_micros(item.lease_until) if item.lease_until else None, r.peak_memory, r.cpu_user,
+                         r.cpu_system))
                     runs += 1
         return Copied(specs, revisions, counters, runs)
 
@@ -895,7 +905,8 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         status=RunStatus(status), revision=revision, started_at=from_micros(started) if started is not None else None,
         finished_at=from_micros(finished) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
-        output=row[13] if with_output else None, output_dropped=row[14] if with_output else 0, owner=owner or "",
+        output=row[16] if with_output else None, output_dropped=row[17] if with_output else 0, owner=owner or "",
+        peak_memory=row[13], cpu_user=row[14], cpu_system=row[15],
     )
 
 

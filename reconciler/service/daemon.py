@@ -55,6 +55,7 @@ class Options:
     allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
     leases: LeaseTimes = field(default_factory=LeaseTimes)  # heartbeat and lease (engine/leases.py)
     strict_cron: bool = False  # refuse the cron extensions beyond cronie (docs/cron.md)
+    max_running: int | None = None  # runs at once (--max-running); None: the runner's default
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -69,7 +70,7 @@ class Reconciler:
         self.source = DirectorySource(options.directory, Loader(strict_cron=options.strict_cron),
                                       cache=ParseCache.beside(getattr(ledger, "path", None),
                                                               variant=f"strict_cron={options.strict_cron}"))
-        self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
+        self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases, max_workers=options.max_running)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
         self.live = Live(next_fire_times=self.timer.next_fire_times)

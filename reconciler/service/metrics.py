@@ -27,6 +27,8 @@ from reconciler.service.live import Live
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60)
+MEMORY_BUCKETS = tuple(float(2**n) for n in range(20, 37, 2))  # 1Mi .. 64Gi, by fours
+CPU_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
 class Metrics:
@@ -54,6 +56,11 @@ class Metrics:
         # revision changed the schedule), ledger_unreachable (fail closed), forbid, completed.
         self.refused = Counter("reconciler_claims_refused", "Slots this replica did not claim, by reason.",
                                ["reason"], registry=r)
+        # What runs used, per schedule (runs whose kind measures it: commands).
+        self.peak_memory = Histogram("reconciler_run_peak_memory_bytes", "Peak memory of finished runs.",
+                                     ["schedule"], buckets=MEMORY_BUCKETS, registry=r)
+        self.cpu = Histogram("reconciler_run_cpu_seconds", "CPU time of finished runs, by mode (user, system).",
+                             ["schedule", "mode"], buckets=CPU_BUCKETS, registry=r)
         r.register(_StateCollector(state))
         if replicas is not None:
             r.register(_ReplicaCollector(replicas))
@@ -64,6 +71,11 @@ class Metrics:
         self.runs.labels(record.schedule, record.status).inc()
         if record.duration is not None:
             self.duration.labels(record.cause).observe(record.duration.total_seconds())
+        if record.peak_memory is not None:
+            self.peak_memory.labels(record.schedule).observe(record.peak_memory)
+        for mode, seconds in (("user", record.cpu_user), ("system", record.cpu_system)):
+            if seconds is not None:
+                self.cpu.labels(record.schedule, mode).observe(seconds)
         if record.cause == Cause.SCHEDULE and record.started_at is not None:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
 

@@ -40,7 +40,8 @@ def _run(output: bool) -> dict[str, Any]:
         "http_status": _null(_INT), "error": _null(_STR), "duration_seconds": _null(_NUM),
         "replica": _null(_STR)}
     if output:
-        props.update(output=_STR, output_dropped_bytes=_INT)
+        props.update(output=_STR, output_dropped_bytes=_INT, peak_memory_bytes=_null(_INT),
+                     cpu_user_seconds=_null(_NUM), cpu_system_seconds=_null(_NUM))
     return _obj(**props)
 
 

@@ -48,6 +48,8 @@ def run_dict(r: RunRecord, output: str | None = None) -> dict[str, Any]:
            "error": r.error, "duration_seconds": r.duration.total_seconds() if r.duration is not None else None,
            "replica": r.owner or None}
     if output is not None:
+        # What the run used (limits): shown with one run, None where its kind does not measure it.
+        out.update(peak_memory_bytes=r.peak_memory, cpu_user_seconds=r.cpu_user, cpu_system_seconds=r.cpu_system)
         out["output"] = output
         out["output_dropped_bytes"] = r.output_dropped
     return out

@@ -545,7 +545,8 @@ def _every_kind_of_run(led: Ledger) -> None:
             assert led.abandon(run_id, T0 + timedelta(seconds=5), "the reconciler running it stopped")
         elif status != RunStatus.RUNNING:
             led.finish(run_id, Outcome(status, T0 + timedelta(minutes=minute, microseconds=123457), exit_code=3,
-                                       output="a\x00b\n\u00e9t\u00e9\n", output_dropped=7, error="boom"))
+                                       output="a\x00b\n\u00e9t\u00e9\n", output_dropped=7, error="boom",
+                                       peak_memory=5 << 20, cpu_user=0.25, cpu_system=0.125))  # usage is copied
 
 
 def _everything(led: Ledger) -> tuple[object, ...]:
@@ -736,3 +737,18 @@ def test_recording_a_revisions_audit_again_changes_nothing(ledger: Ledger) -> No
     assert only.commit is not None
     assert only.commit.author == "Dana"
     assert only.changes == (SpecChange("x", "add"),)
+
+
+def test_a_runs_usage_is_kept_by_finish_and_read_back_in_the_run_and_the_list(ledger: Ledger) -> None:
+    measured, bare = claim(ledger), claim(ledger, minute=1)
+    assert measured is not None
+    assert bare is not None
+    ledger.finish(measured, Outcome(RunStatus.FAILED, T0 + timedelta(seconds=2), exit_code=1,
+                                    error="memory: over its memory limit (64Mi)", peak_memory=67_108_864,
+                                    cpu_user=1.25, cpu_system=0.5))
+    ledger.finish(bare, Outcome(RunStatus.SUCCEEDED, T0 + timedelta(seconds=1), exit_code=0))
+    one = ledger.run(measured)
+    assert one is not None
+    assert (one.peak_memory, one.cpu_user, one.cpu_system) == (67_108_864, 1.25, 0.5)
+    listed = {r.id: (r.peak_memory, r.cpu_user, r.cpu_system) for r in ledger.runs("a")}
+    assert listed == {measured: (67_108_864, 1.25, 0.5), bare: (None, None, None)}
