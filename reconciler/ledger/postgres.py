@@ -507,13 +507,14 @@ class PostgresLedger:
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
         """Record how a running run ended; with `keep`, prune that schedule's history in the same
-        transaction. Without space, or without the server (a restart, a failover), the end is kept
-        and written before the next write that succeeds: a run must not stay `running`, renewed by
-        its owner's heartbeats, because its end met a dead connection. Writing it again is safe:
-        only a `running` run is ended."""
+        transaction. Without space, the end is kept and written before the next write that
+        succeeds, as in SQLite. Without the server (a restart, a failover) it raises LedgerError:
+        the runner retries it until written and says so (`run.finish_retrying`), so that the run
+        never stays `running` because its end met a dead connection, and nothing is guessed.
+        Writing it again is safe: only a `running` run is ended."""
         try:
             return self._finish(run_id, outcome, keep)
-        except (LedgerFull, _Unreachable):
+        except LedgerFull:
             with self._state:
                 self._deferred.append((run_id, outcome, keep))
             return True
