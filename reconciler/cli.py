@@ -210,13 +210,18 @@ def run(
         "--lease", metavar="DURATION", help="How long a run is kept without renewal before others abandon it "
         "(at least twice --heartbeat).")] = "20s",
     strict_cron: StrictCron = False,
+    max_running: Annotated[int | None, typer.Option(
+        "--max-running", metavar="N", envvar="RECONCILER_MAX_RUNNING", show_default=False,
+        help="Runs at once, at most; more wait (queued) within their starting_deadline, then are missed "
+        "(pool). Default: 32 per CPU.")] = None,
 ) -> None:
     """Run the reconciler: apply the directory, watch it, run the jobs, until SIGINT/SIGTERM."""
     from reconciler.commands.run import run as run_command
 
     raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
                                  listen, token_file, public_url, allowed_hosts=allowed_host or [],
-                                 heartbeat=heartbeat, lease=lease, strict_cron=strict_cron))
+                                 heartbeat=heartbeat, lease=lease, strict_cron=strict_cron,
+                                 max_running=max_running))
 
 
 @app.command()
@@ -238,6 +243,20 @@ def history(
 
 
 @app.command()
+def audit(
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this schedule's changes.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="A duration ago (7d) or an RFC 3339 time.")] = None,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Show, per schedule, the commits that changed it: author, time, subject and the field diff."""
+    from reconciler.commands.audit import audit as run_audit
+
+    raise typer.Exit(run_audit(name, since, ledger, fmt.value))
+
+
+@app.command()
 def trigger(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule to run now.")],
     directory: Directory = "schedules",
@@ -248,6 +267,21 @@ def trigger(
     from reconciler.commands.trigger import trigger as run_trigger
 
     raise typer.Exit(run_trigger(name, directory, ledger, fmt.value))
+
+
+@app.command()
+def status(
+    server: Annotated[str | None, typer.Option("--server", metavar="URL",
+                                               help="Ask a running daemon (its --listen URL).")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", metavar="PATH", envvar=LEDGER_ENV,
+                                               help="Read the ledger (SQLite path or postgresql:// URL); "
+                                                    "the default without --server.")] = None,
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Applied revision, runs by state, failing schedules, replicas and next fire times."""
+    from reconciler.commands.status import status as run_status
+
+    raise typer.Exit(run_status(server, ledger, fmt.value))
 
 
 @app.command()

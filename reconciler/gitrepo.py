@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from reconciler.core.loader import SUFFIXES
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.ledger.base import Commit
 
 
 class GitError(Exception):
@@ -71,3 +74,25 @@ def _head(cwd: Path, sha: str, limit: int) -> bytes:
         data = proc.stdout.read(limit)
         proc.kill()
     return data
+
+
+_AUTHOR = re.compile(rb"author (.*) <(.*)> (-?[0-9]+) ([+-])([0-9]{2})([0-9]{2})")
+
+
+def commit_info(directory: str | Path, sha: str) -> Commit:
+    """The author, author time and subject of a commit, read from its object (`git cat-file`)."""
+    d = Path(os.path.abspath(directory))
+    raw = _git(d if d.is_dir() else d.parent, "cat-file", "commit", sha)
+    head, _, message = raw.partition(b"\n\n")
+    for line in head.split(b"\n"):
+        m = _AUTHOR.fullmatch(line)
+        if m:
+            name, email, seconds, sign, hours, minutes = m.groups()
+            offset = timedelta(hours=int(hours), minutes=int(minutes)) * (-1 if sign == b"-" else 1)
+            at = datetime.fromtimestamp(int(seconds), timezone(offset)).astimezone(UTC)
+            break
+    else:
+        raise GitError(f"commit {sha}: no author line")
+    # As git's %s: the first paragraph of the message, its lines joined by spaces.
+    subject = " ".join(message.decode("utf-8", "replace").strip().split("\n\n")[0].split())
+    return Commit(sha, name.decode("utf-8", "replace"), email.decode("utf-8", "replace"), at, subject)

@@ -53,13 +53,13 @@ def history(name: str | None, status: str | None, since: str | None, limit: int,
         return 0
     colour = colour_enabled(out)
     out.write(paint(f"{'ID':>7}  {'SCHEDULE':<24} {'SLOT':<20} {'ATT':>3} {'TRIGGER':<8} {'STATUS':<11} "
-                    f"{'DURATION':>9} {'EXIT':>4}  REVISION", "bold", colour) + "\n")
+                    f"{'DURATION':>9} {'EXIT':>4}  {'REVISION':<12}  REPLICA", "bold", colour) + "\n")
     for r in records:
         duration = f"{r.duration.total_seconds():.2f}s" if r.duration is not None else "-"
         code = r.exit_code if r.exit_code is not None else (r.http_status or "-")
         status = paint(r.status, STATUS_COLOURS.get(r.status), colour) + " " * max(0, 11 - len(r.status))
         out.write(f"{r.id:>7}  {r.schedule:<24} {utc_text(r.slot)[:19] + 'Z':<20} {r.attempt:>3} {r.cause:<8} "
-                  f"{status} {duration:>9} {code!s:>4}  {r.revision[:12]}\n")
+                  f"{status} {duration:>9} {code!s:>4}  {r.revision[:12]:<12}  {r.owner or '-'}\n")
     if not records:
         out.write("no runs\n")
     return 0
@@ -90,13 +90,19 @@ def as_dict(r: RunRecord, with_output: bool = False) -> dict[str, Any]:
         "id": r.id, "schedule": r.schedule, "slot": utc_text(r.slot), "attempt": r.attempt, "trigger": r.cause,
         "status": r.status, "started_at": utc_text(r.started_at) if r.started_at else None,
         "finished_at": utc_text(r.finished_at) if r.finished_at else None, "exit_code": r.exit_code,
-        "http_status": r.http_status, "error": r.error, "revision": r.revision,
+        "http_status": r.http_status, "error": r.error, "revision": r.revision, "replica": r.owner or None,
         "duration_seconds": r.duration.total_seconds() if r.duration is not None else None,
     }
     if with_output:
+        out.update(usage(r))
         out["output"] = r.output
         out["output_dropped_bytes"] = r.output_dropped
     return out
+
+
+def usage(r: RunRecord) -> dict[str, Any]:
+    """What the run used (None where its kind does not measure it)."""
+    return {"peak_memory_bytes": r.peak_memory, "cpu_user_seconds": r.cpu_user, "cpu_system_seconds": r.cpu_system}
 
 
 def _one(r: RunRecord, fmt: str, out: TextIO) -> None:

@@ -16,7 +16,7 @@ from reconciler.errors import UsageError
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
         public_url: str | None = None, allowed_hosts: Sequence[str] = (), heartbeat: str = "5s",
-        lease: str = "20s", strict_cron: bool = False) -> int:
+        lease: str = "20s", strict_cron: bool = False, max_running: int | None = None) -> int:
     from reconciler.engine.leases import LeaseTimes
     from reconciler.ledger import open_ledger
     from reconciler.service.app import run_daemon
@@ -39,6 +39,9 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         options.leases = LeaseTimes(duration_arg(heartbeat), duration_arg(lease))
     except (DurationError, ValueError) as e:
         raise UsageError(f"--heartbeat {heartbeat} --lease {lease}: {e}") from e
+    if max_running is not None and max_running < 1:
+        raise UsageError(f"--max-running {max_running}: at least 1")
+    options.max_running = max_running
     if options.rescan < timedelta(seconds=1):
         raise UsageError(f"--rescan {rescan}: rescan at most once a second (file events are seen at once anyway)")
     stop = threading.Event()

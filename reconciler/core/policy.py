@@ -53,6 +53,40 @@ class SkipReason(StrEnum):
     OVERLOAD = "overload"  # missed: this reconciler could not start it in time (its backlog was full, or too slow)
     SHUTDOWN = "shutdown"  # missed: the reconciler stopped while the slot waited to start
     DEPENDENCY = "dependency"  # skipped: a requirement (`requires`) did not hold within starting_deadline
+    # Nothing recorded: a newer revision, applied by another replica, removed or changed the
+    # schedule; this replica runs an older one (recording would take the slot from the newer).
+    SUPERSEDED = "superseded"
+    UNREACHABLE = "ledger_unreachable"  # nothing recorded: the ledger could not be reached to claim
+    POOL = "pool"  # missed: it waited (queued) for room among the runs at most running at once, past its deadline
+
+
+class FailReason(StrEnum):
+    """Why a failed run failed, when a resource limit (`run.limits`) ended it: the error starts with it."""
+
+    MEMORY = "memory"  # over limits.memory (the cgroup's OOM killer, or an allocation refused by RLIMIT_AS)
+    CPU_TIME = "cpu_time"  # over limits.cpu_time (SIGXCPU, or SIGKILL at the hard RLIMIT_CPU)
+
+
+# What a program prints when an allocation is refused (RLIMIT_AS fails the allocation, it kills nothing).
+_NO_MEMORY = ("MemoryError", "Cannot allocate memory", "out of memory", "Out of memory", "bad_alloc",
+              "memory exhausted", "failed to allocate", "fatal error: runtime: cannot allocate")
+SIGKILL, SIGXCPU = 9, 24
+
+
+def limit_reason(*, exit_code: int, memory_limit: bool, cpu_limit: int | None, oom_kills: int,
+                 cpu_used: float | None, output: str) -> FailReason | None:
+    """Did a resource limit end a run that failed? `exit_code` as Popen gives it (-N for signal N);
+    `oom_kills` from the run's cgroup; `cpu_used` seconds of user + system CPU of its main process."""
+    if exit_code == 0:
+        return None
+    if oom_kills > 0:
+        return FailReason.MEMORY
+    if cpu_limit is not None and (exit_code == -SIGXCPU or (
+            exit_code == -SIGKILL and cpu_used is not None and cpu_used >= cpu_limit)):
+        return FailReason.CPU_TIME
+    if memory_limit and any(marker in output[-4096:] for marker in _NO_MEMORY):
+        return FailReason.MEMORY
+    return None
 
 
 class ScheduleState(StrEnum):
@@ -123,14 +157,21 @@ class Queue:
     due: datetime
 
 
-def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None) -> Claim | Miss:
+def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None,
+           full: int | None = None) -> Claim | Miss:
     """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
-    slot in; a slot that was in time then and is late now waited in this reconciler's backlog."""
+    slot in; a slot that was in time then and is late now waited in this reconciler's backlog.
+    `full`: the bound on runs at once (--max-running) when it was reached as the slot was queued:
+    it waited for room (pool), not for a reconciler too slow to start it (overload)."""
     p = schedule.policy
     # Catch-up runs are late by definition; the deadline guards slots the timer delivers, and
     # downstream runs (due when their upstream run ended).
     if request.cause in (Cause.SCHEDULE, Cause.UPSTREAM) and now - request.fire_time > p.starting_deadline:
         late = now - request.fire_time
+        if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline and full is not None:
+            return Miss(SkipReason.POOL, f"pool: could not start within starting_deadline (late by {late}): "
+                                         f"queued {now - queued_at} while all {full} runs this reconciler runs "
+                                         f"at once (--max-running) were busy")
         if queued_at is not None and queued_at - request.fire_time <= p.starting_deadline:
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
                                              f"after waiting {now - queued_at} for this reconciler to start it)")
@@ -172,6 +213,13 @@ def refused(schedule: Schedule, request: Request, now: datetime, *, started: int
         # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
         return Queue(RETRY_POLL, request.fire_time)
     return Skip(SkipReason.FORBID, FORBID)
+
+
+def superseded(newest: str) -> Skip:
+    """The ledger refused the claim: a newer revision removed or changed the schedule. Not
+    recorded (the slot's key stays free for the replicas on the newer revision), not retried."""
+    return Skip(SkipReason.SUPERSEDED, f"a newer revision ({newest}) applied by another replica removed or "
+                                       "changed this schedule")
 
 
 def needs_started(schedule: Schedule) -> bool:

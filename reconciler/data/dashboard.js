@@ -85,10 +85,31 @@
       const list = el("ul", {});
       for (const p of attempted.problems) list.append(el("li", {}, `${p.path}:${p.line}:${p.column}: ${p.pointer}: ${p.message}`));
       banner.append(list);
-      banner.classList.remove("hidden");
-    } else {
-      banner.classList.add("hidden");
     }
+    // Fail closed: while the ledger cannot be reached nothing is claimed, so nothing runs.
+    if (status.ledger_unreachable) {
+      banner.append(el("p", { id: "ledger-unreachable" }, el("strong", {}, "The ledger cannot be reached: no slot is claimed or run. "),
+        status.ledger_unreachable));
+    }
+    if (status.superseded_by) {
+      banner.append(el("p", { id: "stale" }, "Another replica applied a newer revision, ", revision(status.superseded_by),
+        ": schedules it removed or changed are not run here."));
+    }
+    banner.classList.toggle("hidden", !banner.childNodes.length);
+  }
+
+  function renderReplicas(data) {
+    const body = $("replicas").tBodies[0];
+    body.replaceChildren();
+    for (const r of data.replicas) {
+      const age = r.heartbeat_age_seconds;
+      const badge = r.state === "alive" ? "succeeded" : r.state === "expired" ? "failed" : "skipped";
+      body.append(el("tr", { "data-replica": r.id },
+        el("td", { class: "mono" }, r.id), el("td", {}, el("span", { class: `status ${badge}` }, r.state)),
+        el("td", {}, age === null || age === undefined ? time(r.last_heartbeat) : `${age.toFixed(1)} s ago`),
+        el("td", {}, revision(r.revision)), el("td", {}, r.runs_owned)));
+    }
+    if (!data.replicas.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No replica.")));
   }
 
   function renderOverview(data) {
@@ -175,10 +196,20 @@
     if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
   }
 
+  // What a run used (resource limits): peak memory and CPU time, where its kind measured them.
+  function usage(r) {
+    const parts = [];
+    if (r.peak_memory_bytes != null) parts.push(`peak memory ${(r.peak_memory_bytes / 1048576).toFixed(1)} MiB`);
+    if (r.cpu_user_seconds != null) parts.push(`CPU ${r.cpu_user_seconds.toFixed(2)}s user, ${(r.cpu_system_seconds ?? 0).toFixed(2)}s system`);
+    return parts.join(" · ");
+  }
+
   async function renderRun(runId) {
     const r = await getJSON(`/api/v1/runs/${runId}`);
     $("output-title").textContent = `Run ${r.id} · ${r.status}${r.error ? ` · ${r.error}` : ""}`;
+    $("run-replica").textContent = r.replica ? `ran on replica ${r.replica}` : "never started (no replica ran it)";
     $("output").textContent = r.output || "(no output)";
+    $("run-usage").textContent = usage(r);
     $("output-box").classList.remove("hidden");
   }
 
@@ -193,9 +224,11 @@
         await renderDetail(decodeURIComponent(route[1]));
         if (route[2]) await renderRun(route[2]); else $("output-box").classList.add("hidden");
       } else {
-        const [overview, schedules] = await Promise.all([getJSON("/api/v1/overview"), getJSON(scheduleQuery())]);
+        const [overview, schedules, replicas] = await Promise.all([getJSON("/api/v1/overview"), getJSON(scheduleQuery()),
+          getJSON("/api/v1/replicas")]);
         renderOverview(overview);
         renderSchedules(schedules);
+        renderReplicas(replicas);
       }
       $("updated").replaceChildren("updated ", time(new Date().toISOString()));
       document.body.dataset.loaded = "true";

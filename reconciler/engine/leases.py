@@ -8,6 +8,9 @@ owner is gone. No owner's PID is ever checked for liveness: a lease works alike 
 - **Reap.** Every replica, every `heartbeat`, looks for runs whose lease has expired. It stops
   what such a run left running on this host (as a timeout would), then ends it `abandoned`; it is
   never run again. Of replicas reaping at once, the database lets one record each run.
+- **Stop when asked.** Every STOP_POLL (or heartbeat, if shorter), a replica that holds runs reads
+  the stop requests other replicas left on them (`concurrency: replace` whose new run another replica claimed),
+  and stops those runs (they end `cancelled`).
 - **Fence.** A replica that cannot renew a run's lease stops the run's processes, so that a slow
   or partitioned replica never keeps running work that the others think dead. It does so when
   the ledger answers that the lease is lost (its registration or the run's lease is gone), and
@@ -39,17 +42,21 @@ from datetime import datetime, timedelta
 from reconciler import __version__
 from reconciler.core.describe import utc_text
 from reconciler.core.durations import format_duration
+from reconciler.engine.health import LedgerHealth
 from reconciler.kinds.base import KILL_GRACE
 from reconciler.kinds.procs import Whereabouts, discard, leftovers, stop_leftovers
-from reconciler.ledger.base import DEFAULT_LEASE, Ledger, LedgerError
+from reconciler.ledger.base import DEFAULT_LEASE, Ledger, LedgerError, LedgerFull
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
 Fence = Callable[[Collection[int], str], None]
+StopRequested = Callable[[dict[int, str]], None]
 
 HEARTBEAT = timedelta(seconds=5)
 LEASE = DEFAULT_LEASE
 ABANDONED = "the reconciler running it stopped renewing its lease"
+# How often a replica holding runs reads stop requests: one indexed read, only while it holds runs.
+STOP_POLL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +100,13 @@ class Replica:
 
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock, times: LeaseTimes | None = None,
                  fence: Fence | None = None, grace: float = KILL_GRACE,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, health: LedgerHealth | None = None,
+                 stop_requested: StopRequested | None = None) -> None:
         self.id = replica_id()
         self.times = times or LeaseTimes()
         self.fence: Fence | None = fence
+        self.health = health or LedgerHealth()
+        self.stop_requested = stop_requested
         self._ledger, self._log, self._clock, self._grace, self._monotonic = ledger, log, clock, grace, monotonic
         self._held: dict[int, float] = {}  # run id -> monotonic time at which it is fenced unless renewed
         self._lock = threading.Lock()
@@ -104,6 +114,7 @@ class Replica:
         self._revision: str | None = None
         self._failing: str | None = None  # why heartbeats fail, while they do
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a heartbeat now: stopping, or a new revision to show
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle -------------------------------------------------------------------------
@@ -118,16 +129,20 @@ class Replica:
         if not threads:
             return
         beat = self.times.heartbeat.total_seconds()
-        loops = (("heartbeat", self.beat, lambda: beat), ("watchdog", self.watch, self._until_next_fence),
-                 ("reaper", self._reap_quietly, lambda: beat))
-        for name, step, pause in loops:
-            t = threading.Thread(target=self._every, args=(step, pause), name=f"replica-{name}", daemon=True)
+        asked = min(beat, STOP_POLL)
+        loops = (("heartbeat", self.beat, lambda: beat, self._wake),
+                 ("watchdog", self.watch, self._until_next_fence, self._stop),
+                 ("reaper", self._reap_quietly, lambda: beat, self._stop),
+                 ("stops", self.check_stop_requests, lambda: asked, self._stop))
+        for name, step, pause, wake in loops:
+            t = threading.Thread(target=self._every, args=(step, pause, wake), name=f"replica-{name}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
         """Stop the threads and deregister (after the runs have ended: see Runner.shutdown)."""
         self._stop.set()
+        self._wake.set()
         for t in self._threads:
             t.join(timeout=self.times.heartbeat.total_seconds() + 1)
         try:
@@ -136,19 +151,25 @@ class Replica:
             self._log("replica.deregister_failed", replica=self.id, error=_text(e))
 
     def set_revision(self, revision: str) -> None:
+        """The revision this replica runs, shown with its next heartbeat, which comes at once."""
+        changed = (revision or None) != self._revision
         self._revision = revision or None
+        if changed:
+            self._wake.set()
 
     def _register(self) -> None:
         self._ledger.register_replica(self.id, host=socket.gethostname(), pid=os.getpid(), version=__version__,
                                       revision=self._revision, lease=self.times.lease)
 
-    def _every(self, step: Callable[[], None], pause: Callable[[], float]) -> None:
+    def _every(self, step: Callable[[], None], pause: Callable[[], float], wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
                 step()
             except Exception as e:  # a bug, or a failed re-registration: the loop goes on
                 self._log("replica.error", replica=self.id, error=_text(e))
-            self._stop.wait(pause())
+            wake.wait(pause())
+            if wake is not self._stop:
+                wake.clear()
 
     def _until_next_fence(self) -> float:
         with self._lock:
@@ -188,11 +209,14 @@ class Replica:
             renewed = self._ledger.heartbeat(self.id, lease=self.times.lease, revision=self._revision)
         except Exception as e:  # unreachable, full, ...: the watchdog fences if it lasts
             why = _text(e)
+            if isinstance(e, LedgerError) and not isinstance(e, LedgerFull):
+                self.health.failed(why)
             if self._failing is None:
                 self._log("replica.heartbeat_failed", replica=self.id, error=why,
                           effect=f"runs are stopped if this lasts {self.times.fence_after:g}s")
             self._failing = why
             return
+        self.health.ok()
         if self._failing is not None:
             self._failing = None
             self._log("replica.heartbeat_recovered", replica=self.id)
@@ -214,6 +238,20 @@ class Replica:
                       lease=format_duration(self.times.lease))
         elif lost:
             self._fence(lost, "the ledger no longer held the run's lease")
+
+    def check_stop_requests(self) -> None:
+        """Stop the runs held here that another replica asked to stop (`replace`)."""
+        held = self.held()
+        if not held or self.stop_requested is None:
+            return
+        try:
+            asked = self._ledger.stop_requests(self.id)
+        except LedgerError:  # the next heartbeat asks again
+            return
+        mine = {run_id: why for run_id, why in asked.items() if run_id in held}
+        if mine:
+            self._log("replica.stop_requested", replica=self.id, runs=sorted(mine))
+            self.stop_requested(mine)
 
     def watch(self) -> None:
         """Fence every run whose lease could not be renewed in time."""

@@ -22,13 +22,15 @@ from typing import Any
 
 from reconciler.core import policy
 from reconciler.core.describe import utc_text
+from reconciler.core.limits import Usage
 from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
+from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
-from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
+from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, RevisionSuperseded, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
@@ -42,7 +44,16 @@ MAX_WAITING = 20_000
 # the ledger's commits.
 RECORDERS = 4
 
+
+def default_max_running(cpus: int | None) -> int:
+    """Runs at once by default (--max-running): 32 per CPU. A run costs the reconciler one thread
+    that mostly waits, and jobs are mostly I/O-bound or wait on other systems, so the bound is not
+    the CPUs' work but what one host should start at once; it keeps 64 on two cores, as before."""
+    return 32 * max(1, cpus or 1)
+
 _TICK = timedelta(microseconds=1)
+# A finish that failed (the ledger unreachable) is tried again after these pauses, then every last.
+FINISH_RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def utcnow() -> datetime:
@@ -51,21 +62,27 @@ def utcnow() -> datetime:
 
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
-                 environ: Mapping[str, str] | None = None, max_workers: int = 64,
+                 environ: Mapping[str, str] | None = None, max_workers: int | None = None,
                  leases: LeaseTimes | None = None, max_waiting: int | None = None) -> None:
         self._ledger, self._log, self._clock = ledger, log, clock
         self._environ = environ if environ is not None else os.environ
+        # Whether the ledger answers (fail closed: no claim, no run), told by claims and heartbeats.
+        self.health = LedgerHealth()
         # Who claims runs, and keeps their leases: see engine/leases.py.
-        self.replica = Replica(ledger, log=log, clock=clock, times=leases, fence=self._fence)
+        self.replica = Replica(ledger, log=log, clock=clock, times=leases, fence=self._fence, health=self.health,
+                               stop_requested=self._stop_requested)
         self._live: Mapping[str, Schedule] = {}
         self._revision = ""
         self._active: dict[str, list[Active]] = defaultdict(list)
         self._owned: dict[int, Active] = {}  # by run id: what fencing stops
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
+        # Runs at once (--max-running): a slot beyond them waits in the backlog (queued).
+        self.max_running = max_workers or default_max_running(os.cpu_count())
+        self._pool = ThreadPoolExecutor(max_workers=self.max_running, thread_name_prefix="run")
         self.max_waiting = max_waiting if max_waiting is not None else _max_waiting(self._environ)
-        # (name, slot, request, when it came in), oldest first: the backlog, drained by the pool.
-        self._waiting: deque[tuple[str, datetime, Request, datetime]] = deque()
+        # (name, slot, request, when it came in, whether max_running was reached then), oldest
+        # first: the backlog, drained by the pool.
+        self._waiting: deque[tuple[str, datetime, Request, datetime, bool]] = deque()
         self._recorder = ThreadPoolExecutor(max_workers=RECORDERS, thread_name_prefix="miss")
         self._stop_all: tuple[str, float] | None = None  # set when the grace has ended
         # Slots between the accepting check and their row's last write: what the grace waits for.
@@ -80,6 +97,11 @@ class Runner:
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
+        # A claim lost or refused, and why (policy.SkipReason): metrics.
+        self.on_refused: Callable[[str, policy.SkipReason], None] | None = None
+        self._superseded: dict[str, str] = {}  # schedule -> the newer revision last logged for it
+        self.on_superseded: Callable[[str], None] | None = None  # a claim refused for this newer revision
+        self._giving_up = threading.Event()  # shutdown: stop retrying finishes once the grace is over
 
     # ---- wiring ---------------------------------------------------------------------------------
 
@@ -109,7 +131,7 @@ class Runner:
             elif len(self._waiting) >= self.max_waiting:
                 miss = policy.overflow(len(self._waiting), self.max_waiting)
             else:
-                self._waiting.append((name, slot, request, self._clock()))
+                self._waiting.append((name, slot, request, self._clock(), self._in_flight >= self.max_running))
         if miss is not None:
             self._record_miss(name, slot, request, miss)
             return
@@ -125,8 +147,8 @@ class Runner:
         with self._lock:
             if not self._waiting:
                 return
-            name, slot, request, queued_at = self._waiting.popleft()
-        self._guarded(name, slot, request, queued_at)
+            name, slot, request, queued_at, full = self._waiting.popleft()
+        self._guarded(name, slot, request, queued_at, full)
 
     def _record_miss(self, name: str, slot: datetime, request: Request, miss: Miss) -> None:
         """Record a slot that will not run, off the caller's thread (the timer's must not wait)."""
@@ -163,15 +185,22 @@ class Runner:
 
     # ---- one slot -----------------------------------------------------------------------------------
 
-    def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> None:
+    def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
+                 full: bool = False) -> None:
         try:
-            self._run(name, slot, request, queued_at)
+            self._run(name, slot, request, queued_at, full)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
+        except LedgerError as e:
+            # Unreachable: fail closed (nothing runs unclaimed), said once by the health's observer.
+            # A claim is never retried: it may have been written, and a second one would be refused.
+            self.health.failed(str(e), slot=True)
+            self._count(name, policy.SkipReason.UNREACHABLE)
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> int | None:
+    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
+             full: bool = False) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -185,7 +214,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at)
+            return self._started(s, name, slot, request, revision, queued_at, full)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -193,7 +222,7 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None) -> int | None:
+                 queued_at: datetime | None, full: bool = False) -> int | None:
         now = self._clock()
         if s.deps.requires:  # gate mode (issue 18): the slot waits for its requirements
             held = policy.gate(s, request, now, self._ended(policy.required_names(s)))
@@ -202,16 +231,18 @@ class Runner:
                 return None
             if held is not None:
                 return self._refused(name, slot, request, revision, held)
-        decision = policy.decide(s, request, now, queued_at=queued_at)
+        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None)
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
-        if decision.replace:
-            with self._lock:
-                running = list(self._active[name])
-            for h in running:  # in this process only: across processes, replace needs leases
-                h.stop(RunStatus.CANCELLED)
-        run_id, blocked = self._claim(name, slot, now, request, revision, decision)
+        try:
+            run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
+        except RevisionSuperseded as e:
+            self._refused_stale(name, slot, revision, e.newest)
+            return None
+        self.health.ok()
+        if run_id is not None and decision.replace:
+            self._replace(name, run_id)
         if run_id is None:
             started = self._ledger.started_count(name) if policy.needs_started(s) else 0
             return self._refused(name, slot, request, revision,
@@ -238,14 +269,21 @@ class Runner:
                 del self._owned[run_id]
             active.done.set()
         end = self._clock()
-        if not self._ledger.finish(run_id, Outcome(result.status, end, result.exit_code, result.http_status,
-                                                   result.error, result.output, result.dropped), keep=s.history_keep):
+        used = result.usage or Usage()
+        written = self._finish(name, run_id, Outcome(result.status, end, result.exit_code, result.http_status,
+                                                     result.error, result.output, result.dropped, used.peak_memory,
+                                                     used.cpu_user, used.cpu_system), s.history_keep)
+        if written is None:
+            return run_id  # shutting down before the ledger answered: its lease expires, never guessed
+        if not written:
             # Its lease expired and a reaper ended it first: that end stands, nothing follows from ours.
             self._log("run.end_ignored", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
                       reason="the run was abandoned meanwhile (its lease had expired)", **logged)
             return run_id
         self._finished(RunRecord(run_id, name, slot, request.attempt, request.cause, result.status, revision, now,
-                                 end, result.exit_code, result.http_status, result.error), result.output)
+                                 end, result.exit_code, result.http_status, result.error,
+                                 peak_memory=used.peak_memory, cpu_user=used.cpu_user, cpu_system=used.cpu_system),
+                       result.output)
         if self._downstream.get(name):
             self._after(s, slot, result.status, request.attempt, end)
         self._log("run.end", schedule=name, slot=utc_text(slot), run_id=run_id, status=result.status,
@@ -343,10 +381,78 @@ class Runner:
             last = max(newest, key=lambda r: r.id, default=None)
             out[n] = policy.Ended(last.status, last.finished_at) if last and last.finished_at else None
         return out
+    def _finish(self, name: str, run_id: int, outcome: Outcome, keep: int | None) -> bool | None:
+        """Write the run's end, trying again while the ledger cannot be reached: a run that ended
+        is never lost to a restart of the database, nor guessed. None: given up at shutdown."""
+        pauses = iter(FINISH_RETRY_PAUSES)
+        logged = False
+        while True:
+            try:
+                written = self._ledger.finish(run_id, outcome, keep=keep)
+            except LedgerError as e:  # LedgerFull is kept by the ledger itself: not raised
+                self.health.failed(str(e))
+                if not logged:
+                    self._log("run.finish_retrying", schedule=name, run_id=run_id, status=outcome.status,
+                              error=str(e), effect="written as soon as the ledger answers again")
+                    logged = True
+                if self._giving_up.wait(next(pauses, FINISH_RETRY_PAUSES[-1])):
+                    self._log("run.end_unrecorded", schedule=name, run_id=run_id, status=outcome.status,
+                              reason="the reconciler stopped before the ledger answered; the run's lease expires "
+                                     "and it is abandoned")
+                    return None
+                continue
+            self.health.ok()
+            if logged:
+                self._log("run.finish_written", schedule=name, run_id=run_id, status=outcome.status)
+            return written
+
+    def _refused_stale(self, name: str, slot: datetime, revision: str, newest: str) -> None:
+        decision = policy.superseded(newest)
+        self._count(name, decision.reason)
+        with self._lock:
+            said, self._superseded[name] = self._superseded.get(name), newest
+        if said != newest:  # once per schedule and newer revision, not once per slot
+            self._log("run.superseded", schedule=name, slot=utc_text(slot), revision=revision, newest=newest,
+                      reason=decision.message)
+            if self.on_superseded is not None:
+                self.on_superseded(newest)
+
+    def _count(self, name: str, reason: policy.SkipReason) -> None:
+        if self.on_refused is not None:
+            try:
+                self.on_refused(name, reason)
+            except Exception as e:  # an observer's bug must not stop the runner
+                self._log("run.observer_error", schedule=name, error=repr(e))
+
+    def _replace(self, name: str, run_id: int) -> None:
+        """`replace`, once the new run's claim succeeded (a replica that lost the slot stops
+        nothing): this process stops its own running runs of the schedule; those other replicas
+        own are stopped by their owners, asked through the ledger."""
+        why = f"replaced by run {run_id} (concurrency: replace) on replica {self.replica.id}"
+        with self._lock:
+            running = list(self._active[name])
+        for h in running:
+            h.stop(RunStatus.CANCELLED, why)
+        try:
+            asked = self._ledger.request_stop(name, owner=self.replica.id, reason=why)
+        except LedgerError as e:  # the new run goes on; the old ones end on their own
+            self._log("run.stop_request_failed", schedule=name, run_id=run_id, error=str(e))
+            return
+        for other, owner in asked:
+            self._log("run.stop_requested", schedule=name, run_id=other, owner=owner, by_run=run_id)
+
+    def _stop_requested(self, requests: dict[int, str]) -> None:
+        """Another replica asked to stop these runs of ours (`replace`): they end `cancelled`."""
+        with self._lock:
+            runs = [(self._owned[r], why) for r, why in requests.items() if r in self._owned]
+        for active, why in runs:
+            active.stop(RunStatus.CANCELLED, why)
 
     def _refused(self, name: str, slot: datetime, request: Request, revision: str,
                  decision: Skip | Queue) -> int | None:
         """The claim failed: what the policy says to do instead."""
+        if isinstance(decision, Skip):
+            self._count(name, decision.reason)
         if isinstance(decision, Queue):
             self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
             return None
@@ -377,14 +483,14 @@ class Runner:
             self._log("run.processes_unrecorded", schedule=name, run_id=run_id, error=repr(e))
 
     def _claim(self, name: str, slot: datetime, now: datetime, request: Request, revision: str,
-               claim: Claim) -> tuple[int | None, bool]:
+               claim: Claim, spec_hash: str | None = None) -> tuple[int | None, bool]:
         """The run's id, or None and whether another running run of the schedule was in the way."""
         for _ in range(3):
             sent = self.replica.now()
             run_id = self._ledger.claim(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
                                         started_at=now, owner=self.replica.id, counted=claim.counted,
                                         max_runs=claim.max_runs, exclusive=claim.exclusive,
-                                        lease=self.replica.times.lease)
+                                        lease=self.replica.times.lease, spec_hash=spec_hash)
             if run_id is not None:
                 self.replica.hold(run_id, sent)
             if run_id is not None or not claim.exclusive:
@@ -478,15 +584,21 @@ class Runner:
         for h in handles:
             if not h.done.is_set():
                 h.stop(RunStatus.INTERRUPTED, why, kill_after=SHUTDOWN_KILL_AFTER)
+        # Ends not yet written (the ledger unreachable) are tried once more for as long, then given up.
+        giving_up = threading.Timer(grace, self._giving_up.set)
+        giving_up.daemon = True
+        giving_up.start()
         self._pool.shutdown(wait=True, cancel_futures=True)
         # What still waited for a worker gets its row now (the workers recorded what they took).
         with self._lock:
             left, revision = list(self._waiting), self._revision
             self._waiting.clear()
-        for name, slot, request, _ in left:
+        for name, slot, request, *_ in left:
             if (miss := policy.shut_down(request)) is not None:
                 self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)
         self._recorder.shutdown(wait=True)
+        giving_up.cancel()  # every run is over: no thread outlives the shutdown
+        giving_up.join()
         self.replica.stop()  # after the runs ended: their leases were kept until then
 
 

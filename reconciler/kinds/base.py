@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from reconciler.core.limits import Usage
 from reconciler.core.model import RunSpec
 from reconciler.core.policy import RunStatus
 from reconciler.core.problems import JsonPath
@@ -30,6 +31,7 @@ class Attempt:
     error: str | None = None
     output: str = ""
     dropped: int = 0
+    usage: Usage | None = None  # what the run used, where the kind can tell
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from reconciler.core.limits import Limits, Usage
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CGROUP_PREFIX = "reconciler-run-"
@@ -227,6 +229,85 @@ def remove_cgroup(cgroup: Path, timeout: float = 2.0) -> bool:
             time.sleep(0.01)
 
 
+@dataclass(frozen=True, slots=True)
+class CgroupEnd:
+    """What a run's cgroup counted, read just before it is removed."""
+
+    usage: Usage
+    oom_kills: int
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    out = {}
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            out[key] = int(value)
+    return out
+
+
+def cgroup_end(cgroup: Path) -> CgroupEnd:
+    cpu = _keyed(cgroup / "cpu.stat")
+    peak = None
+    with contextlib.suppress(OSError, ValueError):
+        peak = int((cgroup / "memory.peak").read_text())  # Linux 5.19; absent without the controller
+    return CgroupEnd(Usage(peak, cpu["user_usec"] / 1e6 if "user_usec" in cpu else None,
+                           cpu["system_usec"] / 1e6 if "system_usec" in cpu else None),
+                     _keyed(cgroup / "memory.events").get("oom_kill", 0))
+
+
+def apply_cgroup_limits(cgroup: Path, limits: Limits | None) -> tuple[bool, bool]:
+    """memory.max and pids.max where the controllers are delegated to the run's cgroup; which of
+    the two the cgroup enforces (the rest is left to rlimits in the child)."""
+    if limits is None:
+        return False, False
+    done = []
+    for name, value in (("memory.max", limits.memory), ("pids.max", limits.processes)):
+        ok = False
+        if value is not None:
+            with contextlib.suppress(OSError):
+                (cgroup / name).write_text(str(value))
+                ok = True
+            if ok and name == "memory.max":
+                with contextlib.suppress(OSError):
+                    (cgroup / "memory.swap.max").write_text("0")  # over the limit is killed, not swapped
+        done.append(ok)
+    return done[0], done[1]
+
+
+CPU_GRACE = 5  # seconds of CPU between SIGXCPU (the soft limit) and SIGKILL (the hard one)
+
+
+def rlimit_args(limits: Limits | None, *, memory: bool = True, processes: bool = True) -> list[str]:
+    """prlimit(1) options for what the cgroup does not enforce."""
+    if limits is None:
+        return []
+    out = []
+    if memory and limits.memory is not None:
+        out.append(f"--as={limits.memory}")
+    if limits.cpu_time is not None:
+        out.append(f"--cpu={limits.cpu_time}:{limits.cpu_time + CPU_GRACE}")
+    if limits.open_files is not None:
+        out.append(f"--nofile={limits.open_files}")
+    if processes and limits.processes is not None:
+        out.append(f"--nproc={limits.processes}")
+    return out
+
+
+def _rlimits(args: Sequence[str]) -> list[tuple[int, int, int]]:
+    """The same as (resource, soft, hard), for a child set up in Python."""
+    import resource
+
+    names = {"as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "nofile": resource.RLIMIT_NOFILE,
+             "nproc": resource.RLIMIT_NPROC}
+    out = []
+    for arg in args:
+        name, _, value = arg[2:].partition("=")
+        soft, _, hard = value.partition(":")
+        out.append((names[name], int(soft), int(hard or soft)))
+    return out
+
+
 # ---- where a run lives ----------------------------------------------------------------------------
 
 
@@ -281,17 +362,22 @@ class Supervisor:
         return cls(find_cgroup_parent())
 
     def spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
-              marker: str | None = None) -> RunProcesses:
-        """Start a job in a new session (its own process group), stdout and stderr on one pipe."""
+              marker: str | None = None, limits: Limits | None = None) -> RunProcesses:
+        """Start a job in a new session (its own process group), stdout and stderr on one pipe,
+        within its limits (the cgroup's where it has the controllers, rlimits in the child else)."""
         n = _spawns.begin()
         try:
-            return self._spawn(argv, cwd=cwd, env=env, marker=marker)
+            return self._spawn(argv, cwd=cwd, env=env, marker=marker, limits=limits)
         finally:
             _spawns.end(n)
 
     def _spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
-               marker: str | None) -> RunProcesses:
-        launcher = _launcher()
+               marker: str | None, limits: Limits | None) -> RunProcesses:
+        launcher: tuple[str, ...] | None = _launcher()
+        if limits and launcher is not None:
+            prlimit = _prlimit()
+            # Without prlimit, rlimits can only be set between fork and exec: the Python way.
+            launcher = (*launcher[:2], prlimit) if prlimit is not None else None
         if self.cgroup_parent is not None:
             cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             try:
@@ -303,33 +389,36 @@ class Supervisor:
                 self.cgroup_parent = None  # no longer allowed here: the process-group way from now on
             else:
                 try:
+                    by_cgroup = apply_cgroup_limits(cgroup, limits)
+                    rl = rlimit_args(limits, memory=not by_cgroup[0], processes=not by_cgroup[1])
                     if launcher is None:
-                        proc = self._popen(argv, cwd, env, procs_fd)
+                        proc = self._popen(argv, cwd, env, procs_fd, rl)
                     else:
-                        proc = _launch(launcher, argv, cwd, env, procs_fd)
+                        proc = _launch(launcher, argv, cwd, env, procs_fd, rl)
                 except subprocess.SubprocessError:  # moving into the cgroup failed
                     self.cgroup_parent = None
                 except BaseException:
                     remove_cgroup(cgroup)
                     raise
                 else:
-                    return RunProcesses(proc, cgroup, marker)
+                    return RunProcesses(proc, cgroup, marker, limits, memory_by_cgroup=by_cgroup[0])
                 finally:
                     os.close(procs_fd)
                 remove_cgroup(cgroup)
         become_subreaper()
+        rl = rlimit_args(limits)
         if launcher is not None:
-            return RunProcesses(_launch(launcher, argv, cwd, env, None), None, marker)
-        return RunProcesses(self._popen(argv, cwd, env, None), None, marker)
+            return RunProcesses(_launch(launcher, argv, cwd, env, None, rl), None, marker, limits)
+        return RunProcesses(self._popen(argv, cwd, env, None, rl), None, marker, limits)
 
     @staticmethod
     def _popen(argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
-               procs_fd: int | None) -> subprocess.Popen[bytes]:
+               procs_fd: int | None, rlimits: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         """Without setpriv and sh: the same steps in Python between fork and exec (a full fork of
         the reconciler, holding the GIL, for every run)."""
         return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_child_setup(procs_fd, _prctl(), os.getpid()))
+                                preexec_fn=_child_setup(procs_fd, _prctl(), os.getpid(), _rlimits(rlimits)))
 
 
 # In the child, before the job: PDEATHSIG is set (setpriv), then a reconciler that died before that
@@ -339,6 +428,12 @@ class Supervisor:
 _SCRIPT = ('[ "$PPID" = "$1" ] || kill -9 $$; '
            'if [ "$2" = wait ]; then read -r go && [ "$go" = go ] || exit 125; fi; '
            '[ "$3" = pwd ] || unset PWD; shift 3; exec "$@" </dev/null')  # sh sets PWD: the job gets only its own
+
+
+@functools.cache
+def _prlimit() -> str | None:
+    """prlimit(1) (util-linux), which sets rlimits and execs the job: no fork of ours does it."""
+    return shutil.which("prlimit")
 
 
 @functools.cache
@@ -379,9 +474,11 @@ def _executable(program: str, cwd: str | None, env: Mapping[str, str]) -> str:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
-def _launch(launcher: tuple[str, str], argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
-            procs_fd: int | None) -> subprocess.Popen[bytes]:
-    setpriv, sh = launcher
+def _launch(launcher: tuple[str, ...], argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
+            procs_fd: int | None, rlimits: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    setpriv, sh = launcher[:2]
+    # With limits, prlimit sets them and execs the job: the same process, after the move into the cgroup.
+    wrap = [launcher[2], *rlimits, "--"] if rlimits and len(launcher) > 2 else []
     if cwd is not None and not os.path.isdir(cwd):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
     program = _executable(argv[0], cwd, env)
@@ -391,7 +488,7 @@ def _launch(launcher: tuple[str, str], argv: Sequence[str], cwd: str | None, env
     try:
         proc = subprocess.Popen(
             [setpriv, "--pdeathsig", "KILL", "--", sh, "-c", _SCRIPT, "sh", str(os.getpid()),
-             "wait" if go is not None else "-", "pwd" if "PWD" in env else "-", program, *argv[1:]],
+             "wait" if go is not None else "-", "pwd" if "PWD" in env else "-", *wrap, program, *argv[1:]],
             cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL if go is None else go_r,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
@@ -414,9 +511,14 @@ def _launch(launcher: tuple[str, str], argv: Sequence[str], cwd: str | None, env
     return proc
 
 
-def _child_setup(procs_fd: int | None, prctl: Callable[..., int] | None, parent: int) -> Callable[[], None]:
+def _child_setup(procs_fd: int | None, prctl: Callable[..., int] | None, parent: int,
+                 rlimits: Sequence[tuple[int, int, int]] = ()) -> Callable[[], None]:
     """Runs in the child between fork and exec: no locks, no imports, nothing that allocates much."""
+    import resource
+
     def setup() -> None:
+        for which, soft, hard in rlimits:
+            resource.setrlimit(which, (soft, hard))
         if procs_fd is not None:
             os.write(procs_fd, b"0")  # into the run's cgroup before anything else can fork
         if prctl is not None:
@@ -497,9 +599,14 @@ def _is_main(pid: int) -> bool:
 class RunProcesses:
     """The processes of one run: its main process (a Popen) and whatever descends from it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], cgroup: Path | None, marker: str | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], cgroup: Path | None, marker: str | None,
+                 limits: Limits | None = None, *, memory_by_cgroup: bool = False) -> None:
         self.proc = proc
         self.cgroup = cgroup
+        self.limits = limits
+        self.memory_by_cgroup = memory_by_cgroup
+        self.cgroup_end: CgroupEnd | None = None  # read as the run's cgroup is removed
+        self.rusage: Usage | None = None  # the main process's, once it is reaped by wait4
         self._marker = marker.encode() if marker else None
         first = stat(proc.pid)
         self._ticks = first.ticks if first else None
@@ -614,6 +721,8 @@ class RunProcesses:
             if _mains.get(self.proc.pid) is self.proc:
                 del _mains[self.proc.pid]
         if self.cgroup is not None:
+            if self.cgroup_end is None:
+                self.cgroup_end = cgroup_end(self.cgroup)
             remove_cgroup(self.cgroup, max(0.1, deadline - time.monotonic()))
 
     def _reap(self) -> None:

@@ -34,6 +34,16 @@ class NoSuchLedger(LedgerError):
     """`open_ledger(..., create=False)` found no ledger at that path (a mistyped --ledger)."""
 
 
+class RevisionSuperseded(Exception):
+    """A claim refused because a newer revision, applied by another replica, removed or changed
+    the schedule (`claim` with `spec_hash`): this caller runs a stale revision. Nothing was
+    written, so the replica on the newer revision can still claim the slot."""
+
+    def __init__(self, schedule: str, newest: str) -> None:
+        super().__init__(f"{schedule}: a newer revision ({newest}) removed or changed this schedule")
+        self.schedule, self.newest = schedule, newest
+
+
 class LedgerFull(LedgerError):
     """A write failed because the volume (or the database's size limit) is full. Transient: the
     same write may succeed once space is freed. The backend reports the change of state once
@@ -100,6 +110,10 @@ class RunRecord:
     output: str | None = None
     output_dropped: int = 0
     owner: str = ""  # the replica that claimed it ("" for a run that never started)
+    # What the run used, where its kind measured it (commands): bytes, and CPU seconds.
+    peak_memory: int | None = None
+    cpu_user: float | None = None
+    cpu_system: float | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -117,6 +131,9 @@ class Outcome:
     error: str | None = None
     output: str | None = None
     output_dropped: int = 0
+    peak_memory: int | None = None  # bytes; with the two below, kept by `finish` (never by `record`)
+    cpu_user: float | None = None  # seconds
+    cpu_system: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,14 @@ class ReplicaRecord:
     stopped: datetime | None  # when it deregistered (a clean stop)
     alive: bool  # not stopped, and lease_until not yet passed on the database's clock
     runs: int  # runs it owns that are still running
+    heartbeat_age: timedelta | None = None  # the database's now minus `heartbeat` (no clock skew)
+
+    @property
+    def state(self) -> str:
+        """alive: heartbeating; stopped: deregistered at a clean stop; expired: it stopped
+        heartbeating (killed, or cut off from the ledger), so its runs are abandoned as their
+        leases expire."""
+        return "alive" if self.alive else "stopped" if self.stopped is not None else "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +218,45 @@ class Copied:
     runs: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A schedule's recent record, for alerting (`Ledger.health`)."""
+
+    last_success: datetime | None  # when its newest `succeeded` run finished
+    failures: int  # runs ended in a failing status after that one (all of them, if none succeeded)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The git commit a revision was, as git's objects tell it."""
+
+    sha: str
+    author: str
+    email: str
+    authored_at: datetime
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpecChange:
+    """What one revision did to one schedule: `add`, `change` (with the field diff) or `remove`."""
+
+    schedule: str
+    action: str
+    fields: tuple[dict[str, Any], ...] = ()  # {"path", "old", "new"}: JSON values, None when absent
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An applied revision in the audit trail: who committed it, and what it changed."""
+
+    seq: int  # the revision's sequence number (`record_revision`)
+    revision: str
+    applied_at: datetime
+    commit: Commit | None  # None when the revision is no commit (a dirty work tree, no git)
+    changes: tuple[SpecChange, ...]
+
+
 class Ledger(Protocol):
     """The truth of what happened: applied revisions, every claimed slot and its run, and the
     replicas that claim them. Every backend implements all of it and passes the same suite
@@ -237,8 +301,10 @@ class Ledger(Protocol):
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
-                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None,
+                        replica: str | None = None) -> int:
         """Record that `revision` became live, as its schedules' spec hashes; its sequence number.
+        `replica`: the replica that applied it (kept with the revision, for the audit trail).
 
         Specs are content-addressed: `specs` needs to hold only those that may be new (a plan's
         additions and changes), and every hash in `hashes` must be stored already or be among
@@ -282,11 +348,33 @@ class Ledger(Protocol):
         (`plan --ledger`, and a daemon restoring the last revision.)"""
         ...
 
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        """Tell the ledger that `replica` applied `revision` (its schedules' spec hashes, before
+        any --selector); None if that revision is now the newest, else the newest revision's id:
+        the caller runs a stale revision, and its claims of schedules that the newest one removed
+        or changed are refused (`claim`'s `spec_hash`).
+
+        Newer means first seen later: a revision the ledger has never seen becomes the newest, as
+        does one that `replica` moved to from the newest (`previous`, a revert: content ids repeat).
+        A revision seen before that is not the newest changes nothing (a stale replica that
+        restarts never resurrects what was removed). When a revision becomes the newest, every
+        schedule's head (its hash, or "removed") becomes that revision's, in one transaction;
+        concurrent calls are serialised. (The daemon, after each revision it applies.)
+        """
+        ...
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        """Every schedule the newest revisions named: name -> (spec hash, or None once removed;
+        the revision that set it). (`reconciler status`, tests.)"""
+        ...
+
     # ---- runs ----------------------------------------------------------------------------------
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """Start a run: its id, or None when this caller must not run it. The only way a run starts.
 
         Implementers must guarantee, in one atomic step:
@@ -302,8 +390,23 @@ class Ledger(Protocol):
           never two exclusive runs of a schedule `running` at once (a partial unique index);
         - **the lease**: the run is `running`, owned by `owner` (a replica id), with
           `lease_until` = the database's now + `lease`. Until its owner renews it (`heartbeat`),
-          it expires then.
+          it expires then;
+        - **stale revisions**: with `spec_hash`, raise RevisionSuperseded (and write nothing) when
+          the schedule's head (`advance_revision`) has another hash (or none: removed) and was set
+          by a revision newer than `revision`. A revision the ledger has not seen yet is the
+          newest (its replica is about to advance it), so it is never refused.
         """
+        ...
+
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        """Ask the owners of the schedule's running runs, other than `owner`'s own, to stop them
+        (`replace`): marks each with `reason` (the first request stands); (run id, owner) of each
+        marked now. (The runner, after a `replace` claim.)"""
+        ...
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        """Run id -> reason, for the running runs of `replica` that another replica asked it to
+        stop. (The replica's heartbeat: the owner stops them and records them `cancelled`.)"""
         ...
 
     def started_count(self, schedule: str) -> int:
@@ -356,6 +459,11 @@ class Ledger(Protocol):
     def last_runs(self) -> dict[str, RunRecord]:
         """The newest run of every schedule, in one query (the dashboard's 'last run', the
         notifier's memory at start-up, the names `history` knows)."""
+        ...
+
+    def run_counts(self) -> dict[RunStatus, int]:
+        """How many runs the ledger holds in each state (states with none are left out), in one
+        query. (`reconciler status`, GET /api/v1/summary.)"""
         ...
 
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
@@ -428,4 +536,25 @@ class Ledger(Protocol):
         revision sequence numbers and every instant are kept as they were, and the ids given
         after it continue after the largest copied. Output keeps every byte (NUL included);
         text columns of PostgreSQL cannot hold NUL, so an error message loses its NULs there."""
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        """For every schedule with a `succeeded` run or a run in `failing` (policy.FAILING): when
+        its newest success finished, and how many runs ended in `failing` after it. In two queries
+        at most, whatever the number of schedules. (/metrics, at each scrape.)"""
+        ...
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        """Keep who committed revision `seq` and what it changed, apart from the revision itself.
+        Recording a `seq` again changes nothing (the first record stands). (The daemon, after
+        `record_revision`.)"""
+        ...
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        """Recorded revisions, newest first (by seq), those applied at or after `since`. With
+        `schedule`, only the revisions that changed it, each with that schedule's change alone.
+        (`reconciler audit`, the API's change history.)"""
         ...

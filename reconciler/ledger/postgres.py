@@ -19,6 +19,7 @@ a transaction.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -38,13 +39,18 @@ from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
+    AuditRecord,
+    Commit,
     Copied,
     ExpiredRun,
+    Health,
     LedgerError,
     LedgerFull,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
+    SpecChange,
     Stored,
     StoredCounter,
     StoredRevision,
@@ -57,7 +63,15 @@ from reconciler.ledger.base import (
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
+_ADVANCE_LOCK = 0x5EC0_1ED6E3  # advance_revision's
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+# Seconds an operation waits for a pooled connection. While the server is down the pool has none:
+# the caller learns it within this (fail closed, said once), instead of waiting for the pool's 30 s.
+_CHECKOUT_TIMEOUT = 5.0
+# psycopg_pool warns at every failed reconnection attempt; the daemon says once that the ledger
+# cannot be reached (`ledger.unreachable`), so those lines would only flood its log.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
 _DISK_FULL = "53100"
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
@@ -127,6 +141,53 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE revisions ADD COLUMN parent bigint
     """,
+    # v4: several replicas, as SQLite's v7: a run another replica asked its owner to stop
+    # (`replace`), which replica applied each revision, the order in which revisions were first
+    # seen, and each schedule's head (its hash in the newest revision, NULL once removed).
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested text;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica text;
+    CREATE TABLE revision_ranks (
+        revision text PRIMARY KEY,
+        rank bigint NOT NULL,
+        replica text,
+        ranked_at timestamptz NOT NULL
+    );
+    CREATE TABLE schedule_heads (
+        schedule text PRIMARY KEY,
+        hash text,
+        revision text NOT NULL,
+        rank bigint NOT NULL
+    )
+    """,
+    # v5: the audit trail, as SQLite's v8: keyed by the revision's seq, apart from `revisions`.
+    """
+    CREATE TABLE audit_revisions (
+        seq bigint PRIMARY KEY,
+        revision text NOT NULL,
+        applied_at timestamptz NOT NULL,
+        commit_sha text,
+        author text,
+        email text,
+        authored_at timestamptz,
+        subject text
+    );
+    CREATE TABLE audit_changes (
+        schedule text NOT NULL,
+        seq bigint NOT NULL,
+        action text NOT NULL,
+        fields text NOT NULL,
+        PRIMARY KEY (schedule, seq)
+    );
+    CREATE INDEX audit_changes_by_seq ON audit_changes (seq)
+    """,
+    # v6: what each run used (peak memory in bytes, CPU seconds in user and system mode), where measured.
+    """
+    ALTER TABLE runs ADD COLUMN peak_memory bigint;
+    ALTER TABLE runs ADD COLUMN cpu_user double precision;
+    ALTER TABLE runs ADD COLUMN cpu_system double precision
+    """,
 )
 
 class _Unreachable(LedgerError):
@@ -144,7 +205,7 @@ _CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
           "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error, owner")
+                "exit_code, http_status, error, owner, peak_memory, cpu_user, cpu_system")
 
 
 class PostgresLedger:
@@ -203,7 +264,7 @@ class PostgresLedger:
 
     @contextmanager
     def _conn(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        with self._errors(doing), self._pool.connection() as conn:
+        with self._errors(doing), self._pool.connection(timeout=_CHECKOUT_TIMEOUT) as conn:
             yield conn
 
     @contextmanager
@@ -282,7 +343,8 @@ class PostgresLedger:
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
-                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None,
+                        replica: str | None = None) -> int:
         """Content-addressed, as in SQLite: each distinct spec is stored once; a revision whole
         (a base) or as its changes against `parent`."""
         with self._write("cannot record the revision") as conn, conn.transaction():
@@ -295,10 +357,40 @@ class PostgresLedger:
                 blob, stored_parent = pack(changes), parent
             else:
                 blob, stored_parent = pack(hashes), None
-            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
-                               "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
-                               (revision, _utc(applied_at), json.dumps(dict(counts)), blob, stored_parent)).fetchone()
+            row = conn.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent, replica) "
+                               "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+                               (revision, _utc(applied_at), json.dumps(dict(counts)), blob, stored_parent,
+                                _text(replica))).fetchone()
         return int(row[0]) if row else 0
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        """As in SQLite; an advisory lock serialises advances (and their row locks)."""
+        with self._write("cannot record the revision") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVANCE_LOCK,))
+            newest = conn.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = conn.execute("SELECT rank FROM revision_ranks WHERE revision = %s", (revision,)).fetchone()
+            top = int(newest[1]) if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if int(mine[0]) == top else str(newest[0]) if newest else None
+            rank = top + 1
+            conn.execute("INSERT INTO revision_ranks (revision, rank, replica, ranked_at) VALUES (%s, %s, %s, now()) "
+                         "ON CONFLICT (revision) DO UPDATE SET rank = excluded.rank, replica = excluded.replica, "
+                         "ranked_at = excluded.ranked_at", (revision, rank, _text(replica)))
+            names = sorted(hashes)
+            conn.execute("INSERT INTO schedule_heads (schedule, hash, revision, rank) "
+                         "SELECT n, h, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(n, h) "
+                         "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                         "rank = excluded.rank", (revision, rank, names, [hashes[n] for n in names]))
+            conn.execute("UPDATE schedule_heads SET hash = NULL, revision = %s, rank = %s WHERE rank < %s",
+                         (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._conn("cannot read revisions") as conn:
+            rows = conn.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._conn("cannot read revisions") as conn:
@@ -364,7 +456,8 @@ class PostgresLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A `counted` claim counts towards `max_runs`. Its statement first bumps
@@ -379,24 +472,32 @@ class PostgresLedger:
         """
         values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease,
                   exclusive, schedule)
+        # The head of a schedule set by a newer revision than the claim's, with another hash.
+        stale = ("stale AS (SELECT h.revision FROM schedule_heads h WHERE %s::text IS NOT NULL AND h.schedule = %s "
+                 "AND h.hash IS DISTINCT FROM %s AND h.rank > coalesce((SELECT rank FROM revision_ranks "
+                 "WHERE revision = %s), h.rank))")
+        stale_args = (spec_hash, schedule, spec_hash, revision)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
                   "exclusive, lease_until) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s")
-        unless_forbidden = ("WHERE NOT %s OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = %s "
-                            "AND status = 'running') ON CONFLICT DO NOTHING RETURNING id")
+        unless_forbidden = ("WHERE NOT EXISTS (SELECT 1 FROM stale) AND (NOT %s OR NOT EXISTS (SELECT 1 FROM runs "
+                            "WHERE schedule = %s AND status = 'running')) ON CONFLICT DO NOTHING RETURNING id")
+        answer = "SELECT (SELECT id FROM ins), (SELECT revision FROM stale LIMIT 1)"
         with self._write("cannot claim a run") as conn:
             if not counted:
-                row = conn.execute(f"{insert} {unless_forbidden}", values).fetchone()
-                return int(row[0]) if row else None
+                row = conn.execute(f"WITH {stale}, ins AS ({insert} {unless_forbidden}) {answer}",
+                                   (*stale_args, *values)).fetchone()
+                return _claimed(schedule, row)
             with conn.transaction():
                 row = conn.execute(
-                    "WITH counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
+                    f"WITH {stale}, counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
                     "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
-                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1) "
-                    f"{insert} FROM counted {unless_forbidden}",
-                    (schedule, max_runs, max_runs, *values)).fetchone()
-                if row is None:
+                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1), "
+                    f"ins AS ({insert} FROM counted {unless_forbidden}) {answer}",
+                    (*stale_args, schedule, max_runs, max_runs, *values)).fetchone()
+                run_id = _claimed(schedule, row)  # superseded: raised, and the bump rolled back
+                if run_id is None:
                     raise psycopg.Rollback()
-                return int(row[0])
+                return run_id
         return None  # rolled back: the slot was taken, the schedule is held, or max_runs is reached
 
     def started_count(self, schedule: str) -> int:
@@ -406,22 +507,25 @@ class PostgresLedger:
 
     def finish(self, run_id: int, outcome: Outcome, *, keep: int | None = None) -> bool:
         """Record how a running run ended; with `keep`, prune that schedule's history in the same
-        transaction. Without space, or without the server (a restart, a failover), the end is kept
-        and written before the next write that succeeds: a run must not stay `running`, renewed by
-        its owner's heartbeats, because its end met a dead connection. Writing it again is safe:
-        only a `running` run is ended."""
+        transaction. Without space, the end is kept and written before the next write that
+        succeeds, as in SQLite. Without the server (a restart, a failover) it raises LedgerError:
+        the runner retries it until written and says so (`run.finish_retrying`), so that the run
+        never stays `running` because its end met a dead connection, and nothing is guessed.
+        Writing it again is safe: only a `running` run is ended."""
         try:
             return self._finish(run_id, outcome, keep)
-        except (LedgerFull, _Unreachable):
+        except LedgerFull:
             with self._state:
                 self._deferred.append((run_id, outcome, keep))
             return True
 
     def _finish(self, run_id: int, outcome: Outcome, keep: int | None) -> bool:
         update = ("UPDATE runs SET status = %s, finished_at = %s, exit_code = %s, http_status = %s, error = %s, "
-                  "output = %s, output_dropped = %s WHERE id = %s AND status = 'running' RETURNING schedule")
+                  "output = %s, output_dropped = %s, peak_memory = %s, cpu_user = %s, cpu_system = %s "
+                  "WHERE id = %s AND status = 'running' RETURNING schedule")
         args = (outcome.status, _utc(outcome.finished_at), outcome.exit_code, outcome.http_status,
-                _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, run_id)
+                _text(outcome.error), _bytes(outcome.output), outcome.output_dropped, outcome.peak_memory,
+                outcome.cpu_user, outcome.cpu_system, run_id)
         with self._write("cannot finish a run") as conn:
             if keep is None:
                 return conn.execute(update, args).fetchone() is not None
@@ -474,6 +578,11 @@ class PostgresLedger:
                                 "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))
@@ -499,6 +608,19 @@ class PostgresLedger:
         """Where a running run's processes live (opaque text from the engine), for the next start."""
         with self._write("cannot record a run's processes") as conn:
             conn.execute("UPDATE runs SET processes = %s WHERE id = %s", (_text(processes), run_id))
+
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write("cannot ask for a run to stop") as conn:
+            rows = conn.execute("UPDATE runs SET stop_requested = %s WHERE schedule = %s AND status = 'running' "
+                                "AND owner IS DISTINCT FROM %s AND stop_requested IS NULL RETURNING id, owner",
+                                (_text(reason), schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT id, stop_requested FROM runs WHERE owner = %s AND status = 'running' "
+                                "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
 
     # ---- replicas and leases ---------------------------------------------------------------
 
@@ -536,17 +658,18 @@ class PostgresLedger:
             rows = conn.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 "stopped IS NULL AND lease_until >= now(), (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                "AND owner = replicas.id), greatest(now() - heartbeat, interval '0') FROM replicas "
+                "ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, started.astimezone(UTC), beat.astimezone(UTC),
                               until.astimezone(UTC), stopped.astimezone(UTC) if stopped is not None else None,
-                              bool(alive), int(runs))
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), int(runs), age)
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._conn("cannot read runs") as conn:
             rows = conn.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
                                 "AND lease_until < now() ORDER BY id").fetchall()
-        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+        return [ExpiredRun(_record(r), r[12] or "", r[16]) for r in rows]
 
     def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
         with self._write("cannot abandon a run") as conn:
@@ -554,6 +677,61 @@ class PostgresLedger:
                                "AND status = 'running' AND lease_until < now() RETURNING 1",
                                (_utc(finished_at), _text(error), run_id)).fetchone()
         return row is not None
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        with self._conn("cannot read runs") as conn:
+            ok = conn.execute("SELECT schedule, finished_at FROM runs WHERE id IN "
+                              "(SELECT max(id) FROM runs WHERE status = 'succeeded' GROUP BY schedule)").fetchall()
+            bad = conn.execute(
+                "SELECT schedule, count(*) FROM runs r WHERE status = ANY(%s) AND id > coalesce((SELECT max(id) "
+                "FROM runs s WHERE s.schedule = r.schedule AND s.status = 'succeeded'), 0) GROUP BY schedule",
+                (sorted(failing),)).fetchall()
+        out = {name: Health(at.astimezone(UTC) if at is not None else None, 0) for name, at in ok}
+        for name, count in bad:
+            out[name] = Health(out[name].last_success if name in out else None, int(count))
+        return out
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        c = commit
+        with self._write("cannot record the audit trail") as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, authored_at, "
+                "subject) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (seq, revision, _utc(applied_at), c and c.sha, c and _text(c.author), c and _text(c.email),
+                 _utc(c.authored_at) if c else None, c and _text(c.subject))).fetchone()
+            if row is not None:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO audit_changes (schedule, seq, action, fields) "
+                                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                    ((ch.schedule, seq, ch.action, json.dumps(list(ch.fields))) for ch in changes))
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if schedule is not None:
+            where.append("seq IN (SELECT seq FROM audit_changes WHERE schedule = %s)")
+            args.append(schedule)
+        if since is not None:
+            where.append("applied_at >= %s")
+            args.append(_utc(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._conn("cannot read the audit trail") as conn:
+            rows = conn.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
+                                f"FROM audit_revisions{clause} ORDER BY seq DESC LIMIT %s", (*args, limit)).fetchall()
+            only, more = (" AND schedule = %s", [schedule]) if schedule is not None else ("", [])
+            found = conn.execute(f"SELECT schedule, seq, action, fields FROM audit_changes WHERE seq = ANY(%s){only} "
+                                 "ORDER BY schedule", ([r[0] for r in rows], *more))
+            changes: dict[int, list[SpecChange]] = {}
+            for name, seq, action, fields in found.fetchall():
+                changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
+        return [AuditRecord(seq, rev, at.astimezone(UTC),
+                            Commit(sha, author, email, authored.astimezone(UTC), subject) if sha else None,
+                            tuple(changes.get(seq, ())))
+                for seq, rev, at, sha, author, email, authored, subject in rows]
 
 
     # ---- copying a whole ledger ------------------------------------------------------------------
@@ -578,8 +756,8 @@ class PostgresLedger:
                 if not rows:
                     break
                 for r in rows:
-                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
-                                    r[17].astimezone(UTC) if r[17] is not None else None)
+                    yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
+                                    r[20].astimezone(UTC) if r[20] is not None else None)
                 last = rows[-1][0]
 
     def load(self, items: Iterable[Stored]) -> Copied:
@@ -626,11 +804,21 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
     r = item.record
     return ("runs", "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
             "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, processes, "
-            "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "lease_until, peak_memory, cpu_user, cpu_system) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (r.id, r.schedule, _utc(r.slot), r.attempt, r.cause, r.status, r.revision,
              _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
              r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
-             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
+             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None,
+             r.peak_memory, r.cpu_user, r.cpu_system))
+
+
+def _claimed(schedule: str, row: Any) -> int | None:
+    if row is not None and row[0] is not None:
+        return int(row[0])
+    if row is not None and row[1] is not None:
+        raise RevisionSuperseded(schedule, row[1])
+    return None
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:
@@ -653,7 +841,7 @@ def _filters(schedule: str | None, status: RunStatus | None, since: datetime | N
 
 def _record(row: Any, *, with_output: bool = False) -> RunRecord:
     (rid, schedule, slot, attempt, cause, status, revision, started, finished, code, http, error, owner) = row[:13]
-    output = row[13] if with_output else None
+    output = row[16] if with_output else None
     return RunRecord(
         id=rid, schedule=schedule, slot=slot.astimezone(UTC), attempt=attempt, cause=Cause(cause),
         status=RunStatus(status), revision=revision,
@@ -661,7 +849,8 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         finished_at=finished.astimezone(UTC) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
         output=bytes(output).decode("utf-8", "surrogatepass") if output is not None else None,
-        output_dropped=row[14] if with_output else 0, owner=owner or "",
+        output_dropped=row[17] if with_output else 0, owner=owner or "",
+        peak_memory=row[13], cpu_user=row[14], cpu_system=row[15],
     )
 
 

@@ -37,14 +37,19 @@ from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
+    AuditRecord,
+    Commit,
     Copied,
     ExpiredRun,
+    Health,
     LedgerError,
     LedgerFull,
     NoSuchLedger,
     Outcome,
     ReplicaRecord,
+    RevisionSuperseded,
     RunRecord,
+    SpecChange,
     Stored,
     StoredCounter,
     StoredRevision,
@@ -149,6 +154,55 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE revisions ADD COLUMN parent INTEGER;
     """,
+    # v7: several replicas. A run another replica asked its owner to stop (`replace`); which
+    # replica applied each revision; the order in which revisions were first seen, and each
+    # schedule's head (its hash in the newest revision, NULL once removed), so that a replica on
+    # an older revision cannot claim what a newer one changed or removed.
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested TEXT;
+    CREATE INDEX runs_stop_requested ON runs (owner) WHERE status = 'running' AND stop_requested IS NOT NULL;
+    ALTER TABLE revisions ADD COLUMN replica TEXT;
+    CREATE TABLE revision_ranks (
+        revision TEXT PRIMARY KEY,
+        rank INTEGER NOT NULL,
+        replica TEXT,
+        ranked_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE schedule_heads (
+        schedule TEXT PRIMARY KEY,
+        hash TEXT,
+        revision TEXT NOT NULL,
+        rank INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # v8: the audit trail, keyed by the revision's seq and kept apart from `revisions`: who
+    # committed each applied revision, and what it did to each schedule it changed.
+    """
+    CREATE TABLE audit_revisions (
+        seq INTEGER PRIMARY KEY,
+        revision TEXT NOT NULL,
+        applied_at INTEGER NOT NULL,
+        commit_sha TEXT,
+        author TEXT,
+        email TEXT,
+        authored_at INTEGER,
+        subject TEXT
+    );
+    CREATE TABLE audit_changes (
+        schedule TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        PRIMARY KEY (schedule, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_changes_by_seq ON audit_changes (seq);
+    """,
+    # v9: what each run used (peak memory in bytes, CPU seconds in user and system mode), where measured.
+    """
+    ALTER TABLE runs ADD COLUMN peak_memory INTEGER;
+    ALTER TABLE runs ADD COLUMN cpu_user REAL;
+    ALTER TABLE runs ADD COLUMN cpu_system REAL
+    """,
 )
 
 # A revision's chain, from it back to its base (the row without a parent), newest first.
@@ -158,7 +212,7 @@ _CHAIN = ("WITH RECURSIVE chain(seq, parent, snapshot, depth) AS ("
           "SELECT parent, snapshot FROM chain ORDER BY depth")
 
 _RUN_COLUMNS = ("id, schedule, slot, attempt, trigger, status, revision, started_at, finished_at, "
-                "exit_code, http_status, error, owner")
+                "exit_code, http_status, error, owner, peak_memory, cpu_user, cpu_system")
 
 
 class SqliteLedger:
@@ -360,7 +414,8 @@ class SqliteLedger:
 
     def record_revision(self, revision: str, applied_at: datetime, counts: Mapping[str, int],
                         specs: Mapping[str, dict[str, Any]], hashes: Mapping[str, str], *,
-                        parent: int | None = None, changes: Mapping[str, str | None] | None = None) -> int:
+                        parent: int | None = None, changes: Mapping[str, str | None] | None = None,
+                        replica: str | None = None) -> int:
         """Content-addressed: each distinct spec is stored once; a revision stores name -> hash,
         whole (a base) or as its changes against `parent` (see the contract)."""
         with self._write() as db:
@@ -372,10 +427,35 @@ class SqliteLedger:
                 blob, stored_parent = pack(changes), parent
             else:
                 blob, stored_parent = pack(hashes), None
-            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (revision, to_micros(applied_at), json.dumps(dict(counts)), blob, stored_parent))
+            cur = db.execute("INSERT INTO revisions (revision, applied_at, counts, snapshot, parent, replica) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (revision, to_micros(applied_at), json.dumps(dict(counts)), blob, stored_parent,
+                              replica))
             return int(cur.lastrowid or 0)
+
+    def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
+                         previous: str | None = None) -> str | None:
+        with self._write() as db:  # BEGIN IMMEDIATE: advances are serialised
+            newest = db.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
+            mine = db.execute("SELECT rank FROM revision_ranks WHERE revision = ?", (revision,)).fetchone()
+            top = newest[1] if newest else 0
+            reverted = newest is not None and previous == newest[0] and previous != revision
+            if mine is not None and not reverted:
+                return None if mine[0] == top else str(newest[0])
+            rank = top + 1
+            db.execute("INSERT OR REPLACE INTO revision_ranks (revision, rank, replica, ranked_at) "
+                       f"VALUES (?, ?, ?, {_NOW})", (revision, rank, replica))
+            db.executemany("INSERT INTO schedule_heads (schedule, hash, revision, rank) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                           "rank = excluded.rank", ((n, h, revision, rank) for n, h in hashes.items()))
+            db.execute("UPDATE schedule_heads SET hash = NULL, revision = ?, rank = ? WHERE rank < ?",
+                       (revision, rank, rank))
+            return None
+
+    def revision_heads(self) -> dict[str, tuple[str | None, str]]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT schedule, hash, revision FROM schedule_heads").fetchall()
+        return {name: (h, rev) for name, h, rev in rows}
 
     def last_revision(self) -> AppliedRevision | None:
         with self._rlock:
@@ -448,7 +528,8 @@ class SqliteLedger:
 
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
-              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE) -> int | None:
+              exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
+              spec_hash: str | None = None) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
@@ -459,6 +540,13 @@ class SqliteLedger:
         before the schedule became `forbid`.
         """
         def op(db: sqlite3.Connection) -> int | None:
+            if spec_hash is not None:
+                newer = db.execute(
+                    "SELECT h.revision FROM schedule_heads h WHERE h.schedule = ? AND h.hash IS NOT ? AND h.rank > "
+                    "coalesce((SELECT rank FROM revision_ranks WHERE revision = ?), h.rank)",
+                    (schedule, spec_hash, revision)).fetchone()
+                if newer is not None:
+                    raise RevisionSuperseded(schedule, newer[0])
             if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
@@ -497,9 +585,11 @@ class SqliteLedger:
         def op(db: sqlite3.Connection) -> bool:
             row = db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, http_status = ?, error = ?, "
-                "output = ?, output_dropped = ? WHERE id = ? AND status = 'running' RETURNING schedule",
+                "output = ?, output_dropped = ?, peak_memory = ?, cpu_user = ?, cpu_system = ? "
+                  "WHERE id = ? AND status = 'running' RETURNING schedule",
                 (outcome.status, to_micros(outcome.finished_at), outcome.exit_code, outcome.http_status,
-                 outcome.error, outcome.output, outcome.output_dropped, run_id)).fetchone()
+                 outcome.error, outcome.output, outcome.output_dropped, outcome.peak_memory, outcome.cpu_user,
+                 outcome.cpu_system, run_id)).fetchone()
             if keep is not None and row is not None:
                 self._prune(db, row[0], keep)
             return row is not None
@@ -551,6 +641,11 @@ class SqliteLedger:
                                      "(SELECT max(id) FROM runs GROUP BY schedule)").fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def run_counts(self) -> dict[RunStatus, int]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = ?", (schedule,))
@@ -576,6 +671,19 @@ class SqliteLedger:
 
     def set_processes(self, run_id: int, processes: str) -> None:
         self._grouped(lambda db: db.execute("UPDATE runs SET processes = ? WHERE id = ?", (processes, run_id)))
+
+    def request_stop(self, schedule: str, *, owner: str, reason: str) -> list[tuple[int, str]]:
+        with self._write() as db:
+            rows = db.execute("UPDATE runs SET stop_requested = ? WHERE schedule = ? AND status = 'running' "
+                              "AND owner IS NOT ? AND stop_requested IS NULL RETURNING id, owner",
+                              (reason, schedule, owner)).fetchall()
+        return sorted((int(i), o or "") for i, o in rows)
+
+    def stop_requests(self, replica: str) -> dict[int, str]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT id, stop_requested FROM runs WHERE owner = ? AND status = 'running' "
+                                     "AND stop_requested IS NOT NULL", (replica,)).fetchall()
+        return {int(i): str(why) for i, why in rows}
 
     # ---- replicas and leases ---------------------------------------------------------------
 
@@ -609,17 +717,17 @@ class SqliteLedger:
             rows = self._rdb.execute(
                 "SELECT id, host, pid, version, revision, started, heartbeat, lease_until, stopped, "
                 f"stopped IS NULL AND lease_until >= {_NOW}, (SELECT count(*) FROM runs WHERE status = 'running' "
-                "AND owner = replicas.id) FROM replicas ORDER BY started, id").fetchall()
+                f"AND owner = replicas.id), {_NOW} - heartbeat FROM replicas ORDER BY started, id").fetchall()
         return [ReplicaRecord(rid, host, pid, version, revision, from_micros(started), from_micros(beat),
                               from_micros(until), from_micros(stopped) if stopped is not None else None,
-                              bool(alive), runs)
-                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs in rows]
+                              bool(alive), runs, timedelta(microseconds=max(0, age)))
+                for rid, host, pid, version, revision, started, beat, until, stopped, alive, runs, age in rows]
 
     def expired_runs(self) -> list[ExpiredRun]:
         with self._rlock:
             rows = self._rdb.execute(f"SELECT {_RUN_COLUMNS}, processes FROM runs WHERE status = 'running' "
                                      f"AND lease_until < {_NOW} ORDER BY id").fetchall()
-        return [ExpiredRun(_record(r), r[12] or "", r[13]) for r in rows]
+        return [ExpiredRun(_record(r), r[12] or "", r[16]) for r in rows]
 
     def abandon(self, run_id: int, finished_at: datetime, error: str) -> bool:
         with self._write() as db:
@@ -651,8 +759,8 @@ class SqliteLedger:
                 if not rows:
                     break
                 for r in rows:
-                    yield StoredRun(_record(r, with_output=True), bool(r[15]), r[16],
-                                    from_micros(r[17]) if r[17] is not None else None)
+                    yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
+                                    from_micros(r[20]) if r[20] is not None else None)
                 last = rows[-1][0]
             db.execute("COMMIT")
         except sqlite3.Error as e:
@@ -683,14 +791,77 @@ class SqliteLedger:
                     db.execute(
                         "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
                         "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, "
-                        "processes, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "processes, lease_until, peak_memory, cpu_user, cpu_system) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (r.id, r.schedule, to_micros(r.slot), r.attempt, r.cause, r.status, r.revision,
                          to_micros(r.started_at) if r.started_at else None,
                          to_micros(r.finished_at) if r.finished_at else None, r.exit_code, r.http_status, r.error,
                          r.output, r.output_dropped, r.owner or None, item.exclusive, item.processes,
-                         to_micros(item.lease_until) if item.lease_until else None))
+                         to_micros(item.lease_until) if item.lease_until else None, r.peak_memory, r.cpu_user,
+                         r.cpu_system))
                     runs += 1
         return Copied(specs, revisions, counters, runs)
+
+    # ---- health and the audit trail ----------------------------------------------------------
+
+    def health(self, failing: Collection[RunStatus]) -> dict[str, Health]:
+        wanted = sorted(failing)
+        with self._rlock:
+            ok = self._rdb.execute("SELECT schedule, id, finished_at FROM runs WHERE id IN "
+                                   "(SELECT max(id) FROM runs WHERE status = 'succeeded' GROUP BY schedule)").fetchall()
+            # Failing runs are few: each looks up its schedule's newest success by the index.
+            bad = self._rdb.execute(
+                f"SELECT schedule, count(*) FROM runs r WHERE status IN ({','.join('?' * len(wanted))}) "
+                "AND id > coalesce((SELECT max(id) FROM runs s WHERE s.schedule = r.schedule "
+                "AND s.status = 'succeeded'), 0) GROUP BY schedule", wanted).fetchall()
+        out = {name: Health(from_micros(at) if at is not None else None, 0) for name, _, at in ok}
+        for name, count in bad:
+            out[name] = Health(out[name].last_success if name in out else None, int(count))
+        return out
+
+    def record_audit(self, seq: int, revision: str, applied_at: datetime, commit: Commit | None,
+                     changes: Collection[SpecChange]) -> None:
+        c = commit
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, "
+                "authored_at, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, revision, to_micros(applied_at), c and c.sha, c and c.author, c and c.email,
+                 to_micros(c.authored_at) if c else None, c and c.subject))
+            if cur.rowcount == 1:
+                db.executemany("INSERT OR IGNORE INTO audit_changes (schedule, seq, action, fields) "
+                               "VALUES (?, ?, ?, ?)",
+                               ((ch.schedule, seq, ch.action, json.dumps(list(ch.fields))) for ch in changes))
+
+    def audit(self, schedule: str | None = None, *, since: datetime | None = None,
+              limit: int = 100) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[str | int] = []
+        if schedule is not None:
+            where.append("seq IN (SELECT seq FROM audit_changes WHERE schedule = ?)")
+            args.append(schedule)
+        if since is not None:
+            where.append("applied_at >= ?")
+            args.append(to_micros(since))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._rlock:
+            rows = self._rdb.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, "
+                                     f"subject FROM audit_revisions{clause} ORDER BY seq DESC LIMIT ?",
+                                     (*args, limit)).fetchall()
+            seqs = [r[0] for r in rows]
+            changes: dict[int, list[SpecChange]] = {}
+            for i in range(0, len(seqs), 500):
+                chunk = seqs[i:i + 500]
+                only = " AND schedule = ?" if schedule is not None else ""
+                for name, seq, action, fields in self._rdb.execute(
+                        f"SELECT schedule, seq, action, fields FROM audit_changes WHERE seq IN "
+                        f"({','.join('?' * len(chunk))}){only} ORDER BY schedule",
+                        (*chunk, *([schedule] if schedule is not None else []))):
+                    changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
+        return [AuditRecord(seq, rev, from_micros(at),
+                            Commit(sha, author, email, from_micros(authored), subject) if sha else None,
+                            tuple(changes.get(seq, ())))
+                for seq, rev, at, sha, author, email, authored, subject in rows]
 
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
@@ -734,7 +905,8 @@ def _record(row: Any, *, with_output: bool = False) -> RunRecord:
         status=RunStatus(status), revision=revision, started_at=from_micros(started) if started is not None else None,
         finished_at=from_micros(finished) if finished is not None else None, exit_code=code,
         http_status=http, error=error,
-        output=row[13] if with_output else None, output_dropped=row[14] if with_output else 0, owner=owner or "",
+        output=row[16] if with_output else None, output_dropped=row[17] if with_output else 0, owner=owner or "",
+        peak_memory=row[13], cpu_user=row[14], cpu_system=row[15],
     )
 
 

@@ -34,6 +34,7 @@ from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
 from reconciler.ledger.base import PRUNE_EVERY, Ledger, RunRecord, changes_between
+from reconciler.service import audit
 from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
@@ -54,6 +55,7 @@ class Options:
     allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
     leases: LeaseTimes = field(default_factory=LeaseTimes)  # heartbeat and lease (engine/leases.py)
     strict_cron: bool = False  # refuse the cron extensions beyond cronie (docs/cron.md)
+    max_running: int | None = None  # runs at once (--max-running); None: the runner's default
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
@@ -69,14 +71,18 @@ class Reconciler:
                                       cache=ParseCache.beside(getattr(ledger, "path", None),
                                                               variant=f"strict_cron={options.strict_cron}"),
                                       selector=options.selector)
-        self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases)
+        self.runner = Runner(ledger, log=log, clock=clock, leases=options.leases, max_workers=options.max_running)
         self.timer = Timer(self.runner.dispatch, self.runner.behind, clock)
         # Replaced whole, never changed in place: see `_publish`.
         self.live = Live(next_fire_times=self.timer.next_fire_times)
         self._publishing = threading.Lock()
         ledger.on_write_state = self._ledger_state
+        self.runner.health.on_change = self._ledger_reachable
+        self.runner.on_refused = self._refused
+        self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
-        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()))
+        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()),
+                               replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
         self.runner.on_finished = self._finished
@@ -89,6 +95,11 @@ class Reconciler:
         self._pending: set[str] | None = None
         self._seen: int | None = None
         self._parent: int | None = None  # the revision this process recorded last (recorder thread only)
+        # The revision this replica last told the ledger it applied (the newest, or a stale one),
+        # and a record that failed (the ledger unreachable), written again when it answers.
+        self._advanced: str | None = None
+        self._unrecorded: tuple[str, datetime, dict[str, int], Mapping[str, Schedule], Mapping[str, str],
+                                Mapping[str, str]] | None = None
         self._warned: frozenset[str] = frozenset()  # warnings logged already, said once each
         self._lock = threading.Lock()
 
@@ -160,6 +171,33 @@ class Reconciler:
                      "can be written again")
         else:
             self.log("ledger.write_recovered")
+
+    def _ledger_reachable(self, problem: str | None) -> None:
+        """Told by the runner's health when the ledger stops answering and when it answers again:
+        one line each, /readyz false meanwhile. Nothing is claimed (so nothing runs) until then."""
+        self._set_status(ledger_unreachable=problem)
+        if problem is not None:
+            self.log("ledger.unreachable", error=problem, effect="no slot is claimed or run until the ledger "
+                     "answers again; runs that end meanwhile are written then")
+            return
+        self.log("ledger.reachable")
+        pending, self._unrecorded = self._unrecorded, None
+        if pending is not None:
+            self._recorder.submit(self._write_revision, *pending)
+
+    def _superseded(self, newest: str) -> None:
+        """A claim was refused for a newer revision another replica applied: this one is stale."""
+        was = self.live.status.superseded_by
+        if newest != was:
+            self._set_status(superseded_by=newest)
+            self.log("revision.stale", revision=self.live.status.applied_revision, newest=newest,
+                     effect="schedules that the newest revision removed or changed are not run here")
+
+    def _refused(self, name: str, reason: str) -> None:
+        self.metrics.refused.labels(reason).inc()
+
+    def _replicas(self) -> list[Any]:
+        return list(self.ledger.replicas())
 
     def _finished(self, record: RunRecord, output: str) -> None:
         self.metrics.observe_run(record)
@@ -283,12 +321,12 @@ class Reconciler:
                 if new:
                     self.log("revision.applied", revision=snapshot.revision, summary=the_plan.summary(),
                              **the_plan.counts())
-                    self._record(snapshot.revision, desired, hashes, the_plan, now)
+                    self._record(snapshot.revision, desired, hashes, the_plan, now, snapshot.hashes)
                 if failing:  # e.g. the broken file reverted: nothing else would say so
                     self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
                 return True
             self._apply(desired, hashes, snapshot.revision, the_plan, now, accepted)
-            self._record(snapshot.revision, desired, hashes, the_plan, now)
+            self._record(snapshot.revision, desired, hashes, the_plan, now, snapshot.hashes)
             if failing:
                 self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
             self.metrics.reconcile.observe(time.perf_counter() - started)
@@ -355,38 +393,72 @@ class Reconciler:
         self.log("revision.applied", revision=revision, summary=the_plan.summary(), **the_plan.counts())
 
     def _record(self, revision: str, desired: Mapping[str, Schedule], hashes: Mapping[str, str], the_plan: Plan,
-                now: datetime) -> None:
-        new = {c.name: desired[c.name].spec for c in (*the_plan.added, *the_plan.changed)}
+                now: datetime, every: Mapping[str, str]) -> None:
+        """`every`: the hashes of the whole directory, before --selector: replicas that select
+        different schedules still agree on which ones a revision removed or changed."""
+        new = {c.name: desired[c.name] for c in (*the_plan.added, *the_plan.changed)}
         changes: dict[str, str | None] = {name: hashes[name] for name in new}
         changes.update((c.name, None) for c in the_plan.removed)
-        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, changes)
+        self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, every, changes,
+                              lambda name: desired[name].spec)
 
-    def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: dict[str, Any],
-                        hashes: Mapping[str, str], changes: dict[str, str | None]) -> None:
-        """Recorded as the changes against the revision this process recorded before; the first
-        after a start, against the ledger's last revision (compared here, off the reconcile path)."""
+    def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: Mapping[str, Schedule],
+                        hashes: Mapping[str, str], every: Mapping[str, str],
+                        changes: dict[str, str | None] | None = None,
+                        spec: Callable[[str], dict[str, Any]] | None = None) -> None:
+        """Tell the ledger this replica applied `revision`, then record it, unless it is stale (a
+        newer revision is known): then the newest stays the ledger's last, which is what a restart
+        restores and `plan --ledger` compares with. Recorded as the changes against the revision
+        this process recorded before (`changes` None: whole); the first after a start, against the
+        ledger's last revision (compared here, off the reconcile path)."""
+        replica = self.runner.replica.id
         try:
-            parent = self._parent
-            if parent is None:
-                last = self.ledger.last_revision()
-                if last is not None:
-                    parent, changes = last.seq, changes_between(last.hashes, hashes)
-                    stored = set(last.hashes.values())
-                    missing = {n for n, h in changes.items() if h is not None and h not in stored and n not in new}
-                    if missing:  # specs the plan did not carry (it compared with another state)
-                        specs = self.ledger.specs({n: hashes[n] for n in missing})
-                        new = {**new, **specs}
-                        if len(specs) < len(missing):
-                            parent = None
-            seq = self.ledger.record_revision(revision, now, counts, new, hashes, parent=parent, changes=changes)
-            self._parent = seq
-            if seq % PRUNE_EVERY == 0:
-                removed = self.ledger.prune_revisions()
-                if removed:
-                    self.log("revision.pruned", removed=removed)
+            newest = self.ledger.advance_revision(revision, every, replica=replica, previous=self._advanced)
+            if newest is None:
+                specs: dict[str, Any] = {n: s.spec for n, s in new.items()}
+                previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
+                parent = self._parent if changes is not None else None
+                if parent is None and changes is not None:
+                    last = previous
+                    if last is not None:
+                        parent, changes = last.seq, changes_between(last.hashes, hashes)
+                        stored = set(last.hashes.values())
+                        missing = {n for n, h in changes.items()
+                                   if h is not None and h not in stored and n not in specs}
+                        if missing:  # specs the plan did not carry (it compared with another state)
+                            found = self.ledger.specs({n: hashes[n] for n in missing})
+                            specs = {**specs, **found}
+                            if len(found) < len(missing):
+                                parent = None
+                seq = self.ledger.record_revision(revision, now, counts, specs, hashes, parent=parent,
+                                                  changes=changes, replica=replica)
+                self._parent = seq
+                if seq % PRUNE_EVERY == 0:
+                    removed = self.ledger.prune_revisions()
+                    if removed:
+                        self.log("revision.pruned", removed=removed)
         except Exception as e:  # the revision still runs; say why the audit trail misses it
             self._parent = None
             self.log("revision.record_failed", revision=revision, error=f"{type(e).__name__}: {e}")
+            # Written again when the ledger answers, with every spec: a later plan is relative to this one.
+            self._unrecorded = (revision, now, counts, self.live.schedules, hashes, every)
+            return
+        self._advanced = revision
+        was = self.live.status.superseded_by
+        if newest != was:
+            self._set_status(superseded_by=newest)
+        if newest is not None and newest != was:
+            self.log("revision.stale", revision=revision, newest=newest,
+                     effect="schedules that the newest revision removed or changed are not run here")
+        elif newest is None and was is not None:
+            self.log("revision.current", revision=revision)
+        if newest is not None:
+            return
+        try:
+            audit.record(self.ledger, seq, revision, now, previous, hashes, spec or (lambda name: new[name].spec),
+                         self.options.directory)
+        except Exception as e:  # recorded, but without who changed what
+            self.log("revision.audit_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 
     def _fail(self, message: str, trace: str | None = None) -> None:
         with self._lock:

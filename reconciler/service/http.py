@@ -223,8 +223,10 @@ def build_app(site: Site) -> ASGIApp:
         return PlainTextResponse("ok\n" if alive else "timer not running\n", status_code=200 if alive else 503)
 
     async def readyz(_: Request) -> Response:
-        ready = site.live().status.ready
-        return PlainTextResponse("ready\n" if ready else "no revision applied yet\n", status_code=200 if ready else 503)
+        st = site.live().status
+        if st.serving:
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse(st.unready_reason + "\n", status_code=503)
 
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(generate_latest, registry)
@@ -299,6 +301,24 @@ def build_app(site: Site) -> ASGIApp:
 
         return ok(await asyncio.to_thread(listed, ledger))
 
+    async def summary(_: Request) -> Response:
+        from reconciler.service.summary import of_daemon
+
+        return ok(await asyncio.to_thread(of_daemon, site.live(), ledger))
+
+    async def openapi(_: Request) -> Response:
+        from reconciler import __version__
+        from reconciler.service.openapi import document
+
+        return ok(document(__version__))
+
+    async def history(request: Request) -> Response:  # from git, via the ledger's audit trail
+        from reconciler.service.audit import history as changes
+
+        name, limit = request.path_params["name"], _int(request, "limit", 100, 1, 1000)
+        data = await asyncio.to_thread(changes, ledger, name, limit)
+        return ok(data) if data["changes"] or name in site.live().schedules else error("no such schedule", 404)
+
     async def bad_request(_: Request, exc: Exception) -> Response:
         return error(str(exc), 400)
 
@@ -309,6 +329,9 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/schedules", schedules), Route("/api/v1/schedules/{name}", schedule),
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
+        Route("/api/v1/summary", summary),
+
+        Route("/api/v1/openapi.json", openapi), Route("/api/v1/schedules/{name}/history", history),
     ]
     return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}), site.names)
 

@@ -36,6 +36,19 @@ class Status:
     error: str | None = None
     ready: bool = False
     ledger_error: str | None = None  # e.g. the disk is full: no slot can be claimed until it is not
+    ledger_unreachable: str | None = None  # why the ledger cannot be reached: nothing is claimed, nor run
+    superseded_by: str | None = None  # a newer revision another replica applied: this one is stale
+
+    @property
+    def serving(self) -> bool:
+        """Ready to run slots: a revision applied, and the ledger answering (fail closed)."""
+        return self.ready and self.ledger_unreachable is None
+
+    @property
+    def unready_reason(self) -> str:
+        if not self.ready:
+            return "no revision applied yet"
+        return f"the ledger cannot be reached, so no slot is claimed or run: {self.ledger_unreachable}"
 
     @property
     def rejected(self) -> bool:

@@ -9,16 +9,14 @@ from reconciler.core.describe import utc_text
 from reconciler.ledger.base import Ledger, ReplicaRecord
 
 
-def state(r: ReplicaRecord) -> str:
-    """alive: heartbeating; stopped: deregistered at a clean stop; expired: it stopped heartbeating
-    (killed, or cut off from the ledger), so its runs are abandoned as their leases expire."""
-    return "alive" if r.alive else "stopped" if r.stopped is not None else "expired"
-
-
 def replicas(ledger: Ledger) -> dict[str, Any]:
-    return {"replicas": [
-        {"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "revision": r.revision,
-         "state": state(r), "started": utc_text(r.started), "last_heartbeat": utc_text(r.heartbeat),
-         "lease_until": utc_text(r.lease_until), "stopped": utc_text(r.stopped) if r.stopped else None,
-         "runs_owned": r.runs}
-        for r in ledger.replicas()]}
+    return {"replicas": [replica_dict(r) for r in ledger.replicas()]}
+
+
+def replica_dict(r: ReplicaRecord) -> dict[str, Any]:
+    age = r.heartbeat_age.total_seconds() if r.heartbeat_age is not None else None
+    return {"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "revision": r.revision,
+            "state": r.state, "started": utc_text(r.started), "last_heartbeat": utc_text(r.heartbeat),
+            "heartbeat_age_seconds": round(age, 3) if age is not None else None,
+            "lease_until": utc_text(r.lease_until), "stopped": utc_text(r.stopped) if r.stopped else None,
+            "runs_owned": r.runs}

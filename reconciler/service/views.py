@@ -45,8 +45,11 @@ def run_dict(r: RunRecord, output: str | None = None) -> dict[str, Any]:
     out = {"id": r.id, "schedule": r.schedule, "slot": iso(r.slot), "attempt": r.attempt, "trigger": r.cause,
            "status": r.status, "revision": r.revision, "started_at": iso(r.started_at),
            "finished_at": iso(r.finished_at), "exit_code": r.exit_code, "http_status": r.http_status,
-           "error": r.error, "duration_seconds": r.duration.total_seconds() if r.duration is not None else None}
+           "error": r.error, "duration_seconds": r.duration.total_seconds() if r.duration is not None else None,
+           "replica": r.owner or None}
     if output is not None:
+        # What the run used (limits): shown with one run, None where its kind does not measure it.
+        out.update(peak_memory_bytes=r.peak_memory, cpu_user_seconds=r.cpu_user, cpu_system_seconds=r.cpu_system)
         out["output"] = output
         out["output_dropped_bytes"] = r.output_dropped
     return out
@@ -65,6 +68,8 @@ def status(live: Live, *, directory: str, read_only: bool, now: datetime) -> dic
                       "problems": [{"path": p.path, "line": p.line, "column": p.column, "pointer": p.jsonpath,
                                     "message": p.message} for p in st.problems]},
         "ledger_error": st.ledger_error,
+        "ledger_unreachable": st.ledger_unreachable,
+        "superseded_by": st.superseded_by,
         "directory": directory,
         "read_only": read_only,
         "now": iso(now),

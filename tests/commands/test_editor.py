@@ -46,6 +46,8 @@ EDITOR_CATCHES: dict[str, list[tuple[int, int, str]]] = {
     "argv-with-nul.yaml": [(5, 28, "an argument cannot contain a NUL character (\\0): no program can receive it")],
     "bad-duration.yaml": [(7, 12, "a duration such as 500ms, 90s, 15m, 1h30m or 2d, or a number of seconds")],
     "bad-name.yaml": [(3, 7, NAME)],
+    "limits-memory-unit.yaml": [
+        (5, 58, "a size such as 512Mi, 2Gi or 100M (Ki, Mi, Gi are powers of 1024), or a number of bytes")],
     "command-as-shell-string.yaml": [
         (6, 12, "write the command as a list, [program, argument, ...]: it runs without a shell")],
     "cron-and-every.yaml": [(6, 3, WHEN)],

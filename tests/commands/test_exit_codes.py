@@ -61,6 +61,11 @@ def trigger(tmp: Path, run: Run, text: str, name: str) -> Outcome:
     return done(run("trigger", name, "--dir", str(schedules(tmp, text)), "--ledger", str(tmp / "l.db")))
 
 
+def history_after_a_run_then(tmp: Path, run: Run, command: str) -> Outcome:
+    assert trigger(tmp, run, FAILING, "fails")[0] == 1
+    return done(run(command, "--ledger", str(tmp / "l.db")))
+
+
 def history_after_a_run(tmp: Path, run: Run, *args: str) -> Outcome:
     assert trigger(tmp, run, FAILING, "fails")[0] == 1  # a failed run is history like any other
     return done(run("history", *args, "--ledger", str(tmp / "l.db")))
@@ -123,6 +128,14 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "show-found": ("show", 0, lambda t, r: done(r("show", "good", "--dir", str(schedules(t, GOOD)), "--effective"))),
     "show-unknown-name": ("show", 1, lambda t, r: done(r("show", "nope", "--dir", str(schedules(t, GOOD))))),
     "show-missing-dir": ("show", 64, lambda t, r: done(r("show", "x", "--dir", str(t / "missing")))),
+    "status-of-a-ledger": ("status", 0, lambda t, r: history_after_a_run_then(t, r, "status")),
+    "status-missing-ledger": ("status", 64, lambda t, r: done(r("status", "--ledger", str(t / "missing.db")))),
+    "status-server-unreachable": ("status", 1, lambda t, r: done(r("status", "--server", "http://127.0.0.1:9"))),
+    "audit-nothing-recorded": ("audit", 0, lambda t, r: history_after_a_run(t, r) and done(
+        r("audit", "--ledger", str(t / "l.db")))),
+    "audit-unknown-name": ("audit", 1, lambda t, r: history_after_a_run(t, r) and done(
+        r("audit", "fials", "--ledger", str(t / "l.db")))),
+    "audit-missing-ledger": ("audit", 64, lambda t, r: done(r("audit", "--ledger", str(t / "missing.db")))),
     "init-created": ("init", 0, lambda t, r: done(r("init", str(t / "repo")))),
     "init-would-overwrite": ("init", 1, init_over_existing_files),
     "init-unknown-option": ("init", 64, lambda t, r: done(r("init", "--overwrite", str(t)))),
@@ -141,7 +154,8 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "init",
+@pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "audit",
+                                     "init", "status",
                                      "show"])
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")

@@ -248,3 +248,10 @@ def test_max_runs_is_reached_when_the_counted_runs_reach_it() -> None:
     assert not policy.completed(None, 10**6)
     assert not policy.completed(3, 2)
     assert policy.completed(3, 3)
+
+
+def test_a_claim_refused_for_a_newer_revision_is_skipped_unrecorded_and_names_that_revision() -> None:
+    decision = policy.superseded("abc123")
+    assert decision.reason == SkipReason.SUPERSEDED
+    assert not decision.recorded  # recording would take the slot from the replicas on abc123
+    assert "abc123" in decision.message

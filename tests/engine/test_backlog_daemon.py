@@ -59,7 +59,7 @@ def test_every_slot_of_a_burst_has_a_final_row_after_sigterm(tmp_path: Path, sta
 def test_slots_beyond_a_full_backlog_are_recorded_missed_for_overload_at_once(
         tmp_path: Path, started: list[Daemon]) -> None:
     sched, _ = burst(tmp_path)
-    d = Daemon(sched, tmp_path, "--grace", "1s", env={"RECONCILER_MAX_WAITING": "5"})
+    d = Daemon(sched, tmp_path, "--grace", "1s", "--max-running", "64", env={"RECONCILER_MAX_WAITING": "5"})
     started.append(d)
     wait_for(lambda: len(d.events("run.missed")) >= BURST - 64 - 5, timeout=30, what="the overflow to be recorded")
     overflow = [e for e in d.events("run.missed") if e.get("reason") == "overload"]

@@ -42,7 +42,7 @@ def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
     led.close()
 
 
-def test_a_slot_that_waited_for_a_worker_past_its_deadline_is_missed_for_overload(ledger: SqliteLedger) -> None:
+def test_a_slot_that_waited_for_room_past_its_deadline_is_missed_for_pool(ledger: SqliteLedger) -> None:
     logs = Logs()
     runner = Runner(ledger, log=logs, environ={"PATH": "/usr/bin:/bin"}, max_workers=1)
     busy, waiting = schedule("busy", "2.5"), schedule("waiting", "0")
@@ -56,8 +56,9 @@ def test_a_slot_that_waited_for_a_worker_past_its_deadline_is_missed_for_overloa
     (row,) = ledger.runs("waiting")
     assert row.status == RunStatus.MISSED
     assert row.error is not None
-    assert row.error.startswith("overload: could not start within starting_deadline")
-    assert [f["reason"] for e, f in logs.lines if e == "run.missed"] == ["overload"]
+    assert row.error.startswith("pool: could not start within starting_deadline")
+    assert "all 1 runs this reconciler runs at once (--max-running) were busy" in row.error
+    assert [f["reason"] for e, f in logs.lines if e == "run.missed"] == ["pool"]
     runner.shutdown(5)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
-from reconciler.ledger.base import Ledger, LedgerError, Outcome
+from reconciler.ledger.base import Commit, Ledger, LedgerError, Outcome, SpecChange
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -545,7 +545,8 @@ def _every_kind_of_run(led: Ledger) -> None:
             assert led.abandon(run_id, T0 + timedelta(seconds=5), "the reconciler running it stopped")
         elif status != RunStatus.RUNNING:
             led.finish(run_id, Outcome(status, T0 + timedelta(minutes=minute, microseconds=123457), exit_code=3,
-                                       output="a\x00b\n\u00e9t\u00e9\n", output_dropped=7, error="boom"))
+                                       output="a\x00b\n\u00e9t\u00e9\n", output_dropped=7, error="boom",
+                                       peak_memory=5 << 20, cpu_user=0.25, cpu_system=0.125))  # usage is copied
 
 
 def _everything(led: Ledger) -> tuple[object, ...]:
@@ -675,3 +676,79 @@ def test_pruning_keeps_the_newest_and_every_revision_a_run_refers_to_with_the_ch
     assert last is not None
     assert "n11" not in last.hashes
     assert last.hashes["n10"] == "hn10"
+
+
+# ---- health (for /metrics) and the audit trail ------------------------------------------------------
+
+def ended(ledger: Ledger, name: str, minute: int, status: RunStatus) -> int:
+    run_id = ledger.record(name, T0 + timedelta(minutes=minute), attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                           outcome=Outcome(status, T0 + timedelta(minutes=minute, seconds=5)))
+    assert run_id is not None
+    return run_id
+
+
+def test_health_counts_failures_since_the_newest_success_and_dates_that_success(ledger: Ledger) -> None:
+    failing = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED}
+    ended(ledger, "a", 0, RunStatus.FAILED)
+    ended(ledger, "a", 1, RunStatus.SUCCEEDED)
+    ended(ledger, "a", 2, RunStatus.FAILED)
+    ended(ledger, "a", 3, RunStatus.SKIPPED)  # not a failure, and does not end the streak either
+    ended(ledger, "a", 4, RunStatus.TIMED_OUT)
+    ended(ledger, "b", 0, RunStatus.FAILED)
+    ended(ledger, "b", 1, RunStatus.FAILED)
+    ended(ledger, "c", 0, RunStatus.SUCCEEDED)
+    ended(ledger, "d", 0, RunStatus.MISSED)
+    health = ledger.health(failing)
+    assert health["a"].last_success == T0 + timedelta(minutes=1, seconds=5)
+    assert health["a"].failures == 2
+    assert (health["b"].last_success, health["b"].failures) == (None, 2)
+    assert (health["c"].last_success, health["c"].failures) == (T0 + timedelta(seconds=5), 0)
+    assert "d" not in health
+
+
+def commit(sha: str = "a" * 40, author: str = "Dana") -> Commit:
+    return Commit(sha, author, f"{author.lower()}@example.invalid", T0 - timedelta(hours=1), "shorter timeout")
+
+
+def test_the_audit_trail_lists_revisions_newest_first_and_per_schedule_only_its_changes(ledger: Ledger) -> None:
+    timeout = {"path": "timeout", "old": "10m", "new": "1m"}
+    ledger.record_audit(1, "a" * 40, T0, commit("a" * 40, "Ann"), [SpecChange("x", "add"), SpecChange("y", "add")])
+    ledger.record_audit(2, "b" * 40, T0 + timedelta(hours=1), commit("b" * 40, "Dana"),
+                        [SpecChange("x", "change", (timeout,))])
+    ledger.record_audit(3, "content:1234", T0 + timedelta(hours=2), None, [SpecChange("y", "remove")])
+    every = ledger.audit()
+    assert [r.seq for r in every] == [3, 2, 1]
+    assert every[0].commit is None
+    assert [c.schedule for c in every[2].changes] == ["x", "y"]
+    x = ledger.audit("x")
+    assert [(r.seq, r.commit.author if r.commit else None) for r in x] == [(2, "Dana"), (1, "Ann")]
+    assert x[0].changes == (SpecChange("x", "change", (timeout,)),)
+    assert x[0].commit == commit("b" * 40, "Dana")
+    assert x[0].applied_at == T0 + timedelta(hours=1)
+    assert [r.seq for r in ledger.audit("x", since=T0 + timedelta(minutes=30))] == [2]
+    assert [r.seq for r in ledger.audit(limit=1)] == [3]
+    assert ledger.audit("nobody") == []
+
+
+def test_recording_a_revisions_audit_again_changes_nothing(ledger: Ledger) -> None:
+    ledger.record_audit(7, "r", T0, commit(), [SpecChange("x", "add")])
+    ledger.record_audit(7, "r", T0, commit(author="Eve"), [SpecChange("z", "add")])
+    (only,) = ledger.audit()
+    assert only.commit is not None
+    assert only.commit.author == "Dana"
+    assert only.changes == (SpecChange("x", "add"),)
+
+
+def test_a_runs_usage_is_kept_by_finish_and_read_back_in_the_run_and_the_list(ledger: Ledger) -> None:
+    measured, bare = claim(ledger), claim(ledger, minute=1)
+    assert measured is not None
+    assert bare is not None
+    ledger.finish(measured, Outcome(RunStatus.FAILED, T0 + timedelta(seconds=2), exit_code=1,
+                                    error="memory: over its memory limit (64Mi)", peak_memory=67_108_864,
+                                    cpu_user=1.25, cpu_system=0.5))
+    ledger.finish(bare, Outcome(RunStatus.SUCCEEDED, T0 + timedelta(seconds=1), exit_code=0))
+    one = ledger.run(measured)
+    assert one is not None
+    assert (one.peak_memory, one.cpu_user, one.cpu_system) == (67_108_864, 1.25, 0.5)
+    listed = {r.id: (r.peak_memory, r.cpu_user, r.cpu_system) for r in ledger.runs("a")}
+    assert listed == {measured: (67_108_864, 1.25, 0.5), bare: (None, None, None)}

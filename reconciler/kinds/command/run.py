@@ -14,7 +14,8 @@ import time
 
 from reconciler.core.describe import utc_text
 from reconciler.core.durations import format_duration
-from reconciler.core.policy import RunStatus
+from reconciler.core.limits import Usage, format_size
+from reconciler.core.policy import FailReason, RunStatus, limit_reason
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Finished, Handle
 from reconciler.kinds.command.spec import CommandRun
 from reconciler.kinds.procs import RunProcesses, Supervisor
@@ -52,9 +53,10 @@ class CommandHandle:
 
     def wait(self) -> Attempt:
         try:
-            return _supervise(self._procs, self._spec, self, self._buf)
+            attempt = _supervise(self._procs, self._spec, self, self._buf)
         finally:
             _close(self._procs)
+        return _judged(attempt, self._procs, self._spec)
 
 
 def start(spec: CommandRun, context: Context, *, cap: int = OUTPUT_CAP,
@@ -72,7 +74,7 @@ def start(spec: CommandRun, context: Context, *, cap: int = OUTPUT_CAP,
     env.update(ids)
     try:
         procs = (supervisor or default_supervisor()).spawn(
-            spec.argv, cwd=spec.workdir, env=env, marker=f"RECONCILER_RUN_ID={context.run_id}")
+            spec.argv, cwd=spec.workdir, env=env, marker=f"RECONCILER_RUN_ID={context.run_id}", limits=spec.limits)
     except Exception as e:  # a NUL in an argument, a missing program or workdir: the run fails, not the worker
         reason = (e.strerror or str(e)) if isinstance(e, OSError) else str(e) or type(e).__name__
         return Finished(Attempt(RunStatus.FAILED, error=redact(
@@ -113,7 +115,7 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
     term_at = 0.0
     killed, reading = False, True
     try:
-        while proc.poll() is None:
+        while _poll(procs) is None:
             now = time.monotonic()
             if ending is None and (handle.stop_reason is not None or now >= deadline):
                 ending, term_at = ("stop" if handle.stop_reason is not None else "timeout"), now
@@ -164,6 +166,50 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
     if code == 0:
         return Attempt(RunStatus.SUCCEEDED, exit_code=0, output=output, dropped=dropped)
     return Attempt(RunStatus.FAILED, exit_code=code, error=_ended(code), output=output, dropped=dropped)
+
+
+def _poll(procs: RunProcesses) -> int | None:
+    """Popen.poll, with the main process's resource usage kept: wait4 instead of waitpid."""
+    proc = procs.proc
+    if proc.returncode is not None:
+        return proc.returncode
+    try:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere: Popen knows how it ended
+        return proc.poll()
+    if pid != proc.pid:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in KiB on Linux: the largest of the process and the descendants it waited for.
+    procs.rusage = Usage(rusage.ru_maxrss * 1024, rusage.ru_utime, rusage.ru_stime)
+    return proc.returncode
+
+
+def _judged(attempt: Attempt, procs: RunProcesses, spec: CommandRun) -> Attempt:
+    """The run's usage on its attempt (the cgroup's counters where it had one, which count every
+    process of the run; else the main process's), and a failure a limit caused said as such."""
+    end, own = procs.cgroup_end, procs.rusage
+    usage = own
+    if end is not None:
+        mine = own or Usage()
+        usage = Usage(mine.peak_memory if end.usage.peak_memory is None else end.usage.peak_memory,
+                      mine.cpu_user if end.usage.cpu_user is None else end.usage.cpu_user,
+                      mine.cpu_system if end.usage.cpu_system is None else end.usage.cpu_system)
+    attempt.usage = usage
+    limits = spec.limits
+    if limits is None or attempt.status != RunStatus.FAILED or attempt.exit_code is None:
+        return attempt
+    cpu = None if own is None or own.cpu_user is None else own.cpu_user + (own.cpu_system or 0.0)
+    reason = limit_reason(exit_code=attempt.exit_code, memory_limit=limits.memory is not None,
+                          cpu_limit=limits.cpu_time, oom_kills=end.oom_kills if end else 0, cpu_used=cpu,
+                          output=attempt.output)
+    if reason == FailReason.MEMORY:
+        assert limits.memory is not None
+        how = "killed by the out-of-memory killer" if end and end.oom_kills else "an allocation was refused"
+        attempt.error = f"memory: over its memory limit ({format_size(limits.memory)}): {how}; {attempt.error}"
+    elif reason == FailReason.CPU_TIME:
+        attempt.error = f"cpu_time: over its cpu_time limit ({limits.cpu_time}s of CPU); {attempt.error}"
+    return attempt
 
 
 def _ended(code: int) -> str:

@@ -1,4 +1,4 @@
-"""The spec face of the command kind: `run: {command: [argv...], workdir, env, timeout}`.
+"""The spec face of the command kind: `run: {command: [argv...], workdir, env, timeout, limits}`.
 
 Pure: the core's loader imports it to check and build schedules.
 """
@@ -12,12 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from reconciler.core.durations import parse_duration
+from reconciler.core.limits import Limits, build_limits, limit_problems
 from reconciler.core.model import EnvValue, env_values
 from reconciler.kinds.base import Checks
 
 NAME = "command"
 # Its fragment of the schema's `run` object: these properties.
-KEYS = frozenset(("command", "workdir", "env", "timeout"))
+KEYS = frozenset(("command", "workdir", "env", "timeout", "limits"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class CommandRun:
     workdir: str | None
     env: tuple[tuple[str, EnvValue], ...]
     timeout: timedelta
+    limits: Limits | None = None
 
     @property
     def kind(self) -> str:
@@ -34,13 +36,15 @@ class CommandRun:
 
 def build(run: Mapping[str, Any]) -> CommandRun:
     return CommandRun(tuple(run["command"]), run.get("workdir"), env_values(run.get("env")),
-                      parse_duration(run.get("timeout", "30m")))
+                      parse_duration(run.get("timeout", "30m")), build_limits(run.get("limits")))
 
 
 def validate(run: Mapping[str, Any], check: Checks) -> None:
     timeout = check.duration(run, ("run",), "timeout")
     if timeout is not None and timeout <= timedelta(0):
         check.add(("run", "timeout"), "timeout must be longer than 0")
+    for key, message in limit_problems(run.get("limits")):
+        check.add(("run", "limits", key), message)
 
 
 def describe(spec: CommandRun) -> str:

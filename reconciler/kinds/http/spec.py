@@ -21,7 +21,7 @@ from reconciler.kinds.base import Checks
 NAME = "http"
 # Its fragment of the schema's `run` object: this property.
 KEYS = frozenset((NAME,))
-_COMMAND_ONLY = ("workdir", "env", "timeout")  # run-level keys a request has in `http` or not at all
+_COMMAND_ONLY = ("workdir", "env", "timeout", "limits")  # run-level keys a request has in `http` or not at all
 
 
 @dataclass(frozen=True, slots=True)

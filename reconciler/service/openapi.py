@@ -1,0 +1,203 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /api/v1/openapi.json.
+
+Every route that service/http.py serves is described here, with its parameters and every status it
+answers with (tests/service/test_openapi.py compares this document's paths and methods with the
+app's routes, and runs schemathesis against a real daemon, so the two cannot drift apart). The
+response schemas are exact: `additionalProperties: false` wherever the answer is built by
+service/views.py, so a field added there without being described here fails the test.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from reconciler.core.policy import RUN_STATES, Cause, RunStatus, ScheduleState
+
+MAX_ID = 2**63 - 1  # as http.MAX_ID: SQLite's INTEGER
+
+_TIME = {"type": "string", "format": "date-time"}
+_STR, _INT, _BOOL, _NUM = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
+
+
+def _null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(**props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": sorted(props), "additionalProperties": False, "properties": props}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _run(output: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "id": _INT, "schedule": _STR, "slot": _TIME, "attempt": _INT,
+        "trigger": {"enum": [str(c) for c in Cause]}, "status": {"enum": [str(s) for s in RUN_STATES]},
+        "revision": _STR, "started_at": _null(_TIME), "finished_at": _null(_TIME), "exit_code": _null(_INT),
+        "http_status": _null(_INT), "error": _null(_STR), "duration_seconds": _null(_NUM),
+        "replica": _null(_STR)}
+    if output:
+        props.update(output=_STR, output_dropped_bytes=_INT, peak_memory_bytes=_null(_INT),
+                     cpu_user_seconds=_null(_NUM), cpu_system_seconds=_null(_NUM))
+    return _obj(**props)
+
+
+_SUMMARY = {
+    "name": _STR, "description": _STR, "labels": {"type": "object", "additionalProperties": _STR},
+    "enabled": _BOOL, "state": {"enum": [str(s) for s in ScheduleState]}, "schedule": _STR, "kind": _STR,
+    "expression": _null(_STR), "timezone": _STR, "next": _null(_TIME), "next_local": _null(_STR),
+    "last_run": _null(_ref("Run")), "source": _STR}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(error=_STR),
+    "Run": _run(output=False),
+    "RunWithOutput": _run(output=True),
+    "Status": _obj(
+        ready=_BOOL, applied=_obj(revision=_null(_STR), at=_null(_TIME)),
+        attempted=_obj(revision=_null(_STR), at=_null(_TIME), rejected=_BOOL, error=_null(_STR),
+                       problems={"type": "array", "items": _obj(path=_STR, line=_INT, column=_INT, pointer=_STR,
+                                                                 message=_STR)}),
+        ledger_error=_null(_STR), ledger_unreachable=_null(_STR), superseded_by=_null(_STR), directory=_STR,
+        read_only=_BOOL, now=_TIME),
+    "Overview": _obj(status=_ref("Status"), counts=_obj(**{str(s): _INT for s in ScheduleState}), total=_INT,
+                     running=_INT, waiting=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
+    "ScheduleSummary": _obj(**_SUMMARY),
+    "Schedule": _obj(**_SUMMARY, spec_yaml=_STR, runs={"type": "array", "items": _ref("Run")},
+                     upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR)}),
+    "SchedulePage": _obj(total=_INT, offset=_INT, limit=_INT,
+                         items={"type": "array", "items": _ref("ScheduleSummary")}),
+    "RunPage": _obj(items={"type": "array", "items": _ref("Run")}, next_before=_null(_INT)),
+    "Replica": _obj(
+        id=_STR, host=_STR, pid=_INT, version=_STR, revision=_null(_STR),
+        state={"enum": ["alive", "expired", "stopped"]}, started=_TIME, last_heartbeat=_TIME,
+        heartbeat_age_seconds=_null(_NUM), lease_until=_TIME, stopped=_null(_TIME), runs_owned=_INT),
+    "Replicas": _obj(replicas={"type": "array", "items": _ref("Replica")}),
+    "Summary": _obj(
+        source={"enum": ["daemon", "ledger"]}, applied=_obj(revision=_null(_STR), at=_null(_TIME)),
+        rejected=_null(_obj(revision=_null(_STR), since=_null(_TIME), error=_null(_STR), problems=_INT)),
+        superseded_by=_null(_STR), ledger_unreachable=_null(_STR), ready=_null(_BOOL),
+        runs=_obj(**{str(s): _INT for s in RunStatus}),
+        failing={"type": "array", "items": _obj(schedule=_STR, status={"enum": [str(s) for s in RUN_STATES]},
+                                                 slot=_TIME, run_id=_INT, error=_null(_STR),
+                                                 replica=_null(_STR))},
+        replicas={"type": "array", "items": _ref("Replica")},
+        next={"type": "array", "items": _obj(schedule=_STR, at=_TIME)}),
+    "Triggered": _obj(triggered=_STR),
+    "Commit": _obj(sha=_STR, author=_STR, email=_STR, authored_at=_TIME, subject=_STR),
+    "Change": _obj(seq=_INT, revision=_STR, applied_at=_TIME, commit=_null(_ref("Commit")),
+                   action={"enum": ["add", "change", "remove"]},
+                   fields={"type": "array", "items": _obj(path=_STR, old={}, new={})}),
+    "ScheduleHistory": _obj(schedule=_STR, changes={"type": "array", "items": _ref("Change")}),
+}
+
+
+def _json(schema: str, why: str) -> dict[str, Any]:
+    return {"description": why, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _text(media: str, why: str) -> dict[str, Any]:
+    return {"description": why, "content": {media: {"schema": _STR}}}
+
+
+_MISDIRECTED = _json("Error", "The Host header names no host this server answers to (a guard against DNS "
+                              "rebinding): see --allowed-host.")
+_BAD = _json("Error", "A parameter is out of range or not one of its values.")
+
+
+def _query(name: str, schema: dict[str, Any], why: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": why}
+
+
+def _path(name: str, schema: dict[str, Any], why: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": why}
+
+
+def _limit(default: int, high: int) -> dict[str, Any]:
+    return _query("limit", {"type": "integer", "minimum": 1, "maximum": high, "default": default}, "Page size.")
+
+
+_NAME = _path("name", {"type": "string"}, "The schedule's name.")
+
+
+def _get(summary: str, ok: dict[str, Any], *, params: tuple[dict[str, Any], ...] = (),
+         more: dict[str, Any] | None = None, tag: str = "api") -> dict[str, Any]:
+    responses = {"200": ok, **(more or {}), "421": _MISDIRECTED}
+    if params and any(p["in"] == "query" or p["schema"].get("type") == "integer" for p in params):
+        responses.setdefault("400", _BAD)
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(sorted(responses.items()))}
+    if params:
+        op["parameters"] = list(params)
+    return {"get": op}
+
+
+_NOT_FOUND = {"404": _json("Error", "No such schedule.")}
+
+PATHS: dict[str, Any] = {
+    "/": _get("The dashboard (HTML).", _text("text/html", "The dashboard page."), tag="dashboard"),
+    "/dashboard.js": _get("The dashboard's script.", _text("text/javascript", "Script."), tag="dashboard"),
+    "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard"),
+    "/healthz": _get("Liveness: the timer runs.", _text("text/plain", "ok"),
+                     more={"503": _text("text/plain", "The timer is not running.")}, tag="probes"),
+    "/readyz": _get("Readiness: a revision is applied and the ledger answers.", _text("text/plain", "ready"),
+                    more={"503": _text("text/plain", "Not ready, and why (no revision yet, the ledger "
+                                                     "unreachable).")}, tag="probes"),
+    "/metrics": _get("Prometheus metrics (docs/monitoring.md lists them).",
+                     _text("text/plain", "The Prometheus text exposition format."), tag="probes"),
+    "/api/v1/openapi.json": _get("This document.", {"description": "The OpenAPI 3.1 document.",
+                                                    "content": {"application/json": {"schema": {"type": "object"}}}}),
+    "/api/v1/status": _get("The applied revision, and why a newer one was rejected.", _json("Status", "Status.")),
+    "/api/v1/overview": _get("Status, counts by state and recent failures.", _json("Overview", "Overview.")),
+    "/api/v1/schedules": _get("Schedules of the applied revision, filtered, sorted and paged.",
+                              _json("SchedulePage", "One page of schedules."), params=(
+        _query("q", _STR, "Part of the name or the description (case-insensitive)."),
+        _query("label", _STR, "key=value: only schedules with this label."),
+        _query("state", _STR, "active, suspended or completed."),
+        _query("last_status", _STR, "The newest run's status, or `never`."),
+        _query("sort", {"enum": ["name", "next", "last"], "default": "name"}, "The order."),
+        _query("desc", _STR, "`1` or `true` for descending."),
+        _limit(50, 1000),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Rows to skip."))),
+    "/api/v1/schedules/{name}": _get("One schedule: its spec, next fire times and recent runs.",
+                                     _json("Schedule", "The schedule."), params=(_NAME,), more=_NOT_FOUND),
+    "/api/v1/schedules/{name}/history": _get(
+        "The schedule's change history from git: each applied revision that changed it, newest first, with the "
+        "commit's author, time and subject and the field diff.", _json("ScheduleHistory", "The changes."),
+        params=(_NAME, _limit(100, 1000)), more=_NOT_FOUND),
+    "/api/v1/schedules/{name}/trigger": {"post": {
+        "summary": "Run the schedule now, as a manual run.", "tags": ["actions"], "security": [{"bearer": []}],
+        "parameters": [_NAME],
+        "responses": {"202": _json("Triggered", "The run was started."),
+                      "400": _text("text/plain", "A malformed request (an Authorization header HTTP does not "
+                                                 "allow), refused by the HTTP server itself."),
+                      "401": {**_json("Error", "No valid bearer token."),
+                              "headers": {"WWW-Authenticate": {"schema": _STR}}},
+                      "403": _json("Error", "Read-only: the server was started without --token-file."),
+                      "404": _json("Error", "No such schedule."), "421": _MISDIRECTED}}},
+    "/api/v1/runs": _get("Runs, newest first, paged by `before`.", _json("RunPage", "One page of runs."), params=(
+        _query("schedule", _STR, "Only this schedule's runs."),
+        _query("status", {"enum": [str(s) for s in RUN_STATES]}, "Only runs with this status."),
+        _limit(50, 1000),
+        _query("before", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only runs with a smaller id."))),
+    "/api/v1/runs/{run_id}": _get("One run with its output.", _json("RunWithOutput", "The run."), params=(
+        _path("run_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "The run's id."),),
+        more={"404": _json("Error", "No such run.")}),
+    "/api/v1/replicas": _get("The reconcilers sharing the ledger.", _json("Replicas", "Replicas.")),
+    "/api/v1/summary": _get("What `reconciler status` shows: the applied and a rejected revision, runs by state, "
+                            "failing schedules, the replicas and the next fire times.", _json("Summary", "Summary.")),
+}
+
+
+@cache
+def document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "schedule-reconciler", "version": version,
+                 "description": "The reconciler's HTTP API: probes, metrics, schedules, runs and actions."},
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "A token from --token-file."}}},
+    }
