@@ -26,6 +26,7 @@ from reconciler.core.model import Schedule
 from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.leases import LeaseTimes, Replica
+from reconciler.engine.pauses import Pauses
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
 from reconciler.ledger.base import Ledger, LedgerFull, Outcome, RunRecord
@@ -47,6 +48,14 @@ _TICK = timedelta(microseconds=1)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Blocked(Exception):
+    """A backfill's claim was refused while another run holds a `forbid` schedule: ask again after `delay`."""
+
+    def __init__(self, delay: timedelta) -> None:
+        super().__init__(delay)
+        self.delay = delay
 
 
 class Runner:
@@ -73,6 +82,7 @@ class Runner:
         self._idle = threading.Condition(self._lock)
         self._timers: set[threading.Timer] = set()
         self._accepting = True
+        self.pauses = Pauses(ledger, clock=clock, log=log)  # the ledger's pauses, cached briefly
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
@@ -148,6 +158,20 @@ class Runner:
         now = self._clock()
         return self._run(name, now, Request(Cause.MANUAL, 1, now))
 
+    def backfill(self, name: str, slot: datetime, *, parallel: int = 1) -> int | None:
+        """Run a past slot in the calling thread, as `backfill` under the slot's own key
+        (`reconciler backfill`): its run id, or None if the slot was taken or the schedule is paused.
+        While another run holds a `forbid` schedule, it waits."""
+        if name not in self._live:
+            raise KeyError(name)
+        while True:
+            try:
+                return self._run(name, slot, Request(Cause.BACKFILL, 1, slot), parallel=parallel)
+            except _Blocked as blocked:
+                if not self._accepting:
+                    return None
+                threading.Event().wait(blocked.delay.total_seconds())
+
     def running(self, name: str | None = None) -> int:
         with self._lock:
             return sum(len(h) for n, h in self._active.items() if name is None or n == name)
@@ -162,7 +186,8 @@ class Runner:
         except Exception as e:  # a bug here must not kill the worker pool silently
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
-    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None) -> int | None:
+    def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
+             parallel: int = 1) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -176,7 +201,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at)
+            return self._started(s, name, slot, request, revision, queued_at, parallel)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -184,9 +209,13 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None) -> int | None:
+                 queued_at: datetime | None, parallel: int = 1) -> int | None:
         now = self._clock()
-        decision = policy.decide(s, request, now, queued_at=queued_at)
+        decision = policy.decide(s, request, now, queued_at=queued_at, pause=self.pauses.get(name),
+                                 parallel=parallel)
+        if isinstance(decision, Skip):  # paused
+            return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason) \
+                if decision.recorded else None
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
@@ -242,6 +271,8 @@ class Runner:
                  decision: Skip | Queue) -> int | None:
         """The claim failed: what the policy says to do instead."""
         if isinstance(decision, Queue):
+            if request.cause == Cause.BACKFILL:
+                raise _Blocked(decision.delay)  # the backfill waits in its own thread
             self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
             return None
         if decision.reason == policy.SkipReason.COMPLETED:

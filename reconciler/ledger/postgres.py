@@ -33,7 +33,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from reconciler.core.policy import Cause, RunStatus
+from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
@@ -126,6 +126,16 @@ MIGRATIONS: tuple[str, ...] = (
     # parent is a base holding every name; a row with one holds only the names that differ.
     """
     ALTER TABLE revisions ADD COLUMN parent bigint
+    """,
+    # v4: operators' pauses, one per schedule (`reconciler pause`), as SQLite's v7.
+    """
+    CREATE TABLE pauses (
+        schedule text PRIMARY KEY,
+        paused_by text NOT NULL,
+        paused_at timestamptz NOT NULL,
+        reason text NOT NULL,
+        until timestamptz
+    )
     """,
 )
 
@@ -554,6 +564,40 @@ class PostgresLedger:
                                "AND status = 'running' AND lease_until < now() RETURNING 1",
                                (_utc(finished_at), _text(error), run_id)).fetchone()
         return row is not None
+
+    # ---- pauses ------------------------------------------------------------------------------
+
+    def pause(self, pause: Pause) -> None:
+        with self._write("cannot pause a schedule") as conn, conn.transaction():
+            conn.execute("DELETE FROM pauses WHERE until < %s", (_utc(pause.at),))
+            conn.execute("INSERT INTO pauses (schedule, paused_by, paused_at, reason, until) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (schedule) DO UPDATE SET "
+                         "paused_by = excluded.paused_by, paused_at = excluded.paused_at, "
+                         "reason = excluded.reason, until = excluded.until",
+                         (pause.schedule, _text(pause.by), _utc(pause.at), _text(pause.reason),
+                          _utc(pause.until) if pause.until is not None else None))
+
+    def resume(self, schedule: str) -> Pause | None:
+        with self._write("cannot resume a schedule") as conn:
+            row = conn.execute("DELETE FROM pauses WHERE schedule = %s "
+                               "RETURNING schedule, paused_by, paused_at, reason, until", (schedule,)).fetchone()
+        return _pause(row) if row else None
+
+    def pauses(self) -> dict[str, Pause]:
+        with self._conn("cannot read pauses") as conn:
+            rows = conn.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses").fetchall()
+        return {r[0]: _pause(r) for r in rows}
+
+    def slot_runs(self, schedule: str, start: datetime, end: datetime) -> dict[datetime, RunStatus]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT slot, status FROM runs WHERE schedule = %s AND slot >= %s AND slot < %s "
+                                "ORDER BY attempt", (schedule, _utc(start), _utc(end))).fetchall()
+        return {slot.astimezone(UTC): RunStatus(status) for slot, status in rows}
+
+
+def _pause(row: Any) -> Pause:
+    schedule, by, at, reason, until = row
+    return Pause(schedule, by, at.astimezone(UTC), reason, until.astimezone(UTC) if until is not None else None)
 
 
     # ---- copying a whole ledger ------------------------------------------------------------------
