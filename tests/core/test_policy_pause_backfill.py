@@ -26,7 +26,8 @@ def paused(until: datetime | None = None, reason: str = "db migration") -> Pause
 def test_a_paused_schedules_slot_is_skipped_and_recorded_with_who_and_why() -> None:
     decision = policy.decide(schedule(), Request(Cause.SCHEDULE, 1, NOW), NOW, pause=paused())
     assert decision == Skip(SkipReason.PAUSED, "paused by alice: db migration")
-    assert isinstance(decision, Skip) and decision.recorded
+    assert isinstance(decision, Skip)
+    assert decision.recorded
 
 
 def test_the_skip_message_names_the_expiry_of_a_timed_pause() -> None:
@@ -44,7 +45,9 @@ def test_a_pause_whose_until_has_passed_holds_nothing_back() -> None:
 def test_catch_up_runs_and_retries_of_a_paused_schedule_are_skipped_too() -> None:
     for cause, attempt in ((Cause.CATCHUP, 1), (Cause.RETRY, 2)):
         decision = policy.decide(schedule(), Request(cause, attempt, NOW), NOW, pause=paused())
-        assert isinstance(decision, Skip) and decision.reason == SkipReason.PAUSED and decision.recorded
+        assert isinstance(decision, Skip)
+        assert decision.reason == SkipReason.PAUSED
+        assert decision.recorded
 
 
 def test_a_manual_run_of_a_paused_schedule_runs_the_operator_asked() -> None:
@@ -53,7 +56,9 @@ def test_a_manual_run_of_a_paused_schedule_runs_the_operator_asked() -> None:
 
 def test_a_backfill_of_a_paused_schedule_leaves_the_slot_free_for_later() -> None:
     decision = policy.decide(schedule(), Request(Cause.BACKFILL, 1, NOW - HOUR), NOW, pause=paused())
-    assert isinstance(decision, Skip) and decision.reason == SkipReason.PAUSED and not decision.recorded
+    assert isinstance(decision, Skip)
+    assert decision.reason == SkipReason.PAUSED
+    assert not decision.recorded
 
 
 def test_a_backfilled_slot_is_never_late_and_counts_toward_max_runs() -> None:
@@ -66,13 +71,16 @@ def test_a_backfill_of_a_forbid_schedule_is_exclusive_unless_parallel_raises_the
     s = schedule("{concurrency: forbid}")
     one = policy.decide(s, Request(Cause.BACKFILL, 1, NOW - HOUR), NOW)
     four = policy.decide(s, Request(Cause.BACKFILL, 1, NOW - HOUR), NOW, parallel=4)
-    assert isinstance(one, Claim) and one.exclusive
-    assert isinstance(four, Claim) and not four.exclusive
+    assert isinstance(one, Claim)
+    assert one.exclusive
+    assert isinstance(four, Claim)
+    assert not four.exclusive
 
 
 def test_a_backfill_never_replaces_a_running_run() -> None:
     decision = policy.decide(schedule("{concurrency: replace}"), Request(Cause.BACKFILL, 1, NOW - HOUR), NOW)
-    assert isinstance(decision, Claim) and not decision.replace
+    assert isinstance(decision, Claim)
+    assert not decision.replace
 
 
 def test_a_backfill_held_by_a_running_run_waits_instead_of_recording_a_skip() -> None:
