@@ -11,46 +11,23 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import TextIO
 
-from reconciler.commands.common import did_you_mean, duration_arg
+from reconciler.commands.common import did_you_mean
+from reconciler.core import pausing
 from reconciler.core.describe import utc_text
-from reconciler.core.durations import DurationError
+from reconciler.core.pausing import pause_dict
 from reconciler.core.policy import Pause, pause_active
 from reconciler.errors import FatalError, UsageError
 from reconciler.ledger.base import Ledger, NoSuchLedger
 
 
-def parse_instant(text: str, option: str) -> datetime:
-    """An RFC 3339 instant with its offset (`2026-12-01T08:00:00Z`)."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: write an RFC 3339 time such as 2026-12-01T08:00:00Z") from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise UsageError(f"{option} {text!r}: give the offset too (Z or +01:00)")
-    return value.astimezone(UTC)
-
-
 def pause_until(now: datetime, until: str | None, for_: str | None) -> datetime | None:
-    """When a pause ends by itself (None: at `resume`), from --until or --for."""
-    if until is not None and for_ is not None:
-        raise UsageError("--until and --for: give one of them")
-    if for_ is not None:
-        try:
-            span = duration_arg(for_)
-        except (DurationError, ValueError) as e:
-            raise UsageError(f"--for {for_!r}: {e}") from None
-        if span <= timedelta(0):
-            raise UsageError(f"--for {for_!r}: must be longer than zero")
-        return now + span
-    if until is not None:
-        end = parse_instant(until, "--until")
-        if end <= now:
-            raise UsageError(f"--until {until!r} has passed already")
-        return end
-    return None
+    try:
+        return pausing.pause_until(now, until, for_)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def who() -> str:
@@ -88,12 +65,6 @@ def chosen(ledger: Ledger, names: Sequence[str], selectors: Sequence[str]) -> li
         raise FatalError(f"no schedule of the revision applied last ({last.revision}) matches "
                          + " ".join(f"--selector {s}" for s in selectors))
     return found
-
-
-def pause_dict(p: Pause, now: datetime) -> dict[str, Any]:
-    """A pause as the API and `--format json` show it."""
-    return {"schedule": p.schedule, "by": p.by, "at": utc_text(p.at), "reason": p.reason,
-            "until": utc_text(p.until) if p.until is not None else None, "active": pause_active(p, now)}
 
 
 def _line(p: Pause) -> str:

@@ -158,7 +158,7 @@ class Runner:
         now = self._clock()
         return self._run(name, now, Request(Cause.MANUAL, 1, now))
 
-    def backfill(self, name: str, slot: datetime, *, parallel: int = 1) -> int | None:
+    def backfill(self, name: str, slot: datetime, parallel: int = 1) -> int | None:
         """Run a past slot in the calling thread, as `backfill` under the slot's own key
         (`reconciler backfill`): its run id, or None if the slot was taken or the schedule is paused.
         While another run holds a `forbid` schedule, it waits."""
