@@ -120,6 +120,11 @@ def pause_message(pause: Pause) -> str:
     return text + (f" (until {utc_text(pause.until)})" if pause.until is not None else "")
 
 
+def skipped_by_pause(pause: Pause | None, slot: datetime) -> str | None:
+    """Why an upcoming slot will be skipped by this pause (what `next` and the API show), or None."""
+    return pause_message(pause) if pause is not None and pause_active(pause, slot) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
     """Not run: recorded as `skipped` if `recorded`, else not at all."""

@@ -91,3 +91,10 @@ def test_a_backfill_held_by_a_running_run_waits_instead_of_recording_a_skip() ->
 
 def test_backfilled_slots_do_not_move_the_catch_up_timeline() -> None:
     assert Cause.BACKFILL not in policy.TIMELINE
+
+
+def test_upcoming_slots_before_a_pauses_end_are_shown_skipped_and_later_ones_not() -> None:
+    p = paused(NOW + HOUR, "freeze")
+    assert policy.skipped_by_pause(p, NOW + HOUR / 2) == "paused by alice: freeze (until 2026-03-01T13:00:00Z)"
+    assert policy.skipped_by_pause(p, NOW + HOUR) is None
+    assert policy.skipped_by_pause(None, NOW) is None
