@@ -75,7 +75,8 @@ class Reconciler:
         self._publishing = threading.Lock()
         ledger.on_write_state = self._ledger_state
         self.startup: dict[str, Any] = {}
-        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()))
+        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
+                                              self.runner.pauses.all(), self.clock()))
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
         self.runner.on_finished = self._finished

@@ -7,14 +7,15 @@ value (`gauges`), so they can never drift from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.core.policy import Cause, ScheduleState
+from reconciler.core.policy import Cause, Pause, ScheduleState, pause_active
 from reconciler.ledger.base import RunRecord
 from reconciler.service.live import Live
 
@@ -48,11 +49,13 @@ class Metrics:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
 
 
-def gauges(live: Live, running: int, waiting: int = 0) -> dict[str, Any]:
-    """The state gauges of one live value (taken once per scrape), the runs in progress and the
-    slots waiting to start (the runner's backlog)."""
+def gauges(live: Live, running: int, waiting: int = 0, pauses: Mapping[str, Pause] | None = None,
+           now: datetime | None = None) -> dict[str, Any]:
+    """The state gauges of one live value (taken once per scrape), the runs in progress, the
+    slots waiting to start (the runner's backlog) and the pauses in force at `now`."""
     st = live.status
-    return {"counts": live.counts(), "applied_revision": st.applied_revision,
+    paused = [p for p in (pauses or {}).values() if now is not None and pause_active(p, now)]
+    return {"paused": paused, "counts": live.counts(), "applied_revision": st.applied_revision,
             "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
             "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
             "waiting": waiting}
@@ -79,3 +82,9 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("reconciler_runs_in_progress", "Runs executing now.", value=s["running"])
         yield GaugeMetricFamily("reconciler_runs_waiting", "Slots waiting for a worker to start them (the backlog).",
                                 value=s["waiting"])
+        paused = GaugeMetricFamily("reconciler_schedule_paused_until_timestamp_seconds",
+                                   "A paused schedule: when its pause ends (+Inf: until resumed).",
+                                   labels=["schedule", "reason"])
+        for p in s.get("paused", []):
+            paused.add_metric([p.schedule, p.reason], p.until.timestamp() if p.until else float("inf"))
+        yield paused

@@ -76,3 +76,23 @@ def test_a_backfill_through_the_api_runs_each_free_slot_once_in_the_daemon(make_
     again = client.post("/api/v1/schedules/a/backfill", headers=AUTH, json=body)
     assert again.status_code == 200  # nothing left to run
     assert {s["plan"] for s in again.json()["slots"]} == {"ran"}
+
+
+def test_metrics_show_each_active_pause_with_its_reason_and_expiry(make_client: MakeClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, _, _ = make_client(token=TOKEN)
+    client.post("/api/v1/schedules/a/pause", headers=AUTH, json={"reason": "freeze", "until": "2099-01-01T00:00:00Z"})
+    client.post("/api/v1/schedules/b/pause", headers=AUTH, json={"reason": "forever"})
+
+    def samples() -> dict[tuple[str, str], float]:
+        families = text_string_to_metric_families(client.get("/metrics").text)
+        return {(s.labels["schedule"], s.labels["reason"]): s.value for f in families
+                if f.name == "reconciler_schedule_paused_until_timestamp_seconds" for s in f.samples}
+
+    from tests.harness import wait_for
+
+    # The daemon's view of the pauses is refreshed within a second (or at once after an API pause).
+    found = wait_for(lambda: samples() if len(samples()) == 2 else None, timeout=5, what="two pauses in /metrics")
+    assert found[("a", "freeze")] == datetime(2099, 1, 1, tzinfo=UTC).timestamp()
+    assert found[("b", "forever")] == float("inf")
