@@ -137,11 +137,14 @@ def next_(
     count: Annotated[int, typer.Option("-n", metavar="N", help="How many fire times.")] = 5,
     fmt: Format = TextOrJson.text,
     directory: Directory = "schedules",
+    ledger: Annotated[str | None, typer.Option(
+        "--ledger", metavar="PATH", help="Mark the slots an operator's pause in this ledger skips.",
+        show_default=False)] = None,
 ) -> None:
     """Show the next fire times of a schedule or of a cron expression."""
     from reconciler.commands.next import next_times
 
-    raise typer.Exit(next_times(name, cron, timezone, after, count, fmt.value, directory))
+    raise typer.Exit(next_times(name, cron, timezone, after, count, fmt.value, directory, ledger_path=ledger))
 
 
 @app.command()
