@@ -46,9 +46,10 @@ def next_times(
     pause = _pause_of(name, ledger_path) if name and ledger_path else None
     skipped = [skipped_by_pause(pause, s) for s in slots]
     if fmt == "json":
-        json.dump({"next": [utc_text(s) for s in slots], "suspended": not enabled,
-                   "skipped": [{"slot": utc_text(s), "why": why} for s, why in zip(slots, skipped, strict=True)
-                               if why]}, out)
+        data: dict[str, object] = {"next": [utc_text(s) for s in slots], "suspended": not enabled}
+        if ledger_path is not None:  # the pauses are known only with --ledger
+            data["skipped"] = [{"slot": utc_text(s), "why": why} for s, why in zip(slots, skipped, strict=True) if why]
+        json.dump(data, out)
         out.write("\n")
         return 0
     # A suspended schedule keeps its timing, so its times are shown, each marked: none of them will fire.
