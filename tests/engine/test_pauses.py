@@ -87,3 +87,33 @@ def test_a_paused_slot_is_recorded_skipped_and_a_manual_run_still_runs(ledger: S
     assert (ran.id, ran.cause, ran.status) == (manual, Cause.MANUAL, RunStatus.SUCCEEDED)
     assert marker.read_text() == "x\n"
 
+
+
+def test_a_backfill_of_a_forbid_schedule_waits_for_the_running_run_then_runs_its_slot(ledger: SqliteLedger) -> None:
+    import threading
+
+    from reconciler.ledger.base import Outcome
+
+    (s,) = Loader().load_bytes("s.yaml", b"name: a\nschedule: {every: 1h}\nrun: {command: [/bin/true]}\n",
+                               NOW).schedules
+    holder = ledger.claim("a", NOW, attempt=1, cause=Cause.SCHEDULE, revision="r", started_at=NOW, owner="other",
+                          exclusive=True, lease=timedelta(minutes=5))
+    assert holder is not None
+    r = Runner(ledger, log=lambda *a, **k: None, environ={"PATH": "/usr/bin:/bin"})
+    r.update({"a": s}, "rev-1")
+    result: list[int | None] = []
+    worker = threading.Thread(target=lambda: result.append(r.backfill("a", NOW - timedelta(hours=1))))
+    worker.start()
+    try:
+        worker.join(timeout=1.5)  # a few polls: the backfill is still waiting
+        assert worker.is_alive()
+        assert [x.id for x in ledger.runs("a")] == [holder]  # nothing recorded for the held slot
+        ledger.finish(holder, Outcome(RunStatus.SUCCEEDED, NOW))
+        worker.join(timeout=15)
+    finally:
+        r.shutdown(5)
+    assert len(result) == 1
+    assert result[0] is not None
+    ran = ledger.run(result[0])
+    assert ran is not None
+    assert (ran.cause, ran.status, ran.slot) == (Cause.BACKFILL, RunStatus.SUCCEEDED, NOW - timedelta(hours=1))
