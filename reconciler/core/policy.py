@@ -189,8 +189,9 @@ def overflow(waiting: int, bound: int) -> Miss:
 
 def shut_down(request: Request) -> Miss | None:
     """A slot still waiting to start when the reconciler stops: recorded, so that none vanishes. A
-    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent."""
-    if request.cause == Cause.RETRY:
+    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent;
+    nor is a backfilled slot, which stays free for the next backfill."""
+    if request.cause in (Cause.RETRY, Cause.BACKFILL):
         return None
     return Miss(SkipReason.SHUTDOWN, "the reconciler stopped before it could start this run")
 

@@ -98,3 +98,7 @@ def test_upcoming_slots_before_a_pauses_end_are_shown_skipped_and_later_ones_not
     assert policy.skipped_by_pause(p, NOW + HOUR / 2) == "paused by alice: freeze (until 2026-03-01T13:00:00Z)"
     assert policy.skipped_by_pause(p, NOW + HOUR) is None
     assert policy.skipped_by_pause(None, NOW) is None
+
+
+def test_a_backfill_slot_still_waiting_at_shutdown_is_left_free_not_recorded_missed() -> None:
+    assert policy.shut_down(Request(Cause.BACKFILL, 1, NOW - HOUR)) is None
