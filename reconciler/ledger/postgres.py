@@ -594,12 +594,6 @@ class PostgresLedger:
                                 "ORDER BY attempt", (schedule, _utc(start), _utc(end))).fetchall()
         return {slot.astimezone(UTC): RunStatus(status) for slot, status in rows}
 
-
-def _pause(row: Any) -> Pause:
-    schedule, by, at, reason, until = row
-    return Pause(schedule, by, at.astimezone(UTC), reason, until.astimezone(UTC) if until is not None else None)
-
-
     # ---- copying a whole ledger ------------------------------------------------------------------
 
     def dump(self) -> Iterator[Stored]:
@@ -675,6 +669,11 @@ def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
              _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
              r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
              item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None))
+
+
+def _pause(row: Any) -> Pause:
+    schedule, by, at, reason, until = row
+    return Pause(schedule, by, at.astimezone(UTC), reason, until.astimezone(UTC) if until is not None else None)
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:
