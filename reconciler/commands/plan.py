@@ -50,6 +50,8 @@ def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Led
     schedules = {s.name: s for s in desired.schedules}
     the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
     warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
+    if ledger is not None:
+        warned += _paused(the_plan, ledger, now)
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
     out.write(render(the_plan, schedules, against, now, warned))
     return EXIT_CHANGES if not the_plan.empty else 0
@@ -62,6 +64,15 @@ def _open(ledger_path: str) -> Ledger:
         return open_ledger(ledger_path, create=False)
     except NoSuchLedger as e:
         raise UsageError(str(e)) from e
+
+
+def _paused(the_plan: Plan, ledger: Ledger, now: datetime) -> list[tuple[str, str]]:
+    """A change to a schedule an operator paused: the pause outlives it (`reconciler resume`)."""
+    from reconciler.core.policy import pause_active, pause_message
+
+    pauses = ledger.pauses()
+    return [(c.name, f"{pause_message(pauses[c.name])}; its slots stay skipped until it is resumed")
+            for c in the_plan.changes() if c.name in pauses and pause_active(pauses[c.name], now)]
 
 
 def _last_runs(ledger: Ledger, now: datetime) -> dict[str, datetime]:

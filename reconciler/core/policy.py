@@ -38,6 +38,7 @@ class Cause(StrEnum):
     MANUAL = "manual"  # an operator asked (`reconciler trigger`, the API)
     RETRY = "retry"  # an earlier attempt of the same slot failed
     CATCHUP = "catchup"  # a slot passed while no reconciler ran, or the timer was behind
+    BACKFILL = "backfill"  # an operator ran a past slot that had no run (`reconciler backfill`)
 
 
 class SkipReason(StrEnum):
@@ -54,6 +55,7 @@ class SkipReason(StrEnum):
     SUPERSEDED = "superseded"
     UNREACHABLE = "ledger_unreachable"  # nothing recorded: the ledger could not be reached to claim
     POOL = "pool"  # missed: it waited (queued) for room among the runs at most running at once, past its deadline
+    PAUSED = "paused"  # skipped: an operator paused the schedule (`reconciler pause`)
 
 
 class FailReason(StrEnum):
@@ -94,8 +96,12 @@ class ScheduleState(StrEnum):
 RUN_STATES = tuple(RunStatus)
 RETRIED = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT))  # an attempt that ended so may be retried
 FAILING = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED))  # a failure to notify
-COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP))  # a first attempt of these counts toward max_runs
-TIMELINE = frozenset(set(Cause) - {Cause.MANUAL})  # the slots a schedule's catch-up starts after
+COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.BACKFILL))  # a first attempt of these counts toward max_runs
+# The slots a schedule's catch-up starts after: a backfill fills the past, it does not move the timeline.
+TIMELINE = frozenset(set(Cause) - {Cause.MANUAL, Cause.BACKFILL})
+# What a pause holds back: the timer's slots and what follows from them. A manual run is the
+# operator asking explicitly; a backfill leaves a paused slot free (not recorded) for later.
+PAUSED_CAUSES = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.RETRY))
 
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
@@ -125,15 +131,45 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """An operator's pause of one schedule, as the ledger keeps it: who, when, why, until when."""
+
+    schedule: str
+    by: str
+    at: datetime
+    reason: str = ""
+    until: datetime | None = None  # None: until `resume`
+
+
+def pause_active(pause: Pause | None, now: datetime) -> bool:
+    """Is the schedule paused at `now`? A pause with `until` resumes by itself at that instant."""
+    return pause is not None and (pause.until is None or now < pause.until)
+
+
+def pause_message(pause: Pause) -> str:
+    """What a paused slot's row says (its `error`), and what `next` and the API show."""
+    text = f"paused by {pause.by}"
+    if pause.reason:
+        text += f": {pause.reason}"
+    return text + (f" (until {utc_text(pause.until)})" if pause.until is not None else "")
+
+
+def skipped_by_pause(pause: Pause | None, slot: datetime) -> str | None:
+    """Why an upcoming slot will be skipped by this pause (what `next` and the API show), or None."""
+    return pause_message(pause) if pause is not None and pause_active(pause, slot) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Skip:
     """Not run: recorded as `skipped` if `recorded`, else not at all."""
 
     reason: SkipReason
     message: str = ""
+    free: bool = False  # leave the slot unrecorded, so that it may still run later (a backfill)
 
     @property
     def recorded(self) -> bool:
-        return self.reason == SkipReason.FORBID
+        return self.reason in (SkipReason.FORBID, SkipReason.PAUSED) and not self.free
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +189,17 @@ class Queue:
 
 
 def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None,
-           full: int | None = None) -> Claim | Miss:
-    """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
-    slot in; a slot that was in time then and is late now waited in this reconciler's backlog.
-    `full`: the bound on runs at once (--max-running) when it was reached as the slot was queued:
-    it waited for room (pool), not for a reconciler too slow to start it (overload)."""
+           full: int | None = None, pause: Pause | None = None, parallel: int = 1) -> Claim | Miss | Skip:
+    """Before the claim: run the slot, record it missed, or skip it (paused). `queued_at`: when the
+    runner took the slot in; a slot that was in time then and is late now waited in this
+    reconciler's backlog. `full`: the bound on runs at once (--max-running) when it was reached as
+    the slot was queued: it waited for room (pool), not for a reconciler too slow to start it
+    (overload). `pause`: the schedule's pause in the ledger, if any; `parallel`: a backfill's
+    --parallel."""
     p = schedule.policy
+    if request.cause in PAUSED_CAUSES | {Cause.BACKFILL} and pause_active(pause, now):
+        assert pause is not None
+        return Skip(SkipReason.PAUSED, pause_message(pause), free=request.cause == Cause.BACKFILL)
     # Catch-up runs are late by definition; the deadline guards slots the timer delivers.
     if request.cause == Cause.SCHEDULE and now - request.fire_time > p.starting_deadline:
         late = now - request.fire_time
@@ -172,8 +213,12 @@ def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: da
         return Miss(SkipReason.LATE, f"could not start within starting_deadline (late by {late})")
     # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
     # whichever process, cause or attempt it is (manual runs included).
-    return Claim(exclusive=p.concurrency == "forbid", counted=counted(request), max_runs=p.max_runs,
-                 replace=p.concurrency == "replace" and request.attempt == 1 and request.cause != Cause.MANUAL)
+    # A backfill with --parallel above 1 is the operator's explicit override of `forbid` within
+    # the backfill; the daemon's own exclusive claims still wait for its runs.
+    exclusive = p.concurrency == "forbid" and not (request.cause == Cause.BACKFILL and parallel > 1)
+    return Claim(exclusive=exclusive, counted=counted(request), max_runs=p.max_runs,
+                 replace=p.concurrency == "replace" and request.attempt == 1
+                 and request.cause not in (Cause.MANUAL, Cause.BACKFILL))
 
 
 def overflow(waiting: int, bound: int) -> Miss:
@@ -184,8 +229,9 @@ def overflow(waiting: int, bound: int) -> Miss:
 
 def shut_down(request: Request) -> Miss | None:
     """A slot still waiting to start when the reconciler stops: recorded, so that none vanishes. A
-    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent."""
-    if request.cause == Cause.RETRY:
+    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent;
+    nor is a backfilled slot, which stays free for the next backfill."""
+    if request.cause in (Cause.RETRY, Cause.BACKFILL):
         return None
     return Miss(SkipReason.SHUTDOWN, "the reconciler stopped before it could start this run")
 
@@ -203,6 +249,9 @@ def refused(schedule: Schedule, request: Request, now: datetime, *, started: int
         return Skip(SkipReason.COMPLETED, f"max_runs {p.max_runs} reached")
     if not blocked:
         return Skip(SkipReason.TAKEN)
+    if request.cause == Cause.BACKFILL:
+        # A backfill waits for the running run instead: a recorded skip would take its slot for good.
+        return Queue(RETRY_POLL, request.fire_time)
     if request.cause == Cause.RETRY and now - request.fire_time <= p.starting_deadline:
         # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
         return Queue(RETRY_POLL, request.fire_time)

@@ -145,6 +145,7 @@
     for (const s of data.items) {
       const name = el("td", {}, el("a", { href: `#/schedule/${encodeURIComponent(s.name)}` }, s.name));
       if (s.state !== "active") name.append(el("span", { class: "tag" }, s.state));
+      if (s.paused) name.append(el("span", { class: "tag paused", title: pausedText(s.paused) }, "paused"));
       for (const [k, v] of Object.entries(s.labels)) name.append(el("span", { class: "tag" }, `${k}=${v}`));
       const last = s.last_run;
       body.append(el("tr", { "data-name": s.name },
@@ -164,6 +165,10 @@
     }
   }
 
+  function pausedText(p) {
+    return `paused by ${p.by}${p.reason ? ": " + p.reason : ""}${p.until ? " (until " + p.until + ")" : " (until resumed)"}`;
+  }
+
   function lastRun(r, zone) {
     const at = r.finished_at || r.started_at || r.slot;
     return el("span", {}, statusBadge(r.status), " ", time(at, zone), el("div", { class: "muted" }, relative(at)));
@@ -177,12 +182,14 @@
     facts.replaceChildren();
     for (const [k, v] of [["State", s.state], ["Schedule", s.schedule], ["Expression", s.expression || s.schedule],
       ["Time zone", s.timezone], ["Next run", timeAndRelative(s.next, s.timezone)],
-      ["Last run", s.last_run ? lastRun(s.last_run, s.timezone) : "never"], ["Source", s.source]]) {
+      ["Last run", s.last_run ? lastRun(s.last_run, s.timezone) : "never"], ["Source", s.source],
+      ...(s.paused ? [["Paused", pausedText(s.paused)]] : [])]) {
       facts.append(el("dt", {}, k), el("dd", {}, v));
     }
     const upcoming = $("s-upcoming");
     upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, time(u.slot, s.timezone),
-      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"))));
+      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"),
+      u.skipped ? el("span", { class: "muted" }, ` — skipped: ${u.skipped}`) : null)));
     if (!s.upcoming.length) upcoming.append(el("li", { class: "muted" }, "none"));
     $("s-spec").textContent = s.spec_yaml;
     const body = $("s-runs").tBodies[0];

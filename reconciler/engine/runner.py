@@ -28,6 +28,7 @@ from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus
 from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
+from reconciler.engine.pauses import Pauses
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
 from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, RevisionSuperseded, RunRecord
@@ -60,6 +61,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Blocked(Exception):
+    """A backfill's claim was refused while another run holds a `forbid` schedule: ask again after `delay`."""
+
+    def __init__(self, delay: timedelta) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
 class Runner:
     def __init__(self, ledger: Ledger, *, log: Log, clock: Clock = utcnow,
                  environ: Mapping[str, str] | None = None, max_workers: int | None = None,
@@ -90,6 +99,7 @@ class Runner:
         self._idle = threading.Condition(self._lock)
         self._timers: set[threading.Timer] = set()
         self._accepting = True
+        self.pauses = Pauses(ledger, clock=clock, log=log)  # the ledger's pauses, cached briefly
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
@@ -170,6 +180,20 @@ class Runner:
         now = self._clock()
         return self._run(name, now, Request(Cause.MANUAL, 1, now))
 
+    def backfill(self, name: str, slot: datetime, parallel: int = 1) -> int | None:
+        """Run a past slot in the calling thread, as `backfill` under the slot's own key
+        (`reconciler backfill`): its run id, or None if the slot was taken or the schedule is paused.
+        While another run holds a `forbid` schedule, it waits."""
+        if name not in self._live:
+            raise KeyError(name)
+        while True:
+            try:
+                return self._run(name, slot, Request(Cause.BACKFILL, 1, slot), parallel=parallel)
+            except _Blocked as blocked:
+                if not self._accepting:
+                    return None
+                threading.Event().wait(blocked.delay.total_seconds())
+
     def running(self, name: str | None = None) -> int:
         with self._lock:
             return sum(len(h) for n, h in self._active.items() if name is None or n == name)
@@ -191,7 +215,7 @@ class Runner:
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
     def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
-             full: bool = False) -> int | None:
+             full: bool = False, parallel: int = 1) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -205,7 +229,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at, full)
+            return self._started(s, name, slot, request, revision, queued_at, full, parallel)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -213,9 +237,13 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None, full: bool = False) -> int | None:
+                 queued_at: datetime | None, full: bool = False, parallel: int = 1) -> int | None:
         now = self._clock()
-        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None)
+        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None,
+                                 pause=self.pauses.get(name), parallel=parallel)
+        if isinstance(decision, Skip):  # paused
+            return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason) \
+                if decision.recorded else None
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
             return None
@@ -349,6 +377,8 @@ class Runner:
         if isinstance(decision, Skip):
             self._count(name, decision.reason)
         if isinstance(decision, Queue):
+            if request.cause == Cause.BACKFILL:
+                raise _Blocked(decision.delay)  # the backfill waits in its own thread
             self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
             return None
         if decision.reason == policy.SkipReason.COMPLETED:

@@ -80,7 +80,8 @@ class Reconciler:
         self.runner.on_refused = self._refused
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
-        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()),
+        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
+                                              self.runner.pauses.all(), self.clock()),
                                replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
