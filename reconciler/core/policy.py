@@ -199,9 +199,9 @@ def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: dat
         limit = request.fire_time + schedule.policy.starting_deadline
         opens = next_allowed(rules.windows, now, limit)
         if opens is not None:
-            return Defer(opens, request, f"{verdict.why}: deferred to {utc_text(opens)}")
-        return Skip(SkipReason.WINDOW, f"{verdict.why}, and no window opens within starting_deadline")
-    return Skip(SkipReason.WINDOW, verdict.why)
+            return Defer(opens, request, f"window: {verdict.why}: deferred to {utc_text(opens)}")
+        return Skip(SkipReason.WINDOW, f"window: {verdict.why}, and no window opens within starting_deadline")
+    return Skip(SkipReason.WINDOW, f"window: {verdict.why}")
 
 
 def slot_note(schedule: Schedule, slot: datetime) -> str:
@@ -216,8 +216,7 @@ def slot_note(schedule: Schedule, slot: datetime) -> str:
     if ruled is None:
         return ""
     if isinstance(ruled, Skip):
-        return f"skipped: {ruled.reason.value} {ruled.message}" if ruled.reason == SkipReason.WINDOW else \
-            f"skipped: {ruled.message}"
+        return f"skipped: {ruled.message}"
     if ruled.request.shifted:
         again = time_rules(rules, schedule, ruled.request, slot, ruled.at)
         if isinstance(again, Skip):

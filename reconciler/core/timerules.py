@@ -281,46 +281,54 @@ def _window_set(c: _Check, name: str, value: dict[str, Any], zone: ZoneLookup) -
 WINDOW_FIELDS = ("kind", "cron", "every", "anchor", "duration", "timezone")
 
 
-def window_problems(entry: Any, zone: ZoneLookup) -> list[tuple[JsonPath, str]]:
-    """What is wrong with one window as written (the schema checks shapes for schedules; shared
-    files are checked here in full)."""
+def window_problems(entry: Any, zone: ZoneLookup, *, shapes: bool = True) -> list[tuple[JsonPath, str]]:
+    """What is wrong with one window as written. `shapes=False`: only what the schema cannot say
+    (a schedule's inline windows, whose shapes the schema checks); shared files get every check."""
     if not isinstance(entry, dict):
-        return [((), "a window is {kind: allow|deny, cron: EXPR, duration: D[, timezone: ZONE]}")]
+        return [((), "a window is {kind: allow|deny, cron: EXPR, duration: D[, timezone: ZONE]}")] if shapes else []
     out: list[tuple[JsonPath, str]] = []
-    for key in entry:
-        if key not in WINDOW_FIELDS:
-            out.append(((key,), f"unknown field {excerpt(key)}; expected one of: {', '.join(WINDOW_FIELDS)}"))
-    if entry.get("kind") not in ("allow", "deny"):
-        out.append((("kind",), "kind is allow or deny"))
-    if ("cron" in entry) == ("every" in entry):
-        out.append(((), "a window opens by one of cron or every"))
+    if shapes:
+        for key in entry:
+            if key not in WINDOW_FIELDS:
+                out.append(((key,), f"unknown field {excerpt(key)}; expected one of: {', '.join(WINDOW_FIELDS)}"))
+        if entry.get("kind") not in ("allow", "deny"):
+            out.append((("kind",), "kind is allow or deny"))
+        if ("cron" in entry) == ("every" in entry):
+            out.append(((), "a window opens by one of cron or every"))
+        if "duration" not in entry:
+            out.append(((), "required field 'duration' is missing"))
+        if "cron" in entry and not isinstance(entry["cron"], str):
+            out.append((("cron",), "cron is a string such as \"0 2 * * *\""))
     if isinstance(entry.get("cron"), str):
         try:
             cron.parse(entry["cron"])
         except cron.CronError as e:
             out.append((("cron",), str(e)))
-    elif "cron" in entry:
-        out.append((("cron",), "cron is a string such as \"0 2 * * *\""))
+        except ValueError:
+            out.append((("cron",), "not a cron expression"))
     for key in ("duration", "every"):
         if key in entry:
             try:
                 if parse_duration(entry[key]) <= timedelta(0):
                     out.append(((key,), f"{key} must be longer than 0"))
             except DurationError as e:
-                out.append(((key,), str(e)))
-    if "duration" not in entry:
-        out.append(((), "required field 'duration' is missing"))
+                if shapes:
+                    out.append(((key,), str(e)))
     tz = entry.get("timezone")
-    if tz is not None and (not isinstance(tz, str) or zone(tz) is None):
+    if (isinstance(tz, str) and zone(tz) is None) or (shapes and tz is not None and not isinstance(tz, str)):
         out.append((("timezone",), f"unknown time zone {excerpt(tz)}: use an IANA name such as Europe/Berlin"))
     if "anchor" in entry and "every" not in entry:
         out.append((("anchor",), "anchor only applies to `every`"))
-    if "anchor" in entry:
-        try:
-            datetime.fromisoformat(str(entry["anchor"]).replace("Z", "+00:00"))
-        except ValueError:
-            out.append((("anchor",), "anchor is a timestamp such as 2026-01-01T00:00:00Z"))
+    elif "anchor" in entry and _anchor(entry["anchor"]) is None:
+        out.append((("anchor",), "anchor is a timestamp such as 2026-01-01T00:00:00Z"))
     return out
+
+
+def _anchor(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def build_window(entry: dict[str, Any], default_tz: ZoneInfo, label: str, zone: ZoneLookup) -> Window:
@@ -330,7 +338,7 @@ def build_window(entry: dict[str, Any], default_tz: ZoneInfo, label: str, zone: 
     duration = parse_duration(entry["duration"])
     anchor = EPOCH
     if "anchor" in entry:
-        anchor = datetime.fromisoformat(str(entry["anchor"]).replace("Z", "+00:00"))
+        anchor = _anchor(entry["anchor"]) or EPOCH
         if anchor.tzinfo is None:
             anchor = anchor.replace(tzinfo=tz)
     if "cron" in entry:
