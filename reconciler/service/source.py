@@ -32,12 +32,15 @@ from reconciler.core.loader import (
     Skipped,
     ValidDocument,
     build_file,
+    library_file,
     list_tree,
     odd_entry,
+    resolve,
 )
 from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
+from reconciler.core.timerules import LIBRARY_DIRS, LibraryFile, build_library, library_entry
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -65,7 +68,16 @@ class _Index:
         self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
+        self.library: dict[str, tuple[str, LibraryFile]] = {}  # calendars/ and windows/ files by path
         self.content = 0
+
+    def put_library(self, rel: str, entry: tuple[str, LibraryFile] | None) -> None:
+        old = self.library.pop(rel, None)
+        if old is not None:
+            self.content = (self.content - _file_hash(rel, old[0])) % _MOD
+        if entry is not None:
+            self.library[rel] = entry
+            self.content = (self.content + _file_hash(rel, entry[0])) % _MOD
 
     def skip(self, rel: str, problem: Problem) -> None:
         self.put(rel, None)
@@ -202,6 +214,8 @@ class DirectorySource:
                 index = _Index()
                 for rel in sorted(files):
                     index.put(rel, files[rel])
+                for rel, entry in self._read_library(target).items():
+                    index.put_library(rel, entry)
                 for s in skipped:
                     index.skip(s.rel, self._skipped(s.rel, s.message, s.severity))
                 self._index, self._target = index, target
@@ -227,6 +241,9 @@ class DirectorySource:
                     rel = p.relative_to(Path(os.path.abspath(self.directory))).as_posix()
                 except ValueError:
                     continue
+            if library_entry(rel) is not None:  # a calendar or windows file: the schedules naming it follow
+                self._index.put_library(rel, self._library_entry(rel, target))
+                continue
             if not _wanted(rel):
                 # An editor's temp file or a hidden file: ignore. A directory that appeared, or a
                 # vanished path that held indexed files, is rescanned whole.
@@ -266,6 +283,34 @@ class DirectorySource:
             files.update(helper.rest(self, now))
         return dict(sorted(files.items())), skipped
 
+    def _read_library(self, target: Path) -> dict[str, tuple[str, LibraryFile]]:
+        out: dict[str, tuple[str, LibraryFile]] = {}
+        for kind in LIBRARY_DIRS:
+            try:
+                names = sorted(os.listdir(target / kind))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                raise PathError(f"{target / kind}: cannot read: {e.strerror}") from e
+            for name in names:
+                rel = f"{kind}/{name}"
+                if library_entry(rel) is not None and (entry := self._library_entry(rel, target)) is not None:
+                    out[rel] = entry
+        return out
+
+    def _library_entry(self, rel: str, target: Path) -> tuple[str, LibraryFile] | None:
+        if odd_entry(str(target / rel), str(target)) is not None:
+            return None  # a link out of the tree, a FIFO: never read
+        data = _read(str(target / rel))
+        if data is None:
+            return None
+        digest = blob_id(data)
+        known = self._index.library.get(rel)
+        if known is not None and known[0] == digest:
+            return known
+        parsed = library_file(rel, f"{self.directory}/{rel}", data, digest)
+        return None if parsed is None else (digest, parsed)
+
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
         # Keyed by content: an unchanged file (also in a new git-sync worktree) is not parsed again.
@@ -276,8 +321,16 @@ class DirectorySource:
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
-        return Snapshot(dict(index.rules.unique), dict(index.rules.hashes), index.problems(), self._revision(target),
-                        target, len(index.files))
+        schedules, hashes, problems = dict(index.rules.unique), dict(index.rules.hashes), index.problems()
+        if index.library or any("windows" in s.spec or "calendar" in s.spec for s in schedules.values()):
+            # Windows and calendars resolved against the shared files as they are now: a calendar
+            # edit reaches every schedule naming it, with no change to their specs.
+            library = build_library([f for _, f in index.library.values()])
+            ruled, unresolved = resolve(schedules.values(), library)
+            schedules = {s.name: s for s in ruled}
+            hashes = {n: h for n, h in hashes.items() if n in schedules}
+            problems = (*problems, *library.problems, *unresolved)
+        return Snapshot(schedules, hashes, problems, self._revision(target), target, len(index.files))
 
     def _revision(self, target: Path) -> str:
         content = f"{self._index.content:064x}"
@@ -491,4 +544,7 @@ def _fields(p: Problem) -> tuple[Any, ...]:
 
 
 def _wanted(rel: str) -> bool:
-    return rel.endswith(SUFFIXES) and not any(part.startswith(".") for part in rel.split("/"))
+    parts = rel.split("/")
+    if len(parts) > 1 and parts[0] in LIBRARY_DIRS:  # shared calendars and windows, not schedules
+        return library_entry(rel) is not None
+    return rel.endswith(SUFFIXES) and not any(part.startswith(".") for part in parts)
