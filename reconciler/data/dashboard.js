@@ -161,7 +161,8 @@
     }
     const upcoming = $("s-upcoming");
     upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, time(u.slot, s.timezone),
-      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"))));
+      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"),
+      u.note ? el("span", { class: "muted" }, ` · ${u.note}`) : null)));
     if (!s.upcoming.length) upcoming.append(el("li", { class: "muted" }, "none"));
     $("s-spec").textContent = s.spec_yaml;
     const body = $("s-runs").tBodies[0];
