@@ -673,12 +673,11 @@ def library_file(rel: str, path: str, data: bytes, digest: str) -> LibraryFile |
 
 
 def load_library(paths: Sequence[str | Path]) -> Library:
-    """The calendars/ and windows/ files at the top of each directory named."""
+    """The calendars/ and windows/ files at the top of each directory named (of a file named: of
+    its directory, so that `validate schedules/job.yaml` finds schedules/calendars/)."""
     files = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.is_dir():
-            continue
+    dirs = dict.fromkeys(Path(raw) if Path(raw).is_dir() else Path(raw).parent for raw in paths)
+    for p in dirs:
         for kind in LIBRARY_DIRS:
             folder = p / kind
             if not folder.is_dir():

@@ -50,12 +50,12 @@ NO_RULES = TimeRules()
 
 def excluded(rules: TimeRules, d: date) -> str | None:
     """Why the local date `d` is excluded ("calendar de-by-holidays (Christmas Day)"), or None."""
+    if rules.only and not any(d in cal for cal in rules.only):  # not a day of the schedule at all
+        return f"not in calendar {', '.join(c.name for c in rules.only)}"
     for cal in rules.exclude:
         why = cal.reason(d)
         if why is not None:
             return f"calendar {cal.name} ({why})"
-    if rules.only and not any(d in cal for cal in rules.only):
-        return f"not in calendar {', '.join(c.name for c in rules.only)}"
     return None
 
 

@@ -248,3 +248,15 @@ def test_a_schedule_without_rules_is_decided_as_before() -> None:
     s = sched()
     t = slot("2026-12-25T02:00")
     assert isinstance(policy.decide(s, Request(Cause.SCHEDULE, 1, t), t + timedelta(seconds=1)), Claim)
+
+
+def test_a_date_outside_only_is_not_a_day_of_the_schedule_even_when_an_exclude_calendar_holds_it() -> None:
+    month_ends = Calendar("month-ends", month_ends=True)
+    s = sched(cron="0 6 28-31 * *", only=(month_ends,), exclude=(WEEKEND,), on_excluded="next_business_day")
+    sat = slot("2027-01-30T06:00")  # a Saturday, not a month end: skipped, not moved
+    assert policy.decide(s, Request(Cause.SCHEDULE, 1, sat), sat) == Skip(SkipReason.CALENDAR,
+                                                                          "not in calendar month-ends")
+    sun = slot("2027-01-31T06:00")  # a Sunday month end: moved to Monday
+    d = policy.decide(s, Request(Cause.SCHEDULE, 1, sun), sun)
+    assert isinstance(d, Defer)
+    assert d.at == slot("2027-02-01T06:00")
