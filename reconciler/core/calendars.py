@@ -54,6 +54,8 @@ class Calendar:
     weekdays: frozenset[int] = frozenset()  # date.weekday(): 0 = Monday
     holidays: tuple[tuple[str, str | None], ...] = ()  # (country, subdivision)
     month_ends: bool = False  # the last day of every month
+    # The last day of every month that none of these calendars holds (payroll's "last business day").
+    last_business_day: tuple[Calendar, ...] | None = None
     events: Any = None  # a parsed iCalendar
     digest: str = ""  # identity of the content (the file's blob id)
     _by_year: dict[int, dict[date, str]] = field(default_factory=dict, repr=False)
@@ -69,6 +71,8 @@ class Calendar:
             return d.strftime("%A")
         if self.month_ends and (d + _ONE_DAY).month != d.month:
             return "last day of the month"
+        if self.last_business_day is not None and last_business_day(self.last_business_day, d):
+            return "last business day of the month"
         for country, sub in self.holidays:
             name = holiday_dates(country, sub, d.year).get(d)
             if name is not None:
@@ -85,6 +89,18 @@ class Calendar:
         if found is None:
             found = self._by_year[year] = event_dates(self.events, year)
         return found
+
+
+def last_business_day(excluding: tuple[Calendar, ...], d: date) -> bool:
+    """Is `d` the last date of its month that none of these calendars holds?"""
+    if any(d in c for c in excluding):
+        return False
+    later = d + _ONE_DAY
+    while later.month == d.month:
+        if not any(later in c for c in excluding):
+            return False
+        later += _ONE_DAY
+    return True
 
 
 def event_dates(calendar: Any, year: int) -> dict[date, str]:

@@ -6,7 +6,7 @@ that the policy reads. Pure: library files arrive as bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -101,6 +101,7 @@ class LibraryFile:
     path: str
     item: Calendar | WindowSet | None  # None: it has errors
     problems: tuple[Problem, ...] = ()
+    needs: tuple[str, ...] = ()  # calendars a last_business_day_of_month calendar excludes
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,7 @@ def build_library(files: list[LibraryFile]) -> Library:
     windows: dict[str, WindowSet] = {}
     paths: dict[tuple[str, str], str] = {}
     problems: list[Problem] = []
+    needing: list[LibraryFile] = []
     for f in sorted(files, key=lambda f: f.path):
         problems.extend(f.problems)
         key = (f.kind, f.name)
@@ -143,10 +145,21 @@ def build_library(files: list[LibraryFile]) -> Library:
             problems.append(Problem(f.path, 1, 1, (), what))
             continue
         paths[key] = f.path
-        if isinstance(f.item, Calendar):
+        if isinstance(f.item, Calendar) and f.needs:
+            needing.append(f)
+        elif isinstance(f.item, Calendar):
             calendars[f.name] = f.item
         elif isinstance(f.item, WindowSet):
             windows[f.name] = f.item
+    for f in needing:  # one level: such a calendar names plain calendars only, so there is no cycle
+        assert isinstance(f.item, Calendar)
+        missing = [n for n in f.needs if n not in calendars]
+        if missing:
+            problems.append(Problem(f.path, 1, 1, ("last_business_day_of_month", "excluding"),
+                                    f"no usable calendar {missing[0]!r} (it must exist, without problems, and "
+                                    "not be a last_business_day_of_month calendar itself)"))
+            continue
+        calendars[f.name] = replace(f.item, last_business_day=tuple(calendars[n] for n in f.needs))
     return Library(calendars, windows, paths, tuple(problems))
 
 
@@ -174,8 +187,21 @@ def parse_library_file(kind: str, name: str, path: str, data: bytes, digest: str
         return LibraryFile(kind, name, path, None, tuple(c.problems))
     item: Calendar | WindowSet | None
     item = _calendar(c, name, value, digest) if kind == CALENDARS else _window_set(c, name, value, zone)
+    needs = _needs(c, value, kind)
     return LibraryFile(kind, name, path, None if c.problems else item,
-                       tuple(sorted(c.problems, key=lambda p: (p.line, p.column))))
+                       tuple(sorted(c.problems, key=lambda p: (p.line, p.column))), needs)
+
+
+def _needs(c: _Check, value: dict[str, Any], kind: str) -> tuple[str, ...]:
+    raw = value.get("last_business_day_of_month") if kind == CALENDARS else None
+    if raw is None:
+        return ()
+    names = raw.get("excluding") if isinstance(raw, dict) and set(raw) == {"excluding"} else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        c.add(("last_business_day_of_month",), "write {excluding: [CALENDAR, ...]}: the calendars of "
+              "non-business days, e.g. [weekend, de-holidays]")
+        return ()
+    return tuple(names)
 
 
 class _Check:
@@ -187,7 +213,8 @@ class _Check:
         self.problems.append(Problem(self.path, line, col, ptr, message))
 
 
-_CALENDAR_FIELDS = ("description", "dates", "ranges", "weekdays", "holidays", "month_ends")
+_CALENDAR_FIELDS = ("description", "dates", "ranges", "weekdays", "holidays", "month_ends",
+                    "last_business_day_of_month")
 
 
 def _calendar(c: _Check, name: str, value: dict[str, Any], digest: str) -> Calendar:

@@ -260,3 +260,30 @@ def test_a_date_outside_only_is_not_a_day_of_the_schedule_even_when_an_exclude_c
     d = policy.decide(s, Request(Cause.SCHEDULE, 1, sun), sun)
     assert isinstance(d, Defer)
     assert d.at == slot("2027-02-01T06:00")
+
+
+def test_a_last_business_day_calendar_holds_the_last_date_of_each_month_its_calendars_do_not() -> None:
+    files = [parse_library_file(CALENDARS, n, f"calendars/{n}.yaml", t.encode(), n, _zone) for n, t in (
+        ("weekend", "weekdays: [sat, sun]\n"), ("de", "holidays: {country: DE}\n"),
+        ("payday", "last_business_day_of_month: {excluding: [weekend, de]}\n"))]
+    lib = build_library(files)
+    assert lib.problems == ()
+    payday = lib.calendars["payday"]
+    # January 2027 ends on a Sunday; April 2026 on a Thursday; December 2026's 31st is a Thursday.
+    days = [d for d in (date(2027, 1, 29), date(2027, 1, 31), date(2026, 4, 30), date(2026, 12, 31),
+                        date(2026, 12, 30)) if d in payday]
+    assert days == [date(2027, 1, 29), date(2026, 4, 30), date(2026, 12, 31)]
+    # A holiday on the last weekday: Whit Monday... and 2027-12-31 is a Friday, not a holiday.
+    assert payday.reason(date(2027, 12, 31)) == "last business day of the month"
+
+
+def test_a_last_business_day_calendar_must_name_existing_plain_calendars() -> None:
+    files = [parse_library_file(CALENDARS, n, f"calendars/{n}.yaml", t.encode(), n, _zone) for n, t in (
+        ("a", "last_business_day_of_month: {excluding: [b]}\n"),
+        ("b", "last_business_day_of_month: {excluding: [nowhere]}\n"))]
+    lib = build_library(files)
+    assert "a" not in lib.calendars
+    assert "b" not in lib.calendars
+    assert [p.path for p in lib.problems] == ["calendars/a.yaml", "calendars/b.yaml"]
+    bad = parse_library_file(CALENDARS, "c", "calendars/c.yaml", b"last_business_day_of_month: [x]\n", "c", _zone)
+    assert next(p.message for p in bad.problems).startswith("write {excluding: [CALENDAR, ...]}")
