@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 from tests.harness import Daemon, wait_for
@@ -94,4 +96,11 @@ def test_a_calendar_edit_reaches_the_running_daemon_without_a_change_to_the_sche
     skipped = [r for r in rows(d.ledger, "daily") if r[2] == "skipped"]
     assert skipped[0][4] is not None
     assert skipped[0][4].startswith("calendar blackout (")
+    # The API's next fire times say so too.
+    address = d.wait_event("http.listening")["address"]
+    with urllib.request.urlopen(f"http://{address}/api/v1/schedules/daily", timeout=10) as response:
+        body = json.load(response)
+    assert body["upcoming"]
+    assert all(u["note"].startswith("skipped: calendar blackout (") for u in body["upcoming"])
+    assert body["next_note"].startswith("skipped: calendar blackout (")
     assert d.stop() == 0
