@@ -654,6 +654,8 @@ def _check_time_rules(c: _Checker, spec: dict[str, Any]) -> None:
     if isinstance(windows, list):
         for i, entry in enumerate(windows):
             for ptr, message in window_problems(entry, zone, shapes=False):
+                if ptr == ("timezone",) and (meant := zone_suggestion(str(entry["timezone"]))):
+                    message = f"unknown time zone {excerpt(entry['timezone'])} (did you mean {meant!r}?)"
                 c.add(("windows", i, *ptr), message)
     policy = spec.get("policy")
     if isinstance(policy, dict) and "outside" in policy and not windows:
