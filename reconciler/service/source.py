@@ -100,7 +100,7 @@ class _Index:
 
     def holds_under(self, rel: str) -> bool:
         prefix = rel.rstrip("/") + "/"
-        return any(f.startswith(prefix) for f in self.files) or any(f.startswith(prefix) for f in self.skipped)
+        return any(f.startswith(prefix) for f in (*self.files, *self.skipped, *self.library))
 
     def problems(self) -> tuple[Problem, ...]:
         out = [p for rel in sorted(self.problem_files | self.skipped.keys())
