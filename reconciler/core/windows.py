@@ -29,25 +29,16 @@ class Window:
     duration: timedelta
     label: str  # how messages name it: a shared file's name, or "deny window 0 18 24 12 * for 48h"
 
-    def opening(self, at: datetime) -> datetime | None:
-        """The opening of the window open at `at` that closes last, or None when it is closed.
-        (The first opening after at - duration is the earliest open one; a later one may overlap.)"""
-        first = self.openings.next_slot(at - self.duration)
-        if first is None or first > at:
-            return None
-        latest = first
-        while (nxt := self.openings.next_slot(latest)) is not None and nxt <= at:
-            latest = nxt
-        return latest
-
     def is_open(self, at: datetime) -> bool:
         first = self.openings.next_slot(at - self.duration)
         return first is not None and first <= at
 
     def closes(self, at: datetime) -> datetime | None:
-        """When the window open at `at` closes (the last of overlapping openings), or None."""
-        opening = self.opening(at)
-        return None if opening is None else opening + self.duration
+        """When the earliest opening still open at `at` closes, or None when the window is closed.
+        A later, overlapping opening may keep it open past that: callers look again from there
+        (one step per opening, instead of walking every opening of a long window at once)."""
+        first = self.openings.next_slot(at - self.duration)
+        return None if first is None or first > at else first + self.duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,3 +101,8 @@ def test_a_window_as_written_is_checked_field_by_field() -> None:
     assert set(found) == {("kind",), ("cron",), ("duration",), ("timezone",), ("colour",)}
     assert window_problems({"kind": "allow", "duration": "1h"}, _zone) == [
         ((), "a window opens by one of cron or every")]
+
+
+def test_a_deny_window_kept_open_by_many_overlapping_openings_closes_after_the_last_one() -> None:
+    rules = (window("deny", "* 0-1 * * *", "10m"),)  # opens every minute from 00:00 to 01:59
+    assert next_allowed(rules, at("2026-03-01T00:30"), at("2026-03-02T00:00")) == at("2026-03-01T02:09")
