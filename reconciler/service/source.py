@@ -40,7 +40,7 @@ from reconciler.core.loader import (
 from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
-from reconciler.core.timerules import LIBRARY_DIRS, LibraryFile, build_library, library_entry
+from reconciler.core.timerules import LIBRARY_DIRS, Library, LibraryFile, build_library, library_entry
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
 
 _HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -318,6 +318,10 @@ class DirectorySource:
         if known is not None and known[0] == digest:
             return known
         return digest, self.loader.load_bytes(f"{self.directory}/{rel}", data, now)
+
+    def library(self) -> Library:
+        """The shared calendars and windows as last read (empty before the first read)."""
+        return build_library([f for _, f in self._index.library.values()])
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index

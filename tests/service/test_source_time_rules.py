@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.service.source import DirectorySource
 
@@ -62,3 +63,35 @@ def test_a_broken_calendar_names_its_own_line_and_the_schedule_says_why_it_canno
     assert (first.path.endswith("calendars/off.yaml"), first.line, first.jsonpath) == (True, 2, "$.dates[0]")
     assert snap.problems[1].message.startswith("calendar 'off' cannot be used: ")
     assert snap.problems[1].message.endswith("calendars/off.yaml has problems")
+
+
+def test_a_restored_revision_keeps_inline_windows_and_drops_a_schedule_whose_shared_files_are_gone(
+        tmp_path: Path) -> None:
+    import io
+    import json
+
+    from reconciler.core.model import spec_hash
+    from reconciler.ledger import open_ledger
+    from reconciler.service.daemon import Options, Reconciler
+    from reconciler.service.log import make_log
+
+    inline = {"name": "inline", "schedule": {"every": "1h"}, "run": {"command": ["/bin/true"]},
+              "windows": [{"kind": "deny", "cron": "0 0 * * *", "duration": "1h"}]}
+    shared = {"name": "shared", "schedule": {"every": "1h"}, "run": {"command": ["/bin/true"]},
+              "calendar": {"exclude": ["off"]}}
+    ledger = open_ledger(tmp_path / "ledger.db")
+    specs: dict[str, dict[str, Any]] = {"inline": inline, "shared": shared}
+    ledger.record_revision("r1", datetime.now(UTC), {"add": 2}, specs, {n: spec_hash(s) for n, s in specs.items()})
+    stream = io.StringIO()
+    r = Reconciler(Options(directory=str(tmp_path / "missing"), listen=None), ledger, make_log("json", stream),
+                   lambda: datetime.now(UTC))
+    try:
+        r.start()
+        assert set(r.live.schedules) == {"inline"}
+        assert len(r.live.schedules["inline"].rules.windows) == 1
+        (restored,) = [e for line in stream.getvalue().splitlines()
+                       if (e := json.loads(line)).get("event") == "revision.restored"]
+        assert restored["unusable"] == ["shared"]
+    finally:
+        r.stop()
+        ledger.close()
