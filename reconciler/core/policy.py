@@ -178,7 +178,8 @@ def shut_down(request: Request) -> Miss | None:
 def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: datetime,
                now: datetime) -> Skip | Defer | None:
     """Calendars, then windows (docs/policy.md). None: they let the slot run now."""
-    if request.cause != Cause.MANUAL and not request.shifted and (rules.exclude or rules.only):
+    # Calendars judge a slot's first attempt; its retries follow where that one ran (a moved slot's too).
+    if request.cause in COUNTED and not request.shifted and (rules.exclude or rules.only):
         day = slot.astimezone(schedule.timing.tz).date()
         why = excluded(rules, day)
         if why is not None:

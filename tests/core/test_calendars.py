@@ -287,3 +287,10 @@ def test_a_last_business_day_calendar_must_name_existing_plain_calendars() -> No
     assert [p.path for p in lib.problems] == ["calendars/a.yaml", "calendars/b.yaml"]
     bad = parse_library_file(CALENDARS, "c", "calendars/c.yaml", b"last_business_day_of_month: [x]\n", "c", _zone)
     assert next(p.message for p in bad.problems).startswith("write {excluding: [CALENDAR, ...]}")
+
+
+def test_a_retry_of_a_moved_slot_is_not_moved_again() -> None:
+    s = sched(cron="0 2 25 12 *", exclude=(HOLIDAYS, WEEKEND), on_excluded="next_business_day")
+    t = slot("2026-12-25T02:00")
+    retry_at = slot("2026-12-28T02:05")
+    assert isinstance(policy.decide(s, Request(Cause.RETRY, 2, retry_at), retry_at, slot=t), Claim)
