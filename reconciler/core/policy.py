@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from reconciler.core.describe import utc_text
+from reconciler.core.describe import local_text, utc_text
 from reconciler.core.model import Notify, Retries, Schedule
 from reconciler.core.timerules import TimeRules, excluded, shiftable, shifted
 from reconciler.core.timing import Missed
@@ -221,9 +221,10 @@ def slot_note(schedule: Schedule, slot: datetime) -> str:
     if ruled.request.shifted:
         again = time_rules(rules, schedule, ruled.request, slot, ruled.at)
         if isinstance(again, Skip):
-            return f"moved to {utc_text(ruled.at)} and then skipped: {again.message}"
-        return f"moved to {utc_text(again.at if again else ruled.at)} ({ruled.message.split(':')[0]})"
-    return f"deferred to {utc_text(ruled.at)} (window)"
+            return f"moved to {local_text(ruled.at, schedule.timing)} and then skipped: {again.message}"
+        return f"moved to {local_text(again.at if again else ruled.at, schedule.timing)} " \
+               f"({ruled.message.split(':')[0]})"
+    return f"deferred to {local_text(ruled.at, schedule.timing)} (window)"
 
 
 def counted(request: Request) -> bool:

@@ -241,7 +241,7 @@ def test_the_note_shown_beside_a_future_slot_says_what_the_rules_do_to_it() -> N
     s = sched(cron="0 12 * * *", windows=(w("allow", "0 1 * * *", "4h"),))
     assert policy.slot_note(s, slot("2026-03-02T12:00")).startswith("skipped: window: outside every allow window")
     moved = sched(cron="0 2 25 12 *", exclude=(HOLIDAYS, WEEKEND), on_excluded="next_business_day")
-    assert policy.slot_note(moved, slot("2026-12-25T02:00")).startswith("moved to 2026-12-28T01:00:00Z")
+    assert policy.slot_note(moved, slot("2026-12-25T02:00")).startswith("moved to 2026-12-28 02:00:00 CET (Mon)")
 
 
 def test_a_schedule_without_rules_is_decided_as_before() -> None:
