@@ -111,13 +111,6 @@ class Library:
     paths: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> file
     problems: tuple[Problem, ...] = ()
 
-    @property
-    def digest(self) -> str:
-        """Changes whenever a calendar or a windows file does: reloads compare it."""
-        parts = sorted(f"c:{n}:{c.digest}" for n, c in self.calendars.items())
-        parts += sorted(f"w:{n}:{id(w)}" for n, w in self.windows.items())
-        return "|".join(parts)
-
 
 def library_entry(rel: str) -> tuple[str, str] | None:
     """(kind, name) of a library file by its path relative to the schedules directory, or None."""

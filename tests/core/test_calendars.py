@@ -294,3 +294,42 @@ def test_a_retry_of_a_moved_slot_is_not_moved_again() -> None:
     t = slot("2026-12-25T02:00")
     retry_at = slot("2026-12-28T02:05")
     assert isinstance(policy.decide(s, Request(Cause.RETRY, 2, retry_at), retry_at, slot=t), Claim)
+
+
+@pytest.mark.parametrize(("kind", "text", "where", "message"), [
+    (CALENDARS, "- 2026-01-01\n", "1:$", "a calendar file is a mapping of fields"),
+    (CALENDARS, "a: 1\n---\nb: 2\n", "1:$", "a calendar file holds exactly one YAML document"),
+    (CALENDARS, "dates: [\n", "", "YAML"),
+    (CALENDARS, "ranges: [2026-01-01]\n", "1:$.ranges[0]", "a range is {from: YYYY-MM-DD, to: YYYY-MM-DD}"),
+    (CALENDARS, "ranges: [{from: x, to: 2026-01-01}]\n", "1:$.ranges[0].from", "not a date"),
+    (CALENDARS, "holidays: [DE]\n", "1:$.holidays[0]", "holidays is {country: DE}"),
+    (CALENDARS, "holidays: {country: DE, subdivision: 5}\n", "1:$.holidays.subdivision", "a subdivision is a code"),
+    (CALENDARS, "month_ends: yes\n", "1:$.month_ends", "month_ends is true or false"),
+    (CALENDARS, "dates: 2026-01-01\n", "1:$.dates", "dates is a list"),
+    (WINDOWS, "colour: red\nwindows: [{kind: deny, cron: '0 0 * * *', duration: 1h}]\n", "1:$.colour",
+     "unknown field 'colour'"),
+    (WINDOWS, "description: x\n", "1:$.windows", "windows is a list of at least one"),
+    (WINDOWS, "windows:\n  - {kind: deny, cron: 5, duration: 1h}\n", "2:$.windows[0].cron", "cron is a string"),
+    (WINDOWS, "windows:\n  - {kind: deny, every: 1h, duration: 1x}\n", "2:$.windows[0].duration", "duration"),
+    (WINDOWS, "windows:\n  - {kind: deny, cron: '0 0 * * *'}\n", "2:$.windows[0]", "'duration' is missing"),
+    (WINDOWS, "windows:\n  - {kind: deny, cron: '0 0 * * *', duration: 1h, anchor: 2026-01-01T00:00:00Z}\n",
+     "2:$.windows[0].anchor", "anchor only applies to `every`"),
+    (WINDOWS, "windows:\n  - {kind: deny, every: 1h, duration: 1h, anchor: someday}\n", "2:$.windows[0].anchor",
+     "anchor is a timestamp"),
+    (WINDOWS, "windows: [5]\n", "1:$.windows[0]", "a window is {kind: allow|deny"),
+])
+def test_a_shared_file_with_a_mistake_names_its_line_and_field(kind: str, text: str, where: str,
+                                                               message: str) -> None:
+    f = parse_library_file(kind, "x", f"{kind}/x.yaml", text.encode(), "d", _zone)
+    assert f.item is None
+    found = [f"{p.line}:{p.jsonpath}: {p.message}" for p in f.problems]
+    assert any(line.startswith(where) and message in line for line in found), found
+
+
+def test_a_shared_window_with_an_anchor_opens_at_its_steps_in_its_zone() -> None:
+    text = "windows:\n  - {kind: allow, every: 1d, duration: 1h, anchor: '2026-01-01T03:00:00', timezone: Asia/Tokyo}\n"
+    f = parse_library_file(WINDOWS, "x", "windows/x.yaml", text.encode(), "d", _zone)
+    assert f.problems == ()
+    (w,) = f.item.windows  # type: ignore[union-attr]
+    assert w.is_open(datetime(2026, 3, 1, 18, 30, tzinfo=UTC))  # 03:30 in Tokyo
+    assert not w.is_open(datetime(2026, 3, 1, 19, 30, tzinfo=UTC))
