@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler.commands.common import colour_enabled, paint
-from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover
+from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover, load_library
 from reconciler.core.model import Source
 from reconciler.core.problems import Problem, display_path, printable
 from reconciler.core.yamlstrict import read_capped
@@ -62,7 +62,7 @@ def load(paths: Sequence[str], now: datetime, *, parallel_min: int | None = None
     results = [_load_one(loader, f, now) for f in mine]
     if helper is not None:
         results.extend(helper.results(loader, now))
-    loaded = combine(results)
+    loaded = combine(results, load_library(paths))  # calendars/ and windows/: the references are checked
     skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
     return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
 

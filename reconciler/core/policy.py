@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from reconciler.core.describe import utc_text
+from reconciler.core.describe import local_text, utc_text
 from reconciler.core.model import Notify, Retries, Schedule
+from reconciler.core.timerules import TimeRules, excluded, shiftable, shifted
 from reconciler.core.timing import Missed
+from reconciler.core.windows import judge, next_allowed
 
 
 class RunStatus(StrEnum):
@@ -56,6 +58,8 @@ class SkipReason(StrEnum):
     UNREACHABLE = "ledger_unreachable"  # nothing recorded: the ledger could not be reached to claim
     POOL = "pool"  # missed: it waited (queued) for room among the runs at most running at once, past its deadline
     PAUSED = "paused"  # skipped: an operator paused the schedule (`reconciler pause`)
+    WINDOW = "window"  # skipped: outside the schedule's windows (`outside: skip`, or no window in time)
+    CALENDAR = "calendar"  # skipped: its local date is excluded by a calendar
 
 
 class FailReason(StrEnum):
@@ -106,6 +110,7 @@ PAUSED_CAUSES = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.RETRY))
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
 RETRY_POLL = timedelta(milliseconds=500)
+_TICK = timedelta(microseconds=1)
 
 
 # ---- one slot -------------------------------------------------------------------------------------
@@ -118,6 +123,7 @@ class Request:
     cause: Cause
     attempt: int
     fire_time: datetime  # when it was due: a slot's fire time, or when a retry first became due
+    shifted: bool = False  # moved to a business day by its calendar: the calendar is not asked again
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +175,7 @@ class Skip:
 
     @property
     def recorded(self) -> bool:
-        return self.reason in (SkipReason.FORBID, SkipReason.PAUSED) and not self.free
+        return self.reason in RECORDED_SKIPS and not self.free
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +194,24 @@ class Queue:
     due: datetime
 
 
-def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None,
-           full: int | None = None, pause: Pause | None = None, parallel: int = 1) -> Claim | Miss | Skip:
-    """Before the claim: run the slot, record it missed, or skip it (paused). `queued_at`: when the
-    runner took the slot in; a slot that was in time then and is late now waited in this
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Not now: dispatch the slot again at `at`, as `request` (a window opens, a business day comes)."""
+
+    at: datetime
+    request: Request
+    message: str
+
+
+RECORDED_SKIPS = frozenset((SkipReason.FORBID, SkipReason.PAUSED, SkipReason.WINDOW, SkipReason.CALENDAR))
+
+
+def decide(schedule: Schedule, request: Request, now: datetime, slot: datetime | None = None, *,
+           queued_at: datetime | None = None, full: int | None = None, pause: Pause | None = None,
+           parallel: int = 1) -> Claim | Miss | Skip | Defer:
+    """Before the claim: run the slot, record it missed or skipped, or defer it. `slot`: the slot's
+    identity (its local date is what calendars judge); the fire time when not given. `queued_at`:
+    when the runner took the slot in; a slot that was in time then and is late now waited in this
     reconciler's backlog. `full`: the bound on runs at once (--max-running) when it was reached as
     the slot was queued: it waited for room (pool), not for a reconciler too slow to start it
     (overload). `pause`: the schedule's pause in the ledger, if any; `parallel`: a backfill's
@@ -211,6 +231,11 @@ def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: da
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
                                              f"after waiting {now - queued_at} for this reconciler to start it)")
         return Miss(SkipReason.LATE, f"could not start within starting_deadline (late by {late})")
+    rules = schedule.rules
+    if not rules.empty:
+        ruled = time_rules(rules, schedule, request, slot or request.fire_time, now)
+        if ruled is not None:
+            return ruled
     # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
     # whichever process, cause or attempt it is (manual runs included).
     # A backfill with --parallel above 1 is the operator's explicit override of `forbid` within
@@ -234,6 +259,58 @@ def shut_down(request: Request) -> Miss | None:
     if request.cause in (Cause.RETRY, Cause.BACKFILL):
         return None
     return Miss(SkipReason.SHUTDOWN, "the reconciler stopped before it could start this run")
+
+
+def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: datetime,
+               now: datetime) -> Skip | Defer | None:
+    """Calendars, then windows (docs/policy.md). None: they let the slot run now."""
+    # Calendars judge a slot's first attempt; its retries follow where that one ran (a moved slot's too).
+    if request.cause in COUNTED and not request.shifted and (rules.exclude or rules.only):
+        day = slot.astimezone(schedule.timing.tz).date()
+        why = excluded(rules, day)
+        if why is not None:
+            if shiftable(rules, day):
+                target = shifted(rules, slot, schedule.timing.tz)
+                if target is not None and schedule.timing.next_slot(target - _TICK) != target:
+                    return Defer(target, Request(request.cause, request.attempt, target, shifted=True),
+                                 f"{why}: moved to the next business day, {utc_text(target)}")
+                if target is not None:
+                    return Skip(SkipReason.CALENDAR, f"{why}; the next business day has a slot of its own")
+            return Skip(SkipReason.CALENDAR, why)
+    if not rules.windows or (request.cause == Cause.MANUAL and rules.manual):
+        return None
+    verdict = judge(rules.windows, now)
+    if verdict.allowed:
+        return None
+    if rules.outside == "defer":
+        limit = request.fire_time + schedule.policy.starting_deadline
+        opens = next_allowed(rules.windows, now, limit)
+        if opens is not None:
+            return Defer(opens, request, f"window: {verdict.why}: deferred to {utc_text(opens)}")
+        return Skip(SkipReason.WINDOW, f"window: {verdict.why}, and no window opens within starting_deadline")
+    return Skip(SkipReason.WINDOW, f"window: {verdict.why}")
+
+
+def slot_note(schedule: Schedule, slot: datetime) -> str:
+    """What the time rules do to a future slot, as `next`, `plan` and the API show it: "" when it
+    runs as is; "skipped: calendar de-by-holidays (Christmas Day)"; "moved to ...". Windows are
+    judged at the slot's fire time."""
+    rules = schedule.rules
+    if rules.empty:
+        return ""
+    request = Request(Cause.SCHEDULE, 1, schedule.timing.fire_time(slot))
+    ruled = time_rules(rules, schedule, request, slot, request.fire_time)
+    if ruled is None:
+        return ""
+    if isinstance(ruled, Skip):
+        return f"skipped: {ruled.message}"
+    if ruled.request.shifted:
+        again = time_rules(rules, schedule, ruled.request, slot, ruled.at)
+        if isinstance(again, Skip):
+            return f"moved to {local_text(ruled.at, schedule.timing)} and then skipped: {again.message}"
+        return f"moved to {local_text(again.at if again else ruled.at, schedule.timing)} " \
+               f"({ruled.message.split(':')[0]})"
+    return f"deferred to {local_text(ruled.at, schedule.timing)} (window)"
 
 
 def counted(request: Request) -> bool:

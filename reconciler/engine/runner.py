@@ -24,7 +24,7 @@ from reconciler.core import policy
 from reconciler.core.describe import utc_text
 from reconciler.core.limits import Usage
 from reconciler.core.model import Schedule
-from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
+from reconciler.core.policy import Cause, Claim, Defer, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
@@ -124,7 +124,9 @@ class Runner:
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
         """Called on the timer thread: never blocks."""
-        request = Request(cause, attempt, fire_time or slot)
+        self._enqueue(name, slot, Request(cause, attempt, fire_time or slot))
+
+    def _enqueue(self, name: str, slot: datetime, request: Request) -> None:
         miss: Miss | None = None
         with self._lock:
             if not self._accepting:
@@ -239,13 +241,19 @@ class Runner:
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
                  queued_at: datetime | None, full: bool = False, parallel: int = 1) -> int | None:
         now = self._clock()
-        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None,
-                                 pause=self.pauses.get(name), parallel=parallel)
-        if isinstance(decision, Skip):  # paused
-            return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason) \
-                if decision.recorded else None
+        decision = policy.decide(s, request, now, slot, queued_at=queued_at,
+                                 full=self.max_running if full else None, pause=self.pauses.get(name),
+                                 parallel=parallel)
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
+            return None
+        if isinstance(decision, Skip):  # paused, a window or a calendar
+            return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason) \
+                if decision.recorded else None
+        if isinstance(decision, Defer):
+            self._log("run.deferred", schedule=name, slot=utc_text(slot), until=utc_text(decision.at),
+                      reason=decision.message, **_logged(request, revision))
+            self.later(name, slot, decision.request, max(decision.at - now, timedelta(0)))
             return None
         try:
             run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
@@ -464,6 +472,20 @@ class Runner:
             with self._lock:
                 self._timers.discard(timer)
             self.dispatch(name, slot, due or self._clock(), cause=Cause.RETRY, attempt=attempt)
+
+        timer = threading.Timer(delay.total_seconds(), fire)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def later(self, name: str, slot: datetime, request: Request, delay: timedelta) -> None:
+        """Dispatch the slot again after `delay`, as `request` (deferred to a window or a business
+        day; a timer thread, cancelled at shutdown: a deferred slot does not outlive the process)."""
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._enqueue(name, slot, request)
 
         timer = threading.Timer(delay.total_seconds(), fire)
         timer.daemon = True

@@ -24,7 +24,7 @@ from typing import Any
 
 import immutables
 
-from reconciler.core.loader import Loader, PathError, build_from_spec
+from reconciler.core.loader import Loader, PathError, build_from_spec, resolve
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.engine.apply import apply_plan
@@ -254,6 +254,11 @@ class Reconciler:
                 unusable.append(name)  # stored by an older version, and invalid by today's rules
             elif matches(self.options.selector, schedule):
                 restored[name] = schedule
+        # Windows and calendars from the shared files as last read: a schedule whose files cannot
+        # be had is not run, rather than run outside its windows or on its excluded dates.
+        ruled, _ = resolve(restored.values(), self.source.library())
+        unusable.extend(n for n in restored if n not in {s.name for s in ruled})
+        restored = {s.name: s for s in ruled}
         hashes = {n: s.spec_hash for n, s in restored.items()}
         self._pending = None
         self._apply(immutables.Map(restored), immutables.Map(hashes), last.revision,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -134,6 +134,11 @@ def schedules(live: Live, ledger: Ledger, query: Query, now: datetime | None = N
             "items": [summary(live, s, nxt, last.get(s.name), paused.get(s.name)) for s in page]}
 
 
+def nxt_slot(s: Schedule, fire: datetime) -> datetime:
+    """The slot of a next fire time (fire times carry jitter)."""
+    return s.timing.next_slot(fire - s.timing.jitter - timedelta(microseconds=1)) or fire
+
+
 def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None,
             pause: policy.Pause | None = None) -> dict[str, Any]:
     fire = nxt.get(s.name)
@@ -142,6 +147,7 @@ def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None,
         "state": live.state_of(s, nxt), "schedule": describe(s.timing), "kind": s.timing.kind,
         "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
         "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
+        "next_note": (policy.slot_note(s, nxt_slot(s, fire)) or None) if fire and not s.rules.empty else None,
         "last_run": run_dict(last) if last else None,
         "source": f"{s.source.path}:{s.source.line}",
         "paused": pause_view(pause),
@@ -159,7 +165,9 @@ def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int 
     return {**summary(live, s, nxt, recent[0] if recent else None, pause),
             "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
             "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing),
-                          "skipped": policy.skipped_by_pause(pause, t)}
+                          "skipped": policy.skipped_by_pause(pause, t),
+                          # what windows and calendars do to it ("skipped: calendar de-by-holidays (...)")
+                          "note": policy.slot_note(s, t) or None}
                          for t in upcoming],
             "runs": [run_dict(r) for r in recent]}
 
