@@ -49,6 +49,7 @@ _SUMMARY = {
     "name": _STR, "description": _STR, "labels": {"type": "object", "additionalProperties": _STR},
     "enabled": _BOOL, "state": {"enum": [str(s) for s in ScheduleState]}, "schedule": _STR, "kind": _STR,
     "expression": _null(_STR), "timezone": _STR, "next": _null(_TIME), "next_local": _null(_STR),
+    "next_note": _null(_STR),
     "last_run": _null(_ref("Run")), "source": _STR,
     "paused": _null(_obj(by=_STR, at=_TIME, reason=_STR, until=_null(_TIME)))}
 
@@ -68,7 +69,7 @@ SCHEMAS: dict[str, Any] = {
     "ScheduleSummary": _obj(**_SUMMARY),
     "Schedule": _obj(**_SUMMARY, spec_yaml=_STR, runs={"type": "array", "items": _ref("Run")},
                      upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR,
-                                                              skipped=_null(_STR))}),
+                                                              skipped=_null(_STR), note=_null(_STR))}),
     "SchedulePage": _obj(total=_INT, offset=_INT, limit=_INT,
                          items={"type": "array", "items": _ref("ScheduleSummary")}),
     "RunPage": _obj(items={"type": "array", "items": _ref("Run")}, next_before=_null(_INT)),
