@@ -27,6 +27,7 @@ class Pauses:
         self._lock = threading.Lock()
         self._pauses: dict[str, Pause] = {}
         self._read_at: float | None = None
+        self._unreadable = False  # said once per outage, not once a second
 
     def get(self, name: str) -> Pause | None:
         """The schedule's pause, active or expired (the policy decides which), as of at most `ttl` ago."""
@@ -38,10 +39,18 @@ class Pauses:
             if self._read_at is None or now - self._read_at >= self._ttl:
                 try:
                     self._pauses = self._ledger.pauses()
+                    self._unreadable = False
                 except Exception as e:  # a ledger that cannot be read keeps the last view
-                    self._log("pauses.unreadable", error=f"{type(e).__name__}: {e}")
+                    if not self._unreadable:
+                        self._log("pauses.unreadable", error=f"{type(e).__name__}: {e}")
+                    self._unreadable = True
                 self._read_at = now
             return self._pauses
+
+    def cached(self) -> dict[str, Pause]:
+        """The last view, without reading the ledger nor waiting for a reader that does (a /metrics
+        scrape must not wait for a ledger that is down): the dict is replaced whole, never changed."""
+        return self._pauses
 
     def forget(self) -> None:
         """Read the ledger at the next question (after this process paused or resumed a schedule)."""

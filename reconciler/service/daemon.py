@@ -81,7 +81,7 @@ class Reconciler:
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
         self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
-                                              self.runner.pauses.all(), self.clock()),
+                                              self.runner.pauses.cached(), self.clock()),
                                replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
@@ -196,6 +196,8 @@ class Reconciler:
         self.metrics.refused.labels(reason).inc()
 
     def _replicas(self) -> list[Any]:
+        if self.live.status.ledger_unreachable is not None:
+            return []  # a scrape answers now, without waiting for a ledger known to be down
         return list(self.ledger.replicas())
 
     def _finished(self, record: RunRecord, output: str) -> None:

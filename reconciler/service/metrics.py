@@ -190,6 +190,8 @@ class _ScheduleCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         state = self._state()
+        if state["ledger_unreachable"]:  # answered now from the live value, not after the ledger's timeouts
+            return
         live: Live = state["live"]
         now = self._clock()
         nxt = live.next_fire_times()
