@@ -81,7 +81,7 @@ class Reconciler:
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
         self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
-                                              self.runner.pauses.cached(), self.clock()),
+                                              self._pauses(), self.clock()),
                                replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
@@ -194,6 +194,13 @@ class Reconciler:
 
     def _refused(self, name: str, reason: str) -> None:
         self.metrics.refused.labels(reason).inc()
+
+    def _pauses(self) -> Mapping[str, Any]:
+        """For a scrape: read fresh (at most once per TTL) while the ledger answers; while it is
+        known to be down, the last view at once (a scrape must not wait for its timeouts)."""
+        if self.live.status.ledger_unreachable is not None:
+            return self.runner.pauses.cached()
+        return self.runner.pauses.all()
 
     def _replicas(self) -> list[Any]:
         if self.live.status.ledger_unreachable is not None:
