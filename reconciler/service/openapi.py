@@ -149,8 +149,12 @@ def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None
     op: dict[str, Any] = {
         "summary": summary, "tags": ["actions"], "security": [{"bearer": []}], "parameters": [_NAME],
         "responses": {**ok,
-                      "400": _json("Error", "A malformed body or value, or a refused request (e.g. a backfill "
-                                            "into the future or of more than `max` slots)."),
+                      # JSON from the app; plain text when the HTTP server itself refuses the request
+                      # (an Authorization header HTTP does not allow), as for the trigger.
+                      "400": {"description": "A malformed body or value, or a refused request (e.g. a backfill "
+                                             "into the future or of more than `max` slots).",
+                              "content": {"application/json": {"schema": _ref("Error")},
+                                          "text/plain": {"schema": _STR}}},
                       "401": {**_json("Error", "No valid bearer token."),
                               "headers": {"WWW-Authenticate": {"schema": _STR}}},
                       "403": _json("Error", "Read-only: the server was started without --token-file."),
