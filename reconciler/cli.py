@@ -158,11 +158,14 @@ def next_(
     count: Annotated[int, typer.Option("-n", metavar="N", help="How many fire times.")] = 5,
     fmt: Format = TextOrJson.text,
     directory: Directory = "schedules",
+    ledger: Annotated[str | None, typer.Option(
+        "--ledger", metavar="PATH", help="Mark the slots an operator's pause in this ledger skips.",
+        show_default=False)] = None,
 ) -> None:
     """Show the next fire times of a schedule or of a cron expression."""
     from reconciler.commands.next import next_times
 
-    raise typer.Exit(next_times(name, cron, timezone, after, count, fmt.value, directory))
+    raise typer.Exit(next_times(name, cron, timezone, after, count, fmt.value, directory, ledger_path=ledger))
 
 
 @app.command()
@@ -267,6 +270,65 @@ def trigger(
     from reconciler.commands.trigger import trigger as run_trigger
 
     raise typer.Exit(run_trigger(name, directory, ledger, fmt.value))
+
+
+Selector = Annotated[list[str] | None, typer.Option(
+    "--selector", metavar="KEY=VALUE", help="Schedules with this label (repeat: all of them), instead of NAMEs.")]
+
+
+@app.command()
+def pause(
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="NAME...", help="Schedules to pause.", show_default=False)] = None,
+    selector: Selector = None,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (shown with every skipped slot).")] = "",
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="TIME", help="Resume by itself then (RFC 3339).", show_default=False)] = None,
+    for_: Annotated[str | None, typer.Option(
+        "--for", metavar="DURATION", help="Resume by itself after this long (2h).", show_default=False)] = None,
+    listing: Annotated[bool, typer.Option("--list", help="List the active pauses instead.")] = False,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Pause schedules: their slots are recorded skipped (reason paused) until resumed or --until/--for."""
+    from reconciler.commands.pause import pause as run_pause
+
+    raise typer.Exit(run_pause(names or [], selector or [], reason, until, for_, ledger, fmt.value,
+                               listing=listing))
+
+
+@app.command()
+def resume(
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="NAME...", help="Schedules to resume.", show_default=False)] = None,
+    selector: Selector = None,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Resume paused schedules: their next slots run again."""
+    from reconciler.commands.pause import resume as run_resume
+
+    raise typer.Exit(run_resume(names or [], selector or [], ledger, fmt.value))
+
+
+@app.command()
+def backfill(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule whose past slots to run.")],
+    start: Annotated[str, typer.Option("--from", metavar="TIME", help="First instant (RFC 3339), included.")],
+    end: Annotated[str, typer.Option("--to", metavar="TIME", help="Last instant (RFC 3339), excluded; not "
+                                     "in the future.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the slots and what happens to each.")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Run up to N slots at once.")] = 1,
+    max_slots: Annotated[int, typer.Option("--max", metavar="M", help="Refuse more slots than this.")] = 1000,
+    directory: Directory = "schedules",
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Run the slots of [--from, --to) that have no run yet, in order, as `backfill` runs. Exit 0 if all succeeded."""
+    from reconciler.commands.backfill import backfill as run_backfill
+
+    raise typer.Exit(run_backfill(name, start, end, dry_run=dry_run, parallel=parallel, max_slots=max_slots,
+                                  directory=directory, ledger_path=ledger, fmt=fmt.value))
 
 
 @app.command()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from reconciler.core.loader import SUFFIXES
+from reconciler.core.timerules import library_entry
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
 from reconciler.ledger.base import Commit
 
@@ -48,7 +49,8 @@ def files_at(directory: str | Path, ref: str) -> dict[str, bytes]:
         meta, path = entry.decode().split("\t", 1)
         _, kind, sha, size = meta.split()
         rel = path[len(prefix):]
-        if kind != "blob" or not rel.endswith(SUFFIXES) or any(p.startswith(".") for p in rel.split("/")):
+        wanted = rel.endswith(SUFFIXES) or library_entry(rel) is not None  # calendars/NAME.ics too
+        if kind != "blob" or not wanted or any(p.startswith(".") for p in rel.split("/")):
             continue
         if int(size) > MAX_FILE_BYTES:  # refused by its size: read no more of it than a file on disk
             out[rel] = _head(top, sha, MAX_FILE_BYTES + 1)

@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from reconciler.core import policy
 from reconciler.core.defaults import chain_for, origins, own_spec
 from reconciler.core.deps import edges_of, ref_of
 from reconciler.core.describe import describe, local_text, utc_text
-from reconciler.core.loader import Loader, LoadResult
+from reconciler.core.loader import Loader, LoadResult, library_file, resolve
 from reconciler.core.model import Schedule, Source
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.review import warnings
+from reconciler.core.timerules import LIBRARY_DIRS, Library, build_library, library_entry
 from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, UsageError
 
 if TYPE_CHECKING:
@@ -48,14 +50,22 @@ def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Led
         print(f"plan: {len(errors)} problem(s); nothing can be planned until they are fixed", file=sys.stderr)
         return EXIT_PROBLEMS
     # The other side is what was: --strict-cron judges only what is proposed.
-    applied, against = _applied(directory, base, ledger_path, ledger, replace(loader, strict_cron=False), now)
+    applied, against, base_library = _applied(directory, base, ledger_path, ledger, replace(loader, strict_cron=False),
+                                              now)
     schedules = {s.name: s for s in desired.schedules}
     the_plan = plan({n: s.spec for n, s in schedules.items()}, applied)
     warned = warnings(the_plan, schedules, now, _last_runs(ledger, now) if ledger is not None else None)
+    if ledger is not None:
+        warned += _paused(the_plan, ledger, now)
+    moved = moved_by_rules(schedules, applied, base_library, now) if base_library is not None else []
+    warned.extend(moved)
     extra = Extra(graph_change(applied, schedules), inherited(desired, the_plan))
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
     out.write(render(the_plan, schedules, against, now, warned, extra))
-    return EXIT_CHANGES if not the_plan.empty or extra.graph.added or extra.graph.removed else 0
+    # A calendar or windows file that moves fire times is a change to review, as a field would be;
+    # so is a dependency edge.
+    changed = not the_plan.empty or moved or extra.graph.added or extra.graph.removed
+    return EXIT_CHANGES if changed else 0
 
 
 # ---- issue 18: what directory defaults and dependencies add to a plan --------------------------------
@@ -112,7 +122,6 @@ def _graph_lines(g: GraphChange) -> list[str]:
     return ([f"+ dependency: {down} after {up}" for up, down in g.added]
             + [f"- dependency: {down} after {up}" for up, down in g.removed])
 
-
 def _open(ledger_path: str) -> Ledger:
     from reconciler.ledger import NoSuchLedger, open_ledger
 
@@ -120,6 +129,15 @@ def _open(ledger_path: str) -> Ledger:
         return open_ledger(ledger_path, create=False)
     except NoSuchLedger as e:
         raise UsageError(str(e)) from e
+
+
+def _paused(the_plan: Plan, ledger: Ledger, now: datetime) -> list[tuple[str, str]]:
+    """A change to a schedule an operator paused: the pause outlives it (`reconciler resume`)."""
+    from reconciler.core.policy import pause_active, pause_message
+
+    pauses = ledger.pauses()
+    return [(c.name, f"{pause_message(pauses[c.name])}; its slots stay skipped until it is resumed")
+            for c in the_plan.changes() if c.name in pauses and pause_active(pauses[c.name], now)]
 
 
 def _last_runs(ledger: Ledger, now: datetime) -> dict[str, datetime]:
@@ -132,7 +150,8 @@ def _last_runs(ledger: Ledger, now: datetime) -> dict[str, datetime]:
 
 
 def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: Ledger | None, loader: Loader,
-             now: datetime) -> tuple[dict[str, dict[str, Any]], str]:
+             now: datetime) -> tuple[dict[str, dict[str, Any]], str, Library | None]:
+    """The other side's specs, what it is, and (with --base) its calendars and windows files."""
     if base:
         from reconciler.gitrepo import GitError, files_at
 
@@ -140,20 +159,56 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: 
             files = files_at(directory, base)
         except GitError as e:  # git's message alone does not say which option it was about
             raise GitError(f"--base {base}: {e}") from e
-        loaded = loader.load_files({str(Path(directory) / rel): data for rel, data in sorted(files.items())}, now)
+        shared = [f for rel, data in sorted(files.items()) if library_entry(rel) is not None
+                  and (f := library_file(rel, str(Path(directory) / rel), data, rel + str(hash(data)))) is not None]
+        library = build_library(shared)
+        documents = {str(Path(directory) / rel): data for rel, data in sorted(files.items())
+                     if rel.split("/")[0] not in LIBRARY_DIRS or "/" not in rel}
+        loaded = loader.load_files(documents, now, library=library)  # with the base's defaults files too
         # With --base too, the ledger is read only for its recent runs (the "removed, but it ran" warning).
         runs = f" (recent runs from the ledger {ledger_path})" if ledger_path else ""
-        return {s.name: s.spec for s in loaded.schedules}, f"git {base}{runs}"
+        return {s.name: s.spec for s in loaded.schedules}, f"git {base}{runs}", library
     if ledger is not None:  # without --base, the ledger's last applied revision is the other side
         last = ledger.last_revision()
         if last is None:
-            return {}, "an empty ledger"
-        return last.specs(ledger), f"revision {last.revision} (applied {utc_text(last.applied_at)})"
-    return {}, "nothing (no --base or --ledger)"
+            return {}, "an empty ledger", None
+        return last.specs(ledger), f"revision {last.revision} (applied {utc_text(last.applied_at)})", None
+    return {}, "nothing (no --base or --ledger)", None
+
+
+MOVED_HORIZON = 20  # slots compared when calendar or windows files change
+
+
+def moved_by_rules(schedules: dict[str, Schedule], applied: dict[str, dict[str, Any]], base_library: Library,
+                   now: datetime) -> list[tuple[str, str]]:
+    """Schedules whose spec did not change but whose next fire times a calendar or windows file moves:
+    each slot whose fate differs, then and now."""
+    out: list[tuple[str, str]] = []
+    for name, s in sorted(schedules.items()):
+        if s.rules.empty or applied.get(name) != s.spec or not s.enabled:
+            continue
+        resolved, _ = resolve([s], base_library)
+        if not resolved:  # it named a file the base lacks: a change of its own, shown by the fields
+            continue
+        old = resolved[0]
+        changes = []
+        for slot in s.timing.slots(now, MOVED_HORIZON):
+            was, now_note = policy.slot_note(old, slot), policy.slot_note(s, slot)
+            if was != now_note:
+                changes.append(f"{local_text(slot, s.timing)} {now_note or 'runs'} (was: {was or 'runs'})")
+        if changes:
+            out.append((name, "calendar or windows files move its next fire times: " + "; ".join(changes[:5])))
+    return out
 
 
 def next_fires(s: Schedule, now: datetime, n: int = 3) -> list[datetime]:
     return list(s.timing.slots(now, n)) if s.enabled else []
+
+
+def _note(s: Schedule, t: datetime) -> str:
+    """What windows and calendars do to a slot, after two spaces, or nothing."""
+    note = policy.slot_note(s, t)
+    return f"  {note}" if note else ""
 
 
 def _value(v: Any, present: bool = True) -> str:
@@ -187,7 +242,7 @@ def _text(p: Plan, schedules: dict[str, Schedule], against: str, now: datetime, 
         if s is not None:
             lines.append(f"    when: {_when(s)}" + ("" if s.enabled else " (suspended)"))
             for t in next_fires(s, now):
-                lines.append(f"    next: {local_text(t, s.timing)}  {utc_text(t)}")
+                lines.append(f"    next: {local_text(t, s.timing)}  {utc_text(t)}{_note(s, t)}")
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +257,10 @@ def _change_json(c: Change, schedules: dict[str, Schedule], now: datetime, extra
         out["metadata_only"] = c.metadata_only
     if s is not None:
         out["source"] = f"{s.source.path}:{s.source.line}"
-        out["next"] = [utc_text(t) for t in next_fires(s, now)]
+        fires = next_fires(s, now)
+        out["next"] = [utc_text(t) for t in fires]
+        if any(notes := [policy.slot_note(s, t) for t in fires]):
+            out["notes"] = notes
     return out
 
 
@@ -246,7 +304,7 @@ def _markdown(p: Plan, schedules: dict[str, Schedule], against: str, now: dateti
             detail = "new" if ch.action.value == "add" else ""
         shown = _when(s) if s and s.deps.after else f"{describe(s.timing)} ({s.timing.tz.key})" if s else ""
         when = _md(shown) + ("" if s.enabled else ", suspended") if s else ""
-        nxt = "<br>".join(_md(local_text(t, s.timing)) for t in next_fires(s, now)) if s else ""
+        nxt = "<br>".join(_md(local_text(t, s.timing) + _note(s, t)) for t in next_fires(s, now)) if s else ""
         out.append(f"| {mark} | `{ch.name}` | {detail} | {when} | {nxt} |")
     return "\n".join(out) + "\n"
 

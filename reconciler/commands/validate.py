@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from reconciler.commands.common import colour_enabled, paint
 from reconciler.core.defaults import DEFAULTS_FILE, Defaults, chain_for
 from reconciler.core.deps import DepRef
-from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover
+from reconciler.core.loader import FileResult, Loader, LoadResult, PathError, combine, discover, load_library
 from reconciler.core.model import Source
 from reconciler.core.problems import Problem, display_path, printable
 from reconciler.core.yamlstrict import read_capped
@@ -73,7 +73,7 @@ def load(paths: Sequence[str], now: datetime, *, parallel_min: int | None = None
     results.extend(_load_one(loader, f, now, by_dir) for f in mine)
     if helper is not None:
         results.extend(helper.results(loader, now, by_dir))
-    loaded = combine(results)
+    loaded = combine(results, load_library(paths))  # calendars/ and windows/: the references are checked
     skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
     return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
 
@@ -92,7 +92,10 @@ def _load_one(loader: Loader, path: str, now: datetime, by_dir: Mapping[str, Def
 # A file's result as plain values for marshal: its path, its problems' fields and its names
 # with their places; None when the helper could not read it (the parent reads it and says why).
 # And the dependency entries of its documents (DepRef's fields, its place as line and document).
-_Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...], tuple[tuple[Any, ...], ...]] | None
+_Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...], tuple[tuple[Any, ...], ...],
+               tuple[tuple[Any, ...], ...]] | None
+# What of a document names windows or calendars: all that validate checks against the shared files.
+_RULE_FIELDS = ("windows", "calendar")
 
 
 class _Helper:
@@ -131,11 +134,12 @@ class _Helper:
             if values is None:
                 out.append(_load_one(loader, path, now, by_dir))
                 continue
-            shown, problems, names, graph = values
+            shown, problems, names, graph, ruled = values
             out.append(FileResult(shown, (), tuple(Problem(*p) for p in problems),
                                   tuple((n, Source(shown, line, doc)) for n, line, doc in names),
                                   tuple(DepRef(n, Source(shown, line, doc), tuple(ups), tuple(map(tuple, labels)),
-                                               tuple(after)) for n, line, doc, ups, labels, after in graph)))
+                                               tuple(after)) for n, line, doc, ups, labels, after in graph),
+                                  tuple((spec, Source(shown, line, doc)) for spec, line, doc in ruled)))
         return out
 
 
@@ -155,7 +159,9 @@ def _helper_main(conn: Any, loader: Loader, files: list[str], now: datetime, by_
                                   for p in r.problems),
                     tuple((n, src.line, src.document) for n, src in r.unbuilt),
                     tuple((g.name, g.source.line, g.source.document, g.upstreams, g.labels, g.after)
-                          for g in r.graph)))
+                          for g in r.graph),
+                    tuple(({k: spec[k] for k in _RULE_FIELDS if k in spec}, src.line, src.document)
+                          for spec, src in r.unbuilt_rules)))
     conn.send_bytes(marshal.dumps(out))
     conn.close()
 

@@ -41,6 +41,17 @@ from reconciler.core.model import (
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.setrules import SetRules
+from reconciler.core.timerules import (
+    LIBRARY_DIRS,
+    Library,
+    LibraryFile,
+    build_library,
+    library_entry,
+    parse_library_file,
+    references,
+    rules_of,
+    window_problems,
+)
 from reconciler.core.timing import EPOCH, HORIZON, Timing
 from reconciler.core.yamlstrict import Document, decode, load_documents, read_capped
 from reconciler.kinds import kind_of, present
@@ -61,6 +72,8 @@ class FileResult:
     problems: tuple[Problem, ...]
     unbuilt: tuple[tuple[str, Source], ...] = ()  # names of valid documents not built as records
     graph: tuple[DepRef, ...] = ()  # the valid documents that depend on other schedules
+    # Unbuilt documents that name windows or calendars, whose references validate checks.
+    unbuilt_rules: tuple[tuple[dict[str, Any], Source], ...] = ()
 
     @property
     def names(self) -> tuple[tuple[str, Source], ...]:
@@ -104,7 +117,9 @@ def _graph(checked: Checked) -> tuple[DepRef, ...]:
 def names_of(checked: Checked) -> FileResult:
     """A checked file's names and places only (validate builds no records)."""
     names = tuple((spec["name"], Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
-    return FileResult(checked.path, (), checked.problems, names, _graph(checked))
+    ruled = tuple((spec, Source(checked.path, line, index)) for spec, line, index, _ in checked.valid
+                  if "windows" in spec or "calendar" in spec)
+    return FileResult(checked.path, (), checked.problems, names, _graph(checked), ruled)
 
 
 @dataclass(frozen=True)
@@ -198,13 +213,14 @@ class Loader:
                 datas[str(f)] = read_capped(f)
             except OSError as e:
                 raise PathError(f"{f}: cannot read: {e.strerror}") from e
-        loaded = self.load_files(datas, now, build_records=build_records, selector=selector)
+        loaded = self.load_files(datas, now, build_records=build_records, selector=selector,
+                                 library=load_library(paths))
         skipped = tuple(s.problem(display_path(s.full)) for s in found.skipped)
         return replace(loaded, problems=loaded.problems + skipped) if skipped else loaded
 
 
     def load_files(self, files: Mapping[str, bytes], now: datetime, *, build_records: bool = True,
-                   selector: Mapping[str, str] | None = None) -> LoadResult:
+                   selector: Mapping[str, str] | None = None, library: Library | None = None) -> LoadResult:
         """Files (path -> bytes) as one set: defaults files first, then each schedule file with the
         defaults above it, then the set rules."""
         by_dir, results = self.read_defaults(files)
@@ -212,7 +228,7 @@ class Loader:
             if os.path.basename(path) != DEFAULTS_FILE:
                 results.append(self.load_bytes(path, data, now, build_records=build_records,
                                                defaults=chain_for(path, by_dir)))
-        return replace(combine(results, selector), defaults=by_dir)
+        return replace(combine(results, library, selector), defaults=by_dir)
 
     def read_defaults(self, files: Mapping[str, bytes]) -> tuple[dict[str, Defaults], list[FileResult]]:
         """The defaults files among `files` (path -> bytes), by the directory they govern, and one
@@ -244,9 +260,11 @@ def internal_problem(path: str, line: int, error: Exception, doing: str, documen
                    "please report this as a bug of the reconciler", document=document)
 
 
-def combine(results: Iterable[FileResult], selector: Mapping[str, str] | None = None) -> LoadResult:
+def combine(results: Iterable[FileResult], library: Library | None = None,
+            selector: Mapping[str, str] | None = None) -> LoadResult:
     """The set-level view: all schedules, all problems, and the set rules (names unique across
-    files, the dependency graph) applied by the same object the daemon keeps up to date file by file."""
+    files, the dependency graph) applied by the same object the daemon keeps up to date file by
+    file; then each schedule's windows and calendars resolved against the library (the shared files)."""
     files = tuple(results)
     rules: SetRules[int] = SetRules()
     for i, r in enumerate(files):
@@ -254,7 +272,14 @@ def combine(results: Iterable[FileResult], selector: Mapping[str, str] | None = 
     problems = [p for r in files for p in r.problems]
     problems.extend(rules.problems())
     problems.extend(rules.graph_problems(selector))
-    return LoadResult(files, tuple(rules.unique.values()), tuple(problems), rules.names)
+    schedules, unresolved = resolve(rules.unique.values(), library or Library())
+    problems.extend(unresolved)
+    for r in files:
+        for spec, source in r.unbuilt_rules:
+            problems.extend(reference_problems(spec, source, library or Library()))
+    if library is not None:
+        problems.extend(library.problems)
+    return LoadResult(files, tuple(schedules), tuple(problems), rules.names)
 
 
 class Skipped(NamedTuple):
@@ -373,6 +398,8 @@ def list_tree(target: str | Path) -> Tree:
                             skipped.append(Skipped(rel, entry.path, *odd))
                         continue
                 if entry.is_dir():
+                    if not rel_dir and name in LIBRARY_DIRS:
+                        continue  # calendars/ and windows/ hold shared files, not schedules
                     subdirs.append((entry.path, f"{rel}/"))
                 elif name.endswith(SUFFIXES):
                     if entry.is_file():
@@ -538,6 +565,7 @@ def semantic_problems(doc: Document, path: str, now: datetime, *, strict_cron: b
             mb = c.duration(retries, ("policy", "retries"), "max_backoff")
             if b is not None and mb is not None and b > mb:
                 c.add(("policy", "retries", "backoff"), "backoff is longer than max_backoff")
+    _check_time_rules(c, spec)
     notify = spec.get("notify")
     if isinstance(notify, list):
         for i, entry in enumerate(notify):
@@ -696,3 +724,90 @@ def build_from_spec(spec: dict[str, Any], origin: str, loader: Loader, now: date
     if has_errors(checked):
         return None
     return build(doc, origin)
+
+
+# ---- windows and calendars: the shared files, and each schedule's references (issue 17) ---------
+
+
+def _check_time_rules(c: _Checker, spec: dict[str, Any]) -> None:
+    """What the schema cannot say about a schedule's inline windows (their cron, zone, lengths).
+    Its references to shared files are checked once the whole directory is read (`resolve`)."""
+    windows = spec.get("windows")
+    if isinstance(windows, list):
+        for i, entry in enumerate(windows):
+            for ptr, message in window_problems(entry, zone, shapes=False):
+                if ptr == ("timezone",) and (meant := zone_suggestion(str(entry["timezone"]))):
+                    message = f"unknown time zone {excerpt(entry['timezone'])} (did you mean {meant!r}?)"
+                c.add(("windows", i, *ptr), message)
+    policy = spec.get("policy")
+    if isinstance(policy, dict) and "outside" in policy and not windows:
+        c.add(("policy", "outside"), "policy.outside applies to windows, and this schedule has none", "warning")
+    cal = spec.get("calendar")
+    if isinstance(cal, dict) and cal.get("on_excluded") == "next_business_day" and not cal.get("exclude"):
+        c.add(("calendar", "on_excluded"), "next_business_day moves slots off dates an exclude calendar holds, "
+              "and this schedule excludes none", "warning")
+
+
+def library_file(rel: str, path: str, data: bytes, digest: str) -> LibraryFile | None:
+    """A shared calendar or windows file (`rel`: its path below the schedules directory), parsed."""
+    entry = library_entry(rel)
+    if entry is None:
+        return None
+    return parse_library_file(entry[0], entry[1], display_path(path), data, digest, zone)
+
+
+def load_library(paths: Sequence[str | Path]) -> Library:
+    """The calendars/ and windows/ files at the top of each directory named (of a file named: of
+    its directory, so that `validate schedules/job.yaml` finds schedules/calendars/)."""
+    files = []
+    dirs = dict.fromkeys(Path(raw) if Path(raw).is_dir() else Path(raw).parent for raw in paths)
+    for p in dirs:
+        for kind in LIBRARY_DIRS:
+            folder = p / kind
+            if not folder.is_dir():
+                continue
+            for child in sorted(folder.iterdir()):
+                if child.is_file() and library_entry(f"{kind}/{child.name}") is not None:
+                    data = read_capped(child)
+                    f = library_file(f"{kind}/{child.name}", str(child), data, spec_hash({"bytes": data.hex()}))
+                    if f is not None:
+                        files.append(f)
+    return build_library(files)
+
+
+def resolve(schedules: Iterable[Schedule], library: Library) -> tuple[list[Schedule], list[Problem]]:
+    """Each schedule with its windows and calendars resolved; one that names a missing (or broken)
+    shared file is left out, with a problem at its document naming the field."""
+    out: list[Schedule] = []
+    problems: list[Problem] = []
+    for s in schedules:
+        spec = s.spec
+        if "windows" not in spec and "calendar" not in spec:
+            out.append(s)
+            continue
+        missing = reference_problems(spec, s.source, library)
+        if missing:
+            problems.extend(missing)
+            continue
+        out.append(replace(s, rules=rules_of(spec, s.timing.tz, library, zone)))
+    return out, problems
+
+
+def reference_problems(spec: dict[str, Any], source: Source, library: Library) -> list[Problem]:
+    """A problem for each shared window or calendar file a schedule names that is missing or broken."""
+    out = []
+    for kind, name, ptr in references(spec):
+        known = library.calendars if kind == "calendars" else library.windows
+        if name not in known:
+            broken = (kind, name) in library.paths
+            hint = (f"{library.paths[(kind, name)]} has problems" if broken else
+                    f"no {kind}/{name}.yaml{' or .ics' if kind == 'calendars' else ''} beside the schedules"
+                    + _did_you_mean(name, known))
+            out.append(Problem(source.path, source.line, 1, ptr, f"{kind[:-1]} {name!r} cannot be used: {hint}",
+                               document=source.document))
+    return out
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+from reconciler.core.timerules import NO_RULES, TimeRules
 from reconciler.core.timing import Timing
 
 Concurrency = Literal["forbid", "allow", "replace"]
@@ -129,6 +130,9 @@ class Schedule:
     source: Source
     spec_hash: str  # see spec_hash(); computed once, at build
     deps: Deps = NO_DEPS
+    # Windows and calendars, resolved against the shared files (core/timerules.py) once the whole
+    # directory is read; a schedule that names none keeps NO_RULES.
+    rules: TimeRules = NO_RULES
 
     @property
     def fingerprint(self) -> str:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from reconciler.core.describe import utc_text
+from reconciler.core.describe import local_text, utc_text
 from reconciler.core.durations import format_duration
 from reconciler.core.model import SELF, Notify, Retries, Schedule
+from reconciler.core.timerules import TimeRules, excluded, shiftable, shifted
 from reconciler.core.timing import Missed
+from reconciler.core.windows import judge, next_allowed
 
 
 class RunStatus(StrEnum):
@@ -40,6 +42,7 @@ class Cause(StrEnum):
     MANUAL = "manual"  # an operator asked (`reconciler trigger`, the API)
     RETRY = "retry"  # an earlier attempt of the same slot failed
     CATCHUP = "catchup"  # a slot passed while no reconciler ran, or the timer was behind
+    BACKFILL = "backfill"  # an operator ran a past slot that had no run (`reconciler backfill`)
     UPSTREAM = "upstream"  # a finished run of a schedule it comes `after` (its slot is that run's)
 
 
@@ -58,6 +61,9 @@ class SkipReason(StrEnum):
     SUPERSEDED = "superseded"
     UNREACHABLE = "ledger_unreachable"  # nothing recorded: the ledger could not be reached to claim
     POOL = "pool"  # missed: it waited (queued) for room among the runs at most running at once, past its deadline
+    PAUSED = "paused"  # skipped: an operator paused the schedule (`reconciler pause`)
+    WINDOW = "window"  # skipped: outside the schedule's windows (`outside: skip`, or no window in time)
+    CALENDAR = "calendar"  # skipped: its local date is excluded by a calendar
 
 
 class FailReason(StrEnum):
@@ -98,13 +104,19 @@ class ScheduleState(StrEnum):
 RUN_STATES = tuple(RunStatus)
 RETRIED = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT))  # an attempt that ended so may be retried
 FAILING = frozenset((RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED))  # a failure to notify
-COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP))  # a first attempt of these counts toward max_runs
-# The slots of a schedule's own clock, which catch-up starts after (manual and upstream runs are not).
-TIMELINE = frozenset((Cause.SCHEDULE, Cause.RETRY, Cause.CATCHUP))
+COUNTED = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.BACKFILL))  # a first attempt of these counts toward max_runs
+# The slots of a schedule's own clock, which catch-up starts after: a backfill fills the past, it
+# does not move the timeline; manual and upstream runs are not on it.
+TIMELINE = frozenset(set(Cause) - {Cause.MANUAL, Cause.BACKFILL, Cause.UPSTREAM})
+# What a pause holds back: the timer's slots and what follows from them (retries, and the runs an
+# upstream asks for). A manual run is the operator asking explicitly; a backfill leaves a paused
+# slot free (not recorded) for later.
+PAUSED_CAUSES = frozenset((Cause.SCHEDULE, Cause.CATCHUP, Cause.RETRY, Cause.UPSTREAM))
 
 FORBID = "the previous run is still running (concurrency: forbid)"
 # How often a retry of a `forbid` schedule asks again while another run of it is running.
 RETRY_POLL = timedelta(milliseconds=500)
+_TICK = timedelta(microseconds=1)
 
 
 # ---- one slot -------------------------------------------------------------------------------------
@@ -117,6 +129,7 @@ class Request:
     cause: Cause
     attempt: int
     fire_time: datetime  # when it was due: a slot's fire time, or when a retry first became due
+    shifted: bool = False  # moved to a business day by its calendar: the calendar is not asked again
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +143,45 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """An operator's pause of one schedule, as the ledger keeps it: who, when, why, until when."""
+
+    schedule: str
+    by: str
+    at: datetime
+    reason: str = ""
+    until: datetime | None = None  # None: until `resume`
+
+
+def pause_active(pause: Pause | None, now: datetime) -> bool:
+    """Is the schedule paused at `now`? A pause with `until` resumes by itself at that instant."""
+    return pause is not None and (pause.until is None or now < pause.until)
+
+
+def pause_message(pause: Pause) -> str:
+    """What a paused slot's row says (its `error`), and what `next` and the API show."""
+    text = f"paused by {pause.by}"
+    if pause.reason:
+        text += f": {pause.reason}"
+    return text + (f" (until {utc_text(pause.until)})" if pause.until is not None else "")
+
+
+def skipped_by_pause(pause: Pause | None, slot: datetime) -> str | None:
+    """Why an upcoming slot will be skipped by this pause (what `next` and the API show), or None."""
+    return pause_message(pause) if pause is not None and pause_active(pause, slot) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Skip:
     """Not run: recorded as `skipped` if `recorded`, else not at all."""
 
     reason: SkipReason
     message: str = ""
+    free: bool = False  # leave the slot unrecorded, so that it may still run later (a backfill)
 
     @property
     def recorded(self) -> bool:
-        return self.reason in (SkipReason.FORBID, SkipReason.DEPENDENCY)
+        return self.reason in RECORDED_SKIPS and not self.free
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +200,33 @@ class Queue:
     due: datetime
 
 
-def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: datetime | None = None,
-           full: int | None = None) -> Claim | Miss:
-    """Before the claim: run the slot, or record it missed. `queued_at`: when the runner took the
-    slot in; a slot that was in time then and is late now waited in this reconciler's backlog.
-    `full`: the bound on runs at once (--max-running) when it was reached as the slot was queued:
-    it waited for room (pool), not for a reconciler too slow to start it (overload)."""
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Not now: dispatch the slot again at `at`, as `request` (a window opens, a business day comes)."""
+
+    at: datetime
+    request: Request
+    message: str
+
+
+RECORDED_SKIPS = frozenset((SkipReason.FORBID, SkipReason.PAUSED, SkipReason.WINDOW, SkipReason.CALENDAR,
+                            SkipReason.DEPENDENCY))
+
+
+def decide(schedule: Schedule, request: Request, now: datetime, slot: datetime | None = None, *,
+           queued_at: datetime | None = None, full: int | None = None, pause: Pause | None = None,
+           parallel: int = 1) -> Claim | Miss | Skip | Defer:
+    """Before the claim: run the slot, record it missed or skipped, or defer it. `slot`: the slot's
+    identity (its local date is what calendars judge); the fire time when not given. `queued_at`:
+    when the runner took the slot in; a slot that was in time then and is late now waited in this
+    reconciler's backlog. `full`: the bound on runs at once (--max-running) when it was reached as
+    the slot was queued: it waited for room (pool), not for a reconciler too slow to start it
+    (overload). `pause`: the schedule's pause in the ledger, if any; `parallel`: a backfill's
+    --parallel."""
     p = schedule.policy
+    if request.cause in PAUSED_CAUSES | {Cause.BACKFILL} and pause_active(pause, now):
+        assert pause is not None
+        return Skip(SkipReason.PAUSED, pause_message(pause), free=request.cause == Cause.BACKFILL)
     # Catch-up runs are late by definition; the deadline guards slots the timer delivers, and
     # downstream runs (due when their upstream run ended).
     if request.cause in (Cause.SCHEDULE, Cause.UPSTREAM) and now - request.fire_time > p.starting_deadline:
@@ -176,10 +239,19 @@ def decide(schedule: Schedule, request: Request, now: datetime, *, queued_at: da
             return Miss(SkipReason.OVERLOAD, f"overload: could not start within starting_deadline (late by {late}, "
                                              f"after waiting {now - queued_at} for this reconciler to start it)")
         return Miss(SkipReason.LATE, f"could not start within starting_deadline (late by {late})")
+    rules = schedule.rules
+    if not rules.empty:
+        ruled = time_rules(rules, schedule, request, slot or request.fire_time, now)
+        if ruled is not None:
+            return ruled
     # `forbid` is the claim's: the database lets one exclusive run of a schedule be running,
     # whichever process, cause or attempt it is (manual runs included).
-    return Claim(exclusive=p.concurrency == "forbid", counted=counted(request), max_runs=p.max_runs,
-                 replace=p.concurrency == "replace" and request.attempt == 1 and request.cause != Cause.MANUAL)
+    # A backfill with --parallel above 1 is the operator's explicit override of `forbid` within
+    # the backfill; the daemon's own exclusive claims still wait for its runs.
+    exclusive = p.concurrency == "forbid" and not (request.cause == Cause.BACKFILL and parallel > 1)
+    return Claim(exclusive=exclusive, counted=counted(request), max_runs=p.max_runs,
+                 replace=p.concurrency == "replace" and request.attempt == 1
+                 and request.cause not in (Cause.MANUAL, Cause.BACKFILL))
 
 
 def overflow(waiting: int, bound: int) -> Miss:
@@ -190,10 +262,63 @@ def overflow(waiting: int, bound: int) -> Miss:
 
 def shut_down(request: Request) -> Miss | None:
     """A slot still waiting to start when the reconciler stops: recorded, so that none vanishes. A
-    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent."""
-    if request.cause == Cause.RETRY:
+    retry is not: the next start resumes it (`resume_retry`), which a row of its own would prevent;
+    nor is a backfilled slot, which stays free for the next backfill."""
+    if request.cause in (Cause.RETRY, Cause.BACKFILL):
         return None
     return Miss(SkipReason.SHUTDOWN, "the reconciler stopped before it could start this run")
+
+
+def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: datetime,
+               now: datetime) -> Skip | Defer | None:
+    """Calendars, then windows (docs/policy.md). None: they let the slot run now."""
+    # Calendars judge a slot's first attempt; its retries follow where that one ran (a moved slot's too).
+    if request.cause in COUNTED and not request.shifted and (rules.exclude or rules.only):
+        day = slot.astimezone(schedule.timing.tz).date()
+        why = excluded(rules, day)
+        if why is not None:
+            if shiftable(rules, day):
+                target = shifted(rules, slot, schedule.timing.tz)
+                if target is not None and schedule.timing.next_slot(target - _TICK) != target:
+                    return Defer(target, Request(request.cause, request.attempt, target, shifted=True),
+                                 f"{why}: moved to the next business day, {utc_text(target)}")
+                if target is not None:
+                    return Skip(SkipReason.CALENDAR, f"{why}; the next business day has a slot of its own")
+            return Skip(SkipReason.CALENDAR, why)
+    if not rules.windows or (request.cause == Cause.MANUAL and rules.manual):
+        return None
+    verdict = judge(rules.windows, now)
+    if verdict.allowed:
+        return None
+    if rules.outside == "defer":
+        limit = request.fire_time + schedule.policy.starting_deadline
+        opens = next_allowed(rules.windows, now, limit)
+        if opens is not None:
+            return Defer(opens, request, f"window: {verdict.why}: deferred to {utc_text(opens)}")
+        return Skip(SkipReason.WINDOW, f"window: {verdict.why}, and no window opens within starting_deadline")
+    return Skip(SkipReason.WINDOW, f"window: {verdict.why}")
+
+
+def slot_note(schedule: Schedule, slot: datetime) -> str:
+    """What the time rules do to a future slot, as `next`, `plan` and the API show it: "" when it
+    runs as is; "skipped: calendar de-by-holidays (Christmas Day)"; "moved to ...". Windows are
+    judged at the slot's fire time."""
+    rules = schedule.rules
+    if rules.empty:
+        return ""
+    request = Request(Cause.SCHEDULE, 1, schedule.timing.fire_time(slot))
+    ruled = time_rules(rules, schedule, request, slot, request.fire_time)
+    if ruled is None:
+        return ""
+    if isinstance(ruled, Skip):
+        return f"skipped: {ruled.message}"
+    if ruled.request.shifted:
+        again = time_rules(rules, schedule, ruled.request, slot, ruled.at)
+        if isinstance(again, Skip):
+            return f"moved to {local_text(ruled.at, schedule.timing)} and then skipped: {again.message}"
+        return f"moved to {local_text(again.at if again else ruled.at, schedule.timing)} " \
+               f"({ruled.message.split(':')[0]})"
+    return f"deferred to {local_text(ruled.at, schedule.timing)} (window)"
 
 
 def counted(request: Request) -> bool:
@@ -209,6 +334,9 @@ def refused(schedule: Schedule, request: Request, now: datetime, *, started: int
         return Skip(SkipReason.COMPLETED, f"max_runs {p.max_runs} reached")
     if not blocked:
         return Skip(SkipReason.TAKEN)
+    if request.cause == Cause.BACKFILL:
+        # A backfill waits for the running run instead: a recorded skip would take its slot for good.
+        return Queue(RETRY_POLL, request.fire_time)
     if request.cause == Cause.RETRY and now - request.fire_time <= p.starting_deadline:
         # A retry is owed to its slot: it waits for the running run, up to starting_deadline.
         return Queue(RETRY_POLL, request.fire_time)

@@ -145,13 +145,15 @@
     for (const s of data.items) {
       const name = el("td", {}, el("a", { href: `#/schedule/${encodeURIComponent(s.name)}` }, s.name));
       if (s.state !== "active") name.append(el("span", { class: "tag" }, s.state));
+      if (s.paused) name.append(el("span", { class: "tag paused", title: pausedText(s.paused) }, "paused"));
       for (const [k, v] of Object.entries(s.labels)) name.append(el("span", { class: "tag" }, `${k}=${v}`));
       const last = s.last_run;
       body.append(el("tr", { "data-name": s.name },
         name,
         el("td", {}, s.schedule, s.expression ? el("div", { class: "muted mono" }, s.expression) : null),
         el("td", {}, s.timezone),
-        el("td", { class: "next" }, timeAndRelative(s.next, s.timezone)),
+        el("td", { class: "next" }, timeAndRelative(s.next, s.timezone),
+          s.next_note ? el("span", { class: "muted" }, ` · ${s.next_note}`) : null),
         el("td", { class: "last" }, last ? lastRun(last, s.timezone) : el("span", { class: "muted" }, "never"))));
     }
     const end = Math.min(data.offset + data.items.length, data.total);
@@ -162,6 +164,10 @@
       button.classList.toggle("sorted", button.dataset.sort === state.sort);
       button.classList.toggle("asc", !state.desc);
     }
+  }
+
+  function pausedText(p) {
+    return `paused by ${p.by}${p.reason ? ": " + p.reason : ""}${p.until ? " (until " + p.until + ")" : " (until resumed)"}`;
   }
 
   function lastRun(r, zone) {
@@ -176,13 +182,15 @@
     const facts = $("s-facts");
     facts.replaceChildren();
     for (const [k, v] of [["State", s.state], ["Schedule", s.schedule], ["Expression", s.expression || s.schedule],
-      ["Time zone", s.timezone], ["Next run", timeAndRelative(s.next, s.timezone)],
-      ["Last run", s.last_run ? lastRun(s.last_run, s.timezone) : "never"], ["Source", s.source]]) {
+      ["Time zone", s.timezone], ["Next run", el("span", {}, timeAndRelative(s.next, s.timezone), s.next_note ? el("span", { class: "muted" }, s.next_note) : null)],
+      ["Last run", s.last_run ? lastRun(s.last_run, s.timezone) : "never"], ["Source", s.source],
+      ...(s.paused ? [["Paused", pausedText(s.paused)]] : [])]) {
       facts.append(el("dt", {}, k), el("dd", {}, v));
     }
     const upcoming = $("s-upcoming");
     upcoming.replaceChildren(...s.upcoming.map((u) => el("li", {}, time(u.slot, s.timezone),
-      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"))));
+      s.timezone === "UTC" ? null : " · ", s.timezone === "UTC" ? null : time(u.slot, "UTC"),
+      u.skipped ? el("span", { class: "muted" }, ` — skipped: ${u.skipped}`) : u.note ? el("span", { class: "muted" }, ` · ${u.note}`) : null)));
     if (!s.upcoming.length) upcoming.append(el("li", { class: "muted" }, "none"));
     $("s-spec").textContent = s.spec_yaml;
     const body = $("s-runs").tBodies[0];

@@ -24,10 +24,11 @@ from reconciler.core import policy
 from reconciler.core.describe import utc_text
 from reconciler.core.limits import Usage
 from reconciler.core.model import Schedule
-from reconciler.core.policy import Cause, Claim, Miss, Queue, Request, RunStatus, Skip
+from reconciler.core.policy import Cause, Claim, Defer, Miss, Queue, Request, RunStatus, Skip
 from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
+from reconciler.engine.pauses import Pauses
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
 from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, RevisionSuperseded, RunRecord
@@ -58,6 +59,14 @@ FINISH_RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Blocked(Exception):
+    """A backfill's claim was refused while another run holds a `forbid` schedule: ask again after `delay`."""
+
+    def __init__(self, delay: timedelta) -> None:
+        super().__init__(delay)
+        self.delay = delay
 
 
 class Runner:
@@ -94,6 +103,7 @@ class Runner:
         self._followed: dict[tuple[str, datetime, int], datetime] = {}  # upstream runs whose downstreams were asked
         self._poll_floor = 0  # the poll reads runs from this id up
         self._polling = threading.Event()
+        self.pauses = Pauses(ledger, clock=clock, log=log)  # the ledger's pauses, cached briefly
         # Every recorded outcome (runs, skips, misses) with its output: metrics, notifications.
         self.on_finished: Callable[[RunRecord, str], None] | None = None
         self.on_completed: Callable[[str], None] | None = None  # max_runs reached
@@ -123,7 +133,9 @@ class Runner:
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
         """Called on the timer thread: never blocks."""
-        request = Request(cause, attempt, fire_time or slot)
+        self._enqueue(name, slot, Request(cause, attempt, fire_time or slot))
+
+    def _enqueue(self, name: str, slot: datetime, request: Request) -> None:
         miss: Miss | None = None
         with self._lock:
             if not self._accepting:
@@ -179,6 +191,20 @@ class Runner:
         now = self._clock()
         return self._run(name, now, Request(Cause.MANUAL, 1, now))
 
+    def backfill(self, name: str, slot: datetime, parallel: int = 1) -> int | None:
+        """Run a past slot in the calling thread, as `backfill` under the slot's own key
+        (`reconciler backfill`): its run id, or None if the slot was taken or the schedule is paused.
+        While another run holds a `forbid` schedule, it waits."""
+        if name not in self._live:
+            raise KeyError(name)
+        while True:
+            try:
+                return self._run(name, slot, Request(Cause.BACKFILL, 1, slot), parallel=parallel)
+            except _Blocked as blocked:
+                if not self._accepting:
+                    return None
+                threading.Event().wait(blocked.delay.total_seconds())
+
     def running(self, name: str | None = None) -> int:
         with self._lock:
             return sum(len(h) for n, h in self._active.items() if name is None or n == name)
@@ -200,7 +226,7 @@ class Runner:
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
     def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
-             full: bool = False) -> int | None:
+             full: bool = False, parallel: int = 1) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -214,7 +240,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at, full)
+            return self._started(s, name, slot, request, revision, queued_at, full, parallel)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -222,18 +248,29 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None, full: bool = False) -> int | None:
+                 queued_at: datetime | None, full: bool = False, parallel: int = 1) -> int | None:
         now = self._clock()
-        if s.deps.requires:  # gate mode (issue 18): the slot waits for its requirements
+        pause = self.pauses.get(name)
+        # Gate mode (issue 18): the slot waits for its requirements; a paused one is skipped as paused.
+        if s.deps.requires and not policy.pause_active(pause, now):
             held = policy.gate(s, request, now, self._ended(policy.required_names(s)))
             if isinstance(held, Queue):  # asked again as it came (a retry would not be gated)
                 self.retry(name, slot, request.attempt, held.delay, due=held.due, cause=request.cause)
                 return None
             if held is not None:
                 return self._refused(name, slot, request, revision, held)
-        decision = policy.decide(s, request, now, queued_at=queued_at, full=self.max_running if full else None)
+        decision = policy.decide(s, request, now, slot, queued_at=queued_at,
+                                 full=self.max_running if full else None, pause=pause, parallel=parallel)
         if isinstance(decision, Miss):
             self._skip(name, slot, request, revision, RunStatus.MISSED, decision.message, decision.reason)
+            return None
+        if isinstance(decision, Skip):  # paused, a window or a calendar
+            return self._skip(name, slot, request, revision, RunStatus.SKIPPED, decision.message, decision.reason) \
+                if decision.recorded else None
+        if isinstance(decision, Defer):
+            self._log("run.deferred", schedule=name, slot=utc_text(slot), until=utc_text(decision.at),
+                      reason=decision.message, **_logged(request, revision))
+            self.later(name, slot, decision.request, max(decision.at - now, timedelta(0)))
             return None
         try:
             run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
@@ -454,6 +491,8 @@ class Runner:
         if isinstance(decision, Skip):
             self._count(name, decision.reason)
         if isinstance(decision, Queue):
+            if request.cause == Cause.BACKFILL:
+                raise _Blocked(decision.delay)  # the backfill waits in its own thread
             self.retry(name, slot, request.attempt, decision.delay, due=decision.due)
             return None
         if decision.reason == policy.SkipReason.COMPLETED:
@@ -540,6 +579,20 @@ class Runner:
             with self._lock:
                 self._timers.discard(timer)
             self.dispatch(name, slot, due or self._clock(), cause=cause, attempt=attempt)
+
+        timer = threading.Timer(delay.total_seconds(), fire)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def later(self, name: str, slot: datetime, request: Request, delay: timedelta) -> None:
+        """Dispatch the slot again after `delay`, as `request` (deferred to a window or a business
+        day; a timer thread, cancelled at shutdown: a deferred slot does not outlive the process)."""
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._enqueue(name, slot, request)
 
         timer = threading.Timer(delay.total_seconds(), fire)
         timer.daemon = True

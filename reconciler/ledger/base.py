@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from reconciler.core.policy import Cause, RunStatus
+from reconciler.core.policy import Cause, Pause, RunStatus
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a run's lease lasts unless its owner renews it: see reconciler/engine/leases.py.
@@ -557,4 +557,28 @@ class Ledger(Protocol):
         """Recorded revisions, newest first (by seq), those applied at or after `since`. With
         `schedule`, only the revisions that changed it, each with that schedule's change alone.
         (`reconciler audit`, the API's change history.)"""
+        ...
+
+    # ---- pauses (`reconciler pause` and `resume`, the API; the runner through engine/pauses.py) ----
+
+    def pause(self, pause: Pause) -> None:
+        """Pause `pause.schedule`: who, when, why and until when (None: until resumed). A schedule
+        has at most one pause: pausing it again replaces the pause (a new reason or expiry). Pauses
+        whose `until` is before `pause.at` are deleted in the same transaction. The schedule need
+        not exist: the ledger knows names, not revisions."""
+        ...
+
+    def resume(self, schedule: str) -> Pause | None:
+        """Delete the schedule's pause; the pause deleted (expired or not), or None if it had none."""
+        ...
+
+    def pauses(self) -> dict[str, Pause]:
+        """Every pause, by schedule, in one query, including those whose `until` has passed (whether
+        a pause is active is the policy's: `pause_active`). The runner reads this at most once a
+        second, so it must stay one cheap statement."""
+        ...
+
+    def slot_runs(self, schedule: str, start: datetime, end: datetime) -> dict[datetime, RunStatus]:
+        """Every slot of the schedule in [start, end) that has a row (any cause), with the status of
+        its newest attempt (`backfill`: which slots already ran)."""
         ...

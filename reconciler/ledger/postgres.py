@@ -34,7 +34,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from reconciler.core.policy import Cause, RunStatus
+from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
@@ -187,6 +187,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN peak_memory bigint;
     ALTER TABLE runs ADD COLUMN cpu_user double precision;
     ALTER TABLE runs ADD COLUMN cpu_system double precision
+    """,
+    # v7: operators' pauses, one per schedule (`reconciler pause`), as SQLite's v10.
+    """
+    CREATE TABLE pauses (
+        schedule text PRIMARY KEY,
+        paused_by text NOT NULL,
+        paused_at timestamptz NOT NULL,
+        reason text NOT NULL,
+        until timestamptz
+    )
     """,
 )
 
@@ -734,6 +744,35 @@ class PostgresLedger:
                 for seq, rev, at, sha, author, email, authored, subject in rows]
 
 
+    # ---- pauses ------------------------------------------------------------------------------
+
+    def pause(self, pause: Pause) -> None:
+        with self._write("cannot pause a schedule") as conn, conn.transaction():
+            conn.execute("DELETE FROM pauses WHERE until < %s", (_utc(pause.at),))
+            conn.execute("INSERT INTO pauses (schedule, paused_by, paused_at, reason, until) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (schedule) DO UPDATE SET "
+                         "paused_by = excluded.paused_by, paused_at = excluded.paused_at, "
+                         "reason = excluded.reason, until = excluded.until",
+                         (pause.schedule, _text(pause.by), _utc(pause.at), _text(pause.reason),
+                          _utc(pause.until) if pause.until is not None else None))
+
+    def resume(self, schedule: str) -> Pause | None:
+        with self._write("cannot resume a schedule") as conn:
+            row = conn.execute("DELETE FROM pauses WHERE schedule = %s "
+                               "RETURNING schedule, paused_by, paused_at, reason, until", (schedule,)).fetchone()
+        return _pause(row) if row else None
+
+    def pauses(self) -> dict[str, Pause]:
+        with self._conn("cannot read pauses") as conn:
+            rows = conn.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses").fetchall()
+        return {r[0]: _pause(r) for r in rows}
+
+    def slot_runs(self, schedule: str, start: datetime, end: datetime) -> dict[datetime, RunStatus]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT slot, status FROM runs WHERE schedule = %s AND slot >= %s AND slot < %s "
+                                "ORDER BY attempt", (schedule, _utc(start), _utc(end))).fetchall()
+        return {slot.astimezone(UTC): RunStatus(status) for slot, status in rows}
+
     # ---- copying a whole ledger ------------------------------------------------------------------
 
     def dump(self) -> Iterator[Stored]:
@@ -819,6 +858,11 @@ def _claimed(schedule: str, row: Any) -> int | None:
     if row is not None and row[1] is not None:
         raise RevisionSuperseded(schedule, row[1])
     return None
+
+
+def _pause(row: Any) -> Pause:
+    schedule, by, at, reason, until = row
+    return Pause(schedule, by, at.astimezone(UTC), reason, until.astimezone(UTC) if until is not None else None)
 
 
 def _prune(conn: psycopg.Connection[tuple[Any, ...]], schedule: str, keep: int) -> int:

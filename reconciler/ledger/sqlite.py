@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from reconciler.core.policy import Cause, RunStatus
+from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
     DEFAULT_LEASE,
     REVISIONS_KEEP,
@@ -202,6 +202,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN peak_memory INTEGER;
     ALTER TABLE runs ADD COLUMN cpu_user REAL;
     ALTER TABLE runs ADD COLUMN cpu_system REAL
+    """,
+    # v10: operators' pauses, one per schedule (`reconciler pause`): who, when (µs), why, until (µs or NULL).
+    """
+    CREATE TABLE pauses (
+        schedule TEXT PRIMARY KEY,
+        paused_by TEXT NOT NULL,
+        paused_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        until INTEGER
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -863,6 +873,33 @@ class SqliteLedger:
                             tuple(changes.get(seq, ())))
                 for seq, rev, at, sha, author, email, authored, subject in rows]
 
+    # ---- pauses ------------------------------------------------------------------------------
+
+    def pause(self, pause: Pause) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM pauses WHERE until < ?", (to_micros(pause.at),))
+            db.execute("INSERT OR REPLACE INTO pauses (schedule, paused_by, paused_at, reason, until) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (pause.schedule, pause.by, to_micros(pause.at), pause.reason,
+                        to_micros(pause.until) if pause.until is not None else None))
+
+    def resume(self, schedule: str) -> Pause | None:
+        with self._write() as db:
+            row = db.execute("DELETE FROM pauses WHERE schedule = ? "
+                             "RETURNING schedule, paused_by, paused_at, reason, until", (schedule,)).fetchone()
+        return _pause(row) if row else None
+
+    def pauses(self) -> dict[str, Pause]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses").fetchall()
+        return {r[0]: _pause(r) for r in rows}
+
+    def slot_runs(self, schedule: str, start: datetime, end: datetime) -> dict[datetime, RunStatus]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT slot, status FROM runs WHERE schedule = ? AND slot >= ? AND slot < ? "
+                                     "ORDER BY attempt", (schedule, to_micros(start), to_micros(end))).fetchall()
+        return {from_micros(slot): RunStatus(status) for slot, status in rows}
+
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
         cur = db.execute(
@@ -925,3 +962,8 @@ class _Op(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]
+
+
+def _pause(row: Any) -> Pause:
+    schedule, by, at, reason, until = row
+    return Pause(schedule, by, from_micros(at), reason, from_micros(until) if until is not None else None)

@@ -28,7 +28,8 @@ def site_of(reconciler: Reconciler) -> Site:
                 token=options.token, alive=reconciler.timer.alive, running=reconciler.runner.running,
                 waiting=reconciler.runner.waiting,
                 trigger_now=reconciler.runner.trigger_now, registry=reconciler.metrics.registry,
-                log=reconciler.log, clock=reconciler.clock)
+                log=reconciler.log, clock=reconciler.clock, backfill=reconciler.runner.backfill,
+                paused=reconciler.runner.pauses.forget)
 
 
 def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,

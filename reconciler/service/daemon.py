@@ -24,7 +24,7 @@ from typing import Any
 
 import immutables
 
-from reconciler.core.loader import Loader, PathError, build_from_spec
+from reconciler.core.loader import Loader, PathError, build_from_spec, resolve
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
 from reconciler.engine.apply import apply_plan
@@ -81,7 +81,8 @@ class Reconciler:
         self.runner.on_refused = self._refused
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
-        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting()),
+        self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
+                                              self._pauses(), self.clock()),
                                replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
@@ -196,7 +197,16 @@ class Reconciler:
     def _refused(self, name: str, reason: str) -> None:
         self.metrics.refused.labels(reason).inc()
 
+    def _pauses(self) -> Mapping[str, Any]:
+        """For a scrape: read fresh (at most once per TTL) while the ledger answers; while it is
+        known to be down, the last view at once (a scrape must not wait for its timeouts)."""
+        if self.live.status.ledger_unreachable is not None:
+            return self.runner.pauses.cached()
+        return self.runner.pauses.all()
+
     def _replicas(self) -> list[Any]:
+        if self.live.status.ledger_unreachable is not None:
+            return []  # a scrape answers now, without waiting for a ledger known to be down
         return list(self.ledger.replicas())
 
     def _finished(self, record: RunRecord, output: str) -> None:
@@ -255,6 +265,11 @@ class Reconciler:
                 unusable.append(name)  # stored by an older version, and invalid by today's rules
             elif matches(self.options.selector, schedule):
                 restored[name] = schedule
+        # Windows and calendars from the shared files as last read: a schedule whose files cannot
+        # be had is not run, rather than run outside its windows or on its excluded dates.
+        ruled, _ = resolve(restored.values(), self.source.library())
+        unusable.extend(n for n in restored if n not in {s.name for s in ruled})
+        restored = {s.name: s for s in ruled}
         hashes = {n: s.spec_hash for n, s in restored.items()}
         self._pending = None
         self._apply(immutables.Map(restored), immutables.Map(hashes), last.revision,

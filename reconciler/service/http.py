@@ -149,6 +149,14 @@ def _no_log(event: str, **fields: Any) -> None:
     pass
 
 
+def _no_backfill(name: str, slot: datetime, parallel: int) -> int | None:
+    raise KeyError(name)
+
+
+def _nothing(*_: Any) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Site:
     """Everything the HTTP app reads, and the one thing it may do. `live` is called once per
@@ -166,6 +174,8 @@ class Site:
     registry: CollectorRegistry | None = None  # /metrics; None serves no metric
     log: Callable[..., None] = _no_log
     clock: Callable[[], datetime] = _utcnow
+    backfill: Callable[[str, datetime, int], int | None] = _no_backfill  # Runner.backfill
+    paused: Callable[[], None] = _nothing  # after a pause or resume: the runner reads the ledger again
 
 
 class Guard:
@@ -257,7 +267,7 @@ def build_app(site: Site) -> ASGIApp:
         query = Query(q=p.get("q", "").strip(), label=p.get("label", ""), state=p.get("state", ""),
                       last_status=p.get("last_status", ""), sort=sort, desc=p.get("desc", "") in ("1", "true"),
                       limit=_int(request, "limit", 50, 1, 1000), offset=_int(request, "offset", 0, 0, 10**9))
-        return ok(await asyncio.to_thread(views.schedules, site.live(), ledger, query))
+        return ok(await asyncio.to_thread(views.schedules, site.live(), ledger, query, site.clock()))
 
     async def schedule(request: Request) -> Response:
         data = await asyncio.to_thread(views.schedule, site.live(), ledger, request.path_params["name"],
@@ -279,7 +289,8 @@ def build_app(site: Site) -> ASGIApp:
         data = await asyncio.to_thread(views.run, ledger, run_id)
         return ok(data) if data is not None else error("no such run", 404)
 
-    async def trigger(request: Request) -> Response:
+    def denied(request: Request) -> Response | None:
+        """None if the request carries the operator token; else the answer that refuses it."""
         if site.token is None:
             return error("read-only: start the reconciler with --token-file to allow operator actions", 403)
         # RFC 9110: the scheme is case-insensitive and the credentials follow one or more spaces.
@@ -288,6 +299,11 @@ def build_app(site: Site) -> ASGIApp:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given, site.token.encode()):
             return error("a valid bearer token is required: Authorization: Bearer TOKEN", 401,
                          {"WWW-Authenticate": "Bearer"})
+        return None
+
+    async def trigger(request: Request) -> Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
         name = request.path_params["name"]
         try:
             site.trigger_now(name)
@@ -295,6 +311,45 @@ def build_app(site: Site) -> ASGIApp:
             return error("no such schedule", 404)
         site.log("api.trigger", schedule=name)
         return ok({"triggered": name}, 202)
+
+    from reconciler.service import operator
+
+    async def pauses(_: Request) -> Response:
+        return ok(await asyncio.to_thread(operator.pauses, ledger, site.clock()))
+
+    async def pause(request: Request) -> Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
+        name, body = request.path_params["name"], await operator.body(request)
+        if name not in site.live().schedules:
+            return error("no such schedule", 404)
+        data = await asyncio.to_thread(operator.pause, ledger, name, body, site.clock())
+        site.paused()
+        site.log("api.pause", schedule=name, reason=data["reason"], until=data["until"])
+        return ok(data)
+
+    async def resume(request: Request) -> Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
+        name = request.path_params["name"]
+        if name not in site.live().schedules:
+            return error("no such schedule", 404)
+        was = await asyncio.to_thread(ledger.resume, name)
+        site.paused()
+        site.log("api.resume", schedule=name, was_paused=was is not None)
+        return ok({"schedule": name, "was_paused": was is not None})
+
+    async def backfill(request: Request) -> Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
+        name, body = request.path_params["name"], await operator.body(request)
+        s = site.live().schedules.get(name)
+        if s is None:
+            return error("no such schedule", 404)
+        data, started = await asyncio.to_thread(operator.backfill, ledger, s, body, site.clock(), site.backfill)
+        site.log("api.backfill", schedule=name, slots=sum(p["plan"] == "run" for p in data["slots"]),
+                 dry_run=data["dry_run"])
+        return ok(data, 202 if started else 200)
 
     async def replicas(_: Request) -> Response:
         from reconciler.service.replicas import replicas as listed
@@ -319,7 +374,7 @@ def build_app(site: Site) -> ASGIApp:
         data = await asyncio.to_thread(changes, ledger, name, limit)
         return ok(data) if data["changes"] or name in site.live().schedules else error("no such schedule", 404)
 
-    async def bad_request(_: Request, exc: Exception) -> Response:
+    async def bad_request(_: Request, exc: Exception) -> Response:  # ValueError: an operator's request
         return error(str(exc), 400)
 
     routes = [
@@ -328,12 +383,17 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/status", status), Route("/api/v1/overview", overview),
         Route("/api/v1/schedules", schedules), Route("/api/v1/schedules/{name}", schedule),
         Route("/api/v1/schedules/{name}/trigger", trigger, methods=["POST"]),
+        Route("/api/v1/schedules/{name}/pause", pause, methods=["POST"]),
+        Route("/api/v1/schedules/{name}/resume", resume, methods=["POST"]),
+        Route("/api/v1/schedules/{name}/backfill", backfill, methods=["POST"]),
+        Route("/api/v1/pauses", pauses),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
         Route("/api/v1/summary", summary),
 
         Route("/api/v1/openapi.json", openapi), Route("/api/v1/schedules/{name}/history", history),
     ]
-    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request}), site.names)
+    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request,
+                                                                   operator.Refused: bad_request}), site.names)
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:

@@ -12,7 +12,7 @@ docs/monitoring.md lists every metric; examples/monitoring/ alerts on them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.core.model import Schedule
-from reconciler.core.policy import FAILING, Cause, ScheduleState
+from reconciler.core.policy import FAILING, Cause, Pause, ScheduleState, pause_active
 from reconciler.ledger.base import Ledger, LedgerError, ReplicaRecord, RunRecord
 from reconciler.service.live import Live
 
@@ -80,11 +80,13 @@ class Metrics:
             self.lateness.observe(max(0.0, (record.started_at - record.slot).total_seconds()))
 
 
-def gauges(live: Live, running: int, waiting: int = 0) -> dict[str, Any]:
-    """The state gauges of one live value (taken once per scrape), the runs in progress and the
-    slots waiting to start (the runner's backlog)."""
+def gauges(live: Live, running: int, waiting: int = 0, pauses: Mapping[str, Pause] | None = None,
+           now: datetime | None = None) -> dict[str, Any]:
+    """The state gauges of one live value (taken once per scrape), the runs in progress, the
+    slots waiting to start (the runner's backlog) and the pauses in force at `now`."""
     st = live.status
-    return {"counts": live.counts(), "applied_revision": st.applied_revision,
+    paused = [p for p in (pauses or {}).values() if now is not None and pause_active(p, now)]
+    return {"paused": paused, "counts": live.counts(), "applied_revision": st.applied_revision,
             "attempted_revision": st.attempted_revision, "problems": len(st.problems), "ready": st.ready,
             "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
             "waiting": waiting, "ledger_unreachable": st.ledger_unreachable is not None,
@@ -119,7 +121,6 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("reconciler_revision_stale",
                                 "1 when another replica applied a newer revision than this one.",
                                 value=int(s.get("stale", False)))
-
         yield GaugeMetricFamily("reconciler_revision_rejected",
                                 "1 while the newest revision seen is rejected and an older one runs.",
                                 value=int(s["rejected_at"] is not None))
@@ -127,6 +128,12 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily("reconciler_revision_rejected_since_timestamp_seconds",
                                     "When the rejected revision was first seen (absent while none is).",
                                     value=s["rejected_at"])
+        paused = GaugeMetricFamily("reconciler_schedule_paused_until_timestamp_seconds",
+                                   "A paused schedule: when its pause ends (+Inf: until resumed).",
+                                   labels=["schedule", "reason"])
+        for p in s.get("paused", []):
+            paused.add_metric([p.schedule, p.reason], p.until.timestamp() if p.until else float("inf"))
+        yield paused
 
 
 class _ReplicaCollector(Collector):
@@ -182,7 +189,10 @@ class _ScheduleCollector(Collector):
         self._intervals: dict[str, float | None] = {}  # spec hash -> expected interval, computed once
 
     def collect(self) -> Iterator[Any]:
-        live: Live = self._state()["live"]
+        state = self._state()
+        if state["ledger_unreachable"]:  # answered now from the live value, not after the ledger's timeouts
+            return
+        live: Live = state["live"]
         now = self._clock()
         nxt = live.next_fire_times()
         try:
@@ -206,6 +216,7 @@ class _ScheduleCollector(Collector):
         interval = GaugeMetricFamily("reconciler_schedule_expected_interval_seconds",
                                      "The longest gap between the schedule's next slots.", labels=label)
         intervals: dict[str, float | None] = {}
+        held = {p.schedule for p in state["paused"]}
         for name in sorted(live.schedules):
             h, run, when = health.get(name), last.get(name), nxt.get(name)
             if h is not None and h.last_success is not None:
@@ -215,7 +226,7 @@ class _ScheduleCollector(Collector):
             if when is not None:
                 fire.add_metric([name], when.timestamp())
             failures.add_metric([name], h.failures if h is not None else 0)
-            paused.add_metric([name], 0)  # no pause exists yet: each schedule runs as its file says
+            paused.add_metric([name], int(name in held))
             key = live.hashes.get(name, name)
             if key not in self._intervals:
                 self._intervals[key] = expected_interval(live.schedules[name], now)

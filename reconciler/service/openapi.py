@@ -49,7 +49,9 @@ _SUMMARY = {
     "name": _STR, "description": _STR, "labels": {"type": "object", "additionalProperties": _STR},
     "enabled": _BOOL, "state": {"enum": [str(s) for s in ScheduleState]}, "schedule": _STR, "kind": _STR,
     "expression": _null(_STR), "timezone": _STR, "next": _null(_TIME), "next_local": _null(_STR),
-    "last_run": _null(_ref("Run")), "source": _STR}
+    "next_note": _null(_STR),
+    "last_run": _null(_ref("Run")), "source": _STR,
+    "paused": _null(_obj(by=_STR, at=_TIME, reason=_STR, until=_null(_TIME)))}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(error=_STR),
@@ -66,7 +68,8 @@ SCHEMAS: dict[str, Any] = {
                      running=_INT, waiting=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
     "ScheduleSummary": _obj(**_SUMMARY),
     "Schedule": _obj(**_SUMMARY, spec_yaml=_STR, runs={"type": "array", "items": _ref("Run")},
-                     upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR)}),
+                     upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR,
+                                                              skipped=_null(_STR), note=_null(_STR))}),
     "SchedulePage": _obj(total=_INT, offset=_INT, limit=_INT,
                          items={"type": "array", "items": _ref("ScheduleSummary")}),
     "RunPage": _obj(items={"type": "array", "items": _ref("Run")}, next_before=_null(_INT)),
@@ -86,6 +89,11 @@ SCHEMAS: dict[str, Any] = {
         replicas={"type": "array", "items": _ref("Replica")},
         next={"type": "array", "items": _obj(schedule=_STR, at=_TIME)}),
     "Triggered": _obj(triggered=_STR),
+    "Pause": _obj(schedule=_STR, by=_STR, at=_TIME, reason=_STR, until=_null(_TIME), active=_BOOL),
+    "Pauses": _obj(items={"type": "array", "items": _ref("Pause")}),
+    "Resumed": _obj(schedule=_STR, was_paused=_BOOL),
+    "Backfill": _obj(dry_run=_BOOL, slots={"type": "array", "items": _obj(
+        slot=_TIME, plan=_STR, detail=_STR, run_id=_null(_INT), status=_null(_STR))}),
     "Commit": _obj(sha=_STR, author=_STR, email=_STR, authored_at=_TIME, subject=_STR),
     "Change": _obj(seq=_INT, revision=_STR, applied_at=_TIME, commit=_null(_ref("Commit")),
                    action={"enum": ["add", "change", "remove"]},
@@ -135,6 +143,26 @@ def _get(summary: str, ok: dict[str, Any], *, params: tuple[dict[str, Any], ...]
 
 _NOT_FOUND = {"404": _json("Error", "No such schedule.")}
 
+
+def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An operator's action: POST with the bearer token, an optional JSON body."""
+    op: dict[str, Any] = {
+        "summary": summary, "tags": ["actions"], "security": [{"bearer": []}], "parameters": [_NAME],
+        "responses": {**ok,
+                      # JSON from the app; plain text when the HTTP server itself refuses the request
+                      # (an Authorization header HTTP does not allow), as for the trigger.
+                      "400": {"description": "A malformed body or value, or a refused request (e.g. a backfill "
+                                             "into the future or of more than `max` slots).",
+                              "content": {"application/json": {"schema": _ref("Error")},
+                                          "text/plain": {"schema": _STR}}},
+                      "401": {**_json("Error", "No valid bearer token."),
+                              "headers": {"WWW-Authenticate": {"schema": _STR}}},
+                      "403": _json("Error", "Read-only: the server was started without --token-file."),
+                      "404": _json("Error", "No such schedule."), "421": _MISDIRECTED}}
+    if body is not None:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return {"post": op}
+
 PATHS: dict[str, Any] = {
     "/": _get("The dashboard (HTML).", _text("text/html", "The dashboard page."), tag="dashboard"),
     "/dashboard.js": _get("The dashboard's script.", _text("text/javascript", "Script."), tag="dashboard"),
@@ -176,6 +204,19 @@ PATHS: dict[str, Any] = {
                               "headers": {"WWW-Authenticate": {"schema": _STR}}},
                       "403": _json("Error", "Read-only: the server was started without --token-file."),
                       "404": _json("Error", "No such schedule."), "421": _MISDIRECTED}}},
+    "/api/v1/schedules/{name}/pause": _action(
+        "Pause the schedule (its slots are recorded skipped) with a reason, until an instant or for a duration.",
+        {"200": _json("Pause", "The pause now in force.")},
+        _obj(reason=_STR, until=_TIME, **{"for": _STR}) | {"required": []}),
+    "/api/v1/schedules/{name}/resume": _action("Lift the schedule's pause.",
+                                               {"200": _json("Resumed", "Whether it was paused.")}),
+    "/api/v1/schedules/{name}/backfill": _action(
+        "Run the past slots of [from, to) that have no run yet (or list them, with dry_run).",
+        {"200": _json("Backfill", "The plan (a dry run, or nothing to run)."),
+         "202": _json("Backfill", "The plan; its runs were started.")},
+        _obj(**{"from": _TIME, "to": _TIME}, dry_run=_BOOL, parallel={"type": "integer", "minimum": 1},
+             max={"type": "integer", "minimum": 1}) | {"required": ["from", "to"]}),
+    "/api/v1/pauses": _get("The pauses in force.", _json("Pauses", "Pauses.")),
     "/api/v1/runs": _get("Runs, newest first, paged by `before`.", _json("RunPage", "One page of runs."), params=(
         _query("schedule", _STR, "Only this schedule's runs."),
         _query("status", {"enum": [str(s) for s in RUN_STATES]}, "Only runs with this status."),

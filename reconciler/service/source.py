@@ -36,12 +36,23 @@ from reconciler.core.loader import (
     PathError,
     Skipped,
     build_file,
+    library_file,
     list_tree,
     odd_entry,
+    resolve,
 )
 from reconciler.core.model import Schedule
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
+from reconciler.core.timerules import (
+    CALENDARS,
+    LIBRARY_DIRS,
+    Library,
+    LibraryFile,
+    build_library,
+    library_entry,
+    references,
+)
 from reconciler.core.yamlstrict import MAX_FILE_BYTES
 from reconciler.service.parsecache import CheckedValues, ParseCache
 from reconciler.service.parsecache import Entry as CacheEntry
@@ -86,6 +97,7 @@ class _Index:
         self.rules: SetRules[str] = SetRules()  # keyed by relative path
         self.problem_files: set[str] = set()
         self.skipped: dict[str, Problem] = {}  # entries named like schedules that are not read
+        self.library: dict[str, tuple[str, LibraryFile]] = {}  # calendars/ and windows/ files by path
         self.content = 0
         # Every directory holding an indexed entry, with how many: "did a vanished path hold
         # files?" is one lookup, not a scan of every file.
@@ -94,6 +106,14 @@ class _Index:
         self.unique: immutables.Map[str, Schedule] = immutables.Map()
         self.hashes: immutables.Map[str, str] = immutables.Map()
         self.published = False
+        # Windows and calendars: the schedules naming each shared item, as (file, name), so that
+        # a changed calendar or windows file marks exactly those names dirty; the items changed
+        # since the last snapshot; the library the published maps were resolved against; and the
+        # problems of each name whose references cannot be resolved (left out of the maps).
+        self.users: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self.library_changed: set[tuple[str, str]] = set()
+        self.built: Library = Library()
+        self.unresolved: dict[str, list[Problem]] = {}
 
     def adopt(self, old: _Index) -> None:
         """After a whole read of the same tree: start from the old index's published maps, with
@@ -102,9 +122,44 @@ class _Index:
         if not old.published:
             return
         self.unique, self.hashes, self.published = old.unique, old.hashes, True
+        self.built, self.unresolved = old.built, dict(old.unresolved)
         new = self.rules.unique
-        self.dirty = {n for n, s in new.items() if old.unique.get(n) is not s}
+        # Compared with the old set rules' schedules (as read), not the published ones (resolved
+        # against the shared files); names the old index had not published yet are dirty too.
+        self.dirty = {n for n, s in new.items() if old.rules.unique.get(n) is not s}
+        self.dirty.update(n for n in old.rules.unique if n not in new)
         self.dirty.update(n for n in old.unique if n not in new)
+        self.dirty.update(old.dirty)
+        self.dirty.update(n for n in old.unresolved if n not in new)
+        self.library_changed = set(old.library_changed)
+        for rel in self.library.keys() | old.library.keys():
+            mine, theirs = self.library.get(rel), old.library.get(rel)
+            if (mine and mine[0]) != (theirs and theirs[0]):
+                self.library_changed.add(_item_key(rel))
+
+    def put_library(self, rel: str, entry: tuple[str, LibraryFile] | None) -> None:
+        old = self.library.pop(rel, None)
+        if old is not None:
+            self.content = (self.content - _file_hash(rel, old[0])) % _MOD
+            self._count_dirs(rel, -1)
+        if entry is not None:
+            self.library[rel] = entry
+            self.content = (self.content + _file_hash(rel, entry[0])) % _MOD
+            self._count_dirs(rel, 1)
+        if (old and old[0]) != (entry and entry[0]):
+            self.library_changed.add(_item_key(rel))
+
+    def _use(self, rel: str, result: FileResult, step: int) -> None:
+        for s in result.schedules:
+            if "windows" in s.spec or "calendar" in s.spec:
+                for kind, name, _ in references(s.spec):
+                    users = self.users.setdefault((kind, name), set())
+                    if step > 0:
+                        users.add((rel, s.name))
+                    else:
+                        users.discard((rel, s.name))
+                        if not users:
+                            del self.users[(kind, name)]
 
     def skip(self, rel: str, problem: Problem) -> None:
         self.put(rel, None)
@@ -119,6 +174,7 @@ class _Index:
             self.content = (self.content - _file_hash(rel, old[0])) % _MOD
             self.problem_files.discard(rel)
             self.rules.remove(rel, old[1])
+            self._use(rel, old[1], -1)
             self.dirty.update(name for name, _ in old[1].names)
             self._count_dirs(rel, -1)
         if entry is None:
@@ -128,6 +184,7 @@ class _Index:
         if entry[1].problems:
             self.problem_files.add(rel)
         self.rules.add(rel, entry[1])
+        self._use(rel, entry[1], 1)
         self.dirty.update(name for name, _ in entry[1].names)
         self._count_dirs(rel, 1)
 
@@ -144,25 +201,60 @@ class _Index:
     def holds_under(self, rel: str) -> bool:
         return rel.rstrip("/") in self.dirs
 
+    def _rebuild_library(self) -> None:
+        """After a calendar or windows file changed: the library again, and every name that refers
+        to a changed item (or to a calendar that excludes one) marked dirty, to be resolved again."""
+        if not self.library_changed and self.published:
+            return
+        files = [f for _, f in self.library.values()]
+        self.built = build_library(files)
+        changed = set(self.library_changed)
+        # A last_business_day_of_month calendar depends on the calendars it excludes.
+        changed.update((f.kind, f.name) for f in files if set(f.needs) & {n for k, n in changed if k == CALENDARS})
+        self.library_changed.clear()
+        for key in changed:
+            self.dirty.update(name for _, name in self.users.get(key, ()))
+
+    def _resolved(self, schedule: Schedule) -> Schedule | None:
+        """The schedule with its windows and calendars; None (its problems kept) if it names a
+        shared item that is missing or broken."""
+        self.unresolved.pop(schedule.name, None)
+        if "windows" not in schedule.spec and "calendar" not in schedule.spec:
+            return schedule
+        ruled, problems = resolve((schedule,), self.built)
+        if not ruled:
+            self.unresolved[schedule.name] = problems
+            return None
+        return ruled[0]
+
     def publish(self) -> frozenset[str] | None:
         """Bring the persistent maps up to date with the set rules, for the names touched since
         the last call: O(those names · log N). Returns them, or None on the first call (all new)."""
+        self._rebuild_library()
         if not self.published:
             self.published = True
-            self.unique, self.hashes = immutables.Map(self.rules.unique), immutables.Map(self.rules.hashes)
+            unique: dict[str, Schedule] = {}
+            for name, read in self.rules.unique.items():
+                if (schedule := self._resolved(read)) is not None:
+                    unique[name] = schedule
+            self.unique = immutables.Map(unique)
+            self.hashes = immutables.Map({n: h for n, h in self.rules.hashes.items() if n in unique})
             self.dirty.clear()
             return None
         names = frozenset(self.dirty)
         self.dirty.clear()
-        with self.unique.mutate() as unique, self.hashes.mutate() as hashes:
+        with self.unique.mutate() as mu, self.hashes.mutate() as hashes:
             for name in names:
-                schedule = self.rules.unique.get(name)
-                if schedule is None:
-                    unique.pop(name, None)
+                raw = self.rules.unique.get(name)
+                if raw is None:
+                    self.unresolved.pop(name, None)
+                resolved = None if raw is None else self._resolved(raw)
+                if resolved is None:
+                    mu.pop(name, None)
                     hashes.pop(name, None)
                 else:
-                    unique[name], hashes[name] = schedule, self.rules.hashes[name]
-            self.unique, self.hashes = unique.finish(), hashes.finish()
+                    mu[name], hashes[name] = resolved, self.rules.hashes[name]
+            self.unique, self.hashes = mu.finish(), hashes.finish()
         return names
 
     def problems(self) -> tuple[Problem, ...]:
@@ -172,7 +264,16 @@ class _Index:
         # the events came in.
         out.extend(self.rules.problems())
         out.extend(self.rules.graph_problems(self.selector))
+        out.extend(self.built.problems)
+        # In file order, whatever order the names were resolved in.
+        out.extend(sorted((p for ps in self.unresolved.values() for p in ps),
+                          key=lambda p: (p.path, p.line, p.column, str(p.pointer))))
         return tuple(out)
+
+
+def _item_key(rel: str) -> tuple[str, str]:
+    entry = library_entry(rel)
+    return entry if entry is not None else ("", rel)
 
 
 _MOD = 2 ** 256
@@ -293,6 +394,8 @@ class DirectorySource:
                 index = _Index(self.selector)
                 for rel in sorted(files):
                     index.put(rel, files[rel])
+                for rel, entry in self._read_library(target).items():
+                    index.put_library(rel, entry)
                 for s in skipped:
                     index.skip(s.rel, self._skipped(s.rel, s.message, s.severity))
                 if self._target is not None:  # not after a failure (`forget`): then plan everything
@@ -321,6 +424,9 @@ class DirectorySource:
                     rel = p.relative_to(Path(os.path.abspath(self.directory))).as_posix()
                 except ValueError:
                     continue
+            if library_entry(rel) is not None:  # a calendar or windows file: the schedules naming it follow
+                self._index.put_library(rel, self._library_entry(rel, target))
+                continue
             if not _wanted(rel):
                 # An editor's temp file or a hidden file: ignore. A directory that appeared, or a
                 # vanished path that held indexed files, is rescanned whole.
@@ -423,6 +529,34 @@ class DirectorySource:
         else:
             self._stats[rel] = sig
 
+    def _read_library(self, target: Path) -> dict[str, tuple[str, LibraryFile]]:
+        out: dict[str, tuple[str, LibraryFile]] = {}
+        for kind in LIBRARY_DIRS:
+            try:
+                names = sorted(os.listdir(target / kind))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                raise PathError(f"{target / kind}: cannot read: {e.strerror}") from e
+            for name in names:
+                rel = f"{kind}/{name}"
+                if library_entry(rel) is not None and (entry := self._library_entry(rel, target)) is not None:
+                    out[rel] = entry
+        return out
+
+    def _library_entry(self, rel: str, target: Path) -> tuple[str, LibraryFile] | None:
+        if odd_entry(str(target / rel), str(target)) is not None:
+            return None  # a link out of the tree, a FIFO: never read
+        data = _read(str(target / rel))
+        if data is None:
+            return None
+        digest = blob_id(data)
+        known = self._index.library.get(rel)
+        if known is not None and known[0] == digest:
+            return known
+        parsed = library_file(rel, f"{self.directory}/{rel}", data, digest)
+        return None if parsed is None else (digest, parsed)
+
     def _result(self, rel: str, data: bytes, now: datetime) -> tuple[str, FileResult]:
         digest = blob_id(data)
         chain = chain_for(rel, self._defaults) if self._defaults else ()
@@ -455,6 +589,10 @@ class DirectorySource:
             if kept is not None:
                 out[kept[0]] = kept[1]
         return out
+
+    def library(self) -> Library:
+        """The shared calendars and windows as last read (empty before the first read)."""
+        return self._index.built
 
     def _snapshot(self, target: Path) -> Snapshot:
         index = self._index
@@ -716,4 +854,7 @@ def _is_defaults(rel: str) -> bool:
 
 
 def _wanted(rel: str) -> bool:
-    return rel.endswith(SUFFIXES) and not any(part.startswith(".") for part in rel.split("/"))
+    parts = rel.split("/")
+    if len(parts) > 1 and parts[0] in LIBRARY_DIRS:  # shared calendars and windows, not schedules
+        return library_entry(rel) is not None
+    return rel.endswith(SUFFIXES) and not any(part.startswith(".") for part in parts)

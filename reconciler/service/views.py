@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -94,8 +94,20 @@ def last_runs(ledger: Ledger, names: Iterable[str] | None = None) -> dict[str, R
     return {name: newest[0] for name, newest in found if newest}
 
 
-def schedules(live: Live, ledger: Ledger, query: Query) -> dict[str, Any]:
+def active_pauses(ledger: Ledger, now: datetime) -> dict[str, policy.Pause]:
+    """The pauses in force at `now`, by schedule (one query: a row per paused schedule)."""
+    return {n: p for n, p in ledger.pauses().items() if policy.pause_active(p, now)}
+
+
+def pause_view(p: policy.Pause | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {"by": p.by, "at": iso(p.at), "reason": p.reason, "until": iso(p.until)}
+
+
+def schedules(live: Live, ledger: Ledger, query: Query, now: datetime | None = None) -> dict[str, Any]:
     nxt = live.next_fire_times()
+    paused = active_pauses(ledger, now or datetime.now(UTC))
     # Every schedule's last run only when the filter or the order needs it; a page's otherwise.
     last = last_runs(ledger) if query.last_status or query.sort == "last" else None
     rows = list(live.schedules.values())
@@ -119,18 +131,26 @@ def schedules(live: Live, ledger: Ledger, query: Query) -> dict[str, Any]:
     if last is None:
         last = last_runs(ledger, (s.name for s in page))
     return {"total": len(rows), "offset": query.offset, "limit": query.limit,
-            "items": [summary(live, s, nxt, last.get(s.name)) for s in page]}
+            "items": [summary(live, s, nxt, last.get(s.name), paused.get(s.name)) for s in page]}
 
 
-def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None) -> dict[str, Any]:
+def nxt_slot(s: Schedule, fire: datetime) -> datetime:
+    """The slot of a next fire time (fire times carry jitter)."""
+    return s.timing.next_slot(fire - s.timing.jitter - timedelta(microseconds=1)) or fire
+
+
+def summary(live: Live, s: Schedule, nxt: NextTimes, last: RunRecord | None,
+            pause: policy.Pause | None = None) -> dict[str, Any]:
     fire = nxt.get(s.name)
     return {
         "name": s.name, "description": s.description, "labels": s.labels_dict, "enabled": s.enabled,
         "state": live.state_of(s, nxt), "schedule": _when(s), "kind": "after" if s.deps.after else s.timing.kind,
         "expression": s.timing.cron.source if s.timing.cron else None, "timezone": s.timing.tz.key,
         "next": iso(fire), "next_local": local_text(fire, s.timing) if fire else None,
+        "next_note": (policy.slot_note(s, nxt_slot(s, fire)) or None) if fire and not s.rules.empty else None,
         "last_run": run_dict(last) if last else None,
         "source": f"{s.source.path}:{s.source.line}",
+        "paused": pause_view(pause),
     }
 
 
@@ -141,9 +161,13 @@ def schedule(live: Live, ledger: Ledger, name: str, *, now: datetime, runs: int 
     nxt = live.next_fire_times()
     upcoming = list(s.timing.slots(now, 5)) if live.state_of(s, nxt) == policy.ScheduleState.ACTIVE else []
     recent = ledger.runs(name, limit=runs)
-    return {**summary(live, s, nxt, recent[0] if recent else None),
+    pause = active_pauses(ledger, now).get(name)
+    return {**summary(live, s, nxt, recent[0] if recent else None, pause),
             "spec_yaml": yaml.safe_dump(s.spec, sort_keys=False, allow_unicode=True),
-            "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing)}
+            "upcoming": [{"slot": iso(t), "fires": iso(s.timing.fire_time(t)), "local": local_text(t, s.timing),
+                          "skipped": policy.skipped_by_pause(pause, t),
+                          # what windows and calendars do to it ("skipped: calendar de-by-holidays (...)")
+                          "note": policy.slot_note(s, t) or None}
                          for t in upcoming],
             "runs": [run_dict(r) for r in recent],
             # Dependencies (issue 18): whom it follows or waits for, and who follows or waits for it.

@@ -71,6 +71,28 @@ def history_after_a_run(tmp: Path, run: Run, *args: str) -> Outcome:
     return done(run("history", *args, "--ledger", str(tmp / "l.db")))
 
 
+def applied_ledger(tmp: Path, text: str = GOOD) -> tuple[str, str]:
+    """A schedules directory, and a ledger whose last revision holds it (as a daemon leaves one)."""
+    from datetime import UTC, datetime
+
+    from reconciler.core.loader import Loader
+    from reconciler.ledger.sqlite import SqliteLedger
+
+    directory = schedules(tmp, text)
+    loaded = Loader().load_paths([directory]).schedules
+    ledger = SqliteLedger(tmp / "l.db")
+    ledger.record_revision("r1", datetime.now(UTC), {}, {s.name: s.spec for s in loaded},
+                           {s.name: s.spec_hash for s in loaded})
+    ledger.close()
+    return str(directory), str(tmp / "l.db")
+
+
+def backfill(tmp: Path, run: Run, text: str, name: str, end: str = "2026-01-02T00:00:00Z") -> Outcome:
+    directory, ledger = applied_ledger(tmp, text)
+    return done(run("backfill", name, "--from", "2026-01-01T00:00:00Z", "--to", end, "--dir", directory,
+                    "--ledger", ledger))
+
+
 def init_over_existing_files(tmp: Path, run: Run) -> Outcome:
     (tmp / "README.md").write_text("mine\n")
     return done(run("init", str(tmp)))
@@ -136,6 +158,16 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "audit-unknown-name": ("audit", 1, lambda t, r: history_after_a_run(t, r) and done(
         r("audit", "fials", "--ledger", str(t / "l.db")))),
     "audit-missing-ledger": ("audit", 64, lambda t, r: done(r("audit", "--ledger", str(t / "missing.db")))),
+    "pause-paused": ("pause", 0, lambda t, r: done(r("pause", "good", "--ledger", applied_ledger(t)[1]))),
+    "pause-unknown-name": ("pause", 1, lambda t, r: done(r("pause", "nope", "--ledger", applied_ledger(t)[1]))),
+    "pause-both-until-and-for": ("pause", 64, lambda t, r: done(r(
+        "pause", "good", "--for", "1h", "--until", "2099-01-01T00:00:00Z", "--ledger", applied_ledger(t)[1]))),
+    "resume-resumed": ("resume", 0, lambda t, r: done(r("resume", "good", "--ledger", applied_ledger(t)[1]))),
+    "resume-unknown-name": ("resume", 1, lambda t, r: done(r("resume", "nope", "--ledger", applied_ledger(t)[1]))),
+    "resume-missing-ledger": ("resume", 64, lambda t, r: done(r("resume", "good", "--ledger", str(t / "no.db")))),
+    "backfill-succeeded": ("backfill", 0, lambda t, r: backfill(t, r, GOOD, "good")),
+    "backfill-failed": ("backfill", 1, lambda t, r: backfill(t, r, FAILING, "fails")),
+    "backfill-future": ("backfill", 64, lambda t, r: backfill(t, r, GOOD, "good", "2999-01-01T00:00:00Z")),
     "init-created": ("init", 0, lambda t, r: done(r("init", str(t / "repo")))),
     "init-would-overwrite": ("init", 1, init_over_existing_files),
     "init-unknown-option": ("init", 64, lambda t, r: done(r("init", "--overwrite", str(t)))),
@@ -155,7 +187,7 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
 
 
 @pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "audit",
-                                     "init", "status",
+                                     "init", "status", "pause", "resume", "backfill",
                                      "show"])
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")

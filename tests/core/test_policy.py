@@ -44,7 +44,7 @@ def request(cause: Cause = Cause.SCHEDULE, attempt: int = 1, late: timedelta = t
 def test_statuses_and_causes_are_the_texts_the_ledger_stores() -> None:
     assert policy.RUN_STATES == ("running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missed",
                                  "interrupted", "abandoned")
-    assert [str(c) for c in Cause] == ["schedule", "manual", "retry", "catchup", "upstream"]
+    assert [str(c) for c in Cause] == ["schedule", "manual", "retry", "catchup", "backfill", "upstream"]
     assert f"run.{RunStatus.TIMED_OUT}" == "run.timed_out"
 
 

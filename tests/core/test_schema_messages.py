@@ -12,7 +12,8 @@ def problems(text: str) -> list[tuple[int, int, str, str]]:
 
 
 def test_a_file_of_one_unknown_key_names_each_missing_field_once_and_the_unknown_key() -> None:
-    expected = "; expected one of: description, enabled, history, labels, name, notify, policy, requires, run, schedule"
+    expected = ("; expected one of: calendar, description, enabled, history, labels, name, notify, policy, requires, "
+                "run, schedule, windows")
     assert problems("foo: 1\n") == [
         (1, 1, "$", "required field 'name' is missing"),
         (1, 1, "$", "required field 'schedule' is missing"),

@@ -752,3 +752,50 @@ def test_a_runs_usage_is_kept_by_finish_and_read_back_in_the_run_and_the_list(le
     assert (one.peak_memory, one.cpu_user, one.cpu_system) == (67_108_864, 1.25, 0.5)
     listed = {r.id: (r.peak_memory, r.cpu_user, r.cpu_system) for r in ledger.runs("a")}
     assert listed == {measured: (67_108_864, 1.25, 0.5), bare: (None, None, None)}
+
+
+# ---- pauses -------------------------------------------------------------------------------------------
+
+
+def test_a_pause_records_who_when_why_and_until_and_a_second_one_replaces_it(ledger: Ledger) -> None:
+    from reconciler.core.policy import Pause
+
+    assert ledger.pauses() == {}
+    first = Pause("a", "alice", T0, "db migration", T0 + timedelta(hours=2))
+    ledger.pause(first)
+    ledger.pause(Pause("b", "bob", T0, ""))
+    assert ledger.pauses() == {"a": first, "b": Pause("b", "bob", T0, "", None)}
+    again = Pause("a", "carol", T0 + timedelta(minutes=5), "longer", None)
+    ledger.pause(again)
+    assert ledger.pauses()["a"] == again
+
+
+def test_resume_deletes_the_pause_and_says_what_it_was(ledger: Ledger) -> None:
+    from reconciler.core.policy import Pause
+
+    p = Pause("a", "alice", T0, "why", None)
+    ledger.pause(p)
+    assert ledger.resume("a") == p
+    assert ledger.resume("a") is None
+    assert ledger.pauses() == {}
+
+
+def test_pausing_forgets_pauses_that_expired_before_it(ledger: Ledger) -> None:
+    from reconciler.core.policy import Pause
+
+    ledger.pause(Pause("old", "alice", T0, "", T0 + timedelta(minutes=1)))
+    ledger.pause(Pause("new", "bob", T0 + timedelta(hours=1), ""))
+    assert set(ledger.pauses()) == {"new"}
+
+
+def test_slot_runs_lists_the_slots_in_the_range_with_their_newest_attempts_status(ledger: Ledger) -> None:
+    first = claim(ledger, minute=1)
+    assert first is not None
+    ledger.finish(first, Outcome(RunStatus.FAILED, T0))
+    claim(ledger, minute=1, attempt=2, cause=Cause.RETRY)
+    ledger.record("a", T0 + timedelta(minutes=2), attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                  outcome=Outcome(RunStatus.SKIPPED, T0))
+    claim(ledger, minute=3)
+    claim(ledger, name="b", minute=2)
+    assert ledger.slot_runs("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)) == {
+        T0 + timedelta(minutes=1): RunStatus.RUNNING, T0 + timedelta(minutes=2): RunStatus.SKIPPED}
