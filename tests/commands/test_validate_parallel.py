@@ -79,3 +79,18 @@ def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
     assert len(helper.files) == 21  # of 42: the second half
     expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
     assert result == expected
+
+
+def test_the_helper_reports_unknown_calendars_and_windows_in_its_half_as_one_process_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tree(tmp_path / "schedules")
+    (root / "zz-rules.yaml").write_text(
+        "name: ruled\nschedule: {every: 1m}\nrun: {command: [/bin/true]}\n"
+        "calendar: {exclude: [no-such-calendar]}\nwindows: [no-such-window]\n")
+    alone, together = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 10**9)
+    command.validate([str(root)], "text", alone, NOW)
+    monkeypatch.setattr(command, "PARALLEL_MIN_FILES", 1)
+    command.validate([str(root)], "text", together, NOW)
+    assert "no-such-calendar" in alone.getvalue() and "no-such-window" in alone.getvalue()
+    assert together.getvalue() == alone.getvalue()
