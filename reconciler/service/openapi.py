@@ -68,6 +68,7 @@ SCHEMAS: dict[str, Any] = {
                      running=_INT, waiting=_INT, recent_failures={"type": "array", "items": _ref("Run")}),
     "ScheduleSummary": _obj(**_SUMMARY),
     "Schedule": _obj(**_SUMMARY, spec_yaml=_STR, runs={"type": "array", "items": _ref("Run")},
+                     upstreams={"type": "array", "items": _STR}, downstreams={"type": "array", "items": _STR},
                      upcoming={"type": "array", "items": _obj(slot=_TIME, fires=_TIME, local=_STR,
                                                               skipped=_null(_STR), note=_null(_STR))}),
     "SchedulePage": _obj(total=_INT, offset=_INT, limit=_INT,
