@@ -466,6 +466,17 @@ class Ledger(Protocol):
         query. (`reconciler status`, GET /api/v1/summary.)"""
         ...
 
+    def recent_runs(self, schedules: Collection[str], per: int) -> dict[str, list[RunRecord]]:
+        """The newest `per` runs (by id, newest first, without output) of each of these schedules,
+        in one query that reads at most `per` rows of each: the dashboard's run strips. A schedule
+        without runs is left out."""
+        ...
+
+    def status_counts(self, schedule: str, since: datetime) -> dict[RunStatus, int]:
+        """How many runs of one schedule whose slot is at or after `since` ended in each state
+        (states with none are left out), in one query: the dashboard's success rates."""
+        ...
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still `running` (of one schedule, or all), oldest first, each with its owner: what
         holds a `forbid` schedule, whether its lease has expired or not. (The runner, when an

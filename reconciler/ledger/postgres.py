@@ -593,6 +593,24 @@ class PostgresLedger:
             rows = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
         return {RunStatus(status): int(n) for status, n in rows}
 
+    def recent_runs(self, schedules: Collection[str], per: int) -> dict[str, list[RunRecord]]:
+        found: dict[str, list[RunRecord]] = {}
+        if per < 1 or not schedules:
+            return found
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute(f"SELECT r.* FROM unnest(%s::text[]) AS n(name) CROSS JOIN LATERAL "
+                                f"(SELECT {_RUN_COLUMNS} FROM runs WHERE schedule = n.name ORDER BY id DESC "
+                                "LIMIT %s) r ORDER BY r.schedule, r.id DESC", (sorted(set(schedules)), per)).fetchall()
+        for r in rows:
+            found.setdefault(r[1], []).append(_record(r))
+        return found
+
+    def status_counts(self, schedule: str, since: datetime) -> dict[RunStatus, int]:
+        with self._conn("cannot read runs") as conn:
+            rows = conn.execute("SELECT status, count(*) FROM runs WHERE schedule = %s AND slot >= %s "
+                                "GROUP BY status", (schedule, _utc(since))).fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = %s", (schedule,))

@@ -656,6 +656,32 @@ class SqliteLedger:
             rows = self._rdb.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
         return {RunStatus(status): int(n) for status, n in rows}
 
+    def recent_runs(self, schedules: Collection[str], per: int) -> dict[str, list[RunRecord]]:
+        """SQLite has no LATERAL: each schedule's `per`-th newest id is found first (an index walk of
+        `per` entries), then only the index range above it is read."""
+        names, found = sorted(set(schedules)), {}
+        if per < 1:
+            return {}
+        with self._rlock:
+            for i in range(0, len(names), 500):
+                chunk = names[i:i + 500]
+                rows = self._rdb.execute(
+                    f"WITH names(name) AS (VALUES {','.join(['(?)'] * len(chunk))}), "
+                    "bounds AS (SELECT name, (SELECT id FROM runs WHERE schedule = names.name "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?) AS low FROM names) "
+                    f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))} FROM bounds "
+                    "JOIN runs r ON r.schedule = bounds.name AND r.id >= coalesce(bounds.low, 0) "
+                    "ORDER BY r.schedule, r.id DESC", (*chunk, per - 1)).fetchall()
+                for r in rows:
+                    found.setdefault(r[1], []).append(_record(r))
+        return found
+
+    def status_counts(self, schedule: str, since: datetime) -> dict[RunStatus, int]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT status, count(*) FROM runs WHERE schedule = ? AND slot >= ? "
+                                     "GROUP BY status", (schedule, to_micros(since))).fetchall()
+        return {RunStatus(status): int(n) for status, n in rows}
+
     def open_runs(self, schedule: str | None = None) -> list[tuple[RunRecord, str]]:
         """Runs still marked running (of one schedule, or all), with the owner that claimed them."""
         where, args = ("", ()) if schedule is None else (" AND schedule = ?", (schedule,))

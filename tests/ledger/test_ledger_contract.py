@@ -799,3 +799,31 @@ def test_slot_runs_lists_the_slots_in_the_range_with_their_newest_attempts_statu
     claim(ledger, name="b", minute=2)
     assert ledger.slot_runs("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)) == {
         T0 + timedelta(minutes=1): RunStatus.RUNNING, T0 + timedelta(minutes=2): RunStatus.SKIPPED}
+
+
+def test_recent_runs_are_each_schedules_newest_few_newest_first(ledger: Ledger) -> None:
+    ids: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    for i in range(30):
+        name = "abc"[i % 3] if i < 27 else "a"
+        run_id = claim(ledger, name=name, minute=i)
+        assert run_id is not None
+        ledger.finish(run_id, Outcome(RunStatus.FAILED if i % 2 else RunStatus.SUCCEEDED, T0 + timedelta(seconds=i)))
+        ids[name].append(run_id)
+    found = ledger.recent_runs(["a", "b", "missing", "a"], per=4)
+    assert sorted(found) == ["a", "b"]  # no runs: left out; "c" was not asked for
+    assert [r.id for r in found["a"]] == ids["a"][::-1][:4]
+    assert [r.id for r in found["b"]] == ids["b"][::-1][:4]
+    assert found["b"][0].status == ledger.run(ids["b"][-1]).status  # type: ignore[union-attr]
+    assert [r.id for r in ledger.recent_runs(["c"], per=100)["c"]] == ids["c"][::-1]
+    assert ledger.recent_runs(["a"], per=0) == {}
+    assert ledger.recent_runs([], per=5) == {}
+
+
+def test_status_counts_count_one_schedules_runs_since_a_slot(ledger: Ledger) -> None:
+    for i in range(10):
+        run_id = claim(ledger, name="a" if i < 8 else "b", minute=i)
+        assert run_id is not None
+        ledger.finish(run_id, Outcome(RunStatus.FAILED if i in (1, 6) else RunStatus.SUCCEEDED, T0))
+    assert ledger.status_counts("a", T0) == {RunStatus.SUCCEEDED: 6, RunStatus.FAILED: 2}
+    assert ledger.status_counts("a", T0 + timedelta(minutes=5)) == {RunStatus.SUCCEEDED: 2, RunStatus.FAILED: 1}
+    assert ledger.status_counts("a", T0 + timedelta(hours=1)) == {}
