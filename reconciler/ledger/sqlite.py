@@ -659,7 +659,7 @@ class SqliteLedger:
     def recent_runs(self, schedules: Collection[str], per: int) -> dict[str, list[RunRecord]]:
         """SQLite has no LATERAL: each schedule's `per`-th newest id is found first (an index walk of
         `per` entries), then only the index range above it is read."""
-        names, found = sorted(set(schedules)), {}
+        names, found = sorted(set(schedules)), dict[str, list[RunRecord]]()
         if per < 1:
             return {}
         with self._rlock:

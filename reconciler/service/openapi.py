@@ -234,12 +234,15 @@ PATHS: dict[str, Any] = {
 
 @cache
 def document(version: str) -> dict[str, Any]:
+    from reconciler.service import pictures_openapi  # it builds on the helpers above
+
+    paths, schemas = {**PATHS, **pictures_openapi.PATHS}, {**SCHEMAS, **pictures_openapi.SCHEMAS}
     return {
         "openapi": "3.1.0",
         "info": {"title": "schedule-reconciler", "version": version,
                  "description": "The reconciler's HTTP API: probes, metrics, schedules, runs and actions."},
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS,
+        "paths": paths,
+        "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "A token from --token-file."}}},
     }
