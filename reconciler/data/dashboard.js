@@ -202,6 +202,7 @@
         el("td", { class: "mono" }, revision(r.revision))));
     }
     if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
+    document.dispatchEvent(new CustomEvent("dashboard:schedule", { detail: s }));  // charts.js draws its pictures
   }
 
   // What a run used (resource limits): peak memory and CPU time, where its kind measured them.
@@ -224,9 +225,14 @@
   async function refresh() {
     try {
       const route = location.hash.match(/^#\/schedule\/([^/]+)(?:\/run\/(\d+))?/);
-      $("overview-view").classList.toggle("hidden", !!route);
+      const timeline = location.hash.startsWith("#/timeline");  // drawn by charts.js
+      $("overview-view").classList.toggle("hidden", !!route || timeline);
       $("schedule-view").classList.toggle("hidden", !route);
-      if (route) {
+      $("timeline-view").classList.toggle("hidden", !timeline);
+      if (timeline) {
+        renderStatus(await getJSON("/api/v1/status"));
+        document.dispatchEvent(new CustomEvent("dashboard:timeline"));
+      } else if (route) {
         const status = await getJSON("/api/v1/status");
         renderStatus(status);
         await renderDetail(decodeURIComponent(route[1]));
@@ -236,6 +242,7 @@
           getJSON("/api/v1/replicas")]);
         renderOverview(overview);
         renderSchedules(schedules);
+        document.dispatchEvent(new CustomEvent("dashboard:schedules", { detail: schedules }));  // the run strips
         renderReplicas(replicas);
       }
       $("updated").replaceChildren("updated ", time(new Date().toISOString()));
