@@ -112,19 +112,35 @@
 
   // ---- one schedule: trends, success rates, countdown ---------------------------------------------
   function tzDate(zone) { return (ts) => uPlot.tzDate(new Date(ts * 1e3), zone); }
-  function width(node) { return Math.max(320, Math.min(node.clientWidth || 900, 1300)); }
+  // The chart's box may still be empty (hidden by CSS): its parent's width is the one to fill.
+  function width(node) { return Math.max(320, Math.min((node.parentNode.clientWidth || 900) - 16, 1360)); }
+  // Time axes and legends as the rest of the page writes times: 24-hour, in the chart's named zone.
+  function timeAxis(zone) {
+    let format;
+    try { format = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }); }
+    catch (e) { format = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", hourCycle: "h23", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }); }
+    const text = (ts) => {
+      const p = {};
+      for (const part of format.formatToParts(new Date(ts * 1000))) p[part.type] = part.value;
+      return `${p.month}-${p.day} ${p.hour}:${p.minute}`;
+    };
+    return { label: zone, space: 90, values: (u, ticks) => ticks.map(text) };
+  }
+  function timeSeries(label, zone) { return { label, value: (u, ts) => (ts == null ? "—" : when(new Date(ts * 1000).toISOString(), zone)) }; }
   const marker = (color, label) => ({ label, stroke: color, fill: color, width: 0, paths: () => null,
     points: { show: true, size: 9, stroke: color, fill: color } });
 
-  function chart(role, node, opts, data) {
+  // A refresh of the same picture only hands uPlot new data; a new zone, range or schedule draws it anew.
+  function chart(role, node, opts, data, key) {
     const old = charts[role];
-    if (old && old.root.parentNode === node && old.series.length === opts.series.length) {
+    if (old && old.root.parentNode === node && old.pictureKey === key) {
       old.setData(data);
       return old;
     }
     if (old) old.destroy();
     node.replaceChildren();
     charts[role] = new uPlot({ width: width(node), ...opts }, data, node);
+    charts[role].pictureKey = key;
     return charts[role];
   }
 
@@ -134,11 +150,11 @@
       t.points.map((p) => (p.failed ? p.duration_seconds ?? 0 : null))];
     return chart("duration", node, { height: 220, tzDate: tzDate(t.timezone), title: "Duration and CPU time (s)",
       scales: { x: { time: true } },
-      axes: [{ label: t.timezone }, { label: "seconds" }],
-      series: [{ label: "slot" },
+      axes: [timeAxis(t.timezone), { label: "seconds" }],
+      series: [timeSeries("slot", t.timezone),
         { label: "duration", stroke: COLORS.line, width: 1.5, value: (u, v) => seconds(v), points: { show: true, size: 4 } },
         { label: "CPU (user + system)", stroke: COLORS.cpu, width: 1, value: (u, v) => seconds(v) },
-        marker(COLORS.bad, "failed")] }, data);
+        marker(COLORS.bad, "failed")] }, data, t.name + t.timezone);
   }
 
   function memoryChart(t, node) {
@@ -146,11 +162,11 @@
     const data = [t.points.map((p) => Date.parse(p.slot) / 1000), t.points.map((p) => mib(p.peak_memory_bytes)),
       t.points.map((p) => (p.failed ? mib(p.peak_memory_bytes) ?? 0 : null))];
     return chart("memory", node, { height: 180, tzDate: tzDate(t.timezone), title: "Peak memory (MiB)",
-      scales: { x: { time: true } }, axes: [{ label: t.timezone }, { label: "MiB" }],
-      series: [{ label: "slot" },
+      scales: { x: { time: true } }, axes: [timeAxis(t.timezone), { label: "MiB" }],
+      series: [timeSeries("slot", t.timezone),
         { label: "peak memory", stroke: COLORS.ok, width: 1.5, value: (u, v) => (v == null ? "—" : `${v.toFixed(1)} MiB`),
           points: { show: true, size: 4 } },
-        marker(COLORS.bad, "failed")] }, data);
+        marker(COLORS.bad, "failed")] }, data, t.name + t.timezone);
   }
 
   function rate(label, r) {
@@ -243,9 +259,9 @@
     return chart("timeline", node, { height, tzDate: tzDate(zone), title: `Slots by schedule (axis in ${zone})`,
       scales: { x: { time: true, range: [Date.parse(t.from) / 1000, Date.parse(t.to) / 1000] },
         y: { range: [-1, Math.max(t.lanes.length, 1)] } },
-      axes: [{ label: zone }, { label: "schedule", size: 140, values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && t.lanes[v] ? t.lanes[v].schedule.slice(0, 18) : "")) }],
-      series: [{ label: "fires" }, dot(COLORS.info, "runs", 5), dot(COLORS.skip, "skipped", 5),
-        dot(COLORS.warn, "heavy", 7), dot(COLORS.bad, "heavy, overlapping", 8)] }, data);
+      axes: [timeAxis(zone), { label: "schedule", size: 140, values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && t.lanes[v] ? t.lanes[v].schedule.slice(0, 18) : "")) }],
+      series: [timeSeries("fires", zone), dot(COLORS.info, "runs", 5), dot(COLORS.skip, "skipped", 5),
+        dot(COLORS.warn, "heavy", 7), dot(COLORS.bad, "heavy, overlapping", 8)] }, data, JSON.stringify([t.from, t.to, t.zone, t.lanes.length]));
   }
 
   function overlapChart(t, node) {
@@ -258,9 +274,10 @@
     const zone = t.zone || "UTC";
     chart("overlap", node, { height: 140, tzDate: tzDate(zone), title: "Heavy jobs running at once (expected)",
       scales: { x: { time: true, range: [Date.parse(t.from) / 1000, Date.parse(t.to) / 1000] } },
-      axes: [{ label: zone }, { label: "runs" }],
-      series: [{ label: "time" }, { label: "heavy runs", stroke: COLORS.warn, fill: "rgba(247,144,9,0.15)",
-        paths: uPlot.paths.stepped({ align: 1 }) }] }, [series.map((p) => p[0]), series.map((p) => p[1])]);
+      axes: [timeAxis(zone), { label: "runs" }],
+      series: [timeSeries("time", zone), { label: "heavy runs", stroke: COLORS.warn, fill: "rgba(247,144,9,0.15)",
+        paths: uPlot.paths.stepped({ align: 1 }) }] }, [series.map((p) => p[0]), series.map((p) => p[1])],
+      JSON.stringify([t.from, t.to, t.zone]));
   }
 
   function timelineTables(t) {
