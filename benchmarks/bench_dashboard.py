@@ -96,25 +96,42 @@ def main() -> None:
 
 
 def peers(path: Path, page: list[str], rounds: int = 30) -> None:
-    """The strips' query against a window function over the same schedules, alternating."""
-    led = SqliteLedger(path)
-    names = ",".join("?" * len(page))
-    window = (f"SELECT * FROM (SELECT id, schedule, status, row_number() OVER (PARTITION BY schedule ORDER BY id DESC)"
-              f" AS n FROM runs WHERE schedule IN ({names})) WHERE n <= 40")
-    ours: list[float] = []
-    theirs: list[float] = []
-    with sqlite3.connect(path) as db:
-        for _ in range(rounds):
-            t = time.perf_counter()
-            led.recent_runs(page, 40)
-            ours.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            db.execute(window, page).fetchall()
-            theirs.append((time.perf_counter() - t) * 1000)
-    led.close()
-    a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"strips of 50 schedules, in-process: recent_runs (bounded per schedule) median {a:.2f} ms, "
-          f"window function median {b:.2f} ms, ratio {b / a:.2f}x")
+    """The strips' query (each schedule's N newest, bounded per schedule) against its peer, a window
+    function over every run of the page's schedules, both building the same records, alternating:
+    on the benchmark's ledger (about 10 runs a schedule) and on one where each has 2,000."""
+    from reconciler.ledger.sqlite import _RUN_COLUMNS, _record
+
+    deep = path.with_name("deep.db")
+    deep.unlink(missing_ok=True)
+    SqliteLedger(deep).close()
+    t0 = to_micros(datetime(2026, 1, 1, tzinfo=UTC))
+    with sqlite3.connect(deep) as db:
+        db.executemany("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, finished_at)"
+                       " VALUES (?, ?, 1, 'schedule', 'succeeded', 'r', ?, ?)",
+                       [(f"s{i % 50}", t0 + i * 1_000_000, t0 + i * 1_000_000, t0 + i * 1_000_000 + 5)
+                        for i in range(100_000)])
+    for label, ledger_path, names in (("~10 runs each", path, page), ("2,000 runs each", deep,
+                                                                     [f"s{i}" for i in range(50)])):
+        led = SqliteLedger(ledger_path)
+        marks = ",".join("?" * len(names))
+        window = (f"SELECT {_RUN_COLUMNS} FROM (SELECT {_RUN_COLUMNS}, row_number() OVER (PARTITION BY schedule "
+                  f"ORDER BY id DESC) AS n FROM runs WHERE schedule IN ({marks})) WHERE n <= 40")
+        ours: list[float] = []
+        theirs: list[float] = []
+        with sqlite3.connect(ledger_path) as db:
+            for _ in range(rounds):
+                t = time.perf_counter()
+                led.recent_runs(names, 40)
+                ours.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                found: dict[str, list[object]] = {}
+                for row in db.execute(window, names).fetchall():
+                    found.setdefault(row[1], []).append(_record(row))
+                theirs.append((time.perf_counter() - t) * 1000)
+        led.close()
+        a, b = statistics.median(ours), statistics.median(theirs)
+        print(f"strips of 50 schedules with {label}, in-process: recent_runs median {a:.2f} ms, "
+              f"window function median {b:.2f} ms, window/ours {b / a:.2f}x")
 
 
 def browser(url: str, rounds: int = 10) -> dict[str, list[float]] | None:

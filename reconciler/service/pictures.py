@@ -127,10 +127,6 @@ def timeline(live: Live, ledger: Ledger, *, start: datetime, hours: int = TIMELI
               if live.state_of(s, nxt) == policy.ScheduleState.ACTIVE
               and (not q or q.lower() in s.name or q.lower() in s.description.lower())]
     pauses = active_pauses(ledger, start)
-    # The expected length of a run: the median of its schedule's last few, in one query.
-    recent = ledger.recent_runs([s.name for s in chosen], 10) if chosen else {}
-    typical = {n: statistics.median(d) for n, rs in recent.items()
-               if (d := [x for r in rs if (x := _seconds(r)) is not None])}
     slots: list[dict[str, Any]] = []
     lanes: list[dict[str, Any]] = []
     truncated: str | None = None
@@ -140,8 +136,6 @@ def timeline(live: Live, ledger: Ledger, *, start: datetime, hours: int = TIMELI
                          "narrow the range or the search")
             break
         pause = pauses.get(s.name)
-        length = typical.get(s.name)
-        heavy = length is not None and length >= heavy_seconds
         lane = len(lanes)
         shown = 0
         for t in s.timing.slots(start - timedelta(microseconds=1), limit - len(slots) + 1):
@@ -156,13 +150,23 @@ def timeline(live: Live, ledger: Ledger, *, start: datetime, hours: int = TIMELI
                 note.removeprefix("skipped: ") if note.startswith("skipped") else None)
             slots.append({"lane": lane, "schedule": s.name, "slot": iso(t), "fires": iso(fires),
                           "local": _zone_text(fires, zone or s.timing.tz), "skipped": skipped,
-                          "note": note or None, "heavy": heavy and skipped is None, "overlap": 0})
+                          "note": note or None, "heavy": False, "overlap": 0})
             shown += 1
         if shown:
-            lanes.append({"schedule": s.name, "timezone": s.timing.tz.key, "slots": shown, "heavy": heavy,
-                          "typical_seconds": length})
+            lanes.append({"schedule": s.name, "timezone": s.timing.tz.key, "slots": shown, "heavy": False,
+                          "typical_seconds": None})
         if truncated:
             break
+    # The expected length of a run: the median of its schedule's last few, in one query, for the
+    # schedules shown only (reading every schedule's would cost more than the slots themselves).
+    recent = ledger.recent_runs([lane["schedule"] for lane in lanes], 10) if lanes else {}
+    typical = {n: statistics.median(d) for n, rs in recent.items()
+               if (d := [x for r in rs if (x := _seconds(r)) is not None])}
+    for row in lanes:
+        row["typical_seconds"] = length = typical.get(row["schedule"])
+        row["heavy"] = length is not None and length >= heavy_seconds
+    for item in slots:
+        item["heavy"] = lanes[item["lane"]]["heavy"] and item["skipped"] is None
     overlaps = _overlaps([x for x in slots if x["heavy"]], typical)
     return {"from": iso(start), "to": iso(end), "zone": zone.key if zone else None, "limit": limit,
             "heavy_seconds": heavy_seconds, "truncated": truncated, "lanes": lanes, "slots": slots,
