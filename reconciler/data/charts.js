@@ -240,7 +240,7 @@
   function timelineQuery() {
     const params = new URLSearchParams({ hours: $("t-hours").value, zone: $("t-zone").value.trim() });
     const from = $("t-from").value;
-    if (from) params.set("from", `${from}:00Z`);
+    if (from) params.set("from", `${from.length === 16 ? `${from}:00` : from}Z`);  // the input may carry seconds
     const q = $("t-q").value.trim();
     if (q) params.set("q", q);
     return `/api/v1/timeline?${params}`;

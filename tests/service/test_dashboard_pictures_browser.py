@@ -242,3 +242,16 @@ def test_the_timeline_shows_the_next_24_hours_with_skipped_slots_and_heavy_overl
     assert page.evaluate("window.reconcilerCharts.timeline.axes[0].label") == "Asia/Tokyo"  # drawn anew
     shoot(page, tmp_path / "timeline-week-tokyo.png")
     assert page.errors == []
+
+
+def test_a_pause_reason_and_a_description_with_markup_stay_text_in_the_schedules_pictures(page: Any,
+                                                                                          site: Site) -> None:
+    page.goto(site.base + "/#/schedule/paused-job")
+    page.wait_for_selector("#s-pictures[data-loaded=true]")
+    skipped = page.locator("#p-upcoming li.skipped")
+    assert skipped.count() == 5  # its next five hourly slots fall in the five-hour pause
+    assert XSS in skipped.first.text_content()
+    assert page.text_content("#s-desc") == XSS
+    assert page.locator("#s-pictures script, #s-pictures img, #s-desc script, #s-desc img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.errors == []
