@@ -52,8 +52,8 @@ SCHEMAS: dict[str, Any] = {
                                                skipped=_null(_STR), note=_null(_STR), heavy=_BOOL, overlap=_INT)},
         counts=_obj(slots=_INT, skipped=_INT, heavy=_INT),
         overlaps=_obj(peak=_INT, peak_at=_null(_TIME),
-                      series={"type": "array", "items": {"type": "array", "prefixItems": [_NUM, _INT],
-                                                         "minItems": 2, "maxItems": 2}})),
+                      series={"type": "array", "items": {"type": "array", "items": _NUM, "minItems": 2,
+                                                         "maxItems": 2, "description": "[unix time, runs]"}})),
 }
 
 _ASSETS = {"text/javascript": "Script.", "text/css": "Style sheet."}
