@@ -222,3 +222,11 @@ def test_the_charting_library_and_the_pictures_script_are_served_from_the_packag
     assert client.get("/vendor/uPlot.min.css").headers["content-type"].startswith("text/css")
     assert client.get("/charts.js").status_code == 200
     assert client.get("/vendor/uPlot.LICENSE").status_code == 404  # shipped in the package, not served
+
+
+def test_a_schedule_triggered_after_another_has_no_clock_slots_on_the_timeline(ledger: Ledger) -> None:
+    follower = schedule("follower", schedule={"after": ["hourly"]})
+    client = client_of(live_of(schedule("hourly"), follower), ledger)
+    data = client.get("/api/v1/timeline", params={"hours": 3}).json()
+    assert [lane["schedule"] for lane in data["lanes"]] == ["hourly"]
+    assert client.get("/api/v1/schedules/follower/trends").json()["upcoming"] == []
