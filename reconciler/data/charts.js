@@ -75,6 +75,18 @@
     return box;
   }
 
+  // The table is rebuilt at each refresh: the run a keyboard user was on keeps the focus.
+  let focused = null;  // {name, run} of the focused strip cell, or null
+  function refocus() {
+    if (!focused || (document.activeElement && document.activeElement !== document.body)) return;
+    const row = document.querySelector(`#schedules tbody tr[data-name="${CSS.escape(focused.name)}"]`);
+    const cell = row && row.querySelector(`.strip .cell[data-run="${focused.run}"]`);
+    if (!cell) return;
+    for (const other of cell.parentNode.children) other.tabIndex = -1;
+    cell.tabIndex = 0;
+    cell.focus();
+  }
+
   function drawStrips(items) {
     for (const s of items) {
       const row = document.querySelector(`#schedules tbody tr[data-name="${CSS.escape(s.name)}"]`);
@@ -84,6 +96,7 @@
       const cells = stripCache.get(s.name);
       td.replaceChildren(cells ? strip(s.name, cells, s.timezone) : el("span", { class: "muted" }, "…"));
     }
+    refocus();
   }
 
   let stripsAsked = 0;
@@ -326,7 +339,14 @@
     const table = $("schedules");
     table.addEventListener("mouseover", (e) => { const c = e.target.closest(".strip .cell"); if (c) showTip(c); });
     table.addEventListener("mouseout", (e) => { if (e.target.closest(".strip .cell")) hideTip(); });
-    table.addEventListener("focusin", (e) => { const c = e.target.closest(".strip .cell"); if (c) showTip(c); });
+    table.addEventListener("focusin", (e) => {
+      const c = e.target.closest(".strip .cell");
+      if (c) showTip(c);
+      focused = c ? { name: c.closest("tr").dataset.name, run: c.dataset.run } : null;
+    });
+    // Focus that moves elsewhere on the page ends it; focus lost with a rebuilt row does not.
+    document.addEventListener("focusin", (e) => { if (!e.target.closest || !e.target.closest("#schedules")) focused = null; });
+    document.addEventListener("mousedown", (e) => { if (!e.target.closest || !e.target.closest(".strip")) focused = null; });
     table.addEventListener("focusout", hideTip);
     table.addEventListener("keydown", stripKeys);
     const zones = $("t-zones");

@@ -172,6 +172,11 @@ def test_hovering_or_focusing_a_run_tells_its_slot_status_duration_and_exit_and_
     page.keyboard.press("ArrowLeft")
     assert page.evaluate("document.activeElement.dataset.run") == cells.nth(38).get_attribute("data-run")
     assert f"status {site.statuses['job-0000'][-2]}" in tip.text_content()
+    run = cells.nth(38).get_attribute("data-run")
+    updated = page.text_content("#updated")
+    wait_for(lambda: page.text_content("#updated") != updated, timeout=10, what="a refresh to rebuild the table")
+    wait_for(lambda: page.evaluate("document.activeElement.dataset.run") == run, timeout=5,
+             what="the focus to stay on the run across the refresh")
     page.keyboard.press("Enter")
     page.wait_for_selector("#output-box:not(.hidden)")
     assert page.evaluate("location.hash") == f"#/schedule/job-0000/run/{cells.nth(38).get_attribute('data-run')}"
