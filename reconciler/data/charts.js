@@ -88,6 +88,7 @@
   }
 
   function drawStrips(items) {
+    hideTip();  // its cell is about to go; the focus, if any, brings it back
     for (const s of items) {
       const row = document.querySelector(`#schedules tbody tr[data-name="${CSS.escape(s.name)}"]`);
       if (!row) continue;
