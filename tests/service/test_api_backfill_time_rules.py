@@ -4,6 +4,7 @@ real started Reconciler whose schedule skips German holidays (it fires on 1 Janu
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,13 @@ from reconciler.service.daemon import Options, Reconciler
 from reconciler.service.http import build_app
 from reconciler.service.log import make_log
 from tests.harness import wait_for
-from tests.service.test_api import TOKEN, YEARLY, TestClient
+from tests.service.test_api import TOKEN, YEARLY
+
+with warnings.catch_warnings():  # as tests/service/test_api.py imports it
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    warnings.filterwarnings("ignore", message="The anyio.abc.BlockingPortal alias is deprecated",
+                            category=DeprecationWarning)
+    from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'app' shortcut is now deprecated:DeprecationWarning")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
