@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.commands.common import did_you_mean
-from reconciler.core.describe import utc_text
+from reconciler.core.describe import local_text, utc_text
 from reconciler.core.pausing import parse_instant
 from reconciler.core.policy import RunStatus
-from reconciler.engine.backfill import BackfillRefused, Slot, plan, run
+from reconciler.core.timing import Timing
+from reconciler.engine.backfill import ACTED, BackfillRefused, Slot, plan, run
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
 from reconciler.ledger.base import NoSuchLedger
 
@@ -52,7 +53,7 @@ def backfill(name: str, start: str, end: str, *, dry_run: bool, parallel: int, m
             planned = plan(ledger, found[name], first, last, now, max_slots)
         except BackfillRefused as e:
             raise FatalError(str(e)) from None
-        if not dry_run and any(p.plan == "run" for p in planned):
+        if not dry_run and any(p.plan in ACTED for p in planned):
             applied = ledger.last_revision()
             runner = Runner(ledger, log=make_log("text"), clock=lambda: datetime.now(UTC), max_workers=1)
             runner.update(found, applied.revision if applied else "backfill")
@@ -63,26 +64,32 @@ def backfill(name: str, start: str, end: str, *, dry_run: bool, parallel: int, m
                 runner.shutdown(0)
     finally:
         ledger.close()
-    _report(planned, fmt, dry_run, out)
-    return EXIT_PROBLEMS if any(p.status not in (None, RunStatus.SUCCEEDED) for p in planned) else 0
+    _report(planned, fmt, dry_run, out, found[name].timing)
+    # A calendar's recorded skip is what was asked for; a run that did not succeed is a problem.
+    return EXIT_PROBLEMS if any(p.plan == "run" and p.status not in (None, RunStatus.SUCCEEDED)
+                                for p in planned) else 0
 
 
-def _report(planned: list[Slot], fmt: str, dry_run: bool, out: TextIO) -> None:
+def _report(planned: list[Slot], fmt: str, dry_run: bool, out: TextIO, timing: Timing) -> None:
     if fmt == "json":
         json.dump({"dry_run": dry_run, "slots": [p.as_dict() for p in planned]}, out, indent=2)
         out.write("\n")
         return
+    # Calendars judge the local date: show it beside the UTC slot when the zone is not UTC.
+    local = str(timing.tz) not in ("UTC", "Etc/UTC")
     for p in planned:
         if p.plan == "ran":
             text = f"already ran ({p.detail})"
-        elif p.plan == "paused":
+        elif p.plan in ("paused", "skipped"):
             text = f"skipped: {p.detail}"
-        elif p.plan == "taken":
+        elif p.plan in ("held", "taken"):
             text = f"not run: {p.detail}"
         elif p.run_id is None:
-            text = "would run"
+            text = "would run" + (f" ({p.detail})" if p.detail else "")
         else:
-            text = f"run {p.run_id}: {p.status}"
-        out.write(f"{utc_text(p.slot)}  {text}\n")
+            text = f"run {p.run_id}: {p.status}" + (f" ({p.detail})" if p.detail else "")
+        if p.plan == "skipped" and p.run_id is not None:
+            text += f" (recorded as run {p.run_id})"
+        out.write(f"{utc_text(p.slot)}  {local_text(p.slot, timing) + '  ' if local else ''}{text}\n")
     if not planned:
         out.write("no slot in that range\n")

@@ -271,7 +271,10 @@ def shut_down(request: Request) -> Miss | None:
 
 def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: datetime,
                now: datetime) -> Skip | Defer | None:
-    """Calendars, then windows (docs/policy.md). None: they let the slot run now."""
+    """Calendars, then windows (docs/policy.md). None: they let the slot run now. A backfill never
+    defers (it runs in the operator's command): it runs now, records a calendar skip as the daemon
+    would have, or leaves the slot free for a later backfill."""
+    backfill = request.cause == Cause.BACKFILL
     # Calendars judge a slot's first attempt; its retries follow where that one ran (a moved slot's too).
     if request.cause in COUNTED and not request.shifted and (rules.exclude or rules.only):
         day = slot.astimezone(schedule.timing.tz).date()
@@ -280,16 +283,28 @@ def time_rules(rules: TimeRules, schedule: Schedule, request: Request, slot: dat
             if shiftable(rules, day):
                 target = shifted(rules, slot, schedule.timing.tz)
                 if target is not None and schedule.timing.next_slot(target - _TICK) != target:
-                    return Defer(target, Request(request.cause, request.attempt, target, shifted=True),
-                                 f"{why}: moved to the next business day, {utc_text(target)}")
+                    moved = f"{why}: moved to the next business day, {utc_text(target)}"
+                    if backfill and target > now:
+                        return Skip(SkipReason.CALENDAR, f"{moved}, which is still to come", free=True)
+                    if not backfill:
+                        return Defer(target, Request(request.cause, request.attempt, target, shifted=True), moved)
+                    return _windows(rules, schedule, request, now)  # the moved run, due already: now
                 if target is not None:
                     return Skip(SkipReason.CALENDAR, f"{why}; the next business day has a slot of its own")
             return Skip(SkipReason.CALENDAR, why)
-    if not rules.windows or (request.cause == Cause.MANUAL and rules.manual):
+    return _windows(rules, schedule, request, now)
+
+
+def _windows(rules: TimeRules, schedule: Schedule, request: Request, now: datetime) -> Skip | Defer | None:
+    # A backfill is an operator's explicit request, as a manual trigger: `manual` decides for both.
+    if not rules.windows or (request.cause in (Cause.MANUAL, Cause.BACKFILL) and rules.manual):
         return None
     verdict = judge(rules.windows, now)
     if verdict.allowed:
         return None
+    if request.cause == Cause.BACKFILL:
+        return Skip(SkipReason.WINDOW, f"window: {verdict.why} (manual: false); the slot stays free for a "
+                                       "backfill inside a window", free=True)
     if rules.outside == "defer":
         limit = request.fire_time + schedule.policy.starting_deadline
         opens = next_allowed(rules.windows, now, limit)
@@ -319,6 +334,20 @@ def slot_note(schedule: Schedule, slot: datetime) -> str:
         return f"moved to {local_text(again.at if again else ruled.at, schedule.timing)} " \
                f"({ruled.message.split(':')[0]})"
     return f"deferred to {local_text(ruled.at, schedule.timing)} (window)"
+
+
+def backfill_note(schedule: Schedule, slot: datetime, now: datetime) -> str:
+    """What the calendar did to a backfilled slot that runs ("" when nothing): a slot moved to a
+    business day that has passed runs now, under its own key."""
+    rules = schedule.rules
+    if rules.empty or not (rules.exclude or rules.only):
+        return ""
+    day = slot.astimezone(schedule.timing.tz).date()
+    why = excluded(rules, day)
+    target = shifted(rules, slot, schedule.timing.tz) if why is not None and shiftable(rules, day) else None
+    if why is None or target is None or target > now:
+        return ""
+    return f"{why}: moved to the next business day, {utc_text(target)}"
 
 
 def counted(request: Request) -> bool:

@@ -15,10 +15,11 @@ from typing import Any
 
 from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
-from reconciler.core.policy import pause_active, pause_message
+from reconciler.core.policy import Cause, Claim, Request, Skip, SkipReason, backfill_note, decide
 from reconciler.ledger.base import Ledger
 
 DEFAULT_MAX = 1000
+ACTED = ("run", "skipped")  # what the real backfill writes: runs, and a calendar's skips
 _TICK = timedelta(microseconds=1)
 
 
@@ -29,8 +30,10 @@ class BackfillRefused(ValueError):
 @dataclass
 class Slot:
     slot: datetime
-    plan: str  # run | ran | paused | taken (claimed elsewhere meanwhile)
-    detail: str = ""  # the status it had, or why it does not run
+    # run | ran | paused (left free) | skipped (a calendar: recorded as such) | held (left free: a
+    # window, or a move to a business day still to come) | taken (claimed elsewhere meanwhile)
+    plan: str
+    detail: str = ""  # the status it had, why it does not run, or what a calendar did to it
     run_id: int | None = None
     status: str | None = None  # what the backfill's run ended as
 
@@ -57,24 +60,32 @@ def plan(ledger: Ledger, s: Schedule, first: datetime, last: datetime, now: date
     for t in slots:
         if t in taken:
             out.append(Slot(t, "ran", str(taken[t])))
-        elif pause is not None and pause_active(pause, now):
-            out.append(Slot(t, "paused", pause_message(pause)))
-        else:
-            out.append(Slot(t, "run"))
+            continue
+        # The very decision the runner takes for the slot (docs/policy.md), so that the run does what this says.
+        d = decide(s, Request(Cause.BACKFILL, 1, t), now, t, pause=pause)
+        if isinstance(d, Claim):
+            out.append(Slot(t, "run", backfill_note(s, t, now)))
+        elif isinstance(d, Skip) and d.reason == SkipReason.PAUSED:
+            out.append(Slot(t, "paused", d.message))
+        elif isinstance(d, Skip) and d.recorded:
+            out.append(Slot(t, "skipped", d.message))
+        else:  # left free; the policy never defers nor misses a backfilled slot
+            out.append(Slot(t, "held", d.message))
     return out
 
 
 def run(ledger: Ledger, name: str, planned: list[Slot], parallel: int,
         backfill: Callable[[str, datetime, int], int | None]) -> None:
     """Run the planned slots through `backfill` (Runner.backfill), up to `parallel` at once, started
-    in slot order; each Slot gets its run id and final status."""
-    todo = [p for p in planned if p.plan == "run"]
+    in slot order; each Slot gets its run id and final status. A `skipped` slot is recorded so by
+    the runner, as the daemon would have."""
+    todo = [p for p in planned if p.plan in ACTED]
 
     def one(item: Slot) -> None:
         item.run_id = backfill(name, item.slot, parallel)
         record = ledger.run(item.run_id) if item.run_id is not None else None
         if record is None:
-            item.plan, item.detail = "taken", "claimed elsewhere meanwhile, or paused"
+            item.plan, item.detail = "taken", "claimed elsewhere meanwhile, paused, or a window closed meanwhile"
         else:
             item.status = str(record.status)
 

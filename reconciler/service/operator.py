@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.core.model import Schedule
 from reconciler.core.pausing import parse_instant, pause_dict, pause_until
 from reconciler.core.policy import Pause, pause_active
-from reconciler.engine.backfill import DEFAULT_MAX, BackfillRefused, plan, run
+from reconciler.engine.backfill import ACTED, DEFAULT_MAX, BackfillRefused, plan, run
 from reconciler.ledger.base import Ledger
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def backfill(ledger: Ledger, s: Schedule, data: dict[str, Any], now: datetime,
         planned = plan(ledger, s, parse_instant(first, "from"), parse_instant(last, "to"), now, max_slots)
     except (BackfillRefused, ValueError) as e:
         raise Refused(str(e).replace("(--max)", "(max)")) from None
-    started = not dry_run and any(p.plan == "run" for p in planned)
+    started = not dry_run and any(p.plan in ACTED for p in planned)
     if started:
         threading.Thread(target=run, args=(ledger, s.name, planned, parallel, start), name="backfill",
                          daemon=True).start()
