@@ -32,6 +32,9 @@ _SHAPE = "a duration is a string such as 90s, 15m or 1h30m, or a number of secon
 
 def parse_duration(value: object) -> timedelta:
     """A timedelta of at most MAX_DURATION; DurationError for anything else (also a mapping or list)."""
+    # JSON Schema's `integer` includes 5.0, so validate accepts it: read it as the integer it is.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise DurationError(_SHAPE)
     if isinstance(value, int):

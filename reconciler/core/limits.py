@@ -22,10 +22,18 @@ class SizeError(ValueError):
     pass
 
 
+def whole(value: Any) -> Any:
+    """An integer field as an int: JSON Schema's `integer` includes 5.0, which validate accepts, and
+    setrlimit, SQL and range() do not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def parse_size(value: Any) -> int:
     """Bytes from 512Mi, 2Gi, 100M or a bare number of bytes (Kubernetes' spelling)."""
     if isinstance(value, bool):
         raise SizeError("a size such as 512Mi, 2Gi or 100M")
+    if isinstance(value, float) and value.is_integer():  # the schema's `integer` includes 5.0
+        value = int(value)
     if isinstance(value, int):
         return value
     m = _SIZE.match(str(value).strip())
@@ -59,7 +67,7 @@ def build_limits(raw: Mapping[str, Any] | None) -> Limits | None:
     cpu = raw.get("cpu_time")
     return Limits(memory=parse_size(raw["memory"]) if "memory" in raw else None,
                   cpu_time=max(1, round(parse_duration(cpu).total_seconds())) if cpu is not None else None,
-                  open_files=raw.get("open_files"), processes=raw.get("processes"))
+                  open_files=whole(raw.get("open_files")), processes=whole(raw.get("processes")))
 
 
 def limit_problems(raw: Any) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from reconciler.core import cron
 from reconciler.core.defaults import DEFAULTS_FILE, Defaults, DefaultsChecker, chain_for, directory_of, merge
 from reconciler.core.deps import DepRef, ref_of
 from reconciler.core.durations import DurationError, DurationTooLong, parse_duration
+from reconciler.core.limits import whole
 from reconciler.core.model import (
     NO_DEPS,
     Deps,
@@ -686,9 +687,9 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
     rt = p.get("retries", {})
     policy = _policy(p.get("concurrency", "forbid"), parse_duration(p.get("starting_deadline", "1m")),
                      p.get("catchup", "none"),
-                     _retries(rt.get("limit", 0), parse_duration(rt.get("backoff", "10s")),
+                     _retries(whole(rt.get("limit", 0)), parse_duration(rt.get("backoff", "10s")),
                               parse_duration(rt.get("max_backoff", "10m"))),
-                     p.get("max_runs"))
+                     whole(p.get("max_runs")))
     notify = tuple(
         Notify(url=EnvValue(literal=n["url"]) if isinstance(n["url"], str) else EnvValue(from_env=n["url"]["from_env"]),
                events=frozenset(n.get("events", ["failure"])), every_failure=n.get("every_failure", False),
@@ -697,7 +698,7 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
     return Schedule(
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
-        history_keep=spec.get("history", {}).get("keep", 100), notify=notify, spec=spec,
+        history_keep=whole(spec.get("history", {}).get("keep", 100)), notify=notify, spec=spec,
         source=Source(path, doc.line, doc.index), spec_hash=digest or spec_hash(spec),
         deps=build_deps(spec),
     )

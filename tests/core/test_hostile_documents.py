@@ -600,3 +600,38 @@ def test_documents_at_the_edges_of_every_bound_can_be_built_and_run(doc: dict[st
         assert _exercise(emit_document(doc), tmp_path, timer)
     finally:
         timer.shutdown(wait=False)
+
+
+def test_a_whole_number_written_as_a_float_is_a_duration_in_seconds_everywhere(tmp_path: Path) -> None:
+    # JSON Schema counts 5.0 as an integer, so validate accepts it: the records must read it too.
+    from reconciler.engine.timer import Timer
+
+    doc = {"name": "a", "schedule": {"every": 5.0, "jitter": 1.0}, "run": {"command": ["x"], "timeout": 30.0},
+           "policy": {"starting_deadline": 60.0, "retries": {"limit": 1, "backoff": 2.0}}}
+    timer = Timer(lambda *args, **kwargs: None)
+    timer.start(paused=True)
+    try:
+        assert _exercise(emit_document(doc), tmp_path, timer)
+    finally:
+        timer.shutdown(wait=False)
+    (s,) = Loader().load_bytes("a.yaml", emit_document(doc).encode(), NOW).schedules
+    assert s.timing.every == timedelta(seconds=5)
+
+
+def test_an_every_of_zero_written_as_a_float_is_refused_at_its_line() -> None:
+    result = Loader().load_bytes("a.yaml", b"name: a\nschedule: {every: 0.0}\nrun: {command: [x]}\n", NOW)
+    assert [(p.line, p.message) for p in result.problems] == [(2, "every must be at least 1s")]
+
+
+def test_every_integer_field_written_as_a_whole_float_is_read_as_an_int() -> None:
+    text = (b"name: a\nschedule: {every: 5}\n"
+            b"run: {command: [x], limits: {memory: 67108864.0, open_files: 100.0, processes: 50.0}}\n"
+            b"policy: {max_runs: 2.0, retries: {limit: 2.0}}\nhistory: {keep: 10.0}\n")
+    result = Loader().load_bytes("a.yaml", text, NOW)
+    assert result.problems == ()
+    (s,) = result.schedules
+    limits = s.run.limits  # type: ignore[attr-defined]
+    values = (limits.memory, limits.open_files, limits.processes, s.policy.max_runs, s.policy.retries.limit,
+              s.history_keep)
+    assert values == (67108864, 100, 50, 2, 2, 10)
+    assert all(type(v) is int for v in values)
