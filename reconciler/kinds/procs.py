@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler.core.limits import Limits, Usage
+from reconciler.kinds.launcher import CgroupMoveFailed, LaunchedProcess, Launcher, LaunchError, is_launcher, resident
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -348,6 +349,10 @@ class Whereabouts:
         return path if path.is_absolute() and path.name.startswith(CGROUP_PREFIX) else None
 
 
+# A run's main process: our child (Popen) or the resident launcher's (kinds/launcher.py).
+Proc = subprocess.Popen[bytes] | LaunchedProcess
+
+
 class Supervisor:
     """Starts jobs so that everything they start can be stopped; one per reconciler process."""
 
@@ -373,6 +378,10 @@ class Supervisor:
 
     def _spawn(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
                marker: str | None, limits: Limits | None) -> RunProcesses:
+        remote = resident()
+        if remote is not None:
+            with contextlib.suppress(LaunchError):  # it ended meanwhile: the way without it, this once
+                return self._spawn_remote(remote, argv, cwd=cwd, env=env, marker=marker, limits=limits)
         launcher: tuple[str, ...] | None = _launcher()
         if limits and launcher is not None:
             prlimit = _prlimit()
@@ -410,6 +419,41 @@ class Supervisor:
         if launcher is not None:
             return RunProcesses(_launch(launcher, argv, cwd, env, None, rl), None, marker, limits)
         return RunProcesses(self._popen(argv, cwd, env, None, rl), None, marker, limits)
+
+    def _spawn_remote(self, remote: Launcher, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
+                      marker: str | None, limits: Limits | None) -> RunProcesses:
+        """Through the resident launcher (kinds/launcher.py): a fork of a small process, one exec."""
+        # What Popen refuses before it starts anything, refused the same way.
+        if any("\0" in a for a in argv) or "\0" in (cwd or "") or any("\0" in k or "\0" in v for k, v in env.items()):
+            raise ValueError("embedded null byte")
+        if any("=" in k for k in env):
+            raise ValueError("illegal environment variable name")
+        if cwd is not None and not os.path.isdir(cwd):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+        program = _executable(argv[0], cwd, env)
+        path = program if os.path.isabs(program) else os.path.join(os.path.abspath(cwd or os.getcwd()), program)
+        if self.cgroup_parent is not None:
+            cgroup = self.cgroup_parent / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+            try:
+                cgroup.mkdir()
+            except OSError:
+                self.cgroup_parent = None  # no longer allowed here: the process-group way from now on
+            else:
+                try:
+                    by_cgroup = apply_cgroup_limits(cgroup, limits)
+                    rl = _rlimits(rlimit_args(limits, memory=not by_cgroup[0], processes=not by_cgroup[1]))
+                    proc = remote.launch(path, argv, cwd, env, rl, str(cgroup / "cgroup.procs"))
+                except CgroupMoveFailed:
+                    self.cgroup_parent = None
+                except BaseException:
+                    remove_cgroup(cgroup)
+                    raise
+                else:
+                    return RunProcesses(proc, cgroup, marker, limits, memory_by_cgroup=by_cgroup[0])
+                remove_cgroup(cgroup)
+        become_subreaper()
+        return RunProcesses(remote.launch(path, argv, cwd, env, _rlimits(rlimit_args(limits)), None), None,
+                            marker, limits)
 
     @staticmethod
     def _popen(argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
@@ -557,7 +601,7 @@ class _Scans:
 _scan_lock = threading.Lock()
 _our_children = _Scans()
 # The main process of every run not yet closed: our own children, never another run's orphan.
-_mains: dict[int, subprocess.Popen[bytes]] = {}
+_mains: dict[int, Proc] = {}
 _mains_lock = threading.Lock()
 
 
@@ -593,13 +637,13 @@ _spawns = _Spawns()
 def _is_main(pid: int) -> bool:
     with _mains_lock:
         proc = _mains.get(pid)
-    return proc is not None and proc.returncode is None
+    return (proc is not None and proc.returncode is None) or is_launcher(pid)
 
 
 class RunProcesses:
     """The processes of one run: its main process (a Popen) and whatever descends from it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], cgroup: Path | None, marker: str | None,
+    def __init__(self, proc: Proc, cgroup: Path | None, marker: str | None,
                  limits: Limits | None = None, *, memory_by_cgroup: bool = False) -> None:
         self.proc = proc
         self.cgroup = cgroup

@@ -18,6 +18,7 @@ from reconciler.core.limits import Usage, format_size
 from reconciler.core.policy import FailReason, RunStatus, limit_reason
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Finished, Handle
 from reconciler.kinds.command.spec import CommandRun
+from reconciler.kinds.launcher import LaunchedProcess
 from reconciler.kinds.procs import RunProcesses, Supervisor
 from reconciler.kinds.runtime import OUTPUT_CAP, CappedBuffer, SecretError, printable, redact, resolve
 
@@ -106,7 +107,7 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
     poller.register(out, select.POLLIN)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     poller.register(wake_r, select.POLLIN)
-    pidfd = _pidfd(proc.pid)
+    pidfd = proc.exit_fd() if isinstance(proc, LaunchedProcess) else _pidfd(proc.pid)
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)  # readable when the main process exits
     handle._attach(wake_w)
@@ -171,6 +172,11 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
 def _poll(procs: RunProcesses) -> int | None:
     """Popen.poll, with the main process's resource usage kept: wait4 instead of waitpid."""
     proc = procs.proc
+    if isinstance(proc, LaunchedProcess):  # the launcher reaped it, and reported its usage
+        code = proc.returncode
+        if code is not None:
+            procs.rusage = proc.rusage
+        return code
     if proc.returncode is not None:
         return proc.returncode
     try:
