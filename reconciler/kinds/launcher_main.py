@@ -48,28 +48,67 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     me = os.getpid()
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    # Jobs forked and not yet exec'd, by the read end of their close-on-exec pipe: many start at
+    # once (the launcher never waits for one child's exec), and each is answered at its exec.
+    starting: dict[int, _Starting] = {}
+    by_pid: dict[int, _Starting] = {}
     while True:
-        readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
-        if wake_r in readable:
-            while True:
-                try:
-                    if not os.read(wake_r, 4096):
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                while True:
+                    try:
+                        if not os.read(wake_r, 4096):
+                            break
+                    except BlockingIOError:
                         break
-                except BlockingIOError:
-                    break
-        _reap(sock)
-        if sock.fileno() in readable:
-            msg, fds, _, _ = socket.recv_fds(sock, MESSAGE, 4)
-            if not msg:
-                return  # the reconciler closed its end: it is gone, and so are its runs
-            try:
-                sock.send(pickle.dumps(_launch(pickle.loads(msg), fds, me, prctl)))
-            finally:
-                for fd in fds:
-                    os.close(fd)
+            elif fd in starting:
+                one = starting[fd]
+                chunk = os.read(fd, 4096)
+                if chunk:
+                    one.error += chunk
+                    continue
+                poller.unregister(fd)
+                os.close(fd)
+                del starting[fd]
+                del by_pid[one.pid]
+                _answer(sock, one)
+            elif fd == sock.fileno():
+                msg, fds, _, _ = socket.recv_fds(sock, MESSAGE, 4)
+                if not msg:
+                    return  # the reconciler closed its end: it is gone, and so are its runs
+                try:
+                    one = _launch(pickle.loads(msg), fds, me, prctl)
+                finally:
+                    for passed in fds:
+                        os.close(passed)
+                starting[one.fd] = by_pid[one.pid] = one
+                poller.register(one.fd, select.POLLIN)
+        _reap(sock, by_pid)
 
 
-def _reap(sock: socket.socket) -> None:
+class _Starting:
+    def __init__(self, rid: int, pid: int, fd: int) -> None:
+        self.rid, self.pid, self.fd = rid, pid, fd
+        self.error = b""
+        self.status: tuple[object, ...] | None = None  # its exit, when it came before its exec was seen
+
+
+def _answer(sock: socket.socket, one: _Starting) -> None:
+    if not one.error:
+        sock.send(pickle.dumps(("started", one.rid, one.pid)))
+        if one.status is not None:  # the exit follows its start, as the reconciler expects
+            sock.send(pickle.dumps(one.status))
+        return
+    if one.status is None:
+        os.waitpid(one.pid, 0)  # never reported as a job's exit: it never ran
+    stage, err = pickle.loads(one.error)
+    sock.send(pickle.dumps(("failed", one.rid, stage, err)))
+
+
+def _reap(sock: socket.socket, by_pid: dict[int, _Starting]) -> None:
     while True:
         try:
             pid, status, ru = os.wait4(-1, os.WNOHANG)
@@ -77,13 +116,17 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        sock.send(pickle.dumps(("exit", pid, status, ru.ru_maxrss, ru.ru_utime, ru.ru_stime)))
+        report = ("exit", pid, status, ru.ru_maxrss, ru.ru_utime, ru.ru_stime)
+        if pid in by_pid:
+            by_pid[pid].status = report
+        else:
+            sock.send(pickle.dumps(report))
 
 
 Request = tuple[int, str, list[str], "str | None", dict[str, str], list[tuple[int, int, int]], "str | None"]
 
 
-def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]) -> tuple[object, ...]:
+def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]) -> _Starting:
     rid, path, argv, cwd, env, rlimits, cgroup_procs = request
     out = fds[0]
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -125,19 +168,7 @@ def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]
             os.write(w, pickle.dumps((stage, 0)))
         os._exit(127)
     os.close(w)
-    chunks = []
-    while True:  # EOF once the child has exec'd (the pipe is close-on-exec) or exited
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
-    if not chunks:
-        return ("started", rid, pid)
-    os.waitpid(pid, 0)  # never reported as a job's exit: it never ran
-    stage, err = pickle.loads(b"".join(chunks))
-    return ("failed", rid, stage, err)
-
+    return _Starting(rid, pid, r)
 
 if __name__ == "__main__":
     main()
