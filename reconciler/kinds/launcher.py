@@ -4,7 +4,8 @@ Starting a job through `setpriv` and `sh` (kinds/procs.py) costs three execs per
 forks the whole reconciler. The launcher (kinds/launcher_main.py, standard library only) is started
 with vfork + exec like any job, receives launch requests over a socket (the run's output pipe passed
 along), forks the job from its own small address space and reports each exit with the job's
-resource usage. One thread here reads those reports for every run.
+resource usage. Each run's news (started, exited with its usage) come on a pipe of its own, read by the thread
+that supervises the run: no thread here hands them over.
 
 Every guarantee of the other ways stays: the job is in a new session (its own process group),
 within its rlimits, inside its run's cgroup before it runs, and dies with its parent (PDEATHSIG);
@@ -19,20 +20,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import pickle
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from reconciler.core.limits import Usage
 
 _OFF = frozenset(("0", "off", "no", "false"))
-MESSAGE = 1 << 20
 READY_TIMEOUT = 30.0
 
 
@@ -46,65 +49,92 @@ class CgroupMoveFailed(Exception):
 
 class LaunchedProcess:
     """A job the launcher started: what RunProcesses and the command kind use of a Popen (`pid`,
-    `stdout`, `returncode`, `poll`, `wait`), plus the main process's usage once it ended."""
+    `stdout`, `returncode`, `poll`, `wait`), plus the main process's usage once it ended. Its
+    news come on its own answer pipe, read by whichever thread asks."""
 
-    def __init__(self, pid: int, stdout: IO[bytes]) -> None:
+    def __init__(self, pid: int, stdout: IO[bytes], answer: int) -> None:
         self.pid = pid
         self.stdout: IO[bytes] | None = stdout
         self.returncode: int | None = None
         self.rusage: Usage | None = None
-        self._done = threading.Event()
+        self._answer: int | None = answer
         self._lock = threading.Lock()
-        self._notify: list[int] = []  # write ends closed at the exit: see exit_fd
 
     def poll(self) -> int | None:
-        return self.returncode
+        with self._lock:
+            if self.returncode is None and self._answer is not None:
+                self._read(blocking=False)
+            return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if not self._done.wait(timeout):
-            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
-        assert self.returncode is not None
-        return self.returncode
+        with self._lock:
+            if self.returncode is None and self._answer is not None:
+                if timeout is not None:
+                    ready = select.poll()
+                    ready.register(self._answer, select.POLLIN)
+                    if not ready.poll(max(0, math.ceil(timeout * 1000))):
+                        raise subprocess.TimeoutExpired(str(self.pid), timeout)
+                self._read(blocking=True)
+            assert self.returncode is not None
+            return self.returncode
 
     def exit_fd(self) -> int:
-        """A descriptor that turns readable once the exit is known here (what a pidfd is for a
-        child of ours: for a job of the launcher, the pidfd would turn readable before the report
-        arrives). The caller closes it."""
-        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        """A descriptor that turns readable once the exit can be read (what a pidfd is for a child
+        of ours: for a job of the launcher, the pidfd would turn readable before the launcher has
+        reaped it). The caller closes it."""
         with self._lock:
-            if self.returncode is None:
-                self._notify.append(w)
-                return r
-        os.close(w)
+            if self._answer is not None:
+                return os.dup(self._answer)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        os.close(w)  # at its end already: readable at once
         return r
 
-    def _ended(self, code: int, usage: Usage | None) -> None:
-        with self._lock:
-            self.rusage = usage
-            self.returncode = code
-            notify, self._notify = self._notify, []
-        self._done.set()
-        for w in notify:
-            os.close(w)
+    def _read(self, *, blocking: bool) -> None:
+        """The exit line, or the end of the pipe: the launcher died, and the job with it."""
+        assert self._answer is not None
+        if not blocking:
+            ready = select.poll()
+            ready.register(self._answer, select.POLLIN)
+            if not ready.poll(0):
+                return
+        line = _line(self._answer)
+        os.close(self._answer)
+        self._answer = None
+        words = line.split()
+        if len(words) == 5 and words[0] == "exit":
+            self.rusage = Usage(int(words[2]) * 1024, float(words[3]), float(words[4]))  # ru_maxrss is in KiB
+            self.returncode = os.waitstatus_to_exitcode(int(words[1]))
+        else:
+            self.returncode = -signal.SIGKILL  # PDEATHSIG, when the launcher died
+
+    def __del__(self) -> None:
+        if self._answer is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._answer)
+
+
+def _line(fd: int) -> str:
+    """One line from a blocking pipe, read a byte at a time (nothing past it may be consumed)."""
+    out = bytearray()
+    while True:
+        b = os.read(fd, 1)
+        if not b or b == b"\n":
+            return out.decode()
+        out += b
 
 
 class Launcher:
     """The reconciler's side of one launcher process."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._next = 0
-        self._replies: dict[int, tuple[threading.Event, list[tuple[Any, ...]]]] = {}
-        self._procs: dict[int, LaunchedProcess] = {}
-        self._early: dict[int, tuple[int, Usage]] = {}  # exits reported before their start reply was read
         self._sock: socket.socket | None = None
         self.pid: int | None = None
         self._alive = False
         self._ready = threading.Event()
         self._failure: str | None = None
         # The thread that starts the launcher is the one PDEATHSIG ties it to: it lives as long as
-        # the launcher does, reading its reports.
+        # the launcher does, waiting for its end.
         self._thread = threading.Thread(target=self._serve, name="launcher", daemon=True)
         self._thread.start()
         self._ready.wait(READY_TIMEOUT)
@@ -132,89 +162,41 @@ class Launcher:
         self._sock, self.pid = ours, proc.pid
         self._alive = True
         self._ready.set()
-        try:
-            while True:
-                try:
-                    msg = ours.recv(MESSAGE)
-                except OSError:
-                    break
-                if not msg:
-                    break
-                self._dispatch(pickle.loads(msg))
-        finally:
-            self._gone()
-            proc.wait()
+        proc.wait()
+        self._alive = False
+        with self._send_lock:
             ours.close()
-
-    def _dispatch(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "exit":
-            _, pid, status, maxrss, utime, stime = msg
-            usage = Usage(maxrss * 1024, utime, stime)  # ru_maxrss is in KiB on Linux
-            code = os.waitstatus_to_exitcode(status)
-            with self._lock:
-                proc = self._procs.pop(pid, None)
-                if proc is None:
-                    self._early[pid] = (code, usage)
-            if proc is not None:
-                proc._ended(code, usage)
-            return
-        with self._lock:
-            waiter = self._replies.pop(msg[1], None)
-        if waiter is not None:
-            waiter[1].append(msg)
-            waiter[0].set()
-
-    def _gone(self) -> None:
-        """The launcher ended: its jobs died with it (PDEATHSIG), and no spawn waits forever."""
-        with self._lock:
-            self._alive = False
-            procs, self._procs = list(self._procs.values()), {}
-            waiters, self._replies = list(self._replies.values()), {}
-        for proc in procs:
-            proc._ended(-9, None)
-        for event, box in waiters:
-            box.append(("gone",))
-            event.set()
 
     def launch(self, path: str, argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
                rlimits: Sequence[tuple[int, int, int]], cgroup_procs: str | None) -> LaunchedProcess:
         """Start `path` with `argv` (exec semantics: no PATH search here) in a new session, its
         stdout and stderr on one new pipe."""
-        r, w = os.pipe2(os.O_CLOEXEC)
-        event, box = threading.Event(), list[tuple[Any, ...]]()
+        request = pickle.dumps((path, list(argv), cwd, dict(env), list(rlimits), cgroup_procs))
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        answer_r, answer_w = os.pipe2(os.O_CLOEXEC)
         try:
-            with self._lock:
-                if not self._alive or self._sock is None:
+            with self._send_lock:
+                if not self._alive or self._sock is None or self._sock.fileno() < 0:
                     raise LaunchError("the launcher has ended")
-                self._next += 1
-                rid = self._next
-                self._replies[rid] = (event, box)
-            request = (rid, path, list(argv), cwd, dict(env), list(rlimits), cgroup_procs)
-            try:
-                with self._send_lock:
-                    socket.send_fds(self._sock, [pickle.dumps(request)], [w])
-            except OSError as e:
-                with self._lock:
-                    self._replies.pop(rid, None)
-                raise LaunchError(f"cannot reach the launcher: {e}") from e
+                try:
+                    socket.send_fds(self._sock, [request], [out_w, answer_w])
+                except OSError as e:
+                    raise LaunchError(f"cannot reach the launcher: {e}") from e
+        except BaseException:
+            os.close(out_r)
+            os.close(answer_r)
+            raise
         finally:
-            os.close(w)
-        event.wait()
-        reply = box[0]
-        if reply[0] == "started":
-            pid = reply[2]
-            proc = LaunchedProcess(pid, os.fdopen(r, "rb"))
-            with self._lock:
-                early = self._early.pop(pid, None)
-                if early is None:
-                    self._procs[pid] = proc
-            if early is not None:
-                proc._ended(*early)
-            return proc
-        os.close(r)
-        if reply[0] == "gone":
+            os.close(out_w)
+            os.close(answer_w)
+        words = _line(answer_r).split()
+        if len(words) == 2 and words[0] == "started":
+            return LaunchedProcess(int(words[1]), os.fdopen(out_r, "rb"), answer_r)
+        os.close(out_r)
+        os.close(answer_r)
+        if len(words) != 3:
             raise LaunchError("the launcher ended during the start")
-        _, _, stage, err = reply
+        stage, err = words[1], int(words[2])
         if stage == "cgroup":
             raise CgroupMoveFailed(f"cannot move the job into its cgroup: {os.strerror(err) if err else '?'}")
         raise OSError(err or errno.EIO, os.strerror(err or errno.EIO), path if stage == "exec" else cwd)

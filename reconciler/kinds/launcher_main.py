@@ -8,15 +8,16 @@ PDEATHSIG with a check that the launcher still lives, default signal disposition
 /dev/null and stdout and stderr on the run's pipe; then it execs the job. The launcher reaps its
 jobs and reports each exit with its resource usage.
 
-Messages (pickled, one per SOCK_SEQPACKET datagram), reconciler to launcher:
-  (request_id, path, argv, cwd, env, rlimits, cgroup_procs) with the run's pipe as the one fd;
-launcher to reconciler:
-  ("started", request_id, pid) | ("failed", request_id, stage, errno) |
-  ("exit", pid, wait_status, maxrss_kib, user_seconds, system_seconds).
+Requests (pickled, one per SOCK_SEQPACKET datagram) come with two descriptors, the run's output
+pipe and its answer pipe: (path, argv, cwd, env, rlimits, cgroup_procs). The answer pipe carries
+one line at the job's exec, "started PID" or "failed STAGE ERRNO", then, once the job is reaped,
+"exit WAIT_STATUS MAXRSS_KIB USER_SECONDS SYSTEM_SECONDS"; it is closed after that (or when the
+launcher dies), so the thread that started the run reads its run's news itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pickle
@@ -33,6 +34,7 @@ PR_SET_PDEATHSIG = 1
 RESET = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
          signal.SIGCHLD)
 MESSAGE = 1 << 20
+NOFILE = (-1, -1)
 
 
 def main() -> None:
@@ -44,6 +46,11 @@ def main() -> None:
         return
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    global NOFILE
+    NOFILE = (soft, hard)  # what its jobs get, as they would from the reconciler
+    if soft != hard:  # it holds a descriptor per running job: as many as it may
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -53,8 +60,8 @@ def main() -> None:
     poller.register(wake_r, select.POLLIN)
     # Jobs forked and not yet exec'd, by the read end of their close-on-exec pipe: many start at
     # once (the launcher never waits for one child's exec), and each is answered at its exec.
-    starting: dict[int, _Starting] = {}
-    by_pid: dict[int, _Starting] = {}
+    starting: dict[int, _Job] = {}
+    jobs: dict[int, _Job] = {}  # by pid, until reaped
     while True:
         for fd, _ in poller.poll():
             if fd == wake_r:
@@ -73,42 +80,51 @@ def main() -> None:
                 poller.unregister(fd)
                 os.close(fd)
                 del starting[fd]
-                del by_pid[one.pid]
-                _answer(sock, one)
+                one.execd = True
+                if one.error:
+                    del jobs[one.pid]
+                    if one.status is None:
+                        os.waitpid(one.pid, 0)  # never reported as a job's exit: it never ran
+                    stage, err = pickle.loads(one.error)
+                    _tell(one, f"failed {stage} {err}\n", last=True)
+                else:
+                    _tell(one, f"started {one.pid}\n", last=False)
+                    if one.status is not None:  # it exited before its exec was seen here
+                        del jobs[one.pid]
+                        _tell(one, one.status, last=True)
             elif fd == sock.fileno():
                 msg, fds, _, _ = socket.recv_fds(sock, MESSAGE, 4)
                 if not msg:
                     return  # the reconciler closed its end: it is gone, and so are its runs
-                try:
-                    one = _launch(pickle.loads(msg), fds, me, prctl)
-                finally:
+                if len(fds) != 2:
                     for passed in fds:
                         os.close(passed)
-                starting[one.fd] = by_pid[one.pid] = one
+                    continue
+                try:
+                    one = _launch(pickle.loads(msg), fds[0], fds[1], me, prctl)
+                finally:
+                    os.close(fds[0])
+                starting[one.fd] = jobs[one.pid] = one
                 poller.register(one.fd, select.POLLIN)
-        _reap(sock, by_pid)
+        _reap(jobs)
 
 
-class _Starting:
-    def __init__(self, rid: int, pid: int, fd: int) -> None:
-        self.rid, self.pid, self.fd = rid, pid, fd
+class _Job:
+    def __init__(self, pid: int, fd: int, answer: int) -> None:
+        self.pid, self.fd, self.answer = pid, fd, answer
         self.error = b""
-        self.status: tuple[object, ...] | None = None  # its exit, when it came before its exec was seen
+        self.execd = False
+        self.status: str | None = None  # its exit, when it came before its exec was seen
 
 
-def _answer(sock: socket.socket, one: _Starting) -> None:
-    if not one.error:
-        sock.send(pickle.dumps(("started", one.rid, one.pid)))
-        if one.status is not None:  # the exit follows its start, as the reconciler expects
-            sock.send(pickle.dumps(one.status))
-        return
-    if one.status is None:
-        os.waitpid(one.pid, 0)  # never reported as a job's exit: it never ran
-    stage, err = pickle.loads(one.error)
-    sock.send(pickle.dumps(("failed", one.rid, stage, err)))
+def _tell(one: _Job, line: str, *, last: bool) -> None:
+    with contextlib.suppress(OSError):  # the reconciler gave the run up: it has nobody to tell
+        os.write(one.answer, line.encode())
+    if last:
+        os.close(one.answer)
 
 
-def _reap(sock: socket.socket, by_pid: dict[int, _Starting]) -> None:
+def _reap(jobs: dict[int, _Job]) -> None:
     while True:
         try:
             pid, status, ru = os.wait4(-1, os.WNOHANG)
@@ -116,19 +132,22 @@ def _reap(sock: socket.socket, by_pid: dict[int, _Starting]) -> None:
             return
         if pid == 0:
             return
-        report = ("exit", pid, status, ru.ru_maxrss, ru.ru_utime, ru.ru_stime)
-        if pid in by_pid:
-            by_pid[pid].status = report
+        one = jobs.get(pid)
+        if one is None:
+            continue
+        line = f"exit {status} {ru.ru_maxrss} {ru.ru_utime!r} {ru.ru_stime!r}\n"
+        if one.execd:
+            del jobs[pid]
+            _tell(one, line, last=True)
         else:
-            sock.send(pickle.dumps(report))
+            one.status = line
 
 
-Request = tuple[int, str, list[str], "str | None", dict[str, str], list[tuple[int, int, int]], "str | None"]
+Request = tuple[str, list[str], "str | None", dict[str, str], list[tuple[int, int, int]], "str | None"]
 
 
-def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]) -> _Starting:
-    rid, path, argv, cwd, env, rlimits, cgroup_procs = request
-    out = fds[0]
+def _launch(request: Request, out: int, answer: int, me: int, prctl: Callable[..., int]) -> _Job:
+    path, argv, cwd, env, rlimits, cgroup_procs = request
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child execs or exits
@@ -136,6 +155,8 @@ def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]
         try:
             os.close(r)
             os.setsid()
+            if NOFILE[0] != NOFILE[1]:
+                resource.setrlimit(resource.RLIMIT_NOFILE, NOFILE)
             for which, soft, hard in rlimits:
                 resource.setrlimit(which, (soft, hard))
             if cgroup_procs is not None:  # before the job can fork: nothing of it escapes the cgroup
@@ -168,7 +189,7 @@ def _launch(request: Request, fds: list[int], me: int, prctl: Callable[..., int]
             os.write(w, pickle.dumps((stage, 0)))
         os._exit(127)
     os.close(w)
-    return _Starting(rid, pid, r)
+    return _Job(pid, r, answer)
 
 if __name__ == "__main__":
     main()

@@ -172,8 +172,8 @@ def _supervise(procs: RunProcesses, spec: CommandRun, handle: CommandHandle, buf
 def _poll(procs: RunProcesses) -> int | None:
     """Popen.poll, with the main process's resource usage kept: wait4 instead of waitpid."""
     proc = procs.proc
-    if isinstance(proc, LaunchedProcess):  # the launcher reaped it, and reported its usage
-        code = proc.returncode
+    if isinstance(proc, LaunchedProcess):  # the launcher reaps it, and reports its usage
+        code = proc.poll()
         if code is not None:
             procs.rusage = proc.rusage
         return code
