@@ -9,7 +9,7 @@ that supervises the run: no thread here hands them over.
 
 Every guarantee of the other ways stays: the job is in a new session (its own process group),
 within its rlimits, inside its run's cgroup before it runs, and dies with its parent (PDEATHSIG);
-the launcher dies with the thread here that started it, so a reconciler killed with SIGKILL takes
+the launcher ends when its socket to the reconciler does, so a reconciler killed with SIGKILL takes
 the launcher and every job with it. Orphans of a job are reparented to the reconciler (the
 subreaper), not to the launcher, which is no subreaper.
 
@@ -36,7 +36,6 @@ from typing import IO
 from reconciler.core.limits import Usage
 
 _OFF = frozenset(("0", "off", "no", "false"))
-READY_TIMEOUT = 30.0
 
 
 class LaunchError(Exception):
@@ -128,44 +127,29 @@ class Launcher:
 
     def __init__(self) -> None:
         self._send_lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self.pid: int | None = None
-        self._alive = False
-        self._ready = threading.Event()
-        self._failure: str | None = None
-        # The thread that starts the launcher is the one PDEATHSIG ties it to: it lives as long as
-        # the launcher does, waiting for its end.
-        self._thread = threading.Thread(target=self._serve, name="launcher", daemon=True)
-        self._thread.start()
-        self._ready.wait(READY_TIMEOUT)
-        if not self._alive:
-            raise LaunchError(self._failure or "the launcher did not start")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            # No thread of ours waits for it: it ends when its socket does, which the kernel closes
+            # when the reconciler ends in any way (a fork of ours that never execs would hold it
+            # open, and the reconciler forks only before its first run).
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(Path(__file__).with_name("launcher_main.py")),
+                 str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+        except OSError as e:
+            ours.close()
+            raise LaunchError(f"cannot start the launcher: {e}") from e
+        finally:
+            theirs.close()
+        self._sock = ours
+        self.pid = self._proc.pid
 
     @property
     def alive(self) -> bool:
-        return self._alive
-
-    def _serve(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(Path(__file__).with_name("launcher_main.py")),
-                 str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
-        except OSError as e:
-            self._failure = f"cannot start the launcher: {e}"
-            ours.close()
-            theirs.close()
-            self._ready.set()
-            return
-        theirs.close()
-        self._sock, self.pid = ours, proc.pid
-        self._alive = True
-        self._ready.set()
-        proc.wait()
-        self._alive = False
         with self._send_lock:
-            ours.close()
+            if self._sock.fileno() >= 0 and self._proc.poll() is not None:  # reaped here: it is gone
+                self._sock.close()
+            return self._sock.fileno() >= 0
 
     def launch(self, path: str, argv: Sequence[str], cwd: str | None, env: Mapping[str, str],
                rlimits: Sequence[tuple[int, int, int]], cgroup_procs: str | None) -> LaunchedProcess:
@@ -176,7 +160,7 @@ class Launcher:
         answer_r, answer_w = os.pipe2(os.O_CLOEXEC)
         try:
             with self._send_lock:
-                if not self._alive or self._sock is None or self._sock.fileno() < 0:
+                if self._sock.fileno() < 0:
                     raise LaunchError("the launcher has ended")
                 try:
                     socket.send_fds(self._sock, [request], [out_w, answer_w])

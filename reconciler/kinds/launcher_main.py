@@ -39,11 +39,7 @@ NOFILE = (-1, -1)
 
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
-    parent = int(sys.argv[2])
     prctl = ctypes.CDLL(None, use_errno=True).prctl
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the reconciler died before the line above took effect
-        return
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -95,7 +91,7 @@ def main() -> None:
             elif fd == sock.fileno():
                 msg, fds, _, _ = socket.recv_fds(sock, MESSAGE, 4)
                 if not msg:
-                    return  # the reconciler closed its end: it is gone, and so are its runs
+                    return  # the reconciler is gone, by any death: so are its runs (PDEATHSIG)
                 if len(fds) != 2:
                     for passed in fds:
                         os.close(passed)
