@@ -47,6 +47,7 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)
     expected: int = 0
     recorded: int = 0
+    launcher: float = 0.0  # of `cpu`, the resident launcher's
 
 
 def pct(values: list[float], p: float) -> float:
@@ -117,8 +118,8 @@ def ours(rate: int, seconds: float, profile: str | None = None, mode: str = "lau
         errors = dict(db.execute("SELECT substr(error, 1, 40), count(*) FROM runs WHERE slot >= ? AND slot < ? "
                                  "AND status NOT IN ('succeeded') GROUP BY 1", (lo, hi)).fetchall())
     window = (end - start).total_seconds()
-    return Result(late, (sum(cpu1) - sum(cpu0)) / window, (cpu1[1] - cpu0[1]) / window, statuses, errors,
-                  _expected(rate, start, end), sum(statuses.values()))
+    return Result(late, (cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / window, (cpu1[1] - cpu0[1]) / window, statuses,
+                  errors, _expected(rate, start, end), sum(statuses.values()), (cpu1[2] - cpu0[2]) / window)
 
 
 def _expected(rate: int, start: datetime, end: datetime) -> int:
@@ -133,11 +134,11 @@ def _expected(rate: int, start: datetime, end: datetime) -> int:
     return n
 
 
-def _cpu(pid: int) -> tuple[float, float]:
+def _cpu(pid: int) -> tuple[float, float, float]:
     """User and system CPU seconds of the daemon (its threads) and of its resident launcher (part
-    of the cost of starting jobs), from /proc; not its jobs'."""
+    of the cost of starting jobs), and the launcher's share, from /proc; not its jobs'."""
     tick = os.sysconf("SC_CLK_TCK")
-    user = system = 0.0
+    user = system = launcher = 0.0
     for p in [pid, *_launchers(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
@@ -145,7 +146,9 @@ def _cpu(pid: int) -> tuple[float, float]:
             continue
         user += int(fields[11]) / tick
         system += int(fields[12]) / tick
-    return user, system
+        if p != pid:
+            launcher += (int(fields[11]) + int(fields[12])) / tick
+    return user, system, launcher
 
 
 def _launchers(pid: int) -> list[int]:
@@ -248,8 +251,9 @@ def main() -> None:
                   f"{b99:>8.2f} {bcpu:>5.2f}  {o99 / b99 if b99 else float('nan'):>8.1f}x  {last.statuses}", flush=True)
             started = statistics.median(len(r.late) for r in rs)
             if started and cpu:
+                lcpu = statistics.median(r.launcher for r in rs)
                 print(f"{'':>16} daemon CPU {cpu * args.seconds / started * 1000:.2f} ms a started run "
-                      f"({sys_cpu / cpu:.0%} of it in the kernel)")
+                      f"({sys_cpu / cpu:.0%} of it in the kernel, {lcpu / cpu:.0%} in the launcher)")
             if last.errors:
                 print(f"{'':>16} not succeeded: {last.errors}")
         if past:
