@@ -13,11 +13,14 @@ the launcher ends when its socket to the reconciler does, so a reconciler killed
 the launcher and every job with it. Orphans of a job are reparented to the reconciler (the
 subreaper), not to the launcher, which is no subreaper.
 
-RECONCILER_LAUNCHER=off starts jobs the old way.
+It is used where RECONCILER_LAUNCHER=on: on the 2-core VM it was measured on, a fork of even a
+small Python process cost about as much CPU as the two extra execs it saves, and starting jobs
+from another process made the loaded daemon slower (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import math
@@ -35,7 +38,7 @@ from typing import IO
 
 from reconciler.core.limits import Usage
 
-_OFF = frozenset(("0", "off", "no", "false"))
+_ON = frozenset(("1", "on", "yes", "true"))
 
 
 class LaunchError(Exception):
@@ -143,6 +146,14 @@ class Launcher:
             theirs.close()
         self._sock = ours
         self.pid = self._proc.pid
+        atexit.register(self._close)
+
+    def _close(self) -> None:
+        """At exit: its socket closed, it ends (and its jobs with it); reaped, not left a zombie."""
+        with self._send_lock:
+            self._sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=2)
 
     @property
     def alive(self) -> bool:
@@ -192,10 +203,10 @@ _refused = False  # it could not start here once: not tried again
 
 
 def resident(environ: Mapping[str, str] = os.environ) -> Launcher | None:
-    """The process's launcher, started on first use (and again if it died); None where it is
-    turned off or cannot run (not Linux)."""
+    """The process's launcher, started on first use (and again if it died); None unless it is
+    turned on (RECONCILER_LAUNCHER=on) and can run (Linux)."""
     global _resident, _refused
-    if _refused or environ.get("RECONCILER_LAUNCHER", "").strip().lower() in _OFF \
+    if _refused or environ.get("RECONCILER_LAUNCHER", "").strip().lower() not in _ON \
             or not sys.platform.startswith("linux"):
         return None
     with _resident_lock:

@@ -4,15 +4,22 @@ every guarantee the setpriv and sh chain gave, and nothing of the launcher leaks
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import time
 
 import pytest
 
+from reconciler.core.limits import Limits
 from reconciler.kinds import launcher
 from reconciler.kinds.command.run import _poll
 from reconciler.kinds.launcher import LaunchedProcess
-from reconciler.kinds.procs import RunProcesses, Supervisor, is_live, stat
+from reconciler.kinds.procs import CPU_GRACE, RunProcesses, Supervisor, is_live, stat
+
+
+@pytest.fixture(autouse=True)
+def _launcher_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONCILER_LAUNCHER", "on")
 
 
 def _run(procs: RunProcesses) -> str:
@@ -118,8 +125,36 @@ def test_jobs_die_with_the_launcher_and_the_next_run_starts_a_new_one() -> None:
     assert second.pid != first.pid
 
 
-def test_with_the_launcher_turned_off_jobs_start_the_old_way(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECONCILER_LAUNCHER", "off")
+@pytest.mark.parametrize("value", [None, "off"])
+def test_unless_the_launcher_is_turned_on_jobs_start_through_setpriv(monkeypatch: pytest.MonkeyPatch,
+                                                                    value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv("RECONCILER_LAUNCHER")
+    else:
+        monkeypatch.setenv("RECONCILER_LAUNCHER", value)
     procs = Supervisor(None).spawn(["/bin/true"], cwd=None, env={})
     assert not isinstance(procs.proc, LaunchedProcess)
     assert _run(procs) == ""
+
+
+def test_a_runs_rlimits_are_set_in_the_launchers_child_and_nothing_else_changes_them() -> None:
+    limits = Limits(cpu_time=30, open_files=64)
+    out = _run(Supervisor(None).spawn(["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -St; ulimit -Ht"], cwd=None,
+                                      env={}, limits=limits))
+    assert out.split() == ["64", "64", "30", str(30 + CPU_GRACE)]
+    # Without limits the job gets the reconciler's own, not the launcher's raised descriptor limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    out = _run(Supervisor(None).spawn(["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"], cwd=None, env={}))
+    assert out.split() == [str(soft) if soft >= 0 else "unlimited", str(hard) if hard >= 0 else "unlimited"]
+
+
+def test_a_job_starts_inside_its_runs_cgroup_through_the_launcher() -> None:
+    supervisor = Supervisor.detect({})
+    if supervisor.cgroup_parent is None:
+        pytest.skip("no cgroup v2 hierarchy we may create cgroups in here")
+    procs = supervisor.spawn(["/bin/cat", "/proc/self/cgroup"], cwd=None, env={})
+    assert isinstance(procs.proc, LaunchedProcess)
+    cgroup = procs.cgroup
+    out = _run(procs)
+    assert cgroup is not None
+    assert any(line.startswith("0::") and line.endswith("/" + cgroup.name) for line in out.splitlines()), out
