@@ -1,15 +1,15 @@
 """A firing ramp: the real daemon firing `/bin/true` at rising rates, beside bare APScheduler.
 
 Run: .venv/bin/python benchmarks/bench_firing.py [--rates 250,500,1000,2000,3000] [--seconds 8] [--repeat 3]
-     [--modes launcher,setpriv]
+     [--modes setpriv,launcher]
 Target (issue 16): >= 2,000 slots a second with p99 lateness <= 10 ms on one replica, SQLite ledger
 with synchronous=FULL. For each rate it prints lateness (start - slot, from the ledger) p50/p99,
 the rows recorded against the slots expected in the window, their statuses, and the same rate of
 no-op jobs in bare APScheduler 3.11 (same run, alternating). The ramp stops one rate after p99
 passes 100 ms, to show what happens past the ceiling.
 
-`--modes` compares ways of starting jobs in the same run (alternating): `launcher` (the resident
-launcher, the default), `setpriv` (RECONCILER_LAUNCHER=off: setpriv, sh, then the job).
+`--modes` compares ways of starting jobs in the same run (alternating): `setpriv` (the default:
+setpriv, sh, then the job), `launcher` (RECONCILER_LAUNCHER=on: the resident launcher forks it).
 
 `--profile py-spy` records the daemon at the first rate with py-spy, sampling only the thread that holds
 the GIL (so the samples are where the daemon's CPU goes, not where its threads wait), as collapsed
@@ -68,7 +68,7 @@ def write_tree(directory: Path, rate: int) -> None:
             "run: {command: [/bin/true]}\nhistory: {keep: 20}\n")
 
 
-MODES = {"launcher": {}, "setpriv": {"RECONCILER_LAUNCHER": "off"}}
+MODES = {"setpriv": {"RECONCILER_LAUNCHER": "off"}, "launcher": {"RECONCILER_LAUNCHER": "on"}}
 
 
 def ours(rate: int, seconds: float, profile: str | None = None, mode: str = "launcher") -> Result:
@@ -217,7 +217,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--profile", choices=["py-spy"], default=None, help="at every rate")
-    ap.add_argument("--modes", default="launcher", help="comma-separated: " + ", ".join(MODES))
+    ap.add_argument("--modes", default="setpriv", help="comma-separated: " + ", ".join(MODES))
     args = ap.parse_args()
     modes = args.modes.split(",")
     WORK.mkdir(parents=True, exist_ok=True)

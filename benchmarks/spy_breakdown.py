@@ -24,7 +24,8 @@ CATEGORIES = [
     ("supervising the run (poll loop)", ("_supervise",)),
     ("logging", ("log (reconciler/service/logs", "reconciler/service/log", "logging")),
     ("APScheduler timer thread", ("apscheduler",)),
-    ("policy and runner bookkeeping", ("reconciler/engine/runner.py", "reconciler/core")),
+    ("metrics", ("reconciler/service/metrics",)),
+    ("the rest of a run in the runner (policy, ids, whereabouts)", ("reconciler/engine/runner.py", "reconciler/core")),
     ("worker pool hand-off", ("concurrent/futures", "threading.py")),
 ]
 
