@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.gitrepo import commit_info
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Commit
-from tests.harness import Daemon, git, init_repo
+from tests.harness import Daemon, git, init_repo, wait_for
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 A_V1 = "name: backup\nschedule: {cron: '0 2 * * *'}\nrun: {command: [/bin/true], timeout: 10m}\n"
@@ -79,7 +79,9 @@ def test_audit_shows_per_schedule_the_commits_of_two_authors_with_their_diffs(
     publish(root, repo, second)
     d.wait_event("revision.applied", revision=second)
     base = f"http://{d.wait_event('http.listening')['address']}"
-    status, backup = get(base + "/api/v1/schedules/backup/history")
+    # The revision is recorded off the reconcile path, after it is applied: wait for its audit.
+    status, backup = wait_for(lambda: (r := get(base + "/api/v1/schedules/backup/history"))[0] == 200
+                              and len(r[1]["changes"]) == 2 and r, what="the second commit's audit")
     assert status == 200
     assert [(c["commit"]["author"], c["action"], c["fields"]) for c in backup["changes"]] == [
         ("Dana", "change", [{"path": "run.timeout", "old": "10m", "new": "1m"}]), ("Ann", "add", [])]
