@@ -202,7 +202,7 @@
         el("td", { class: "mono" }, revision(r.revision))));
     }
     if (!s.runs.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No runs yet.")));
-    document.dispatchEvent(new CustomEvent("dashboard:schedule", { detail: s }));  // charts.js draws its pictures
+    document.dispatchEvent(new CustomEvent("dashboard:schedule", { detail: s }));  // charts.js draws its pictures, graph.js lists its dependencies
   }
 
   // What a run used (resource limits): peak memory and CPU time, where its kind measured them.
@@ -226,10 +226,15 @@
     try {
       const route = location.hash.match(/^#\/schedule\/([^/]+)(?:\/run\/(\d+))?/);
       const timeline = location.hash.startsWith("#/timeline");  // drawn by charts.js
-      $("overview-view").classList.toggle("hidden", !!route || timeline);
+      const graph = location.hash.startsWith("#/graph");  // drawn by graph.js
+      $("overview-view").classList.toggle("hidden", !!route || timeline || graph);
       $("schedule-view").classList.toggle("hidden", !route);
       $("timeline-view").classList.toggle("hidden", !timeline);
-      if (timeline) {
+      $("graph-view").classList.toggle("hidden", !graph);
+      if (graph) {
+        renderStatus(await getJSON("/api/v1/status"));
+        document.dispatchEvent(new CustomEvent("dashboard:graph"));
+      } else if (timeline) {
         renderStatus(await getJSON("/api/v1/status"));
         document.dispatchEvent(new CustomEvent("dashboard:timeline"));
       } else if (route) {

@@ -215,7 +215,7 @@ def build_app(site: Site) -> ASGIApp:
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from reconciler.service import pictures, views
+    from reconciler.service import graph, pictures, views
     from reconciler.service.views import SORTS, Query
 
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
@@ -392,6 +392,7 @@ def build_app(site: Site) -> ASGIApp:
 
         Route("/api/v1/openapi.json", openapi), Route("/api/v1/schedules/{name}/history", history),
         *pictures.routes(site),  # strips, trends, the timeline and the charting library
+        *graph.routes(site),  # the dependency graph, its view and the layout library
     ]
     return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request,
                                                                    operator.Refused: bad_request}), site.names)

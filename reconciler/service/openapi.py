@@ -100,6 +100,17 @@ SCHEMAS: dict[str, Any] = {
                    action={"enum": ["add", "change", "remove"]},
                    fields={"type": "array", "items": _obj(path=_STR, old={}, new={})}),
     "ScheduleHistory": _obj(schedule=_STR, changes={"type": "array", "items": _ref("Change")}),
+    # The dependency graph (service/graph.py).
+    "Graph": _obj(
+        revision=_null(_STR), total_nodes=_INT, total_edges=_INT, truncated=_BOOL,
+        nodes={"type": "array", "items": _obj(
+            name=_STR, description=_STR, state={"enum": [str(s) for s in ScheduleState]}, kind=_STR,
+            last_status=_null({"enum": [str(s) for s in RUN_STATES]}), last_run_id=_null(_INT),
+            last_slot=_null(_TIME), paused=_BOOL)},
+        edges={"type": "array", "items": _obj(
+            **{"from": _STR, "to": _STR, "kind": {"enum": ["after", "requires"]}, "all": _BOOL},
+            on=_null({"enum": ["success", "failure", "finished"]}), status=_null(_STR),
+            within_seconds=_null(_NUM))}),
 }
 
 
@@ -227,6 +238,14 @@ PATHS: dict[str, Any] = {
         _path("run_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "The run's id."),),
         more={"404": _json("Error", "No such run.")}),
     "/api/v1/replicas": _get("The reconcilers sharing the ledger.", _json("Replicas", "Replicas.")),
+    "/api/v1/graph": _get("The whole dependency graph: every schedule that follows or requires another, or is "
+                          "followed or required, with its state and last status, and the edges upstream -> "
+                          "downstream (`after` or `requires`); cut at 2,000 nodes (`truncated`).",
+                          _json("Graph", "The graph.")),
+    "/graph.js": _get("The dashboard's graph script.", _text("text/javascript", "Script."), tag="dashboard"),
+    "/graph.css": _get("The dashboard's graph style sheet.", _text("text/css", "Style sheet."), tag="dashboard"),
+    "/vendor/dagre.min.js": _get("The graph layout library (@dagrejs/dagre, MIT).",
+                                 _text("text/javascript", "Script."), tag="dashboard"),
     "/api/v1/summary": _get("What `reconciler status` shows: the applied and a rejected revision, runs by state, "
                             "failing schedules, the replicas and the next fire times.", _json("Summary", "Summary.")),
 }

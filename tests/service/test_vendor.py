@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 VENDOR = ROOT / "reconciler" / "data" / "vendor"
 MODULES = ROOT / "tools" / "vendor" / "node_modules"
 SHIPPED = {"uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js", "uPlot.min.css": "uplot/dist/uPlot.min.css",
-           "uPlot.LICENSE": "uplot/LICENSE"}
+           "uPlot.LICENSE": "uplot/LICENSE", "dagre.min.js": "@dagrejs/dagre/dist/dagre.min.js",
+           "dagre.LICENSE": "@dagrejs/dagre/LICENSE", "graphlib.LICENSE": "@dagrejs/graphlib/LICENSE"}
 
 
 def test_the_shipped_files_are_exactly_those_the_copy_script_writes() -> None:

@@ -1,4 +1,4 @@
-"""Copy the dashboard's pinned charting library from npm into the package.
+"""Copy the dashboard's pinned libraries (charts: uPlot; graph layout: @dagrejs/dagre) from npm into the package.
 
 Run after `npm ci --prefix tools/vendor`:  python tools/vendor/copy.py
 The copies are committed, so `pip install` from a clean clone needs no npm;
@@ -14,7 +14,10 @@ HERE = Path(__file__).resolve().parent
 TARGET = HERE.parent.parent / "reconciler" / "data" / "vendor"
 # (file in node_modules, name in reconciler/data/vendor/)
 FILES = (("uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"), ("uplot/dist/uPlot.min.css", "uPlot.min.css"),
-         ("uplot/LICENSE", "uPlot.LICENSE"))
+         ("uplot/LICENSE", "uPlot.LICENSE"),
+         # dagre.min.js bundles @dagrejs/graphlib, so both licences ship.
+         ("@dagrejs/dagre/dist/dagre.min.js", "dagre.min.js"), ("@dagrejs/dagre/LICENSE", "dagre.LICENSE"),
+         ("@dagrejs/graphlib/LICENSE", "graphlib.LICENSE"))
 
 
 def main() -> None:
