@@ -103,9 +103,9 @@ def test_job_output_and_descriptions_with_markup_are_shown_as_text(page: Any, si
     assert page.text_content("#s-desc") == "description with <b>markup</b>"
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#output script, #output img, #s-desc b").count() == 0
-    # Only our own scripts: the library, the page's and the pictures'.
+    # Only our own scripts: the libraries, the page's, the pictures' and the graph's.
     assert page.evaluate("[...document.scripts].map(s => s.getAttribute('src'))") == [
-        "/vendor/uPlot.iife.min.js", "/dashboard.js", "/charts.js"]
+        "/vendor/uPlot.iife.min.js", "/dashboard.js", "/charts.js", "/vendor/dagre.min.js", "/graph.js"]
 
 
 def test_search_filter_and_sort(page: Any, site: tuple[str, Path]) -> None:
