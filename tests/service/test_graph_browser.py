@@ -111,3 +111,14 @@ def test_clicking_a_node_opens_its_schedule_which_links_its_upstreams_and_downst
     wait_for(lambda: page.text_content("#s-name") == "alone", timeout=10, what="a schedule without dependencies")
     assert page.locator("#s-deps").is_hidden()
     assert page.errors == []
+
+
+def test_a_keyboard_user_opens_a_node_with_enter(page: Any, site: str) -> None:
+    page.goto(site + "/#/graph")
+    page.wait_for_selector("body[data-graph=drawn]")
+    page.focus("a.gnode[data-name=load]")
+    assert page.evaluate("document.activeElement.dataset.name") == "load"
+    page.keyboard.press("Enter")
+    wait_for(lambda: page.evaluate("location.hash") == "#/schedule/load", timeout=10, what="the schedule page")
+    wait_for(lambda: page.text_content("#s-name") == "load", timeout=10, what="load's page")
+    assert page.errors == []
