@@ -7,6 +7,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const STATUS = /^[a-z_]+$/;  // a status becomes a class name only if it is a plain word
   let drawn = null;  // the JSON last drawn: the 5 s refresh redraws only what changed
+  let shape = null;  // the node names and edges last laid out: a new status only recolours
 
   function svg(tag, attrs, ...children) {
     const node = document.createElementNS(SVG, tag);
@@ -30,6 +31,27 @@
     return `${e.from} → ${e.to} (${how})`;
   }
 
+  function nodeStatus(n) { return n.last_status && STATUS.test(n.last_status) ? n.last_status : "never"; }
+  function nodeTip(n) {
+    return `${n.name} · ${n.state}${n.paused ? ", paused" : ""} · last run: ${n.last_status || "never"}` +
+      (n.description ? `\n${n.description}` : "");
+  }
+  function paint(node, n) {
+    const status = nodeStatus(n);
+    node.setAttribute("class", `gnode ${status}${n.state !== "active" || n.paused ? " inactive" : ""}`);
+    node.dataset.status = status;
+    node.querySelector("title").textContent = nodeTip(n);
+  }
+
+  // Same nodes and edges as drawn: recolour in place, so a layout is not computed again and the
+  // node a keyboard user is on keeps the focus. True if that was enough.
+  function recolour(data, key) {
+    if (key !== shape || !$("g-svg")) return false;
+    const byName = new Map(data.nodes.map((n) => [n.name, n]));
+    for (const node of $("g-svg").querySelectorAll("a.gnode")) paint(node, byName.get(node.dataset.name));
+    return true;
+  }
+
   function draw(data) {
     const canvas = $("g-canvas");
     const shown = data.nodes.length;
@@ -37,6 +59,9 @@
       ? `${shown} schedules, ${data.edges.length} dependencies` + (data.truncated
         ? ` (the first ${shown} of ${data.total_nodes} schedules by name: the graph is cut)` : "")
       : "No schedule depends on another.";
+    const key = JSON.stringify([data.nodes.map((n) => n.name), data.edges]);
+    if (recolour(data, key)) return;
+    shape = key;
     if (!shown) { canvas.replaceChildren(); return; }
     const g = new dagre.graphlib.Graph({ multigraph: true });
     g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 70, marginx: 12, marginy: 12 });
@@ -44,6 +69,7 @@
     for (const n of data.nodes) g.setNode(n.name, { width: Math.max(90, n.name.length * 7.5 + 28), height: 34 });
     data.edges.forEach((e, i) => g.setEdge(e.from, e.to, {}, `${e.kind}:${i}`));
     dagre.layout(g);
+    document.body.dataset.graphLayouts = String(Number(document.body.dataset.graphLayouts || 0) + 1);
     const size = g.graph();
     const picture = svg("svg", { id: "g-svg", width: Math.ceil(size.width), height: Math.ceil(size.height),
       viewBox: `0 0 ${Math.ceil(size.width)} ${Math.ceil(size.height)}`, role: "img", "aria-label": "Dependency graph" });
@@ -57,15 +83,12 @@
     });
     for (const n of data.nodes) {
       const box = g.node(n.name);
-      const status = n.last_status && STATUS.test(n.last_status) ? n.last_status : "never";
-      const tip = `${n.name} · ${n.state}${n.paused ? ", paused" : ""} · last run: ${n.last_status || "never"}` +
-        (n.description ? `\n${n.description}` : "");
-      const node = svg("a", { href: `#/schedule/${encodeURIComponent(n.name)}`, class: `gnode ${status}`,
-        "data-name": n.name, "data-status": status, transform: `translate(${(box.x - box.width / 2).toFixed(1)},${(box.y - box.height / 2).toFixed(1)})` },
-      svg("title", {}, tip),
+      const node = svg("a", { href: `#/schedule/${encodeURIComponent(n.name)}`, "data-name": n.name,
+        transform: `translate(${(box.x - box.width / 2).toFixed(1)},${(box.y - box.height / 2).toFixed(1)})` },
+      svg("title", {}),
       svg("rect", { width: box.width, height: box.height, rx: "6", ry: "6" }),
       svg("text", { x: box.width / 2, y: box.height / 2 + 4, "text-anchor": "middle" }, n.name));
-      if (n.state !== "active" || n.paused) node.classList.add("inactive");
+      paint(node, n);
       picture.append(node);
     }
     canvas.replaceChildren(picture);
@@ -78,6 +101,7 @@
       const text = await response.text();
       if (text !== drawn) { draw(JSON.parse(text)); drawn = text; }
       document.body.dataset.graph = "drawn";
+      document.body.dataset.graphRefreshes = String(Number(document.body.dataset.graphRefreshes || 0) + 1);
     } catch (error) {
       $("g-summary").textContent = `the graph could not be drawn: ${error.message}`;
     }

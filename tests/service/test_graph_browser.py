@@ -122,3 +122,18 @@ def test_a_keyboard_user_opens_a_node_with_enter(page: Any, site: str) -> None:
     wait_for(lambda: page.evaluate("location.hash") == "#/schedule/load", timeout=10, what="the schedule page")
     wait_for(lambda: page.text_content("#s-name") == "load", timeout=10, what="load's page")
     assert page.errors == []
+
+
+def test_a_refresh_with_new_runs_recolours_in_place_and_the_focused_node_keeps_the_focus(page: Any, site: str) -> None:
+    page.goto(site + "/#/graph")
+    page.wait_for_selector("body[data-graph=drawn]")
+    page.focus("a.gnode[data-name=extract]")
+    layouts = page.evaluate("document.body.dataset.graphLayouts")
+    seen = int(page.evaluate("document.body.dataset.graphRefreshes"))
+    # extract runs every second, so each 5 s refresh brings new last runs.
+    wait_for(lambda: int(page.evaluate("document.body.dataset.graphRefreshes")) >= seen + 2, timeout=20,
+             what="two refreshes")
+    assert page.evaluate("document.body.dataset.graphLayouts") == layouts == "1"
+    assert page.evaluate("document.activeElement.dataset.name") == "extract"
+    assert page.locator("a.gnode[data-name=extract]").get_attribute("class") == "gnode succeeded"
+    assert page.errors == []
