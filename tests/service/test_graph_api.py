@@ -145,3 +145,19 @@ def test_the_graph_script_style_and_layout_library_are_served_under_the_strict_c
     assert '<script src="/vendor/dagre.min.js" defer></script>' in page
     assert 'src="/graph.js"' in page
     assert "dagre" in client.get("/vendor/dagre.min.js").text
+
+
+def test_an_answer_with_both_edge_kinds_and_a_last_run_matches_the_openapi_document(ledger: Ledger) -> None:
+    from jsonschema import Draft202012Validator
+
+    from reconciler import __version__
+    from reconciler.service.openapi import document
+
+    ledger.record("load", NOW, attempt=1, cause=Cause.MANUAL, revision="r1",
+                  outcome=Outcome(RunStatus.SUCCEEDED, NOW + timedelta(seconds=1), exit_code=0), started_at=NOW)
+    data = client_of(lambda: etl(), ledger).get("/api/v1/graph").json()
+    assert {e["kind"] for e in data["edges"]} == {"after", "requires"}
+    validator = Draft202012Validator({**document(__version__), "$ref": "#/components/schemas/Graph"})
+    assert list(validator.iter_errors(data)) == []
+    data["edges"][0]["extra"] = 1  # the schema is exact: a field added without describing it fails
+    assert list(validator.iter_errors(data))
