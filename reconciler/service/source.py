@@ -151,7 +151,7 @@ class _Index:
 
     def _use(self, rel: str, result: FileResult, step: int) -> None:
         for s in result.schedules:
-            if "windows" in s.spec or "calendar" in s.spec:
+            if s.shared:
                 for kind, name, _ in references(s.spec):
                     users = self.users.setdefault((kind, name), set())
                     if step > 0:
@@ -219,7 +219,7 @@ class _Index:
         """The schedule with its windows and calendars; None (its problems kept) if it names a
         shared item that is missing or broken."""
         self.unresolved.pop(schedule.name, None)
-        if "windows" not in schedule.spec and "calendar" not in schedule.spec:
+        if not schedule.shared:
             return schedule
         ruled, problems = resolve((schedule,), self.built)
         if not ruled:
