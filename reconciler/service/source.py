@@ -15,6 +15,7 @@ import marshal
 import os
 import re
 import stat
+import struct
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -689,7 +690,14 @@ def blob_id(data: bytes) -> str:
     return h.hexdigest()
 
 
-Stat = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime in ns
+# A file's device, inode, size, mtime and ctime in ns, packed: one per file for the life of the
+# process, and a tuple of five large ints is over three times the size.
+Stat = bytes
+_STAT = struct.Struct("=QQqqq")
+
+
+def _stat_of(st: os.stat_result) -> Stat:
+    return _STAT.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 _SETTLED_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp
 
 
@@ -714,7 +722,7 @@ def _read_stat(path: str) -> tuple[bytes | None, Stat | None]:
             return None, None
         data = fh.read(MAX_FILE_BYTES + 1)
     settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
-    return data, ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if settled else None)
+    return data, (_stat_of(st) if settled else None)
 
 
 def _same_stat(path: str, sig: Stat) -> bool:
@@ -722,7 +730,7 @@ def _same_stat(path: str, sig: Stat) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == sig
+    return _stat_of(st) == sig
 
 
 PARALLEL_MIN_FILES = 2000
@@ -799,7 +807,7 @@ class _Helper:
             if values is None:  # the helper could not read it: left to `rest`, which reads it here
                 continue
             self.done.add(rel)
-            source._remember(rel, tuple(sig) if sig is not None else None)  # type: ignore[arg-type]
+            source._remember(rel, sig)
             path, problems, valid = values
             if not cached:
                 source.cache.changed = True

@@ -276,3 +276,20 @@ def test_a_rescan_reads_only_the_files_whose_inode_size_or_times_changed(
     # Both modified within the last seconds: read again until they are older, since a write in
     # the same timestamp would not change their stat.
     assert sorted(reads) == ["fresh.yaml", "s5.yaml"]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_each_files_remembered_stat_is_kept_in_forty_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    from reconciler.service import source
+
+    tree(tmp_path, 12)
+    monkeypatch.setattr(source, "_SETTLED_NS", -10**12)
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 4 if parallel else 10**9)
+    src = DirectorySource(tmp_path)
+    src.full(NOW)
+    assert src.last_load_parallel is parallel
+    kept = src._stats
+    assert sorted(kept) == sorted(f"s{i}.yaml" for i in range(12))
+    # One small bytes value a file for the life of the process (a tuple of five ints was ~240 B).
+    assert {(type(v), len(v)) for v in kept.values()} == {(bytes, 40)}
