@@ -405,6 +405,39 @@ class DirectorySource:
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
 
+    def rescan(self, now: datetime) -> Snapshot:
+        """The periodic rescan (inotify may drop events): in a plain directory read before, the
+        paths whose listing or stat differ are read again as their events would have been
+        (`changed`), so an unchanged tree costs a listing and a stat per file, not a rebuilt
+        index. Anything out of the ordinary (a link, an entry skipped or no longer skipped, a
+        defaults file, a calendar or windows file that differs) is read whole, as before."""
+        with quiet_gc():
+            self.refresh()
+            target = self.resolve()
+            if self._target is None or target != self._target or self.link is not None:
+                return self._full(now)
+            listing, skipped = list_tree(target)
+            index = self._index
+            if {s.rel for s in skipped} != index.skipped.keys():
+                return self._full(now)
+            library = self._read_library(target)
+            if {r: e[0] for r, e in library.items()} != {r: e[0] for r, e in index.library.items()}:
+                return self._full(now)
+            paths: list[str] = []
+            listed: set[str] = set()
+            for rel, path in listing:
+                listed.add(rel)
+                sig = self._stats.get(rel)
+                if rel not in index.files or sig is None or not _same_stat(path, sig):
+                    if _is_defaults(rel):
+                        return self._full(now)
+                    paths.append(path)
+            for rel in index.files.keys() - listed:
+                if _is_defaults(rel):
+                    return self._full(now)
+                paths.append(str(target / rel))
+            return self.changed(paths, now)
+
     def forget(self) -> None:
         """After a failure mid-update: the next event reads the whole tree again."""
         self._target = None
