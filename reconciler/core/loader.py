@@ -37,6 +37,8 @@ from reconciler.core.model import (
     Schedule,
     Source,
     env_values,
+    names_shared,
+    pack_spec,
     spec_hash,
 )
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
@@ -698,9 +700,9 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
     return Schedule(
         name=spec["name"], description=spec.get("description", ""), enabled=spec.get("enabled", True),
         labels=tuple(sorted(spec.get("labels", {}).items())), timing=timing, run=run, policy=policy,
-        history_keep=whole(spec.get("history", {}).get("keep", 100)), notify=notify, spec=spec,
-        source=Source(path, doc.line, doc.index), spec_hash=digest or spec_hash(spec),
-        deps=build_deps(spec),
+        history_keep=whole(spec.get("history", {}).get("keep", 100)), notify=notify,
+        packed_spec=pack_spec(spec), source=Source(path, doc.line, doc.index),
+        spec_hash=digest or spec_hash(spec), deps=build_deps(spec), shared=names_shared(spec),
     )
 
 
@@ -782,10 +784,10 @@ def resolve(schedules: Iterable[Schedule], library: Library) -> tuple[list[Sched
     out: list[Schedule] = []
     problems: list[Problem] = []
     for s in schedules:
-        spec = s.spec
-        if "windows" not in spec and "calendar" not in spec:
+        if not s.shared:
             out.append(s)
             continue
+        spec = s.spec
         missing = reference_problems(spec, s.source, library)
         if missing:
             problems.extend(missing)

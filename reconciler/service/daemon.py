@@ -430,7 +430,9 @@ class Reconciler:
         try:
             newest = self.ledger.advance_revision(revision, every, replica=replica, previous=self._advanced)
             if newest is None:
-                specs: dict[str, Any] = {n: s.spec for n, s in new.items()}
+                # Unpacked one at a time as the ledger writes them: the first revision holds every
+                # spec, and their dicts all at once would stay in the resident memory.
+                specs: Mapping[str, Any] = SpecsOf(new)
                 previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
                 parent = self._parent if changes is not None else None
                 if parent is None and changes is not None:
@@ -510,11 +512,13 @@ class Reconciler:
                     due = time.monotonic() - last_full >= rescan
                     if not changes and not fresh and not due:
                         continue
-                    full, fresh = fresh or not changes or due, False
+                    full, fresh_tick, fresh = fresh or not changes or due, fresh, False
                     try:
                         now = self.clock()
-                        snapshot = self.source.full(now) if full else self.source.changed(
-                            [p for _, p in changes], now)
+                        # The first tick reads whole (events may have been missed before the
+                        # watch began); a due rescan reads only what differs (`rescan`).
+                        snapshot = (self.source.full(now) if fresh_tick else self.source.rescan(now) if full
+                                    else self.source.changed([p for _, p in changes], now))
                         if full:
                             last_full = time.monotonic()
                         self.reconcile(snapshot)

@@ -21,12 +21,16 @@ from typing import Any
 
 import reconciler
 from reconciler.core.loader import Checked, FileResult, ValidDocument
+from reconciler.core.model import pack_spec
 
-_MAGIC = b"reconciler-parse-cache\n"
+# Version 2: each spec is kept as the record's packed bytes (core.model.pack_spec), not a dict.
+_MAGIC = b"reconciler-parse-cache 2\n"
 CheckedValues = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...]]
-# An entry: the values a check returned (as the helper process sends them: no problems, so the
-# second item is empty) and until when they hold.
-Entry = tuple[str, tuple[tuple[Any, ...], ...], tuple[ValidDocument, ...], float]
+# A valid document as kept: its spec packed (core.model.pack_spec), its line, index and spec hash.
+PackedDocument = tuple[bytes, int, int, str]
+# An entry: the values a check returned (no problems, so the second item is empty), each spec
+# packed, and until when they hold.
+Entry = tuple[str, tuple[tuple[Any, ...], ...], tuple[PackedDocument, ...], float]
 
 
 def code_fingerprint() -> str:
@@ -116,7 +120,10 @@ class ParseCache:
             return None
         try:
             name, problems, valid, until = values
-            return Checked(name, (), tuple(valid)) if not problems and now.timestamp() < until else None
+            if problems or now.timestamp() >= until:
+                return None
+            return Checked(name, (), tuple((marshal.loads(packed), line, index, digest)
+                                           for packed, line, index, digest in valid))
         except Exception:  # a damaged entry: check the file again
             return None
 
@@ -129,7 +136,8 @@ class ParseCache:
     def put(self, path: str, digest: str, checked: Checked, defaults: str = "") -> None:
         """Keep one file's check (tests and tools; the daemon writes its index with `save`)."""
         if self.path is not None and (until := usable_until(checked)) is not None:
-            self.entries[self.key(path, digest, defaults)] = (checked.path, (), checked.valid, until)
+            valid = tuple((pack_spec(spec), line, index, h) for spec, line, index, h in checked.valid)
+            self.entries[self.key(path, digest, defaults)] = (checked.path, (), valid, until)
             self.changed = True
 
     def entry(self, path: str, digest: str, result: FileResult, defaults: str = "") -> tuple[str, Entry] | None:
@@ -137,9 +145,11 @@ class ParseCache:
         returned): nothing for a file with problems or names not built."""
         if result.problems or result.unbuilt:
             return None
-        valid = tuple((s.spec, s.source.line, s.source.document, s.spec_hash) for s in result.schedules)
-        checked = Checked(result.path, (), valid)
-        until = usable_until(checked)
+        # The records' packed specs are kept as they are; only a one-time `at` is unpacked, to judge
+        # until when the entry holds.
+        valid = tuple((s.packed_spec, s.source.line, s.source.document, s.spec_hash) for s in result.schedules)
+        timed = tuple((s.spec, 0, 0, "") for s in result.schedules if s.timing.at is not None)
+        until = usable_until(Checked(result.path, (), timed))
         return None if until is None else (self.key(path, digest, defaults), (result.path, (), valid, until))
 
     def save(self, wanted: dict[str, Entry]) -> None:

@@ -15,6 +15,7 @@ import marshal
 import os
 import re
 import stat
+import struct
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -151,7 +152,7 @@ class _Index:
 
     def _use(self, rel: str, result: FileResult, step: int) -> None:
         for s in result.schedules:
-            if "windows" in s.spec or "calendar" in s.spec:
+            if s.shared:
                 for kind, name, _ in references(s.spec):
                     users = self.users.setdefault((kind, name), set())
                     if step > 0:
@@ -219,7 +220,7 @@ class _Index:
         """The schedule with its windows and calendars; None (its problems kept) if it names a
         shared item that is missing or broken."""
         self.unresolved.pop(schedule.name, None)
-        if "windows" not in schedule.spec and "calendar" not in schedule.spec:
+        if not schedule.shared:
             return schedule
         ruled, problems = resolve((schedule,), self.built)
         if not ruled:
@@ -403,6 +404,39 @@ class DirectorySource:
                 self._index, self._target = index, target
                 return self._snapshot(target)
         raise PathError(f"{self.directory}: the link kept moving while it was read")
+
+    def rescan(self, now: datetime) -> Snapshot:
+        """The periodic rescan (inotify may drop events): in a plain directory read before, the
+        paths whose listing or stat differ are read again as their events would have been
+        (`changed`), so an unchanged tree costs a listing and a stat per file, not a rebuilt
+        index. Anything out of the ordinary (a link, an entry skipped or no longer skipped, a
+        defaults file, a calendar or windows file that differs) is read whole, as before."""
+        with quiet_gc():
+            self.refresh()
+            target = self.resolve()
+            if self._target is None or target != self._target or self.link is not None:
+                return self._full(now)
+            listing, skipped = list_tree(target)
+            index = self._index
+            if {s.rel for s in skipped} != index.skipped.keys():
+                return self._full(now)
+            library = self._read_library(target)
+            if {r: e[0] for r, e in library.items()} != {r: e[0] for r, e in index.library.items()}:
+                return self._full(now)
+            paths: list[str] = []
+            listed: set[str] = set()
+            for rel, path in listing:
+                listed.add(rel)
+                sig = self._stats.get(rel)
+                if rel not in index.files or sig is None or not _same_stat(path, sig):
+                    if _is_defaults(rel):
+                        return self._full(now)
+                    paths.append(path)
+            for rel in index.files.keys() - listed:
+                if _is_defaults(rel):
+                    return self._full(now)
+                paths.append(str(target / rel))
+            return self.changed(paths, now)
 
     def forget(self) -> None:
         """After a failure mid-update: the next event reads the whole tree again."""
@@ -689,7 +723,14 @@ def blob_id(data: bytes) -> str:
     return h.hexdigest()
 
 
-Stat = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime in ns
+# A file's device, inode, size, mtime and ctime in ns, packed: one per file for the life of the
+# process, and a tuple of five large ints is over three times the size.
+Stat = bytes
+_STAT = struct.Struct("=QQqqq")
+
+
+def _stat_of(st: os.stat_result) -> Stat:
+    return _STAT.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 _SETTLED_NS = 2_000_000_000  # a file modified this recently may change again within its timestamp
 
 
@@ -714,7 +755,7 @@ def _read_stat(path: str) -> tuple[bytes | None, Stat | None]:
             return None, None
         data = fh.read(MAX_FILE_BYTES + 1)
     settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
-    return data, ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if settled else None)
+    return data, (_stat_of(st) if settled else None)
 
 
 def _same_stat(path: str, sig: Stat) -> bool:
@@ -722,7 +763,7 @@ def _same_stat(path: str, sig: Stat) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == sig
+    return _stat_of(st) == sig
 
 
 PARALLEL_MIN_FILES = 2000
@@ -799,7 +840,7 @@ class _Helper:
             if values is None:  # the helper could not read it: left to `rest`, which reads it here
                 continue
             self.done.add(rel)
-            source._remember(rel, tuple(sig) if sig is not None else None)  # type: ignore[arg-type]
+            source._remember(rel, sig)
             path, problems, valid = values
             if not cached:
                 source.cache.changed = True

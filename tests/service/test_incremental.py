@@ -276,3 +276,64 @@ def test_a_rescan_reads_only_the_files_whose_inode_size_or_times_changed(
     # Both modified within the last seconds: read again until they are older, since a write in
     # the same timestamp would not change their stat.
     assert sorted(reads) == ["fresh.yaml", "s5.yaml"]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_each_files_remembered_stat_is_kept_in_forty_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    from reconciler.service import source
+
+    tree(tmp_path, 12)
+    monkeypatch.setattr(source, "_SETTLED_NS", -10**12)
+    monkeypatch.setattr(source, "PARALLEL_MIN_FILES", 4 if parallel else 10**9)
+    src = DirectorySource(tmp_path)
+    src.full(NOW)
+    assert src.last_load_parallel is parallel
+    kept = src._stats
+    assert sorted(kept) == sorted(f"s{i}.yaml" for i in range(12))
+    # One small bytes value a file for the life of the process (a tuple of five ints was ~240 B).
+    assert {(type(v), len(v)) for v in kept.values()} == {(bytes, 40)}
+
+
+def test_a_periodic_rescan_finds_missed_edits_additions_and_removals_without_rebuilding_the_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.service import source
+
+    tree(tmp_path, 12)
+    monkeypatch.setattr(source, "_SETTLED_NS", -10**12)  # every file counts as written long ago
+    src = DirectorySource(tmp_path)
+    first = src.full(NOW)
+    index = src._index
+    same = src.rescan(NOW)
+    assert src._index is index  # nothing differed: no file read, no index built
+    assert (same.revision, dict(same.hashes)) == (first.revision, dict(first.hashes))
+    # Changes whose events were lost (an inotify overflow): the rescan is what finds them.
+    before = (tmp_path / "s5.yaml").stat()
+    (tmp_path / "s5.yaml").write_text(doc("s5", "7h"))
+    os.utime(tmp_path / "s5.yaml", ns=(before.st_atime_ns, before.st_mtime_ns))  # its old mtime: ctime moved
+    (tmp_path / "s6.yaml").unlink()
+    (tmp_path / "fresh.yaml").write_text(doc("fresh"))
+    snap = src.rescan(NOW)
+    assert src._index is index
+    assert snap.schedules["s5"].spec["schedule"]["every"] == "7h"
+    assert "s6" not in snap.schedules
+    assert "fresh" in snap.schedules
+    assert snap.delta is not None
+    assert set(snap.delta.names) == {"s5", "s6", "fresh"}
+    whole = DirectorySource(tmp_path).full(NOW)
+    assert (snap.revision, dict(snap.hashes)) == (whole.revision, dict(whole.hashes))
+
+
+def test_a_rescan_that_finds_a_changed_defaults_file_reads_the_tree_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.service import source
+
+    tree(tmp_path, 4)
+    monkeypatch.setattr(source, "_SETTLED_NS", -10**12)
+    src = DirectorySource(tmp_path)
+    src.full(NOW)
+    index = src._index
+    (tmp_path / "_defaults.yaml").write_text("labels: {owner: z}\n")
+    snap = src.rescan(NOW)
+    assert src._index is not index
+    assert snap.schedules["s1"].labels_dict.get("owner") == "z"

@@ -205,3 +205,34 @@ def test_a_cached_check_is_not_reused_when_the_defaults_above_its_file_changed(
     third = start_stop(tmp_path)
     assert checks.seen() == ["t0.yaml", "t1.yaml", "t2.yaml"]
     assert third.live.schedules["t2"].labels_dict == {}
+
+
+def test_a_saved_cache_keeps_each_spec_as_the_records_packed_bytes(tmp_path: Path, tree: Path) -> None:
+    import marshal
+
+    start_stop(tmp_path)
+    data = (tmp_path / "ledger.db.parse-cache").read_bytes()
+    magic = b"reconciler-parse-cache 2\n"
+    assert data.startswith(magic)
+    _, entries = marshal.loads(data[len(magic):])
+    kept = sorted(v for _, _, valid, _ in entries.values() for v in valid)
+    assert {type(packed) for packed, _, _, _ in kept} == {bytes}
+    assert [marshal.loads(packed) for packed, _, _, _ in kept] == [
+        {"name": f"s{i}", "schedule": {"every": "1h"}, "run": {"command": ["/bin/true"]}} for i in range(6)]
+
+
+def test_a_cache_in_the_first_format_is_ignored_and_its_files_checked_again(
+        tmp_path: Path, tree: Path, checks: Checks) -> None:
+    import marshal
+
+    start_stop(tmp_path)
+    path = tmp_path / "ledger.db.parse-cache"
+    fingerprint, entries = marshal.loads(path.read_bytes()[len(b"reconciler-parse-cache 2\n"):])
+    old = {k: (name, (), tuple((marshal.loads(p), line, index, h) for p, line, index, h in valid), until)
+           for k, (name, _, valid, until) in entries.items()}
+    path.write_bytes(b"reconciler-parse-cache\n" + marshal.dumps((fingerprint, old)))
+    checks.clear()
+    out = io.StringIO()
+    start_stop(tmp_path, out)
+    assert checks.seen() == [f"f{i}.yaml" for i in range(6)]
+    assert "parse_cache.ignored" in out.getvalue()
