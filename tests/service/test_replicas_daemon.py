@@ -29,6 +29,29 @@ def alive(pid: int) -> bool:
     return True
 
 
+def stop_outside_a_write(replica: Daemon, location: str) -> None:
+    """SIGSTOP a replica, but not while it holds a SQLite ledger's write lock: stopped there, it would
+    keep every replica from writing for as long as it stays stopped (a frozen replica inside a
+    transaction; PostgreSQL's sessions share no such lock). Bounded: 50 tries."""
+    import sqlite3
+
+    for _ in range(50):
+        replica.proc.send_signal(signal.SIGSTOP)
+        if "://" in location:
+            return
+        probe = sqlite3.connect(location, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # locked: let it finish its transaction and try again
+            replica.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    raise AssertionError("the replica held the ledger's write lock at every one of 50 tries")
+
+
 def pid_of(pids: Path, run_id: int) -> int | None:
     return next((int(line.split()[0]) for line in lines(pids) if int(line.split()[1]) == run_id), None)
 
@@ -51,7 +74,7 @@ def test_replace_stops_a_run_that_another_replica_owns_through_the_ledger(
     # (SIGSTOP) for that slot, well within its lease, so that only the second can claim it.
     started = first.wait_event("run.start", timeout=20)
     wait_for(lambda: pid_of(pids, started["run_id"]), timeout=10, what="the first replica's job running")
-    first.proc.send_signal(signal.SIGSTOP)
+    stop_outside_a_write(first, location)
     try:
         wait_for(lambda: any(e["run_id"] > started["run_id"] for e in second.events("run.start")), timeout=20,
                  what="the second replica claiming a later slot")
