@@ -201,7 +201,11 @@ def run(
     listen: Annotated[str, typer.Option(
         "--listen", metavar="HOST:PORT", help="Where to serve the API and dashboard, or none.")] = "127.0.0.1:8080",
     token_file: Annotated[str | None, typer.Option(
-        "--token-file", metavar="PATH", help="Allows operator actions over HTTP.")] = None,
+        "--token-file", metavar="PATH", help="Named tokens with roles (read, operate): allows operator actions "
+        "over HTTP.")] = None,
+    read_token_required: Annotated[bool, typer.Option(
+        "--read-token-required", help="Every read of the API and /metrics needs a token too (not /healthz, /readyz).")
+    ] = False,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", metavar="URL", help="Dashboard URL for links.")] = None,
     allowed_host: Annotated[list[str] | None, typer.Option(
@@ -224,7 +228,7 @@ def run(
     raise typer.Exit(run_command(directory, ledger, allow_empty, rescan, selector or [], log_format.value, grace,
                                  listen, token_file, public_url, allowed_hosts=allowed_host or [],
                                  heartbeat=heartbeat, lease=lease, strict_cron=strict_cron,
-                                 max_running=max_running))
+                                 max_running=max_running, read_token_required=read_token_required))
 
 
 @app.command()

@@ -6,17 +6,21 @@ import signal
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.commands.common import duration_arg
 from reconciler.core.durations import DurationError
 from reconciler.errors import UsageError
 
+if TYPE_CHECKING:
+    from reconciler.service.tokens import Tokens
+
 
 def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, selector: Sequence[str],
         log_format: str, grace: str, listen: str = "127.0.0.1:8080", token_file: str | None = None,
         public_url: str | None = None, allowed_hosts: Sequence[str] = (), heartbeat: str = "5s",
-        lease: str = "20s", strict_cron: bool = False, max_running: int | None = None) -> int:
+        lease: str = "20s", strict_cron: bool = False, max_running: int | None = None,
+        read_token_required: bool = False) -> int:
     from reconciler.engine.leases import LeaseTimes
     from reconciler.ledger import open_ledger
     from reconciler.service.app import run_daemon
@@ -39,6 +43,9 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         options.leases = LeaseTimes(duration_arg(heartbeat), duration_arg(lease))
     except (DurationError, ValueError) as e:
         raise UsageError(f"--heartbeat {heartbeat} --lease {lease}: {e}") from e
+    if read_token_required and options.token is None:
+        raise UsageError("--read-token-required needs --token-file (the tokens that may read)")
+    options.read_token_required = read_token_required
     if max_running is not None and max_running < 1:
         raise UsageError(f"--max-running {max_running}: at least 1")
     options.max_running = max_running
@@ -58,13 +65,12 @@ def run(directory: str, ledger_path: str, allow_empty: bool, rescan: str, select
         ledger.close()
 
 
-def _token(path: str | None) -> str | None:
+def _token(path: str | None) -> Tokens | None:
+    from reconciler.service.tokens import TokenFileError, read
+
     if path is None:
         return None
     try:
-        token = Path(path).read_text().strip()
-    except OSError as e:
-        raise UsageError(f"--token-file {path}: {e.strerror}") from e
-    if len(token) < 16:
-        raise UsageError(f"--token-file {path}: the token must be at least 16 characters")
-    return token
+        return read(path)
+    except TokenFileError as e:
+        raise UsageError(f"--token-file {e}") from e

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -255,6 +256,32 @@ class AuditRecord:
     applied_at: datetime
     commit: Commit | None  # None when the revision is no commit (a dirty work tree, no git)
     changes: tuple[SpecChange, ...]
+
+
+class Action(StrEnum):
+    """An operator's action, as the activity list records it."""
+
+    TRIGGER = "trigger"
+    PAUSE = "pause"
+    RESUME = "resume"
+    BACKFILL = "backfill"
+    BULK_PAUSE = "bulk_pause"
+    BULK_RESUME = "bulk_resume"
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One operator action: who (a token's name, or the OS user of a command), when (the ledger's
+    clock, UTC), what (`action` on `targets`, schedule names) and why (`reason`); `details` holds
+    the action's own facts as a JSON object (a pause's `until`, a backfill's range)."""
+
+    id: int
+    at: datetime
+    who: str
+    action: Action
+    targets: tuple[str, ...]
+    reason: str
+    details: dict[str, Any]
 
 
 class Ledger(Protocol):
@@ -592,4 +619,21 @@ class Ledger(Protocol):
     def slot_runs(self, schedule: str, start: datetime, end: datetime) -> dict[datetime, RunStatus]:
         """Every slot of the schedule in [start, end) that has a row (any cause), with the status of
         its newest attempt (`backfill`: which slots already ran)."""
+        ...
+
+    # ---- operators' activity (the API's actions and the commands'; /api/v1/activity) ----------------
+
+    def record_activity(self, who: str, action: Action, targets: Sequence[str], reason: str = "",
+                        details: Mapping[str, Any] | None = None) -> Activity:
+        """Append one action, stamped with the ledger's clock (SQLite: the clock of the host that
+        holds the file; PostgreSQL: the server's `now()`), and return it with its id. Ids grow with
+        each record. Records are never changed nor pruned. (The HTTP API after each action, and
+        `reconciler pause`, `resume`, `trigger`, `backfill`.)"""
+        ...
+
+    def activity(self, schedule: str | None = None, *, before_id: int | None = None,
+                 limit: int = 50) -> list[Activity]:
+        """Recorded actions, newest first (by id), those with an id below `before_id` (paging);
+        with `schedule`, only those whose targets include it. (/api/v1/activity, `reconciler
+        activity`.)"""
         ...

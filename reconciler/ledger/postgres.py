@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,10 +32,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
+    Action,
+    Activity,
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
@@ -196,6 +199,18 @@ MIGRATIONS: tuple[str, ...] = (
         paused_at timestamptz NOT NULL,
         reason text NOT NULL,
         until timestamptz
+    )
+    """,
+    # v8: operators' activity, as SQLite's v11 (targets and details as jsonb).
+    """
+    CREATE TABLE activity (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        who text NOT NULL,
+        action text NOT NULL,
+        targets jsonb NOT NULL,
+        reason text NOT NULL,
+        details jsonb NOT NULL
     )
     """,
 )
@@ -791,6 +806,33 @@ class PostgresLedger:
                                 "ORDER BY attempt", (schedule, _utc(start), _utc(end))).fetchall()
         return {slot.astimezone(UTC): RunStatus(status) for slot, status in rows}
 
+    def record_activity(self, who: str, action: Action, targets: Sequence[str], reason: str = "",
+                        details: Mapping[str, Any] | None = None) -> Activity:
+        with self._write("cannot record an action") as conn:
+            row = conn.execute("INSERT INTO activity (who, action, targets, reason, details) "
+                               "VALUES (%s, %s, %s, %s, %s) RETURNING id, at",
+                               (_text(who), action.value, _json(list(targets)), _text(reason),
+                                _json(dict(details or {})))).fetchone()
+        assert row is not None
+        return Activity(row[0], row[1].astimezone(UTC), who, action, tuple(targets), reason, dict(details or {}))
+
+    def activity(self, schedule: str | None = None, *, before_id: int | None = None,
+                 limit: int = 50) -> list[Activity]:
+        where: list[str] = []
+        args: list[Any] = []
+        if schedule is not None:
+            where.append("targets @> %s")
+            args.append(_json([schedule]))
+        if before_id is not None:
+            where.append("id < %s")
+            args.append(before_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._conn("cannot read the activity") as conn:
+            rows = conn.execute(f"SELECT id, at, who, action, targets, reason, details FROM activity{clause} "
+                                "ORDER BY id DESC LIMIT %s", (*args, limit)).fetchall()
+        return [Activity(i, at.astimezone(UTC), who, Action(action), tuple(targets), reason, details)
+                for i, at, who, action, targets, reason, details in rows]
+
     # ---- copying a whole ledger ------------------------------------------------------------------
 
     def dump(self) -> Iterator[Stored]:
@@ -926,6 +968,21 @@ def _utc(instant: datetime) -> datetime:
 def _bytes(text: str | None) -> bytes | None:
     # Output is kept as bytes: PostgreSQL's text cannot hold NUL, which a job may print.
     return text.encode("utf-8", "surrogatepass") if text is not None else None
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(_nul_free(value))
+
+
+def _nul_free(value: Any) -> Any:
+    """jsonb cannot hold NUL either: it becomes U+FFFD, as in text columns."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_nul_free(v) for v in value]
+    if isinstance(value, dict):
+        return {_nul_free(k): _nul_free(v) for k, v in value.items()}
+    return value
 
 
 def _text(text: str | None) -> str | None:

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,8 @@ from typing import Any, Generic, TypeVar
 
 from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
+    Action,
+    Activity,
     DEFAULT_LEASE,
     REVISIONS_KEEP,
     AppliedRevision,
@@ -212,6 +214,19 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL,
         until INTEGER
     ) WITHOUT ROWID;
+    """,
+    # v11: operators' activity (every action through the API or a command): who, when (µs, the
+    # ledger's clock), what (targets: a JSON array of schedule names), why, and details (JSON).
+    """
+    CREATE TABLE activity (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        details TEXT NOT NULL
+    );
     """,
 )
 
@@ -925,6 +940,32 @@ class SqliteLedger:
             rows = self._rdb.execute("SELECT slot, status FROM runs WHERE schedule = ? AND slot >= ? AND slot < ? "
                                      "ORDER BY attempt", (schedule, to_micros(start), to_micros(end))).fetchall()
         return {from_micros(slot): RunStatus(status) for slot, status in rows}
+
+    def record_activity(self, who: str, action: Action, targets: Sequence[str], reason: str = "",
+                        details: Mapping[str, Any] | None = None) -> Activity:
+        with self._write() as db:
+            row = db.execute(f"INSERT INTO activity (at, who, action, targets, reason, details) "
+                             f"VALUES ({_NOW}, ?, ?, ?, ?, ?) RETURNING id, at",
+                             (who, action.value, json.dumps(list(targets)), reason,
+                              json.dumps(dict(details or {})))).fetchone()
+        return Activity(row[0], from_micros(row[1]), who, action, tuple(targets), reason, dict(details or {}))
+
+    def activity(self, schedule: str | None = None, *, before_id: int | None = None,
+                 limit: int = 50) -> list[Activity]:
+        where: list[str] = []
+        args: list[str | int] = []
+        if schedule is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(activity.targets) WHERE value = ?)")
+            args.append(schedule)
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(before_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._rlock:
+            rows = self._rdb.execute(f"SELECT id, at, who, action, targets, reason, details FROM activity{clause} "
+                                     "ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Activity(i, from_micros(at), who, Action(action), tuple(json.loads(targets)), reason,
+                         json.loads(details)) for i, at, who, action, targets, reason, details in rows]
 
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:

@@ -39,6 +39,7 @@ from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
 from reconciler.service.parsecache import ParseCache
+from reconciler.service.tokens import Tokens
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
 
 
@@ -50,7 +51,8 @@ class Options:
     selector: Mapping[str, str] = field(default_factory=dict)
     grace: float = 25.0
     listen: tuple[str, int] | None = ("127.0.0.1", 8080)
-    token: str | None = None  # operator actions over HTTP only when set
+    token: str | Tokens | None = None  # operator actions over HTTP only when set (service/tokens.py)
+    read_token_required: bool = False  # reads over HTTP need a token too
     public_url: str | None = None  # links to runs in notifications
     allowed_hosts: tuple[str, ...] = ()  # more names the HTTP server answers to (Host header)
     leases: LeaseTimes = field(default_factory=LeaseTimes)  # heartbeat and lease (engine/leases.py)

@@ -827,3 +827,42 @@ def test_status_counts_count_one_schedules_runs_since_a_slot(ledger: Ledger) -> 
     assert ledger.status_counts("a", T0) == {RunStatus.SUCCEEDED: 6, RunStatus.FAILED: 2}
     assert ledger.status_counts("a", T0 + timedelta(minutes=5)) == {RunStatus.SUCCEEDED: 2, RunStatus.FAILED: 1}
     assert ledger.status_counts("a", T0 + timedelta(hours=1)) == {}
+
+
+# ---- operators' activity ------------------------------------------------------------------------------
+
+def test_an_action_is_recorded_with_who_what_why_and_the_ledgers_own_clock(ledger: Ledger) -> None:
+    from reconciler.ledger.base import Action
+
+    before = datetime.now(UTC) - timedelta(seconds=5)  # the database's clock, on this host, give or take
+    made = ledger.record_activity("alice", Action.PAUSE, ["a"], "freeze <b>", {"until": "2026-01-02T00:00:00Z"})
+    after = datetime.now(UTC) + timedelta(seconds=5)
+    assert before <= made.at <= after and made.at.tzinfo == UTC
+    [read] = ledger.activity()
+    assert read == made
+    assert (read.who, read.action, read.targets, read.reason, read.details) == (
+        "alice", Action.PAUSE, ("a",), "freeze <b>", {"until": "2026-01-02T00:00:00Z"})
+
+
+def test_activity_is_listed_newest_first_paged_by_id_and_filtered_by_target(ledger: Ledger) -> None:
+    from reconciler.ledger.base import Action
+
+    one = ledger.record_activity("ops", Action.TRIGGER, ["a"])
+    two = ledger.record_activity("ops", Action.BULK_PAUSE, ["a", "b"], "release", {"selector": {"team": "x"}})
+    three = ledger.record_activity("cli-user", Action.RESUME, ["b"])
+    assert one.id < two.id < three.id
+    assert [x.id for x in ledger.activity()] == [three.id, two.id, one.id]
+    assert [x.id for x in ledger.activity(limit=2)] == [three.id, two.id]
+    assert [x.id for x in ledger.activity(before_id=two.id)] == [one.id]
+    assert [x.id for x in ledger.activity("a")] == [two.id, one.id]
+    assert [x.id for x in ledger.activity("b", before_id=three.id)] == [two.id]
+    assert ledger.activity("nobody") == []
+    assert ledger.activity()[1].details == {"selector": {"team": "x"}}
+
+
+def test_an_action_with_a_nul_in_its_text_is_recorded_not_refused(ledger: Ledger) -> None:
+    from reconciler.ledger.base import Action
+
+    ledger.record_activity("ops", Action.PAUSE, ["a\x00b"], "why\x00", {"k": "v\x00"})
+    [read] = ledger.activity()
+    assert read.reason.startswith("why") and read.targets[0].startswith("a")
