@@ -37,10 +37,10 @@ from psycopg_pool import ConnectionPool
 
 from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
-    Action,
-    Activity,
     DEFAULT_LEASE,
     REVISIONS_KEEP,
+    Action,
+    Activity,
     AppliedRevision,
     AuditRecord,
     Commit,

@@ -34,10 +34,10 @@ from typing import Any, Generic, TypeVar
 
 from reconciler.core.policy import Cause, Pause, RunStatus
 from reconciler.ledger.base import (
-    Action,
-    Activity,
     DEFAULT_LEASE,
     REVISIONS_KEEP,
+    Action,
+    Activity,
     AppliedRevision,
     AuditRecord,
     Commit,

@@ -25,7 +25,8 @@ def site_of(reconciler: Reconciler) -> Site:
     options = reconciler.options
     return Site(live=lambda: reconciler.live, ledger=reconciler.ledger, directory=options.directory,
                 names=served_names(options.listen, options.public_url, options.allowed_hosts),
-                token=options.token, read_token_required=options.read_token_required, alive=reconciler.timer.alive, running=reconciler.runner.running,
+                token=options.token, read_token_required=options.read_token_required,
+                alive=reconciler.timer.alive, running=reconciler.runner.running,
                 waiting=reconciler.runner.waiting,
                 trigger_now=reconciler.runner.trigger_now, registry=reconciler.metrics.registry,
                 log=reconciler.log, clock=reconciler.clock, backfill=reconciler.runner.backfill,

@@ -39,8 +39,8 @@ from reconciler.service.live import Live
 from reconciler.service.log import Log
 from reconciler.service.metrics import Metrics, gauges
 from reconciler.service.parsecache import ParseCache
-from reconciler.service.tokens import Tokens
 from reconciler.service.source import DirectorySource, Snapshot, quiet_gc
+from reconciler.service.tokens import Tokens
 
 
 @dataclass

@@ -837,7 +837,8 @@ def test_an_action_is_recorded_with_who_what_why_and_the_ledgers_own_clock(ledge
     before = datetime.now(UTC) - timedelta(seconds=5)  # the database's clock, on this host, give or take
     made = ledger.record_activity("alice", Action.PAUSE, ["a"], "freeze <b>", {"until": "2026-01-02T00:00:00Z"})
     after = datetime.now(UTC) + timedelta(seconds=5)
-    assert before <= made.at <= after and made.at.tzinfo == UTC
+    assert before <= made.at <= after
+    assert made.at.tzinfo == UTC
     [read] = ledger.activity()
     assert read == made
     assert (read.who, read.action, read.targets, read.reason, read.details) == (
@@ -865,4 +866,5 @@ def test_an_action_with_a_nul_in_its_text_is_recorded_not_refused(ledger: Ledger
 
     ledger.record_activity("ops", Action.PAUSE, ["a\x00b"], "why\x00", {"k": "v\x00"})
     [read] = ledger.activity()
-    assert read.reason.startswith("why") and read.targets[0].startswith("a")
+    assert read.reason.startswith("why")
+    assert read.targets[0].startswith("a")
