@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -29,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from reconciler.core.policy import RUN_STATES
-from reconciler.ledger.base import Ledger
+from reconciler.ledger.base import Action, Ledger
 from reconciler.service.live import Live
+from reconciler.service.tokens import Role, Token, Tokens
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -166,7 +166,8 @@ class Site:
     ledger: Ledger
     directory: str
     names: frozenset[str] = frozenset()  # host names served besides localhost and IP literals
-    token: str | None = None  # operator actions only when set
+    token: str | Tokens | None = None  # named tokens with roles (a str: one `operate` token); None: read-only
+    read_token_required: bool = False  # every read of /api and /metrics needs a token too
     alive: Callable[[], bool] = _not_alive  # the timer runs (for /healthz)
     running: Callable[[], int] = _nothing_runs
     waiting: Callable[[], int] = _nothing_runs  # slots waiting to start (the runner's backlog)
@@ -176,6 +177,46 @@ class Site:
     clock: Callable[[], datetime] = _utcnow
     backfill: Callable[[str, datetime, int], int | None] = _no_backfill  # Runner.backfill
     paused: Callable[[], None] = _nothing  # after a pause or resume: the runner reads the ledger again
+
+
+def _tokens(token: str | Tokens | None) -> Tokens | None:
+    return Tokens.single(token) if isinstance(token, str) else token
+
+
+def presented(headers: Mapping[str, str], tokens: Tokens | None) -> Token | None:
+    """The token a request's `Authorization: Bearer …` carries, if it is one of `tokens`."""
+    if tokens is None:
+        return None
+    # RFC 9110: the scheme is case-insensitive and the credentials follow one or more spaces.
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return tokens.match(credentials.strip(" ").encode("latin-1"))  # Starlette decoded the bytes as latin-1
+
+
+NEEDS_TOKEN = "a valid bearer token is required: Authorization: Bearer TOKEN"
+
+
+class ReadGate:
+    """With --read-token-required, every read of the API and of /metrics needs a token (any role).
+    The probes stay open for the kubelet, and so do the dashboard's page, script and style, which
+    hold no data: the page asks for a token and sends it with each request."""
+
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith("/api/") or path == "/metrics"):
+            from starlette.datastructures import Headers
+
+            if presented(Headers(scope=scope), self.tokens) is None:
+                from starlette.responses import JSONResponse
+
+                await JSONResponse({"error": NEEDS_TOKEN + " (this server requires a token to read)"},
+                                   status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Guard:
@@ -219,8 +260,10 @@ def build_app(site: Site) -> ASGIApp:
     from reconciler.service.views import SORTS, Query
 
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
+    actions_script = _asset("actions.js")
     registry = site.registry if site.registry is not None else CollectorRegistry(auto_describe=True)
-    ledger, read_only = site.ledger, site.token is None
+    ledger, tokens = site.ledger, _tokens(site.token)
+    read_only = tokens is None or all(t.role != Role.OPERATE for t in tokens.entries)
 
     def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse(data, status_code=status, headers=headers)
@@ -250,6 +293,9 @@ def build_app(site: Site) -> ASGIApp:
 
     async def asset_css(_: Request) -> Response:
         return Response(style, media_type="text/css")
+
+    async def asset_actions(_: Request) -> Response:
+        return Response(actions_script, media_type="text/javascript")
 
     async def status(_: Request) -> Response:
         return ok(views.status(site.live(), directory=site.directory, read_only=read_only, now=site.clock()))
@@ -289,67 +335,108 @@ def build_app(site: Site) -> ASGIApp:
         data = await asyncio.to_thread(views.run, ledger, run_id)
         return ok(data) if data is not None else error("no such run", 404)
 
-    def denied(request: Request) -> Response | None:
-        """None if the request carries the operator token; else the answer that refuses it."""
-        if site.token is None:
-            return error("read-only: start the reconciler with --token-file to allow operator actions", 403)
-        # RFC 9110: the scheme is case-insensitive and the credentials follow one or more spaces.
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        given = credentials.strip(" ").encode("latin-1")  # Starlette decoded the raw bytes as latin-1
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, site.token.encode()):
-            return error("a valid bearer token is required: Authorization: Bearer TOKEN", 401,
-                         {"WWW-Authenticate": "Bearer"})
-        return None
+    def operator_of(request: Request) -> Token | Response:
+        """The operate token the request carries; else the answer that refuses it."""
+        if read_only:
+            return error("read-only: start the reconciler with --token-file holding an operate token "
+                         "to allow operator actions", 403)
+        token = presented(request.headers, tokens)
+        if token is None:
+            return error(NEEDS_TOKEN, 401, {"WWW-Authenticate": "Bearer"})
+        if token.role != Role.OPERATE:
+            return error(f"the token {token.name} may only read: actions need a token whose role is operate", 403)
+        return token
+
+    def record(token: Token, action: Action, targets: list[str], reason: str = "",
+               details: dict[str, Any] | None = None) -> None:
+        ledger.record_activity(token.name, action, targets, reason, details)
 
     async def trigger(request: Request) -> Response:
-        if (refusal := denied(request)) is not None:
-            return refusal
-        name = request.path_params["name"]
+        token = operator_of(request)
+        if not isinstance(token, Token):
+            return token
+        name, body = request.path_params["name"], await operator.body(request)
+        reason = operator.text(body, "reason") or ""
         try:
             site.trigger_now(name)
         except KeyError:
             return error("no such schedule", 404)
+        await asyncio.to_thread(record, token, Action.TRIGGER, [name], reason)
         site.log("api.trigger", schedule=name)
         return ok({"triggered": name}, 202)
 
-    from reconciler.service import operator
+    from reconciler.service import activity, operator
 
     async def pauses(_: Request) -> Response:
         return ok(await asyncio.to_thread(operator.pauses, ledger, site.clock()))
 
     async def pause(request: Request) -> Response:
-        if (refusal := denied(request)) is not None:
-            return refusal
+        token = operator_of(request)
+        if not isinstance(token, Token):
+            return token
         name, body = request.path_params["name"], await operator.body(request)
         if name not in site.live().schedules:
             return error("no such schedule", 404)
-        data = await asyncio.to_thread(operator.pause, ledger, name, body, site.clock())
+        data = await asyncio.to_thread(operator.pause, ledger, name, body, site.clock(), token.name)
+        await asyncio.to_thread(record, token, Action.PAUSE, [name], data["reason"], {"until": data["until"]})
         site.paused()
         site.log("api.pause", schedule=name, reason=data["reason"], until=data["until"])
         return ok(data)
 
     async def resume(request: Request) -> Response:
-        if (refusal := denied(request)) is not None:
-            return refusal
-        name = request.path_params["name"]
+        token = operator_of(request)
+        if not isinstance(token, Token):
+            return token
+        name, body = request.path_params["name"], await operator.body(request)
         if name not in site.live().schedules:
             return error("no such schedule", 404)
+        reason = operator.text(body, "reason") or ""
         was = await asyncio.to_thread(ledger.resume, name)
+        await asyncio.to_thread(record, token, Action.RESUME, [name], reason, {"was_paused": was is not None})
         site.paused()
         site.log("api.resume", schedule=name, was_paused=was is not None)
         return ok({"schedule": name, "was_paused": was is not None})
 
     async def backfill(request: Request) -> Response:
-        if (refusal := denied(request)) is not None:
-            return refusal
+        token = operator_of(request)
+        if not isinstance(token, Token):
+            return token
         name, body = request.path_params["name"], await operator.body(request)
         s = site.live().schedules.get(name)
         if s is None:
             return error("no such schedule", 404)
         data, started = await asyncio.to_thread(operator.backfill, ledger, s, body, site.clock(), site.backfill)
-        site.log("api.backfill", schedule=name, slots=sum(p["plan"] == "run" for p in data["slots"]),
-                 dry_run=data["dry_run"])
+        slots = sum(p["plan"] == "run" for p in data["slots"])
+        if started:  # a dry run changes nothing, so it is no activity
+            await asyncio.to_thread(record, token, Action.BACKFILL, [name], operator.text(body, "reason") or "",
+                                    {"from": body["from"], "to": body["to"], "slots": slots})
+        site.log("api.backfill", schedule=name, slots=slots, dry_run=data["dry_run"])
         return ok(data, 202 if started else 200)
+
+    def bulk_of(action: Action) -> Callable[[Request], Any]:
+        async def bulk(request: Request) -> Response:
+            token = operator_of(request)
+            if not isinstance(token, Token):
+                return token
+            body = await operator.body(request)
+            try:
+                data, done = await asyncio.to_thread(activity.bulk, ledger, site.live().schedules, body,
+                                                     site.clock(), token.name, action)
+            except activity.Changed as e:
+                return ok({"error": str(e), **e.preview}, 409)
+            if done is not None:
+                site.paused()
+                site.log(f"api.{action.value}", by=token.name, selector=data["selector"],
+                         schedules=len(data["schedules"]))
+            return ok(data)
+        return bulk
+
+    async def activity_list(request: Request) -> Response:
+        before = request.query_params.get("before") or None
+        data = await asyncio.to_thread(
+            activity.page, ledger, request.query_params.get("schedule") or None,
+            _integer("before", before, 1, MAX_ID) if before else None, _int(request, "limit", 50, 1, 1000))
+        return ok(data)
 
     async def replicas(_: Request) -> Response:
         from reconciler.service.replicas import replicas as listed
@@ -387,6 +474,9 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/schedules/{name}/resume", resume, methods=["POST"]),
         Route("/api/v1/schedules/{name}/backfill", backfill, methods=["POST"]),
         Route("/api/v1/pauses", pauses),
+        Route("/api/v1/bulk/pause", bulk_of(Action.BULK_PAUSE), methods=["POST"]),
+        Route("/api/v1/bulk/resume", bulk_of(Action.BULK_RESUME), methods=["POST"]),
+        Route("/api/v1/activity", activity_list), Route("/actions.js", asset_actions),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
         Route("/api/v1/summary", summary),
 
@@ -394,8 +484,11 @@ def build_app(site: Site) -> ASGIApp:
         *pictures.routes(site),  # strips, trends, the timeline and the charting library
         *graph.routes(site),  # the dependency graph, its view and the layout library
     ]
-    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: bad_request,
-                                                                   operator.Refused: bad_request}), site.names)
+    app: ASGIApp = Starlette(routes=routes, exception_handlers={BadRequest: bad_request,
+                                                                operator.Refused: bad_request})
+    if site.read_token_required and tokens is not None:
+        app = ReadGate(app, tokens)
+    return Guard(app, site.names)
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:

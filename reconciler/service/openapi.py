@@ -111,6 +111,13 @@ SCHEMAS: dict[str, Any] = {
             **{"from": _STR, "to": _STR, "kind": {"enum": ["after", "requires"]}, "all": _BOOL},
             on=_null({"enum": ["success", "failure", "finished"]}), status=_null(_STR),
             within_seconds=_null(_NUM))}),
+    "Activity": _obj(id=_INT, at=_TIME, who=_STR,
+                     action={"enum": ["trigger", "pause", "resume", "backfill", "bulk_pause", "bulk_resume"]},
+                     targets={"type": "array", "items": _STR}, reason=_STR, details={"type": "object"}),
+    "ActivityPage": _obj(items={"type": "array", "items": _ref("Activity")}, next_before=_null(_INT)),
+    "Bulk": _obj(dry_run=_BOOL, selector=_STR, schedules={"type": "array", "items": _STR}, confirm=_STR),
+    "BulkChanged": _obj(error=_STR, dry_run=_BOOL, selector=_STR, schedules={"type": "array", "items": _STR},
+                        confirm=_STR),
 }
 
 
@@ -142,9 +149,14 @@ def _limit(default: int, high: int) -> dict[str, Any]:
 _NAME = _path("name", {"type": "string"}, "The schedule's name.")
 
 
+_UNREAD = {"401": {**_json("Error", "The server was started with --read-token-required and the request "
+                                    "carries no valid bearer token."),
+                    "headers": {"WWW-Authenticate": {"schema": _STR}}}}
+
+
 def _get(summary: str, ok: dict[str, Any], *, params: tuple[dict[str, Any], ...] = (),
-         more: dict[str, Any] | None = None, tag: str = "api") -> dict[str, Any]:
-    responses = {"200": ok, **(more or {}), "421": _MISDIRECTED}
+         more: dict[str, Any] | None = None, tag: str = "api", gated: bool = True) -> dict[str, Any]:
+    responses = {"200": ok, **(more or {}), **(_UNREAD if gated else {}), "421": _MISDIRECTED}
     if params and any(p["in"] == "query" or p["schema"].get("type") == "integer" for p in params):
         responses.setdefault("400", _BAD)
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(sorted(responses.items()))}
@@ -156,10 +168,12 @@ def _get(summary: str, ok: dict[str, Any], *, params: tuple[dict[str, Any], ...]
 _NOT_FOUND = {"404": _json("Error", "No such schedule.")}
 
 
-def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An operator's action: POST with the bearer token, an optional JSON body."""
+def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None, *,
+            named: bool = True) -> dict[str, Any]:
+    """An operator's action: POST with an operate token, an optional JSON body."""
     op: dict[str, Any] = {
-        "summary": summary, "tags": ["actions"], "security": [{"bearer": []}], "parameters": [_NAME],
+        "summary": summary, "tags": ["actions"], "security": [{"bearer": []}],
+        "parameters": [_NAME] if named else [],
         "responses": {**ok,
                       # JSON from the app; plain text when the HTTP server itself refuses the request
                       # (an Authorization header HTTP does not allow), as for the trigger.
@@ -169,21 +183,26 @@ def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None
                                           "text/plain": {"schema": _STR}}},
                       "401": {**_json("Error", "No valid bearer token."),
                               "headers": {"WWW-Authenticate": {"schema": _STR}}},
-                      "403": _json("Error", "Read-only: the server was started without --token-file."),
+                      "403": _json("Error", "Read-only (the server has no operate token), or the token's role "
+                                            "is read."),
                       "404": _json("Error", "No such schedule."), "421": _MISDIRECTED}}
+    if not named:
+        del op["responses"]["404"]
     if body is not None:
         op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
     return {"post": op}
 
 PATHS: dict[str, Any] = {
-    "/": _get("The dashboard (HTML).", _text("text/html", "The dashboard page."), tag="dashboard"),
-    "/dashboard.js": _get("The dashboard's script.", _text("text/javascript", "Script."), tag="dashboard"),
-    "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard"),
+    "/": _get("The dashboard (HTML).", _text("text/html", "The dashboard page."), tag="dashboard", gated=False),
+    "/dashboard.js": _get("The dashboard's script.", _text("text/javascript", "Script."), tag="dashboard", gated=False),
+    "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard", gated=False),
+    "/actions.js": _get("The dashboard's actions and activity script.", _text("text/javascript", "Script."),
+                        tag="dashboard", gated=False),
     "/healthz": _get("Liveness: the timer runs.", _text("text/plain", "ok"),
-                     more={"503": _text("text/plain", "The timer is not running.")}, tag="probes"),
+                     more={"503": _text("text/plain", "The timer is not running.")}, tag="probes", gated=False),
     "/readyz": _get("Readiness: a revision is applied and the ledger answers.", _text("text/plain", "ready"),
                     more={"503": _text("text/plain", "Not ready, and why (no revision yet, the ledger "
-                                                     "unreachable).")}, tag="probes"),
+                                                     "unreachable).")}, tag="probes", gated=False),
     "/metrics": _get("Prometheus metrics (docs/monitoring.md lists them).",
                      _text("text/plain", "The Prometheus text exposition format."), tag="probes"),
     "/api/v1/openapi.json": _get("This document.", {"description": "The OpenAPI 3.1 document.",
@@ -206,28 +225,40 @@ PATHS: dict[str, Any] = {
         "The schedule's change history from git: each applied revision that changed it, newest first, with the "
         "commit's author, time and subject and the field diff.", _json("ScheduleHistory", "The changes."),
         params=(_NAME, _limit(100, 1000)), more=_NOT_FOUND),
-    "/api/v1/schedules/{name}/trigger": {"post": {
-        "summary": "Run the schedule now, as a manual run.", "tags": ["actions"], "security": [{"bearer": []}],
-        "parameters": [_NAME],
-        "responses": {"202": _json("Triggered", "The run was started."),
-                      "400": _text("text/plain", "A malformed request (an Authorization header HTTP does not "
-                                                 "allow), refused by the HTTP server itself."),
-                      "401": {**_json("Error", "No valid bearer token."),
-                              "headers": {"WWW-Authenticate": {"schema": _STR}}},
-                      "403": _json("Error", "Read-only: the server was started without --token-file."),
-                      "404": _json("Error", "No such schedule."), "421": _MISDIRECTED}}},
+    "/api/v1/schedules/{name}/trigger": _action(
+        "Run the schedule now, as a manual run (recorded in the activity, with the reason).",
+        {"202": _json("Triggered", "The run was started.")}, _obj(reason=_STR) | {"required": []}),
     "/api/v1/schedules/{name}/pause": _action(
         "Pause the schedule (its slots are recorded skipped) with a reason, until an instant or for a duration.",
         {"200": _json("Pause", "The pause now in force.")},
         _obj(reason=_STR, until=_TIME, **{"for": _STR}) | {"required": []}),
     "/api/v1/schedules/{name}/resume": _action("Lift the schedule's pause.",
-                                               {"200": _json("Resumed", "Whether it was paused.")}),
+                                               {"200": _json("Resumed", "Whether it was paused.")},
+                                               _obj(reason=_STR) | {"required": []}),
     "/api/v1/schedules/{name}/backfill": _action(
         "Run the past slots of [from, to) that have no run yet (or list them, with dry_run).",
         {"200": _json("Backfill", "The plan (a dry run, or nothing to run)."),
          "202": _json("Backfill", "The plan; its runs were started.")},
         _obj(**{"from": _TIME, "to": _TIME}, dry_run=_BOOL, parallel={"type": "integer", "minimum": 1},
-             max={"type": "integer", "minimum": 1}) | {"required": ["from", "to"]}),
+             max={"type": "integer", "minimum": 1}, reason=_STR) | {"required": ["from", "to"]}),
+    "/api/v1/bulk/pause": _action(
+        "Pause every schedule whose labels match `selector` (key=value, comma-separated). Without `confirm`, a "
+        "dry run: the schedules chosen and the confirm code; with that code, the pauses.",
+        {"200": _json("Bulk", "The schedules chosen (a dry run), or paused."),
+         "409": _json("BulkChanged", "The schedules chosen changed since the dry run: the new list and code.")},
+        _obj(selector=_STR, confirm=_STR, reason=_STR, until=_TIME, **{"for": _STR}) | {"required": ["selector"]},
+        named=False),
+    "/api/v1/bulk/resume": _action(
+        "Resume every schedule whose labels match `selector`, in two steps as the bulk pause.",
+        {"200": _json("Bulk", "The schedules chosen (a dry run), or resumed."),
+         "409": _json("BulkChanged", "The schedules chosen changed since the dry run: the new list and code.")},
+        _obj(selector=_STR, confirm=_STR, reason=_STR) | {"required": ["selector"]}, named=False),
+    "/api/v1/activity": _get("Operators' actions (trigger, pause, resume, backfill, bulk), newest first, with "
+                             "who (the token's name or the OS user), when, what and why.",
+                             _json("ActivityPage", "One page of actions."), params=(
+        _query("schedule", _STR, "Only actions on this schedule."),
+        _limit(50, 1000),
+        _query("before", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only actions with a smaller id."))),
     "/api/v1/pauses": _get("The pauses in force.", _json("Pauses", "Pauses.")),
     "/api/v1/runs": _get("Runs, newest first, paged by `before`.", _json("RunPage", "One page of runs."), params=(
         _query("schedule", _STR, "Only this schedule's runs."),

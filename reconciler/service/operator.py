@@ -18,7 +18,7 @@ from reconciler.ledger.base import Ledger
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-# Who a pause written through the API is recorded as: the token's name (there is one token).
+# Who a pause written through the API is recorded as when no token's name is given.
 API_WHO = "api-token"
 
 
@@ -39,7 +39,7 @@ async def body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _text(data: dict[str, Any], key: str) -> str | None:
+def text(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         raise Refused(f"{key} must be a string")
@@ -58,13 +58,13 @@ def pauses(ledger: Ledger, now: datetime) -> dict[str, Any]:
     return {"items": [pause_dict(p, now) for p in active]}
 
 
-def pause(ledger: Ledger, name: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+def pause(ledger: Ledger, name: str, data: dict[str, Any], now: datetime, who: str = API_WHO) -> dict[str, Any]:
     """Body: {"reason": TEXT, "until": RFC 3339} or {"reason": TEXT, "for": "2h"}; both optional."""
     try:
-        until = pause_until(now, _text(data, "until"), _text(data, "for"))
+        until = pause_until(now, text(data, "until"), text(data, "for"))
     except ValueError as e:
         raise Refused(str(e).replace("--", "")) from None
-    p = Pause(name, API_WHO, now, _text(data, "reason") or "", until)
+    p = Pause(name, who, now, text(data, "reason") or "", until)
     ledger.pause(p)
     return pause_dict(p, now)
 
@@ -73,7 +73,7 @@ def backfill(ledger: Ledger, s: Schedule, data: dict[str, Any], now: datetime,
              start: Callable[[str, datetime, int], int | None]) -> tuple[dict[str, Any], bool]:
     """Body: {"from": T1, "to": T2, "dry_run": bool, "parallel": N, "max": M}. The plan, and whether
     runs were started (in a thread of their own; their rows show in /api/v1/runs as they go)."""
-    first, last = _text(data, "from"), _text(data, "to")
+    first, last = text(data, "from"), text(data, "to")
     if first is None or last is None:
         raise Refused("from and to are required (RFC 3339)")
     dry_run = data.get("dry_run", False)
