@@ -195,7 +195,8 @@ def _action(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None
 PATHS: dict[str, Any] = {
     "/": _get("The dashboard (HTML).", _text("text/html", "The dashboard page."), tag="dashboard", gated=False),
     "/dashboard.js": _get("The dashboard's script.", _text("text/javascript", "Script."), tag="dashboard", gated=False),
-    "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard", gated=False),
+    "/dashboard.css": _get("The dashboard's style sheet.", _text("text/css", "Style sheet."), tag="dashboard",
+                           gated=False),
     "/actions.js": _get("The dashboard's actions and activity script.", _text("text/javascript", "Script."),
                         tag="dashboard", gated=False),
     "/healthz": _get("Liveness: the timer runs.", _text("text/plain", "ok"),
