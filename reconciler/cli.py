@@ -264,6 +264,19 @@ def audit(
 
 
 @app.command()
+def activity(
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only actions on this schedule.")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="How many, newest first.")] = 50,
+    ledger: LedgerPath = ".reconciler/ledger.db",
+    fmt: Format = TextOrJson.text,
+) -> None:
+    """Show operators' actions (trigger, pause, resume, backfill, bulk): who, when, what and why."""
+    from reconciler.commands.activity import activity as run_activity
+
+    raise typer.Exit(run_activity(name, ledger, fmt.value, limit))
+
+
+@app.command()
 def trigger(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule to run now.")],
     directory: Directory = "schedules",

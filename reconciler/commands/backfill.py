@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.commands.common import did_you_mean
+from reconciler.commands.pause import who
 from reconciler.core.describe import local_text, utc_text
 from reconciler.core.pausing import parse_instant
 from reconciler.core.policy import RunStatus
 from reconciler.core.timing import Timing
 from reconciler.engine.backfill import ACTED, BackfillRefused, Slot, plan, run
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
-from reconciler.ledger.base import NoSuchLedger
+from reconciler.ledger.base import Action, NoSuchLedger
 
 
 def backfill(name: str, start: str, end: str, *, dry_run: bool, parallel: int, max_slots: int, directory: str,
@@ -58,6 +59,8 @@ def backfill(name: str, start: str, end: str, *, dry_run: bool, parallel: int, m
             runner = Runner(ledger, log=make_log("text"), clock=lambda: datetime.now(UTC), max_workers=1)
             runner.update(found, applied.revision if applied else "backfill")
             runner.start()  # a replica while the runs last: it keeps their leases
+            ledger.record_activity(who(), Action.BACKFILL, [name], "", {
+                "from": utc_text(first), "to": utc_text(last), "slots": sum(p.plan == "run" for p in planned)})
             try:
                 run(ledger, name, planned, parallel, runner.backfill)
             finally:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from reconciler.commands.common import did_you_mean
 from reconciler.core import pausing
@@ -20,7 +20,7 @@ from reconciler.core.describe import utc_text
 from reconciler.core.pausing import pause_dict
 from reconciler.core.policy import Pause, pause_active
 from reconciler.errors import FatalError, UsageError
-from reconciler.ledger.base import Ledger, NoSuchLedger
+from reconciler.ledger.base import Action, Ledger, NoSuchLedger
 
 
 def pause_until(now: datetime, until: str | None, for_: str | None) -> datetime | None:
@@ -100,6 +100,11 @@ def pause(names: Sequence[str], selectors: Sequence[str], reason: str, until: st
                 p = Pause(name, by, now, reason, end)
                 ledger.pause(p)
                 done.append(p)
+            details: dict[str, Any] = {"until": utc_text(end) if end is not None else None}
+            if selectors:
+                details["selector"] = ",".join(selectors)
+            ledger.record_activity(by, Action.BULK_PAUSE if selectors else Action.PAUSE,
+                                   [p.schedule for p in done], reason, details)
     finally:
         ledger.close()
     if fmt == "json":
@@ -118,6 +123,11 @@ def resume(names: Sequence[str], selectors: Sequence[str], ledger_path: str, fmt
     ledger = _open(ledger_path)
     try:
         results = [(name, ledger.resume(name)) for name in chosen(ledger, names, selectors)]
+        details: dict[str, Any] = {"were_paused": [name for name, p in results if p is not None]}
+        if selectors:
+            details["selector"] = ",".join(selectors)
+        ledger.record_activity(who(), Action.BULK_RESUME if selectors else Action.RESUME,
+                               [name for name, _ in results], "", details)
     finally:
         ledger.close()
     if fmt == "json":

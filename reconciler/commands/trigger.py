@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.commands.common import did_you_mean
+from reconciler.commands.pause import who
 from reconciler.core.loader import Loader
 from reconciler.core.policy import RunStatus
 from reconciler.errors import EXIT_PROBLEMS, FatalError, UsageError
+from reconciler.ledger.base import Action
 
 
 def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out: TextIO = sys.stdout) -> int:
@@ -31,6 +33,7 @@ def trigger(name: str, directory: str, ledger_path: str, fmt: str = "text", out:
         runner = Runner(ledger, log=make_log("text"), clock=lambda: datetime.now(UTC), max_workers=1)
         runner.update(found, last.revision if last else "manual")
         runner.start()  # a replica while the run lasts: it keeps the run's lease
+        ledger.record_activity(who(), Action.TRIGGER, [name])
         try:
             run_id = runner.run_now(name)
         finally:
