@@ -64,7 +64,9 @@
   function duration(d) { return d === null || d === undefined ? "" : d < 1 ? `${Math.round(d * 1000)} ms` : `${d.toFixed(1)} s`; }
 
   async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    // actions.js holds the operator's token (sessionStorage), for a server that requires one to read.
+    const auth = window.reconcilerAuth ? window.reconcilerAuth() : {};
+    const response = await fetch(url, { headers: { Accept: "application/json", ...auth } });
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
     return response.json();
   }
