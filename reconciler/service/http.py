@@ -260,7 +260,8 @@ def build_app(site: Site) -> ASGIApp:
     from reconciler.service.views import SORTS, Query
 
     dashboard, script, style = _asset("dashboard.html"), _asset("dashboard.js"), _asset("dashboard.css")
-    actions_script, actions_style = _asset("actions.js"), _asset("actions.css")
+    # The operator's actions and activity live in files of their own, served as part of these two.
+    script, style = f"{script}\n{_asset('actions.js')}", f"{style}\n{_asset('actions.css')}"
     registry = site.registry if site.registry is not None else CollectorRegistry(auto_describe=True)
     ledger, tokens = site.ledger, _tokens(site.token)
     read_only = tokens is None or all(t.role != Role.OPERATE for t in tokens.entries)
@@ -293,12 +294,6 @@ def build_app(site: Site) -> ASGIApp:
 
     async def asset_css(_: Request) -> Response:
         return Response(style, media_type="text/css")
-
-    async def asset_actions(_: Request) -> Response:
-        return Response(actions_script, media_type="text/javascript")
-
-    async def asset_actions_css(_: Request) -> Response:
-        return Response(actions_style, media_type="text/css")
 
     async def whoami(request: Request) -> Response:  # the dashboard asks what its token may do
         token = presented(request.headers, tokens)
@@ -485,8 +480,7 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/pauses", pauses),
         Route("/api/v1/bulk/pause", bulk_of(Action.BULK_PAUSE), methods=["POST"]),
         Route("/api/v1/bulk/resume", bulk_of(Action.BULK_RESUME), methods=["POST"]),
-        Route("/api/v1/activity", activity_list), Route("/actions.js", asset_actions),
-        Route("/actions.css", asset_actions_css), Route("/api/v1/token", whoami),
+        Route("/api/v1/activity", activity_list), Route("/api/v1/token", whoami),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
         Route("/api/v1/summary", summary),
 

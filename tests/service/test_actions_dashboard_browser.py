@@ -66,7 +66,7 @@ def use_token(page: Any, token: str) -> None:
 
 def test_trigger_pause_and_resume_through_the_page_are_listed_as_the_tokens_activity(
         page: Any, tmp_path: Path, started: list[Daemon]) -> None:
-    base, d = serve(tmp_path, started, "--token-file", tokens(tmp_path))
+    base, _ = serve(tmp_path, started, "--token-file", tokens(tmp_path))
     page.goto(base + "/#/schedule/job")
     page.wait_for_selector("body[data-actions=ready]")
     assert page.is_disabled("#a-trigger")
@@ -124,7 +124,8 @@ def test_a_bulk_pause_is_confirmed_after_a_preview_of_the_schedules_it_chooses(
     assert api(base, "/api/v1/pauses")["items"] == []  # nothing yet: a preview only
     page.click("#b-confirm")
     page.wait_for_selector("#b-result:text-is('Paused 2 schedules.')")
-    assert [(p["schedule"], p["by"]) for p in api(base, "/api/v1/pauses")["items"]] == [("job", "dana"), ("other", "dana")]
+    paused = [(p["schedule"], p["by"]) for p in api(base, "/api/v1/pauses")["items"]]
+    assert paused == [("job", "dana"), ("other", "dana")]
     page.wait_for_selector("#activity tr[data-activity] .what:text-is('bulk pause')")
     assert page.errors == []
 
@@ -162,7 +163,7 @@ def test_a_schedules_page_interleaves_its_git_changes_with_its_runs_and_marks_wh
         for minutes, status in ((-30, RunStatus.SUCCEEDED), (-10, RunStatus.FAILED)):
             at = now + timedelta(minutes=minutes)
             ledger.record("job", at, attempt=1, cause=Cause.MANUAL, revision="r",
-                          outcome=Outcome(status, at + timedelta(seconds=1), exit_code=0 if status == "succeeded" else 1),
+                          outcome=Outcome(status, at + timedelta(seconds=1), exit_code=int(status == "failed")),
                           started_at=at)
         dana = Commit("abc1234567890" + "0" * 27, "Dana <i>", "dana@example.invalid", now - timedelta(minutes=21),
                       "shorter <b>timeout</b>")
