@@ -165,6 +165,8 @@ CASES: dict[str, tuple[str, int, Callable[[Path, Run], Outcome]]] = {
     "resume-resumed": ("resume", 0, lambda t, r: done(r("resume", "good", "--ledger", applied_ledger(t)[1]))),
     "resume-unknown-name": ("resume", 1, lambda t, r: done(r("resume", "nope", "--ledger", applied_ledger(t)[1]))),
     "resume-missing-ledger": ("resume", 64, lambda t, r: done(r("resume", "good", "--ledger", str(t / "no.db")))),
+    "activity-listed": ("activity", 0, lambda t, r: done(r("activity", "--ledger", applied_ledger(t)[1]))),
+    "activity-missing-ledger": ("activity", 64, lambda t, r: done(r("activity", "--ledger", str(t / "no.db")))),
     "backfill-succeeded": ("backfill", 0, lambda t, r: backfill(t, r, GOOD, "good")),
     "backfill-failed": ("backfill", 1, lambda t, r: backfill(t, r, FAILING, "fails")),
     "backfill-future": ("backfill", 64, lambda t, r: backfill(t, r, GOOD, "good", "2999-01-01T00:00:00Z")),
@@ -188,7 +190,7 @@ def test_each_command_exits_with_the_documented_code(case: str, tmp_path: Path, 
 
 @pytest.mark.parametrize("command", ["validate", "schema", "next", "plan", "run", "history", "trigger", "audit",
                                      "init", "status", "pause", "resume", "backfill",
-                                     "show"])
+                                     "show", "activity"])
 def test_an_unknown_option_is_a_usage_error_on_every_command(command: str, reconciler: Run) -> None:
     r = reconciler(command, "--no-such-option")
     assert r.returncode == 64, r.stdout + r.stderr
