@@ -17,7 +17,7 @@ from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Commit, Outcome, SpecChange
 from tests.harness import Daemon, wait_for
 from tests.service.test_dashboard_browser import ARGS, CHROMIUM  # skips this module without chromium
-from tests.service.test_http import api, free_port
+from tests.service.test_http import api, free_port, get
 
 OPS, VIEWER = "operate-token-0123456789", "read-only-token-0123456789"
 PAYLOAD = "<img src=x onerror=\"window.__pwned = 1\">vendor <b>outage</b>"
@@ -48,7 +48,7 @@ def serve(tmp_path: Path, started: list[Daemon], *args: str) -> tuple[str, Daemo
     started.append(d)
     d.wait_event("http.listening")
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: api(base, "/api/v1/status")["ready"], what="the first revision")
+    wait_for(lambda: get(base + "/readyz")[0] == 200, what="the first revision")
     return base, d
 
 
@@ -185,3 +185,15 @@ def test_a_schedules_page_interleaves_its_git_changes_with_its_runs_and_marks_wh
     assert "from succeeded to failed right after this change" in text
     assert change.locator("b, i").count() == 0
     assert page.errors == []
+
+
+def test_a_server_that_requires_a_token_to_read_shows_its_data_once_a_token_is_pasted(
+        page: Any, tmp_path: Path, started: list[Daemon]) -> None:
+    base, _ = serve(tmp_path, started, "--token-file", tokens(tmp_path), "--read-token-required")
+    page.goto(base + "/")
+    page.wait_for_selector("#token-bar:has-text('requires a token to read')")
+    assert page.locator("body[data-loaded=true]").count() == 0
+    use_token(page, VIEWER)
+    page.wait_for_selector("body[data-loaded=true]")  # the next refresh sends the token
+    assert page.locator("#schedules tr[data-name=job]").count() == 1
+    assert page.is_disabled("#b-preview-pause")
