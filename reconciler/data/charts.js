@@ -37,7 +37,8 @@
   function runHref(name, id) { return `#/schedule/${encodeURIComponent(name)}/run/${id}`; }
 
   async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const auth = window.reconcilerAuth ? window.reconcilerAuth() : {};  // actions.js: --read-token-required
+    const response = await fetch(url, { headers: { Accept: "application/json", ...auth } });
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
     return response.json();
   }

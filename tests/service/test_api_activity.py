@@ -93,7 +93,7 @@ def test_read_token_required_guards_every_read_but_the_probes_and_the_page(make_
         assert client.get(path, headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
         assert client.get(path, headers=AS_GRAFANA).status_code == 200, path
         assert client.get(path, headers=AS_DANA).status_code == 200, path
-    for path in ("/healthz", "/", "/dashboard.js", "/dashboard.css"):
+    for path in ("/healthz", "/", "/dashboard.js", "/dashboard.css", "/charts.js", "/vendor/uPlot.iife.min.js"):
         assert client.get(path).status_code in (200, 503), path
     assert client.post("/api/v1/schedules/a/trigger").status_code == 401
 
