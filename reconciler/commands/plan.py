@@ -16,6 +16,7 @@ from reconciler.core.describe import describe, local_text, utc_text
 from reconciler.core.loader import Loader, LoadResult, library_file, resolve
 from reconciler.core.model import Schedule, Source
 from reconciler.core.plan import Change, FieldChange, Plan, plan
+from reconciler.core.pools import POOLS_FILE
 from reconciler.core.review import warnings
 from reconciler.core.timerules import LIBRARY_DIRS, Library, build_library, library_entry
 from reconciler.errors import EXIT_CHANGES, EXIT_PROBLEMS, UsageError
@@ -163,7 +164,7 @@ def _applied(directory: str, base: str | None, ledger_path: str | None, ledger: 
                   and (f := library_file(rel, str(Path(directory) / rel), data, rel + str(hash(data)))) is not None]
         library = build_library(shared)
         documents = {str(Path(directory) / rel): data for rel, data in sorted(files.items())
-                     if rel.split("/")[0] not in LIBRARY_DIRS or "/" not in rel}
+                     if (rel.split("/")[0] not in LIBRARY_DIRS or "/" not in rel) and rel != POOLS_FILE}
         loaded = loader.load_files(documents, now, library=library)  # with the base's defaults files too
         # With --base too, the ledger is read only for its recent runs (the "removed, but it ran" warning).
         runs = f" (recent runs from the ledger {ledger_path})" if ledger_path else ""

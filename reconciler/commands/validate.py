@@ -94,8 +94,8 @@ def _load_one(loader: Loader, path: str, now: datetime, by_dir: Mapping[str, Def
 # And the dependency entries of its documents (DepRef's fields, its place as line and document).
 _Plain = tuple[str, tuple[tuple[Any, ...], ...], tuple[tuple[str, int, int], ...], tuple[tuple[Any, ...], ...],
                tuple[tuple[Any, ...], ...]] | None
-# What of a document names windows or calendars: all that validate checks against the shared files.
-_RULE_FIELDS = ("windows", "calendar")
+# What of a document names windows, calendars or a pool: all that validate checks against the shared files.
+_RULE_FIELDS = ("windows", "calendar", "policy")
 
 
 class _Helper:

@@ -41,6 +41,7 @@ from reconciler.core.model import (
     pack_spec,
     spec_hash,
 )
+from reconciler.core.pools import POOLS, POOLS_FILE, pool_problem, uses_pool
 from reconciler.core.problems import JsonPath, Problem, Severity, display_path, excerpt, has_errors
 from reconciler.core.schema import SchemaValidator
 from reconciler.core.setrules import SetRules
@@ -75,7 +76,7 @@ class FileResult:
     problems: tuple[Problem, ...]
     unbuilt: tuple[tuple[str, Source], ...] = ()  # names of valid documents not built as records
     graph: tuple[DepRef, ...] = ()  # the valid documents that depend on other schedules
-    # Unbuilt documents that name windows or calendars, whose references validate checks.
+    # Unbuilt documents that name windows, calendars or a pool, whose references validate checks.
     unbuilt_rules: tuple[tuple[dict[str, Any], Source], ...] = ()
 
     @property
@@ -121,7 +122,7 @@ def names_of(checked: Checked) -> FileResult:
     """A checked file's names and places only (validate builds no records)."""
     names = tuple((spec["name"], Source(checked.path, line, index)) for spec, line, index, _ in checked.valid)
     ruled = tuple((spec, Source(checked.path, line, index)) for spec, line, index, _ in checked.valid
-                  if "windows" in spec or "calendar" in spec)
+                  if "windows" in spec or "calendar" in spec or uses_pool(spec) is not None)
     return FileResult(checked.path, (), checked.problems, names, _graph(checked), ruled)
 
 
@@ -405,6 +406,8 @@ def list_tree(target: str | Path) -> Tree:
                         continue  # calendars/ and windows/ hold shared files, not schedules
                     subdirs.append((entry.path, f"{rel}/"))
                 elif name.endswith(SUFFIXES):
+                    if not rel_dir and name == POOLS_FILE:
+                        continue  # the pools, read with the shared files
                     if entry.is_file():
                         out.append((rel, entry.path))
                     else:
@@ -691,7 +694,7 @@ def build(doc: Document, path: str, digest: str | None = None) -> Schedule:
                      p.get("catchup", "none"),
                      _retries(whole(rt.get("limit", 0)), parse_duration(rt.get("backoff", "10s")),
                               parse_duration(rt.get("max_backoff", "10m"))),
-                     whole(p.get("max_runs")))
+                     whole(p.get("max_runs")), p.get("pool"), whole(p.get("priority", 0)))
     notify = tuple(
         Notify(url=EnvValue(literal=n["url"]) if isinstance(n["url"], str) else EnvValue(from_env=n["url"]["from_env"]),
                events=frozenset(n.get("events", ["failure"])), every_failure=n.get("every_failure", False),
@@ -775,6 +778,11 @@ def load_library(paths: Sequence[str | Path]) -> Library:
                     f = library_file(f"{kind}/{child.name}", str(child), data, spec_hash({"bytes": data.hex()}))
                     if f is not None:
                         files.append(f)
+        if (p / POOLS_FILE).is_file():
+            data = read_capped(p / POOLS_FILE)
+            f = library_file(POOLS_FILE, str(p / POOLS_FILE), data, spec_hash({"bytes": data.hex()}))
+            if f is not None:
+                files.append(f)
     return build_library(files)
 
 
@@ -784,7 +792,7 @@ def resolve(schedules: Iterable[Schedule], library: Library) -> tuple[list[Sched
     out: list[Schedule] = []
     problems: list[Problem] = []
     for s in schedules:
-        if not s.shared:
+        if not s.shared and s.policy.pool is None:
             out.append(s)
             continue
         spec = s.spec
@@ -799,6 +807,12 @@ def resolve(schedules: Iterable[Schedule], library: Library) -> tuple[list[Sched
 def reference_problems(spec: dict[str, Any], source: Source, library: Library) -> list[Problem]:
     """A problem for each shared window or calendar file a schedule names that is missing or broken."""
     out = []
+    pool = uses_pool(spec)
+    if pool is not None:
+        wrong = pool_problem(source.path, source.line, source.document, pool, library.pools,
+                             library.paths.get((POOLS, POOLS)))
+        if wrong is not None:
+            out.append(wrong)
     for kind, name, ptr in references(spec):
         known = library.calendars if kind == "calendars" else library.windows
         if name not in known:

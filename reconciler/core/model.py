@@ -66,6 +66,8 @@ class Policy:
     catchup: Catchup = "none"
     retries: Retries = Retries()
     max_runs: int | None = None
+    pool: str | None = None  # a named pool of pools.yaml: bounds its running runs across replicas
+    priority: int = 0  # queued slots of a pool start highest first
 
 
 @dataclass(frozen=True, slots=True)

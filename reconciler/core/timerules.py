@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from reconciler.core import cron
 from reconciler.core.calendars import MAX_SHIFT_DAYS, WEEKDAYS, Calendar, holiday_problem, parse_date, parse_ics
 from reconciler.core.durations import DurationError, parse_duration
+from reconciler.core.pools import POOLS, POOLS_FILE, PoolSet, parse_pools
 from reconciler.core.problems import JsonPath, Problem, excerpt
 from reconciler.core.timing import EPOCH, Timing
 from reconciler.core.windows import Window
@@ -99,7 +100,7 @@ class LibraryFile:
     kind: str  # calendars or windows
     name: str
     path: str
-    item: Calendar | WindowSet | None  # None: it has errors
+    item: Calendar | WindowSet | PoolSet | None  # None: it has errors
     problems: tuple[Problem, ...] = ()
     needs: tuple[str, ...] = ()  # calendars a last_business_day_of_month calendar excludes
 
@@ -110,10 +111,13 @@ class Library:
     windows: Mapping[str, WindowSet] = field(default_factory=dict)
     paths: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> file
     problems: tuple[Problem, ...] = ()
+    pools: Mapping[str, int] | None = None  # pools.yaml's sizes; None: no usable pools.yaml
 
 
 def library_entry(rel: str) -> tuple[str, str] | None:
     """(kind, name) of a library file by its path relative to the schedules directory, or None."""
+    if rel == POOLS_FILE:
+        return POOLS, POOLS
     parts = rel.split("/")
     if len(parts) != 2 or parts[0] not in LIBRARY_DIRS or parts[1].startswith("."):
         return None
@@ -130,6 +134,7 @@ def build_library(files: list[LibraryFile]) -> Library:
     paths: dict[tuple[str, str], str] = {}
     problems: list[Problem] = []
     needing: list[LibraryFile] = []
+    pools: Mapping[str, int] | None = None
     for f in sorted(files, key=lambda f: f.path):
         problems.extend(f.problems)
         key = (f.kind, f.name)
@@ -144,6 +149,8 @@ def build_library(files: list[LibraryFile]) -> Library:
             calendars[f.name] = f.item
         elif isinstance(f.item, WindowSet):
             windows[f.name] = f.item
+        elif isinstance(f.item, PoolSet):
+            pools = f.item.sizes
     for f in needing:  # one level: such a calendar names plain calendars only, so there is no cycle
         assert isinstance(f.item, Calendar)
         missing = [n for n in f.needs if n not in calendars]
@@ -153,14 +160,17 @@ def build_library(files: list[LibraryFile]) -> Library:
                                     "not be a last_business_day_of_month calendar itself)"))
             continue
         calendars[f.name] = replace(f.item, last_business_day=tuple(calendars[n] for n in f.needs))
-    return Library(calendars, windows, paths, tuple(problems))
+    return Library(calendars, windows, paths, tuple(problems), pools)
 
 
 ZoneLookup = Callable[[str], "ZoneInfo | None"]
 
 
 def parse_library_file(kind: str, name: str, path: str, data: bytes, digest: str, zone: ZoneLookup) -> LibraryFile:
-    """A calendar or windows file's value, or its problems (file, line, field)."""
+    """A calendar, windows or pools file's value, or its problems (file, line, field)."""
+    if kind == POOLS:
+        pools, found = parse_pools(path, data)
+        return LibraryFile(kind, name, path, pools, found)
     if kind == CALENDARS and path.endswith(ICS_SUFFIX):
         cal, why = parse_ics(name, data, digest)
         return LibraryFile(kind, name, path, cal, (Problem(path, 1, 1, (), why),) if why else ())

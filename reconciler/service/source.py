@@ -43,6 +43,7 @@ from reconciler.core.loader import (
     resolve,
 )
 from reconciler.core.model import Schedule
+from reconciler.core.pools import POOLS, POOLS_FILE
 from reconciler.core.problems import Problem, display_path
 from reconciler.core.setrules import SetRules
 from reconciler.core.timerules import (
@@ -152,8 +153,10 @@ class _Index:
 
     def _use(self, rel: str, result: FileResult, step: int) -> None:
         for s in result.schedules:
-            if s.shared:
-                for kind, name, _ in references(s.spec):
+            if s.shared or s.policy.pool is not None:
+                # A pool's users follow pools.yaml as a whole: a pool removed there leaves them out.
+                keys = [(k, n) for k, n, _ in references(s.spec)] + ([_POOLS_KEY] if s.policy.pool else [])
+                for kind, name in keys:
                     users = self.users.setdefault((kind, name), set())
                     if step > 0:
                         users.add((rel, s.name))
@@ -220,7 +223,7 @@ class _Index:
         """The schedule with its windows and calendars; None (its problems kept) if it names a
         shared item that is missing or broken."""
         self.unresolved.pop(schedule.name, None)
-        if not schedule.shared:
+        if not schedule.shared and schedule.policy.pool is None:
             return schedule
         ruled, problems = resolve((schedule,), self.built)
         if not ruled:
@@ -270,6 +273,9 @@ class _Index:
         out.extend(sorted((p for ps in self.unresolved.values() for p in ps),
                           key=lambda p: (p.path, p.line, p.column, str(p.pointer))))
         return tuple(out)
+
+
+_POOLS_KEY = (POOLS, POOLS)
 
 
 def _item_key(rel: str) -> tuple[str, str]:
@@ -576,6 +582,8 @@ class DirectorySource:
                 rel = f"{kind}/{name}"
                 if library_entry(rel) is not None and (entry := self._library_entry(rel, target)) is not None:
                     out[rel] = entry
+        if (target / POOLS_FILE).is_file() and (entry := self._library_entry(POOLS_FILE, target)) is not None:
+            out[POOLS_FILE] = entry
         return out
 
     def _library_entry(self, rel: str, target: Path) -> tuple[str, LibraryFile] | None:
