@@ -45,6 +45,16 @@ class RevisionSuperseded(Exception):
         self.schedule, self.newest = schedule, newest
 
 
+class PoolFull(Exception):
+    """A claim refused because its pool (`claim` with `pool_size`) already had `size` runs
+    `running`, counted across every replica in the claim's transaction. Nothing was written: the
+    slot stays free, and the runner queues it (core/policy.py `pool_wait`)."""
+
+    def __init__(self, pool: str, size: int, running: int) -> None:
+        super().__init__(f"pool {pool!r} is full: {running} of {size} runs running")
+        self.pool, self.size, self.running = pool, size, running
+
+
 class LedgerFull(LedgerError):
     """A write failed because the volume (or the database's size limit) is full. Transient: the
     same write may succeed once space is freed. The backend reports the change of state once
@@ -401,7 +411,7 @@ class Ledger(Protocol):
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
-              spec_hash: str | None = None) -> int | None:
+              spec_hash: str | None = None, pool: str | None = None, pool_size: int | None = None) -> int | None:
         """Start a run: its id, or None when this caller must not run it. The only way a run starts.
 
         Implementers must guarantee, in one atomic step:
@@ -421,7 +431,15 @@ class Ledger(Protocol):
         - **stale revisions**: with `spec_hash`, raise RevisionSuperseded (and write nothing) when
           the schedule's head (`advance_revision`) has another hash (or none: removed) and was set
           by a revision newer than `revision`. A revision the ledger has not seen yet is the
-          newest (its replica is about to advance it), so it is never refused.
+          newest (its replica is about to advance it), so it is never refused;
+        - **pools** (issue 18): the run row stores `pool`. With `pool_size`, in the same
+          transaction as the insert, count the `running` runs of that pool (every schedule, every
+          owner) and raise PoolFull (writing nothing) when they are `pool_size` or more, so that
+          of any number of concurrent claims, from any number of processes, never more than
+          `pool_size` runs of a pool are running. The count and the insert cannot interleave with
+          another claim of the pool: SQLite's write transaction serialises them; PostgreSQL takes
+          `pg_advisory_xact_lock` on the pool's name first. A slot already claimed returns None
+          (taken), not PoolFull, even when the pool is full.
         """
         ...
 
@@ -434,6 +452,10 @@ class Ledger(Protocol):
     def stop_requests(self, replica: str) -> dict[int, str]:
         """Run id -> reason, for the running runs of `replica` that another replica asked it to
         stop. (The replica's heartbeat: the owner stops them and records them `cancelled`.)"""
+        ...
+
+    def pool_running(self) -> dict[str, int]:
+        """The `running` runs of each pool that has any, across every replica (metrics, the API)."""
         ...
 
     def started_count(self, schedule: str) -> int:

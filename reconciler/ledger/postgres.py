@@ -50,6 +50,7 @@ from reconciler.ledger.base import (
     LedgerError,
     LedgerFull,
     Outcome,
+    PoolFull,
     ReplicaRecord,
     RevisionSuperseded,
     RunRecord,
@@ -64,6 +65,8 @@ from reconciler.ledger.base import (
 )
 
 PASSWORD_FILE_ENV = "RECONCILER_LEDGER_PASSWORD_FILE"
+# The advisory lock of a pool's claims is keyed by a hash of this prefix and the pool's name.
+POOL_LOCK = "reconciler-pool:"
 # pg_advisory_xact_lock key of the migrations; any constant other applications are unlikely to use.
 _MIGRATION_LOCK = 0x5EC0_1ED6E2
 _ADVANCE_LOCK = 0x5EC0_1ED6E3  # advance_revision's
@@ -212,6 +215,11 @@ MIGRATIONS: tuple[str, ...] = (
         reason text NOT NULL,
         details jsonb NOT NULL
     )
+    """,
+    # v9: named pools (pools.yaml), as SQLite's v12: a run's pool, so that a claim counts the pool's running runs.
+    """
+    ALTER TABLE runs ADD COLUMN pool text;
+    CREATE INDEX runs_pool_running ON runs (pool) WHERE status = 'running' AND pool IS NOT NULL
     """,
 )
 
@@ -482,7 +490,7 @@ class PostgresLedger:
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
-              spec_hash: str | None = None) -> int | None:
+              spec_hash: str | None = None, pool: str | None = None, pool_size: int | None = None) -> int | None:
         """One statement, `INSERT … ON CONFLICT DO NOTHING RETURNING id`: only one process wins.
 
         A `counted` claim counts towards `max_runs`. Its statement first bumps
@@ -494,8 +502,34 @@ class PostgresLedger:
         `exclusive` (concurrency: forbid): the partial unique index lets one exclusive run of a
         schedule be running, whoever inserts it; the NOT EXISTS also waits out runs claimed
         before the schedule became `forbid`. ON CONFLICT DO NOTHING covers both unique rules.
+
+        `pool_size`: one transaction takes `pg_advisory_xact_lock` on the pool's name, counts the
+        pool's running runs, and inserts; the next claim of the pool waits for that lock, and its
+        count (a new statement under READ COMMITTED) sees the run this one committed. So the count
+        and the insert never interleave, whichever replica claims. PoolFull when full.
         """
-        values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease,
+        if pool is not None and pool_size is not None:
+            with self._write("cannot claim a run") as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (POOL_LOCK + pool,))
+                row = conn.execute("SELECT count(*) FROM runs WHERE pool = %s AND status = 'running'",
+                                   (pool,)).fetchone()
+                running = int(row[0]) if row else 0
+                if running >= pool_size:
+                    taken = conn.execute("SELECT 1 FROM runs WHERE schedule = %s AND slot = %s AND attempt = %s",
+                                         (schedule, _utc(slot), attempt)).fetchone()
+                    if taken is not None:
+                        return None
+                    raise PoolFull(pool, pool_size, running)
+                return self._claim(conn, schedule, slot, attempt, cause, revision, started_at, owner, counted,
+                                   max_runs, exclusive, lease, spec_hash, pool)
+        with self._write("cannot claim a run") as conn:
+            return self._claim(conn, schedule, slot, attempt, cause, revision, started_at, owner, counted,
+                               max_runs, exclusive, lease, spec_hash, pool)
+
+    def _claim(self, conn: psycopg.Connection[tuple[Any, ...]], schedule: str, slot: datetime, attempt: int,
+               cause: Cause, revision: str, started_at: datetime, owner: str, counted: bool, max_runs: int | None,
+               exclusive: bool, lease: timedelta, spec_hash: str | None, pool: str | None) -> int | None:
+        values = (schedule, _utc(slot), attempt, cause, revision, _utc(started_at), owner, exclusive, lease, pool,
                   exclusive, schedule)
         # The head of a schedule set by a newer revision than the claim's, with another hash.
         stale = ("stale AS (SELECT h.revision FROM schedule_heads h WHERE %s::text IS NOT NULL AND h.schedule = %s "
@@ -503,27 +537,32 @@ class PostgresLedger:
                  "WHERE revision = %s), h.rank))")
         stale_args = (spec_hash, schedule, spec_hash, revision)
         insert = ("INSERT INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
-                  "exclusive, lease_until) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s")
+                  "exclusive, lease_until, pool) SELECT %s, %s, %s, %s, 'running', %s, %s, %s, %s, now() + %s, %s")
         unless_forbidden = ("WHERE NOT EXISTS (SELECT 1 FROM stale) AND (NOT %s OR NOT EXISTS (SELECT 1 FROM runs "
                             "WHERE schedule = %s AND status = 'running')) ON CONFLICT DO NOTHING RETURNING id")
         answer = "SELECT (SELECT id FROM ins), (SELECT revision FROM stale LIMIT 1)"
-        with self._write("cannot claim a run") as conn:
-            if not counted:
-                row = conn.execute(f"WITH {stale}, ins AS ({insert} {unless_forbidden}) {answer}",
-                                   (*stale_args, *values)).fetchone()
-                return _claimed(schedule, row)
-            with conn.transaction():
-                row = conn.execute(
-                    f"WITH {stale}, counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
-                    "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
-                    "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1), "
-                    f"ins AS ({insert} FROM counted {unless_forbidden}) {answer}",
-                    (*stale_args, schedule, max_runs, max_runs, *values)).fetchone()
-                run_id = _claimed(schedule, row)  # superseded: raised, and the bump rolled back
-                if run_id is None:
-                    raise psycopg.Rollback()
-                return run_id
+        if not counted:
+            row = conn.execute(f"WITH {stale}, ins AS ({insert} {unless_forbidden}) {answer}",
+                               (*stale_args, *values)).fetchone()
+            return _claimed(schedule, row)
+        with conn.transaction():
+            row = conn.execute(
+                f"WITH {stale}, counted AS (INSERT INTO counters AS c (schedule, started) VALUES (%s, 1) "
+                "  ON CONFLICT (schedule) DO UPDATE SET started = c.started + 1 "
+                "  WHERE %s::bigint IS NULL OR c.started < %s RETURNING 1), "
+                f"ins AS ({insert} FROM counted {unless_forbidden}) {answer}",
+                (*stale_args, schedule, max_runs, max_runs, *values)).fetchone()
+            run_id = _claimed(schedule, row)  # superseded: raised, and the bump rolled back
+            if run_id is None:
+                raise psycopg.Rollback()
+            return run_id
         return None  # rolled back: the slot was taken, the schedule is held, or max_runs is reached
+
+    def pool_running(self) -> dict[str, int]:
+        with self._conn("cannot read the pools") as conn:
+            rows = conn.execute("SELECT pool, count(*) FROM runs WHERE pool IS NOT NULL AND status = 'running' "
+                                "GROUP BY pool").fetchall()
+        return {str(p): int(n) for p, n in rows}
 
     def started_count(self, schedule: str) -> int:
         with self._conn("cannot read a counter") as conn:

@@ -48,6 +48,7 @@ from reconciler.ledger.base import (
     LedgerFull,
     NoSuchLedger,
     Outcome,
+    PoolFull,
     ReplicaRecord,
     RevisionSuperseded,
     RunRecord,
@@ -227,6 +228,11 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL,
         details TEXT NOT NULL
     );
+    """,
+    # v12: named pools (pools.yaml): a run's pool, so that a claim counts the pool's running runs.
+    """
+    ALTER TABLE runs ADD COLUMN pool TEXT;
+    CREATE INDEX runs_pool_running ON runs (pool) WHERE status = 'running' AND pool IS NOT NULL
     """,
 )
 
@@ -554,7 +560,7 @@ class SqliteLedger:
     def claim(self, schedule: str, slot: datetime, *, attempt: int, cause: Cause, revision: str,
               started_at: datetime, owner: str = "", counted: bool = False, max_runs: int | None = None,
               exclusive: bool = False, lease: timedelta = DEFAULT_LEASE,
-              spec_hash: str | None = None) -> int | None:
+              spec_hash: str | None = None, pool: str | None = None, pool_size: int | None = None) -> int | None:
         """Insert under the UNIQUE (schedule, slot, attempt) constraint: only one process wins.
 
         A `counted` claim counts towards `max_runs`; once reached, no counted claim succeeds for
@@ -563,6 +569,9 @@ class SqliteLedger:
         `exclusive` (concurrency: forbid): the partial unique index lets one exclusive run of a
         schedule be running; the NOT EXISTS, in the same transaction, also waits out runs claimed
         before the schedule became `forbid`.
+
+        `pool_size`: the pool's running runs are counted in the same write transaction (BEGIN
+        IMMEDIATE serialises every writer, other processes' too), and PoolFull raised when full.
         """
         def op(db: sqlite3.Connection) -> int | None:
             if spec_hash is not None:
@@ -572,16 +581,25 @@ class SqliteLedger:
                     (schedule, spec_hash, revision)).fetchone()
                 if newer is not None:
                     raise RevisionSuperseded(schedule, newer[0])
+            if pool is not None and pool_size is not None:
+                running = db.execute("SELECT count(*) FROM runs WHERE pool = ? AND status = 'running'",
+                                     (pool,)).fetchone()[0]
+                if running >= pool_size:
+                    taken = db.execute("SELECT 1 FROM runs WHERE schedule = ? AND slot = ? AND attempt = ?",
+                                       (schedule, to_micros(slot), attempt)).fetchone()
+                    if taken is not None:
+                        return None
+                    raise PoolFull(pool, pool_size, running)
             if counted and max_runs is not None:
                 row = db.execute("SELECT started FROM counters WHERE schedule = ?", (schedule,)).fetchone()
                 if row and row[0] >= max_runs:
                     return None
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (schedule, slot, attempt, trigger, status, revision, started_at, owner, "
-                f"exclusive, lease_until) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ?, {_NOW} + ? "
+                f"exclusive, lease_until, pool) SELECT ?, ?, ?, ?, 'running', ?, ?, ?, ?, {_NOW} + ?, ? "
                 "WHERE NOT ? OR NOT EXISTS (SELECT 1 FROM runs WHERE schedule = ? AND status = 'running')",
                 (schedule, to_micros(slot), attempt, cause, revision, to_micros(started_at), owner, exclusive,
-                 _micros(lease), exclusive, schedule))
+                 _micros(lease), pool, exclusive, schedule))
             if cur.rowcount != 1 or not cur.lastrowid:
                 return None
             if counted:
@@ -590,6 +608,12 @@ class SqliteLedger:
             return int(cur.lastrowid)
 
         return self._grouped(op)
+
+    def pool_running(self) -> dict[str, int]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT pool, count(*) FROM runs WHERE pool IS NOT NULL AND status = 'running' "
+                                     "GROUP BY pool").fetchall()
+        return {str(p): int(n) for p, n in rows}
 
     def started_count(self, schedule: str) -> int:
         with self._rlock:

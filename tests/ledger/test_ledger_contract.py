@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
-from reconciler.ledger.base import Commit, Ledger, LedgerError, Outcome, SpecChange
+from reconciler.ledger.base import Commit, Ledger, LedgerError, Outcome, PoolFull, SpecChange
 from reconciler.ledger.sqlite import MIGRATIONS, SqliteLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -868,3 +868,124 @@ def test_an_action_with_a_nul_in_its_text_is_recorded_not_refused(ledger: Ledger
     [read] = ledger.activity()
     assert read.reason.startswith("why")
     assert read.targets[0].startswith("a")
+
+
+# ---- pools (issue 18) ---------------------------------------------------------------------------
+
+
+def test_a_pool_claim_is_refused_while_the_pool_is_full_and_succeeds_once_a_run_of_it_ends(ledger: Ledger) -> None:
+    a = claim(ledger, name="a", pool="db", pool_size=2)
+    b = claim(ledger, name="b", pool="db", pool_size=2)
+    assert a is not None and b is not None
+    with pytest.raises(PoolFull) as full:
+        claim(ledger, name="c", pool="db", pool_size=2)
+    assert (full.value.pool, full.value.size, full.value.running) == ("db", 2, 2)
+    assert ledger.runs("c") == []  # nothing written: the slot stays free
+    assert ledger.pool_running() == {"db": 2}
+    ledger.finish(a, Outcome(RunStatus.SUCCEEDED, T0))
+    assert claim(ledger, name="c", pool="db", pool_size=2) is not None
+    assert ledger.pool_running() == {"db": 2}
+
+
+def test_a_larger_pool_size_lets_more_runs_in_at_once(ledger: Ledger) -> None:
+    assert claim(ledger, name="a", pool="db", pool_size=1) is not None
+    with pytest.raises(PoolFull):
+        claim(ledger, name="b", pool="db", pool_size=1)
+    assert claim(ledger, name="b", pool="db", pool_size=2) is not None  # pools.yaml grew: sizes are live
+
+
+def test_a_slot_already_claimed_is_taken_not_refused_for_a_full_pool(ledger: Ledger) -> None:
+    assert claim(ledger, name="a", pool="db", pool_size=1) is not None
+    assert claim(ledger, name="a", pool="db", pool_size=1) is None
+
+
+def test_only_running_runs_of_the_same_pool_count_towards_its_size(ledger: Ledger) -> None:
+    assert claim(ledger, name="free") is not None  # no pool
+    assert claim(ledger, name="other", pool="other", pool_size=1) is not None
+    done = claim(ledger, name="a", minute=1, pool="db", pool_size=1)
+    assert done is not None
+    ledger.finish(done, Outcome(RunStatus.FAILED, T0))
+    ledger.record("b", T0, attempt=1, cause=Cause.SCHEDULE, revision="r1", outcome=Outcome(RunStatus.MISSED, T0))
+    assert claim(ledger, name="a", minute=2, pool="db", pool_size=1) is not None
+    assert ledger.pool_running() == {"db": 1, "other": 1}
+
+
+POOL_RACER = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from reconciler.core.policy import Cause, RunStatus
+from reconciler.ledger import open_ledger
+from reconciler.ledger.base import Outcome, PoolFull
+led = open_ledger(sys.argv[1])
+me = sys.argv[2]
+t0 = datetime(2026, 1, 1, tzinfo=UTC)
+i = tries = 0
+deadline = time.monotonic() + 60
+while i < 15 and tries < 5000 and time.monotonic() < deadline:
+    tries += 1
+    try:
+        run_id = led.claim(me, t0 + timedelta(minutes=i), attempt=1, cause=Cause.SCHEDULE, revision="r1",
+                           started_at=t0, owner=me, pool="db", pool_size=2)
+    except PoolFull:
+        time.sleep(0.002)
+        continue
+    began = time.time()  # after the claim committed, and before the end is written: inside the run
+    time.sleep(0.01)
+    ended = time.time()
+    led.finish(run_id, Outcome(RunStatus.SUCCEEDED, t0))
+    print(began, ended)
+    i += 1
+led.close()
+"""
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(b, 1) for b, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_processes_racing_for_a_pool_of_two_never_run_more_than_two_at_once(location: str) -> None:
+    open_ledger(location).close()  # migrated before the race
+    procs = [subprocess.Popen([sys.executable, "-c", POOL_RACER, location, f"p{i}"], stdout=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    intervals = [(float(b), float(e)) for out in outs for b, e in (line.split() for line in out.splitlines())]
+    assert len(intervals) == 60  # each process ran its 15 slots in the end
+    assert _most_at_once(intervals) == 2  # full, and never above
+
+
+def test_threads_sharing_one_ledger_never_run_more_of_a_pool_than_its_size(ledger: Ledger) -> None:
+    lock = threading.Lock()
+    intervals: list[tuple[float, float]] = []
+    barrier = threading.Barrier(6)
+
+    def worker(me: str) -> None:
+        barrier.wait(timeout=30)
+        i = tries = 0
+        while i < 10 and tries < 3000:
+            tries += 1
+            try:
+                run_id = claim(ledger, name=me, minute=i, pool="db", pool_size=3)
+            except PoolFull:
+                time.sleep(0.002)
+                continue
+            assert run_id is not None
+            began = time.time()
+            time.sleep(0.005)
+            ended = time.time()
+            ledger.finish(run_id, Outcome(RunStatus.SUCCEEDED, T0))
+            with lock:
+                intervals.append((began, ended))
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(f"t{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(intervals) == 60
+    assert _most_at_once(intervals) == 3
