@@ -876,7 +876,8 @@ def test_an_action_with_a_nul_in_its_text_is_recorded_not_refused(ledger: Ledger
 def test_a_pool_claim_is_refused_while_the_pool_is_full_and_succeeds_once_a_run_of_it_ends(ledger: Ledger) -> None:
     a = claim(ledger, name="a", pool="db", pool_size=2)
     b = claim(ledger, name="b", pool="db", pool_size=2)
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     with pytest.raises(PoolFull) as full:
         claim(ledger, name="c", pool="db", pool_size=2)
     assert (full.value.pool, full.value.size, full.value.running) == ("db", 2, 2)
