@@ -388,6 +388,34 @@ def completed(max_runs: int | None, started: int) -> bool:
     return max_runs is not None and started >= max_runs
 
 
+# ---- pools (issue 18) -------------------------------------------------------------------------------
+
+# How often a queued slot of a pool asks again on its own (a run that ends on this reconciler asks
+# at once): another replica's run may have freed room.
+POOL_POLL = timedelta(milliseconds=500)
+# Late by definition: a catch-up or a backfill waits for room from when it first found none.
+_POOL_SINCE = frozenset((Cause.CATCHUP, Cause.BACKFILL))
+
+
+def pool_wait(schedule: Schedule, request: Request, now: datetime, *, since: datetime, size: int) -> Queue | Miss:
+    """A slot without room in its pool (the claim found `size` runs of it running, on any
+    replica): `queued`, not lost, and asked again until starting_deadline after it was due (after
+    `since`, when it first found the pool full, for a catch-up); then recorded `missed` with
+    reason `pool`. A backfill waits for room as long as it takes (its operator waits for it)."""
+    pool = schedule.policy.pool
+    due = since if request.cause in _POOL_SINCE else request.fire_time
+    if request.cause == Cause.BACKFILL or now - due <= schedule.policy.starting_deadline:
+        return Queue(POOL_POLL, due)
+    return Miss(SkipReason.POOL, f"pool {pool}: could not start within starting_deadline (late by {now - due}): "
+                                 f"queued {now - since} while all {size} runs of pool {pool!r} were running "
+                                 "(across every replica)")
+
+
+def pool_order(schedule: Schedule, slot: datetime) -> tuple[int, datetime]:
+    """Queued slots of a pool start in this order: higher `priority` first, then the earlier slot."""
+    return -schedule.policy.priority, slot
+
+
 # ---- dependencies (issue 18) ------------------------------------------------------------------------
 
 # The statuses a run ends with on its own: what `on` and `requires` read. Skipped, missed, cancelled
