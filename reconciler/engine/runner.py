@@ -29,9 +29,10 @@ from reconciler.engine.catchup import BEHIND, gap, make_up
 from reconciler.engine.health import LedgerHealth
 from reconciler.engine.leases import LeaseTimes, Replica
 from reconciler.engine.pauses import Pauses
+from reconciler.engine.pools import PoolQueue, Waiting
 from reconciler.kinds import kind
 from reconciler.kinds.base import KILL_GRACE, Attempt, Context, Handle
-from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, RevisionSuperseded, RunRecord
+from reconciler.ledger.base import Ledger, LedgerError, LedgerFull, Outcome, PoolFull, RevisionSuperseded, RunRecord
 
 Clock = Callable[[], datetime]
 Log = Callable[..., None]
@@ -112,12 +113,16 @@ class Runner:
         self._superseded: dict[str, str] = {}  # schedule -> the newer revision last logged for it
         self.on_superseded: Callable[[str], None] | None = None  # a claim refused for this newer revision
         self._giving_up = threading.Event()  # shutdown: stop retrying finishes once the grace is over
+        # Named pools (pools.yaml): their sizes, and the slots queued for room in them (engine/pools.py).
+        self.pool_sizes: Mapping[str, int] = {}
+        self.pool_queue = PoolQueue(self.max_waiting)
 
     # ---- wiring ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Register as a replica and reap runs whose lease expired, before anything is claimed."""
         self.replica.start()
+        threading.Thread(target=self._poll_pools_loop, name="pools", daemon=True).start()
 
     def update(self, schedules: Mapping[str, Schedule], revision: str) -> None:
         """The schedules now live and their revision. Kept by reference: never mutate it afterwards."""
@@ -129,6 +134,13 @@ class Runner:
             self._live, self._revision = schedules, revision
             self._downstream = {k: tuple(sorted(v)) for k, v in downstream.items()}
         self.replica.set_revision(revision)
+
+    def set_pools(self, sizes: Mapping[str, int]) -> None:
+        """pools.yaml's sizes, live: a pool that grew starts its queued slots at once."""
+        with self._lock:
+            self.pool_sizes = dict(sizes)
+        for pool in self.pool_queue.pools():
+            self._offer(pool)
 
     def dispatch(self, name: str, slot: datetime, fire_time: datetime | None = None, *,
                  cause: Cause = Cause.SCHEDULE, attempt: int = 1) -> None:
@@ -212,9 +224,9 @@ class Runner:
     # ---- one slot -----------------------------------------------------------------------------------
 
     def _guarded(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
-                 full: bool = False) -> None:
+                 full: bool = False, pooled: Waiting | None = None) -> None:
         try:
-            self._run(name, slot, request, queued_at, full)
+            self._run(name, slot, request, queued_at, full, pooled=pooled)
         except LedgerFull:
             pass  # the slot cannot be claimed, so it does not run; the ledger reports that once
         except LedgerError as e:
@@ -226,7 +238,7 @@ class Runner:
             self._log("run.error", schedule=name, slot=utc_text(slot), error=f"{type(e).__name__}: {e}")
 
     def _run(self, name: str, slot: datetime, request: Request, queued_at: datetime | None = None,
-             full: bool = False, parallel: int = 1) -> int | None:
+             full: bool = False, parallel: int = 1, pooled: Waiting | None = None) -> int | None:
         """Decide, claim, run, record; the run's id (or the id of the row that says why it did not run)."""
         with self._lock:
             s, revision, accepting = self._live.get(name), self._revision, self._accepting
@@ -240,7 +252,7 @@ class Runner:
                 self._skip(name, slot, request, revision, RunStatus.MISSED, stopped.message, stopped.reason)
             return None
         try:
-            return self._started(s, name, slot, request, revision, queued_at, full, parallel)
+            return self._started(s, name, slot, request, revision, queued_at, full, parallel, pooled)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -248,8 +260,16 @@ class Runner:
                     self._idle.notify_all()
 
     def _started(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
-                 queued_at: datetime | None, full: bool = False, parallel: int = 1) -> int | None:
+                 queued_at: datetime | None, full: bool = False, parallel: int = 1,
+                 pooled: Waiting | None = None) -> int | None:
         now = self._clock()
+        pool = s.policy.pool
+        size = self.pool_sizes.get(pool) if pool is not None else None
+        if pooled is not None and size is not None:  # queued for room: its deadline is the pool's to judge
+            waited = policy.pool_wait(s, request, now, since=pooled.since, size=size)
+            if isinstance(waited, Miss):
+                self._skip(name, slot, request, revision, RunStatus.MISSED, waited.message, waited.reason)
+                return None
         pause = self.pauses.get(name)
         # Gate mode (issue 18): the slot waits for its requirements; a paused one is skipped as paused.
         if s.deps.requires and not policy.pause_active(pause, now):
@@ -272,11 +292,29 @@ class Runner:
                       reason=decision.message, **_logged(request, revision))
             self.later(name, slot, decision.request, max(decision.at - now, timedelta(0)))
             return None
+        if pool is not None and size is not None and pooled is None and request.cause != Cause.BACKFILL \
+                and self.pool_queue.has(pool):
+            # Slots of the pool wait already: this one takes its place among them, by priority.
+            self._queue_for_pool(s, name, slot, request, revision, now, now, size)
+            return None
         try:
-            run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash)
+            run_id, blocked = self._claim(name, slot, now, request, revision, decision, s.spec_hash,
+                                          pool, size)
         except RevisionSuperseded as e:
             self._refused_stale(name, slot, revision, e.newest)
             return None
+        except PoolFull:
+            assert pool is not None
+            assert size is not None
+            if pooled is not None:
+                self.pool_queue.done(pooled)  # the pool is full: the next offer waits for room
+            since = pooled.since if pooled is not None else now
+            if request.cause == Cause.BACKFILL:
+                raise _Blocked(policy.POOL_POLL) from None
+            self._queue_for_pool(s, name, slot, request, revision, now, since, size)
+            return None
+        if pooled is not None and self.pool_queue.done(pooled):
+            self._offer(pooled.pool)  # there may be room for the next one too
         self.health.ok()
         if run_id is not None and decision.replace:
             self._replace(name, run_id)
@@ -305,6 +343,8 @@ class Runner:
                     del self._active[name]
                 del self._owned[run_id]
             active.done.set()
+        if pool is not None:
+            self._offer(pool)  # a run of the pool ended here: the next queued slot may start
         end = self._clock()
         used = result.usage or Usage()
         written = self._finish(name, run_id, Outcome(result.status, end, result.exit_code, result.http_status,
@@ -522,14 +562,16 @@ class Runner:
             self._log("run.processes_unrecorded", schedule=name, run_id=run_id, error=repr(e))
 
     def _claim(self, name: str, slot: datetime, now: datetime, request: Request, revision: str,
-               claim: Claim, spec_hash: str | None = None) -> tuple[int | None, bool]:
+               claim: Claim, spec_hash: str | None = None, pool: str | None = None,
+               pool_size: int | None = None) -> tuple[int | None, bool]:
         """The run's id, or None and whether another running run of the schedule was in the way."""
         for _ in range(3):
             sent = self.replica.now()
             run_id = self._ledger.claim(name, slot, attempt=request.attempt, cause=request.cause, revision=revision,
                                         started_at=now, owner=self.replica.id, counted=claim.counted,
                                         max_runs=claim.max_runs, exclusive=claim.exclusive,
-                                        lease=self.replica.times.lease, spec_hash=spec_hash)
+                                        lease=self.replica.times.lease, spec_hash=spec_hash, pool=pool,
+                                        pool_size=pool_size)
             if run_id is not None:
                 self.replica.hold(run_id, sent)
             if run_id is not None or not claim.exclusive:
@@ -544,6 +586,78 @@ class Runner:
             if self.replica.reap() == 0:
                 return None, True
         return None, False
+
+    # ---- pools (issue 18) -----------------------------------------------------------------------------
+
+    def _queue_for_pool(self, s: Schedule, name: str, slot: datetime, request: Request, revision: str,
+                        now: datetime, since: datetime, size: int) -> None:
+        """No room in the pool: queued (by priority, then slot time) until its deadline, then missed."""
+        assert s.policy.pool is not None
+        waited = policy.pool_wait(s, request, now, since=since, size=size)
+        if isinstance(waited, Miss):
+            self._skip(name, slot, request, revision, RunStatus.MISSED, waited.message, waited.reason)
+            return
+        w = self.pool_queue.make(s.policy.pool, policy.pool_order(s, slot), name, slot, request, since)
+        if not self.pool_queue.put(w):
+            miss = policy.overflow(self.pool_queue.bound, self.pool_queue.bound)
+            self._skip(name, slot, request, revision, RunStatus.MISSED, miss.message, miss.reason)
+            return
+        self._log("run.queued", schedule=name, slot=utc_text(slot), pool=s.policy.pool, size=size,
+                  priority=s.policy.priority, **_logged(request, revision))
+
+    def _offer(self, pool: str) -> None:
+        """Offer the head of the pool's queue to a worker (one offer of a pool at a time)."""
+        if not self._accepting:
+            return
+        w = self.pool_queue.take(pool)
+        if w is None:
+            return
+        try:
+            self._pool.submit(self._offered, w)
+        except RuntimeError:  # the workers stopped: shutdown records what is left
+            self.pool_queue.done(w)
+            self.pool_queue.put(w)
+
+    def _offered(self, w: Waiting) -> None:
+        try:
+            self._guarded(w.name, w.slot, w.request, pooled=w)
+        finally:
+            # Not claimed, nor queued again (removed, paused, missed...): the next one is offered.
+            if self.pool_queue.done(w):
+                self._offer(w.pool)
+
+    def _poll_pools_loop(self) -> None:
+        while not self._polling.wait(policy.POOL_POLL.total_seconds()):
+            try:
+                self.poll_pools()
+            except Exception as e:  # a bug here must not end the polling silently
+                self._log("run.error", error=f"polling pools: {type(e).__name__}: {e}")
+
+    def poll_pools(self) -> None:
+        """Record the queued slots past their deadline, and offer each pool's head again: a run
+        on another replica may have ended."""
+        now = self._clock()
+        with self._lock:
+            live, sizes = self._live, self.pool_sizes
+
+        def late(w: Waiting) -> bool:
+            s = live.get(w.name)
+            return s is not None and w.pool in sizes and isinstance(
+                policy.pool_wait(s, w.request, now, since=w.since, size=sizes[w.pool]), Miss)
+
+        for w in self.pool_queue.expire(late):
+            miss = policy.pool_wait(live[w.name], w.request, now, since=w.since, size=sizes[w.pool])
+            assert isinstance(miss, Miss)
+            self._record_miss(w.name, w.slot, w.request, miss)
+        for pool in self.pool_queue.pools():
+            self._offer(pool)
+
+    def pool_state(self) -> dict[str, dict[str, int]]:
+        """Each pool's size and the slots this reconciler has queued for it (metrics, the API)."""
+        with self._lock:
+            sizes = dict(self.pool_sizes)
+        queued = self.pool_queue.queued()
+        return {p: {"size": sizes.get(p, 0), "queued": queued.get(p, 0)} for p in sorted(sizes.keys() | queued.keys())}
 
     def _fence(self, run_ids: Collection[int], why: str) -> None:
         """Stop runs whose lease this replica could not renew; they end `abandoned`."""
@@ -646,6 +760,7 @@ class Runner:
         with self._lock:
             left, revision = list(self._waiting), self._revision
             self._waiting.clear()
+        left.extend((w.name, w.slot, w.request, w.since, False) for w in self.pool_queue.drain())
         for name, slot, request, *_ in left:
             if (miss := policy.shut_down(request)) is not None:
                 self._recorder.submit(self._skip_guarded, name, slot, request, revision, miss)

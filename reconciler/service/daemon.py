@@ -329,6 +329,7 @@ class Reconciler:
             if the_plan.empty and st.applied_revision is not None:
                 # Nothing for the timer, but the records may still differ: a schedule moved to
                 # another file keeps its spec and changes where it is shown to come from.
+                self.runner.set_pools(self.source.library().pools or {})  # pools.yaml's sizes are live
                 self.runner.update(desired, snapshot.revision)
                 new = snapshot.revision != st.applied_revision  # e.g. a commit of what was saved
                 if new:
@@ -402,6 +403,7 @@ class Reconciler:
         """Runner, then timer, then the live value: the runner learns the new set before the timer
         changes, so a slot of a removed schedule never starts and a new schedule's first slot always
         finds its spec; readers see the revision once the timer holds it."""
+        self.runner.set_pools(self.source.library().pools or {})
         self.runner.update(desired, revision)
         apply_plan(self.timer, the_plan, desired, now)
         changes = {**status, "applied_revision": revision, "applied_at": self.clock(), "ready": True}
