@@ -114,6 +114,21 @@
     if (!data.replicas.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No replica.")));
   }
 
+  function renderPools(data) {
+    // Named pools (pools.yaml): shown only when there are some.
+    const body = $("pools").tBodies[0];
+    body.replaceChildren();
+    for (const p of data.pools) {
+      const full = p.running !== null && p.running >= p.size;
+      body.append(el("tr", { "data-pool": p.name },
+        el("td", { class: "mono" }, p.name), el("td", {}, p.size),
+        el("td", {}, p.running === null ? "unknown" : el("span", { class: `status ${full ? "running" : "succeeded"}` },
+          `${p.running}`)),
+        el("td", {}, p.queued)));
+    }
+    $("pools-box").classList.toggle("hidden", !data.pools.length);
+  }
+
   function renderOverview(data) {
     renderStatus(data.status);
     const counts = $("counts");
@@ -251,6 +266,7 @@
         renderSchedules(schedules);
         document.dispatchEvent(new CustomEvent("dashboard:schedules", { detail: schedules }));  // the run strips
         renderReplicas(replicas);
+        renderPools(await getJSON("/api/v1/pools"));
       }
       $("updated").replaceChildren("updated ", time(new Date().toISOString()));
       document.body.dataset.loaded = "true";

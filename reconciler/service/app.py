@@ -30,7 +30,7 @@ def site_of(reconciler: Reconciler) -> Site:
                 waiting=reconciler.runner.waiting,
                 trigger_now=reconciler.runner.trigger_now, registry=reconciler.metrics.registry,
                 log=reconciler.log, clock=reconciler.clock, backfill=reconciler.runner.backfill,
-                paused=reconciler.runner.pauses.forget)
+                paused=reconciler.runner.pauses.forget, pools=reconciler.pools)
 
 
 def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: threading.Event,

@@ -33,7 +33,7 @@ from reconciler.engine.leases import LeaseTimes
 from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
-from reconciler.ledger.base import PRUNE_EVERY, Ledger, RunRecord, changes_between
+from reconciler.ledger.base import PRUNE_EVERY, Ledger, LedgerError, RunRecord, changes_between
 from reconciler.service import audit
 from reconciler.service.live import Live
 from reconciler.service.log import Log
@@ -84,7 +84,7 @@ class Reconciler:
         self.runner.on_superseded = self._superseded
         self.startup: dict[str, Any] = {}
         self.metrics = Metrics(lambda: gauges(self.live, self.runner.running(), self.runner.waiting(),
-                                              self._pauses(), self.clock()),
+                                              self._pauses(), self.clock(), self.pools()),
                                replicas=self._replicas, ledger=ledger, clock=clock)
         self.notifier = Notifier(log, lambda result: self.metrics.notifications.labels(result).inc(), os.environ,
                                  options.public_url)
@@ -397,6 +397,19 @@ class Reconciler:
         part = plan(SpecsOf(new), SpecsOf(old), desired_hashes=new_h, applied_hashes=old_h)
         moved = frozenset(c.name for c in (*part.added, *part.changed))
         return desired, desired_h, replace(part, unchanged=_Unchanged(desired, moved))
+
+    def pools(self) -> dict[str, dict[str, int]]:
+        """Each pool of pools.yaml (and any this replica still queues for): its size, its runs
+        running across every replica (from the ledger; -1 while it cannot be read), and the slots
+        this replica has queued for room."""
+        state = self.runner.pool_state()
+        try:
+            running: dict[str, int] | None = self.ledger.pool_running()
+        except LedgerError:
+            running = None
+        for name, p in state.items():
+            p["running"] = running.get(name, 0) if running is not None else -1
+        return state
 
     def _apply(self, desired: Mapping[str, Schedule], hashes: Mapping[str, str], revision: str, the_plan: Plan,
                now: datetime, status: Mapping[str, Any]) -> None:

@@ -157,6 +157,10 @@ def _nothing(*_: Any) -> None:
     pass
 
 
+def _no_pools() -> dict[str, dict[str, int]]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Site:
     """Everything the HTTP app reads, and the one thing it may do. `live` is called once per
@@ -177,6 +181,7 @@ class Site:
     clock: Callable[[], datetime] = _utcnow
     backfill: Callable[[str, datetime, int], int | None] = _no_backfill  # Runner.backfill
     paused: Callable[[], None] = _nothing  # after a pause or resume: the runner reads the ledger again
+    pools: Callable[[], dict[str, dict[str, int]]] = _no_pools  # Reconciler.pools: size, running, queued
 
 
 def _tokens(token: str | Tokens | None) -> Tokens | None:
@@ -447,6 +452,12 @@ def build_app(site: Site) -> ASGIApp:
 
         return ok(await asyncio.to_thread(listed, ledger))
 
+    async def pools(_: Request) -> Response:
+        state = await asyncio.to_thread(site.pools)
+        return ok({"pools": [{"name": name, "size": p["size"], "queued": p["queued"],
+                              "running": p["running"] if p.get("running", -1) >= 0 else None}
+                             for name, p in sorted(state.items())]})
+
     async def summary(_: Request) -> Response:
         from reconciler.service.summary import of_daemon
 
@@ -482,7 +493,7 @@ def build_app(site: Site) -> ASGIApp:
         Route("/api/v1/bulk/resume", bulk_of(Action.BULK_RESUME), methods=["POST"]),
         Route("/api/v1/activity", activity_list), Route("/api/v1/token", whoami),
         Route("/api/v1/runs", runs), Route("/api/v1/runs/{run_id}", run), Route("/api/v1/replicas", replicas),
-        Route("/api/v1/summary", summary),
+        Route("/api/v1/summary", summary), Route("/api/v1/pools", pools),
 
         Route("/api/v1/openapi.json", openapi), Route("/api/v1/schedules/{name}/history", history),
         *pictures.routes(site),  # strips, trends, the timeline and the charting library

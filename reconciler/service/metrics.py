@@ -81,9 +81,10 @@ class Metrics:
 
 
 def gauges(live: Live, running: int, waiting: int = 0, pauses: Mapping[str, Pause] | None = None,
-           now: datetime | None = None) -> dict[str, Any]:
+           now: datetime | None = None, pools: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
     """The state gauges of one live value (taken once per scrape), the runs in progress, the
-    slots waiting to start (the runner's backlog) and the pauses in force at `now`."""
+    slots waiting to start (the runner's backlog), the pauses in force at `now`, and each named
+    pool's size, running runs (across replicas) and slots queued here."""
     st = live.status
     paused = [p for p in (pauses or {}).values() if now is not None and pause_active(p, now)]
     return {"paused": paused, "counts": live.counts(), "applied_revision": st.applied_revision,
@@ -91,7 +92,8 @@ def gauges(live: Live, running: int, waiting: int = 0, pauses: Mapping[str, Paus
             "applied_at": st.applied_at.timestamp() if st.applied_at else None, "running": running,
             "waiting": waiting, "ledger_unreachable": st.ledger_unreachable is not None,
             "stale": st.superseded_by is not None,
-            "rejected_at": st.attempted_at.timestamp() if st.rejected and st.attempted_at else None, "live": live}
+            "rejected_at": st.attempted_at.timestamp() if st.rejected and st.attempted_at else None, "live": live,
+            "pools": pools or {}}
 
 
 class _StateCollector(Collector):
@@ -134,6 +136,15 @@ class _StateCollector(Collector):
         for p in s.get("paused", []):
             paused.add_metric([p.schedule, p.reason], p.until.timestamp() if p.until else float("inf"))
         yield paused
+        pools = s.get("pools", {})
+        for field, text in (("size", "A pool's size (pools.yaml): its runs at most running at once, across replicas."),
+                            ("running", "A pool's runs running now, across every replica (read from the ledger)."),
+                            ("queued", "Slots this replica has queued for room in a pool.")):
+            family = GaugeMetricFamily(f"reconciler_pool_{field}", text, labels=["pool"])
+            for name, p in sorted(pools.items()):
+                if p.get(field, -1) >= 0:  # running is -1 while the ledger cannot be read: no sample
+                    family.add_metric([name], p[field])
+            yield family
 
 
 class _ReplicaCollector(Collector):

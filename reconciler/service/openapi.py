@@ -79,6 +79,7 @@ SCHEMAS: dict[str, Any] = {
         state={"enum": ["alive", "expired", "stopped"]}, started=_TIME, last_heartbeat=_TIME,
         heartbeat_age_seconds=_null(_NUM), lease_until=_TIME, stopped=_null(_TIME), runs_owned=_INT),
     "Replicas": _obj(replicas={"type": "array", "items": _ref("Replica")}),
+    "Pools": _obj(pools={"type": "array", "items": _obj(name=_STR, size=_INT, running=_null(_INT), queued=_INT)}),
     "Summary": _obj(
         source={"enum": ["daemon", "ledger"]}, applied=_obj(revision=_null(_STR), at=_null(_TIME)),
         rejected=_null(_obj(revision=_null(_STR), since=_null(_TIME), error=_null(_STR), problems=_INT)),
@@ -279,6 +280,9 @@ PATHS: dict[str, Any] = {
     "/graph.css": _get("The dashboard's graph style sheet.", _text("text/css", "Style sheet."), tag="dashboard"),
     "/vendor/dagre.min.js": _get("The graph layout library (@dagrejs/dagre, MIT).",
                                  _text("text/javascript", "Script."), tag="dashboard"),
+    "/api/v1/pools": _get("The named pools (pools.yaml): each one's size, its runs running across every replica "
+                          "(null while the ledger cannot be read), and the slots this replica has queued for room.",
+                          _json("Pools", "Pools.")),
     "/api/v1/summary": _get("What `reconciler status` shows: the applied and a rejected revision, runs by state, "
                             "failing schedules, the replicas and the next fire times.", _json("Summary", "Summary.")),
 }

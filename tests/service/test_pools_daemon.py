@@ -3,7 +3,9 @@ PostgreSQL, and by one daemon on SQLite. Judged from the ledger alone."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -96,3 +98,39 @@ def test_a_pool_of_one_on_sqlite_runs_one_at_a_time_by_priority(tmp_path: Path, 
     settle(daemons, location, 10)
     check(location)
     assert d.events("run.queued"), "slots waited for room, queued, not lost"
+
+
+def get(base: str, path: str) -> str:
+    with urllib.request.urlopen(base + path, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_the_api_and_metrics_show_a_pools_size_running_and_queue_and_a_new_size_applies_live(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "pools.yaml").write_text("db-heavy: {size: 1}\n")
+    for name in ("a", "b", "c"):
+        (sched / f"{name}.yaml").write_text(
+            f"name: {name}\nschedule: {{every: 1s}}\npolicy: {{pool: db-heavy, concurrency: allow, "
+            "starting_deadline: 30s}\nrun: {command: [sleep, '3']}\n")
+    location = str(tmp_path / "ledger.db")
+    d = Replica(sched, tmp_path, location)
+    daemons.append(d)
+    base = "http://" + d.wait_event("http.listening", timeout=30)["address"]
+
+    def pool() -> dict[str, object] | None:
+        pools = json.loads(get(base, "/api/v1/pools"))["pools"]
+        return pools[0] if pools and pools[0]["running"] == 1 and pools[0]["queued"] >= 2 else None
+
+    seen = wait_for(pool, timeout=20, what="a full pool of one with slots queued")
+    assert (seen["name"], seen["size"]) == ("db-heavy", 1)
+    metrics = get(base, "/metrics")
+    assert 'reconciler_pool_size{pool="db-heavy"} 1.0' in metrics
+    assert 'reconciler_pool_running{pool="db-heavy"} 1.0' in metrics
+    assert 'reconciler_pool_queued{pool="db-heavy"}' in metrics
+    # A bigger pool, live: queued slots start at once, three at a time.
+    (sched / "pools.yaml").write_text("db-heavy: {size: 3}\n")
+    wait_for(lambda: json.loads(get(base, "/api/v1/pools"))["pools"][0]["running"] == 3, timeout=20,
+             what="the new size applied")
+    assert json.loads(get(base, "/api/v1/pools"))["pools"][0]["size"] == 3
