@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from reconciler.core import policy
 from reconciler.core.defaults import chain_for, origins, own_spec
 from reconciler.core.deps import edges_of, ref_of
 from reconciler.core.describe import describe, local_text, utc_text
-from reconciler.core.loader import Loader, LoadResult, library_file, resolve
+from reconciler.core.loader import Loader, LoadResult, library_file, load_library, resolve
 from reconciler.core.model import Schedule, Source
 from reconciler.core.plan import Change, FieldChange, Plan, plan
 from reconciler.core.pools import POOLS_FILE
@@ -60,12 +61,15 @@ def _plan(directory: str, base: str | None, ledger_path: str | None, ledger: Led
         warned += _paused(the_plan, ledger, now)
     moved = moved_by_rules(schedules, applied, base_library, now) if base_library is not None else []
     warned.extend(moved)
+    resized = pool_changes(base_library.pools or {}, load_library([directory]).pools or {}) \
+        if base_library is not None else []
+    warned.extend(resized)
     extra = Extra(graph_change(applied, schedules), inherited(desired, the_plan))
     render = {"text": _text, "json": _json, "markdown": _markdown}[fmt]
     out.write(render(the_plan, schedules, against, now, warned, extra))
     # A calendar or windows file that moves fire times is a change to review, as a field would be;
     # so is a dependency edge.
-    changed = not the_plan.empty or moved or extra.graph.added or extra.graph.removed
+    changed = not the_plan.empty or moved or resized or extra.graph.added or extra.graph.removed
     return EXIT_CHANGES if changed else 0
 
 
@@ -82,6 +86,20 @@ class GraphChange:
 class Extra:
     graph: GraphChange
     origins: dict[str, dict[str, str]]  # schedule -> field path -> `file:line` of the default it takes
+
+
+def pool_changes(old: Mapping[str, int], new: Mapping[str, int]) -> list[tuple[str, str]]:
+    """pools.yaml's changes against --base, as (file, what) lines: a size is live in the daemon."""
+    out = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in old:
+            out.append((POOLS_FILE, f"pool {name} added: size {new[name]}"))
+        elif name not in new:
+            out.append((POOLS_FILE, f"pool {name} removed (size {old[name]}): schedules in it are rejected"))
+        elif old[name] != new[name]:
+            out.append((POOLS_FILE, f"pool {name}: size {old[name]} -> {new[name]} (runs at most running at once, "
+                                    "across replicas)"))
+    return out
 
 
 def graph_change(applied: dict[str, dict[str, Any]], schedules: dict[str, Schedule]) -> GraphChange:
