@@ -56,3 +56,11 @@ def test_plan_against_a_base_shows_a_pools_size_change(reconciler: Run, tmp_path
     assert "warning: pools.yaml: pool old removed (size 1)" in r.stdout
     same = reconciler("plan", "--dir", "schedules", "--base", "HEAD", cwd=repo)
     assert same.returncode == 0, same.stdout
+
+
+def test_the_pools_example_is_valid(reconciler: Run) -> None:
+    from tests.conftest import ROOT
+
+    r = reconciler("validate", str(ROOT / "examples" / "pools"))
+    assert r.returncode == 0, r.stdout
+    assert "1 file, 4 schedules: valid" in r.stdout
