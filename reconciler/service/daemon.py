@@ -403,6 +403,8 @@ class Reconciler:
         running across every replica (from the ledger; -1 while it cannot be read), and the slots
         this replica has queued for room."""
         state = self.runner.pool_state()
+        if not state:  # no pools: no query at each scrape
+            return state
         try:
             running: dict[str, int] | None = self.ledger.pool_running()
         except LedgerError:
