@@ -16,7 +16,7 @@ from reconciler.core.policy import Cause, RunStatus
 from reconciler.ledger import open_ledger
 from reconciler.ledger.base import Commit, Outcome, SpecChange
 from tests.harness import Daemon, wait_for
-from tests.service.test_dashboard_browser import ARGS, CHROMIUM  # skips this module without chromium
+from tests.service.test_dashboard_browser import chromium_page  # skips this module without chromium
 from tests.service.test_http import api, free_port, get
 
 OPS, VIEWER = "operate-token-0123456789", "read-only-token-0123456789"
@@ -25,16 +25,8 @@ PAYLOAD = "<img src=x onerror=\"window.__pwned = 1\">vendor <b>outage</b>"
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.errors = errors  # type: ignore[attr-defined]  # read by the test
+    with chromium_page() as pg:
         yield pg
-        browser.close()
 
 
 def serve(tmp_path: Path, started: list[Daemon], *args: str) -> tuple[str, Daemon]:

@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     assert d.stop() == 0
 
 
-@pytest.fixture
-def page(site: tuple[str, Path]) -> Iterator[Any]:
+@contextmanager
+def chromium_page(*, console_errors: bool = False, **options: Any) -> Iterator[Any]:
+    """A page of Debian's Chromium (never a downloaded one). Its `errors` lists the page's uncaught
+    errors, and with `console_errors` its console errors too, for the tests to read."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        # A locale and a zone unlike UTC's: nothing on the page may follow them.
-        pg = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US",
-                              timezone_id="America/Los_Angeles")
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.errors = errors  # type: ignore[attr-defined]  # read by the tests
+        try:
+            pg = browser.new_page(**{"viewport": {"width": 1280, "height": 900}, **options})
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            if console_errors:
+                pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            pg.errors = errors  # type: ignore[attr-defined]  # read by the tests
+            yield pg
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(site: tuple[str, Path]) -> Iterator[Any]:
+    # A locale and a zone unlike UTC's: nothing on the page may follow them.
+    with chromium_page(console_errors=True, locale="en-US", timezone_id="America/Los_Angeles") as pg:
         yield pg
-        browser.close()
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from reconciler.core.policy import Pause
 from reconciler.ledger.base import to_micros
 from reconciler.ledger.sqlite import SqliteLedger
 from tests.harness import Daemon, commit_all, init_repo, wait_for
-from tests.service.test_dashboard_browser import ARGS, CHROMIUM, png_size
+from tests.service.test_dashboard_browser import chromium_page, png_size
 from tests.service.test_http import api, free_port
 
 SCHEDULES, RUNS_EACH = 1000, 50
@@ -109,18 +109,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture
 def page(site: Site) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US",
-                              timezone_id="America/Los_Angeles")
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.errors = errors  # type: ignore[attr-defined]
+    with chromium_page(console_errors=True, viewport={"width": 1400, "height": 1000}, locale="en-US",
+                       timezone_id="America/Los_Angeles") as pg:
         yield pg
-        browser.close()
 
 
 def shoot(page: Any, path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Daemon, commit_all, init_repo, wait_for
-from tests.service.test_dashboard_browser import ARGS, CHROMIUM, XSS, png_size
+from tests.service.test_dashboard_browser import XSS, chromium_page, png_size
 from tests.service.test_http import api, free_port
 
 RUN = "run: {command: [/bin/true]}\n"
@@ -41,18 +41,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        # A CSP violation (an inline style, an eval) is reported as a console error.
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.errors = errors  # type: ignore[attr-defined]  # read by the tests
+    # A CSP violation (an inline style, an eval) is reported as a console error.
+    with chromium_page(console_errors=True) as pg:
         yield pg
-        browser.close()
 
 
 def test_the_graph_view_draws_the_chain_and_the_requires_edge_coloured_by_last_status(

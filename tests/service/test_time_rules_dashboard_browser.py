@@ -9,22 +9,14 @@ from typing import Any
 import pytest
 
 from tests.harness import Daemon, wait_for
-from tests.service.test_dashboard_browser import ARGS, CHROMIUM  # skips this module without chromium
+from tests.service.test_dashboard_browser import chromium_page  # skips this module without chromium
 from tests.service.test_http import api, free_port
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.errors = errors  # type: ignore[attr-defined]  # read by the test
+    with chromium_page() as pg:
         yield pg
-        browser.close()
 
 
 def test_the_list_and_the_detail_say_which_next_fire_times_a_calendar_or_a_window_skips(
