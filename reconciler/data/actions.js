@@ -16,19 +16,8 @@
   const me = { token: null, readOnly: null, unreadable: false };
   let shownSchedule = null;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") node.className = value;
-      else if (key === "onclick") node.addEventListener("click", value);
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.reconcilerDom;  // dashboard.js
+
 
   function utc(iso) {  // the dashboard's one format: "2026-03-01 02:00:00 UTC"
     if (!iso) return el("span", { class: "muted" }, "—");

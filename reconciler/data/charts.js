@@ -9,16 +9,8 @@
   window.reconcilerCharts = charts;
   const COLORS = { ok: "#12b76a", bad: "#d92d20", warn: "#f79009", info: "#2e90fa", skip: "#98a2b3", line: "#175cd3", cpu: "#7a5af8" };
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") node.className = value; else node.setAttribute(key, value);
-    }
-    for (const child of children) {
-      if (child !== null && child !== undefined) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.reconcilerDom;  // dashboard.js
+
 
   // Times as dashboard.js writes them: in a named zone, never the browser's, always labelled.
   function when(iso, zone) {

@@ -17,7 +17,10 @@
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
-  }
+  }  // The one way the page builds nodes (values as text only): actions.js and charts.js, which run
+  // after this file, use it too.
+  window.reconcilerDom = { el };
+
 
   function relative(iso) {
     if (!iso) return "";
