@@ -79,3 +79,13 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for d in started:
         d.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _the_launcher_ends_with_the_tests() -> Iterator[None]:
+    """A resident launcher a test started in this process ends with the tests, not at the
+    interpreter's exit: so that its coverage data is written before pytest-cov combines the data."""
+    yield
+    from reconciler.kinds.launcher import close_resident
+
+    close_resident()

@@ -136,7 +136,7 @@ class Launcher:
             # when the reconciler ends in any way (a fork of ours that never execs would hold it
             # open, and the reconciler forks only before its first run).
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(Path(__file__).with_name("launcher_main.py")),
+                [sys.executable, *_flags(), str(Path(__file__).with_name("launcher_main.py")),
                  str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as e:
@@ -219,7 +219,24 @@ def resident(environ: Mapping[str, str] = os.environ) -> Launcher | None:
         return None
 
 
+def close_resident() -> None:
+    """End the process's launcher now rather than at exit (its jobs end with it); the next use
+    starts another."""
+    global _resident
+    with _resident_lock:
+        if _resident is not None:
+            _resident._close()
+            _resident = None
+
+
 def is_launcher(pid: int) -> bool:
     """Is this our live launcher (a child of ours that is no run's orphan)?"""
     launcher = _resident
     return launcher is not None and launcher.alive and launcher.pid == pid
+
+
+def _flags() -> list[str]:
+    """Isolated, and without site: a small process that imports nothing it does not need. Under
+    coverage's measurement (the test suite, COVERAGE_PROCESS_CONFIG) with site, whose .pth file is
+    how coverage measures a subprocess: otherwise the launcher's own code is never measured."""
+    return ["-I"] if "COVERAGE_PROCESS_CONFIG" in os.environ else ["-I", "-S"]
