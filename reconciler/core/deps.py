@@ -5,7 +5,7 @@ shard. Pure: it works on names, places and labels.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from reconciler.core.model import SELF, Source
@@ -143,6 +143,17 @@ def downstreams(refs: Mapping[str, DepRef]) -> dict[str, list[str]]:
         for up in ref.upstreams:
             out.setdefault(up, []).append(name)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def followers(refs: Mapping[str, DepRef], live: Container[str]) -> dict[str, tuple[str, ...]]:
+    """Upstream -> the live schedules that run `after` it (trigger mode), sorted. From the graph,
+    which holds only schedules with dependencies, so it costs nothing per schedule without any."""
+    out: dict[str, list[str]] = {}
+    for name, ref in refs.items():
+        if name in live:
+            for up in ref.after:
+                out.setdefault(up, []).append(name)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def edges_of(refs: Mapping[str, DepRef]) -> set[tuple[str, str]]:

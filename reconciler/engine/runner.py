@@ -124,16 +124,25 @@ class Runner:
         self.replica.start()
         threading.Thread(target=self._poll_pools_loop, name="pools", daemon=True).start()
 
-    def update(self, schedules: Mapping[str, Schedule], revision: str) -> None:
-        """The schedules now live and their revision. Kept by reference: never mutate it afterwards."""
-        downstream: dict[str, list[str]] = {}
-        for s in schedules.values():
-            for up in s.deps.after:
-                downstream.setdefault(up, []).append(s.name)
+    def update(self, schedules: Mapping[str, Schedule], revision: str,
+               followers: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        """The schedules now live and their revision. Kept by reference: never mutate it afterwards.
+        `followers` (upstream -> who runs `after` it, core.deps.followers) spares a walk over every
+        schedule at each revision; without it the map is computed from `schedules`."""
+        if followers is None:
+            found: dict[str, list[str]] = {}
+            for s in schedules.values():
+                for up in s.deps.after:
+                    found.setdefault(up, []).append(s.name)
+            followers = {k: tuple(sorted(v)) for k, v in found.items()}
         with self._lock:
             self._live, self._revision = schedules, revision
-            self._downstream = {k: tuple(sorted(v)) for k, v in downstream.items()}
+            self._downstream = followers
         self.replica.set_revision(revision)
+
+    def followers(self, upstream: str) -> tuple[str, ...]:
+        """The live schedules that run `after` this one."""
+        return self._downstream.get(upstream, ())
 
     def set_pools(self, sizes: Mapping[str, int]) -> None:
         """pools.yaml's sizes, live: a pool that grew starts its queued slots at once."""

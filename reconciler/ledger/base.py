@@ -386,7 +386,8 @@ class Ledger(Protocol):
         ...
 
     def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
-                         previous: str | None = None) -> str | None:
+                         previous: str | None = None,
+                         changes: Mapping[str, str | None] | None = None) -> str | None:
         """Tell the ledger that `replica` applied `revision` (its schedules' spec hashes, before
         any --selector); None if that revision is now the newest, else the newest revision's id:
         the caller runs a stale revision, and its claims of schedules that the newest one removed
@@ -398,6 +399,13 @@ class Ledger(Protocol):
         restarts never resurrects what was removed). When a revision becomes the newest, every
         schedule's head (its hash, or "removed") becomes that revision's, in one transaction;
         concurrent calls are serialised. (The daemon, after each revision it applies.)
+
+        `changes` (name -> hash, None: removed) are how `hashes` differ from `previous`'s. When
+        `previous` is the newest revision, the heads hold its hashes already, so only these heads
+        are written (a one-file change costs O(that file), not a row per schedule); a head keeps
+        the revision that last wrote it, which refuses exactly the claims a whole write would.
+        Otherwise (another replica advanced meanwhile, or none before) `changes` are not trusted
+        and every head is written from `hashes`.
         """
         ...
 

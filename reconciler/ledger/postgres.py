@@ -397,7 +397,8 @@ class PostgresLedger:
         return int(row[0]) if row else 0
 
     def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
-                         previous: str | None = None) -> str | None:
+                         previous: str | None = None,
+                         changes: Mapping[str, str | None] | None = None) -> str | None:
         """As in SQLite; an advisory lock serialises advances (and their row locks)."""
         with self._write("cannot record the revision") as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVANCE_LOCK,))
@@ -411,11 +412,16 @@ class PostgresLedger:
             conn.execute("INSERT INTO revision_ranks (revision, rank, replica, ranked_at) VALUES (%s, %s, %s, now()) "
                          "ON CONFLICT (revision) DO UPDATE SET rank = excluded.rank, replica = excluded.replica, "
                          "ranked_at = excluded.ranked_at", (revision, rank, _text(replica)))
+            upsert = ("INSERT INTO schedule_heads (schedule, hash, revision, rank) "
+                      "SELECT n, h, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(n, h) "
+                      "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                      "rank = excluded.rank")
+            if changes is not None and newest is not None and previous == newest[0]:
+                names = sorted(changes)  # sorted: concurrent writers lock rows in one order
+                conn.execute(upsert, (revision, rank, names, [changes[n] for n in names]))
+                return None
             names = sorted(hashes)
-            conn.execute("INSERT INTO schedule_heads (schedule, hash, revision, rank) "
-                         "SELECT n, h, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(n, h) "
-                         "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
-                         "rank = excluded.rank", (revision, rank, names, [hashes[n] for n in names]))
+            conn.execute(upsert, (revision, rank, names, [hashes[n] for n in names]))
             conn.execute("UPDATE schedule_heads SET hash = NULL, revision = %s, rank = %s WHERE rank < %s",
                          (revision, rank, rank))
             return None

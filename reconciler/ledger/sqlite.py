@@ -465,7 +465,8 @@ class SqliteLedger:
             return int(cur.lastrowid or 0)
 
     def advance_revision(self, revision: str, hashes: Mapping[str, str], *, replica: str,
-                         previous: str | None = None) -> str | None:
+                         previous: str | None = None,
+                         changes: Mapping[str, str | None] | None = None) -> str | None:
         with self._write() as db:  # BEGIN IMMEDIATE: advances are serialised
             newest = db.execute("SELECT revision, rank FROM revision_ranks ORDER BY rank DESC LIMIT 1").fetchone()
             mine = db.execute("SELECT rank FROM revision_ranks WHERE revision = ?", (revision,)).fetchone()
@@ -476,9 +477,13 @@ class SqliteLedger:
             rank = top + 1
             db.execute("INSERT OR REPLACE INTO revision_ranks (revision, rank, replica, ranked_at) "
                        f"VALUES (?, ?, ?, {_NOW})", (revision, rank, replica))
-            db.executemany("INSERT INTO schedule_heads (schedule, hash, revision, rank) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
-                           "rank = excluded.rank", ((n, h, revision, rank) for n, h in hashes.items()))
+            upsert = ("INSERT INTO schedule_heads (schedule, hash, revision, rank) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (schedule) DO UPDATE SET hash = excluded.hash, revision = excluded.revision, "
+                      "rank = excluded.rank")
+            if changes is not None and newest is not None and previous == newest[0]:
+                db.executemany(upsert, ((n, h, revision, rank) for n, h in changes.items()))
+                return None
+            db.executemany(upsert, ((n, h, revision, rank) for n, h in hashes.items()))
             db.execute("UPDATE schedule_heads SET hash = NULL, revision = ?, rank = ? WHERE rank < ?",
                        (revision, rank, rank))
             return None

@@ -10,7 +10,7 @@ show.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,20 @@ _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 def changes(previous: AppliedRevision | None, hashes: Mapping[str, str], spec: Callable[[str], dict[str, Any]],
-            ledger: Ledger) -> list[SpecChange]:
-    """What a revision of `hashes` did, compared with `previous` (None: the first revision)."""
-    old_hashes = previous.hashes if previous is not None else {}
-    differ = {n for n, h in hashes.items() if old_hashes.get(n) != h}
+            ledger: Ledger, *, against: tuple[Mapping[str, str], Collection[str]] | None = None) -> list[SpecChange]:
+    """What a revision of `hashes` did, compared with `previous` (None: the first revision).
+
+    `against`: instead of `previous`, the hashes of the revision before and the only names that
+    may differ from it (what the daemon planned): O(those names), not O(every schedule)."""
+    if against is not None:
+        old_hashes, names = against
+    else:
+        old_hashes = previous.hashes if previous is not None else {}
+        names = hashes.keys() | old_hashes.keys()
+    differ = {n for n in names if n in hashes and old_hashes.get(n) != hashes[n]}
     old = ledger.specs({n: old_hashes[n] for n in differ if n in old_hashes})
     new = {n: spec(n) for n in differ}
-    gone: dict[str, dict[str, Any]] = {n: {} for n in old_hashes.keys() - hashes.keys()}
+    gone: dict[str, dict[str, Any]] = {n: {} for n in names if n in old_hashes and n not in hashes}
     the_plan = plan(new, {**old, **gone}, desired_hashes={n: hashes[n] for n in new},
                     applied_hashes={**{n: old_hashes[n] for n in old}, **dict.fromkeys(gone, "")})
     out = [SpecChange(c.name, c.action.value,
@@ -40,7 +47,8 @@ def changes(previous: AppliedRevision | None, hashes: Mapping[str, str], spec: C
 
 
 def record(ledger: Ledger, seq: int, revision: str, applied_at: datetime, previous: AppliedRevision | None,
-           hashes: Mapping[str, str], spec: Callable[[str], dict[str, Any]], directory: str | Path) -> None:
+           hashes: Mapping[str, str], spec: Callable[[str], dict[str, Any]], directory: str | Path, *,
+           against: tuple[Mapping[str, str], Collection[str]] | None = None) -> None:
     """Keep revision `seq`'s plan and, when the revision is a commit, who made it."""
     commit = None
     if _SHA.fullmatch(revision):  # not "content:…" (no git) nor "…+dirty.…" (uncommitted edits)
@@ -50,7 +58,7 @@ def record(ledger: Ledger, seq: int, revision: str, applied_at: datetime, previo
             commit = commit_info(directory, revision)
         except GitError:
             commit = None  # e.g. git-sync's shallow clone pruned it: the plan is kept all the same
-    ledger.record_audit(seq, revision, applied_at, commit, changes(previous, hashes, spec, ledger))
+    ledger.record_audit(seq, revision, applied_at, commit, changes(previous, hashes, spec, ledger, against=against))
 
 
 def change_dict(r: AuditRecord, change: SpecChange) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import immutables
 
+from reconciler.core.deps import DepRef, followers
 from reconciler.core.loader import Loader, PathError, build_from_spec, resolve
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
@@ -33,7 +34,7 @@ from reconciler.engine.leases import LeaseTimes
 from reconciler.engine.notify import Notifier
 from reconciler.engine.runner import Clock, Runner
 from reconciler.engine.timer import Timer
-from reconciler.ledger.base import PRUNE_EVERY, Ledger, LedgerError, RunRecord, changes_between
+from reconciler.ledger.base import PRUNE_EVERY, AppliedRevision, Ledger, LedgerError, RunRecord, changes_between
 from reconciler.service import audit
 from reconciler.service.live import Live
 from reconciler.service.log import Log
@@ -98,6 +99,12 @@ class Reconciler:
         self._pending: set[str] | None = None
         self._seen: int | None = None
         self._parent: int | None = None  # the revision this process recorded last (recorder thread only)
+        self._recorded: Mapping[str, str] = immutables.Map()  # that revision's hashes (recorder thread only)
+        # Names of the whole directory that may differ from the `every` map recorded last (None:
+        # unknown), so the ledger's heads are written for them alone; and, on the recorder
+        # thread, whether the last write failed (then the next one writes every head).
+        self._unadvanced: set[str] | None = None
+        self._advance_whole = True
         # The revision this replica last told the ledger it applied (the newest, or a stale one),
         # and a record that failed (the ledger unreachable), written again when it answers.
         self._advanced: str | None = None
@@ -330,7 +337,7 @@ class Reconciler:
                 # Nothing for the timer, but the records may still differ: a schedule moved to
                 # another file keeps its spec and changes where it is shown to come from.
                 self.runner.set_pools(self.source.library().pools or {})  # pools.yaml's sizes are live
-                self.runner.update(desired, snapshot.revision)
+                self.runner.update(desired, snapshot.revision, followers(snapshot.graph, desired))
                 new = snapshot.revision != st.applied_revision  # e.g. a commit of what was saved
                 if new:
                     accepted.update(applied_revision=snapshot.revision, applied_at=self.clock())
@@ -343,7 +350,7 @@ class Reconciler:
                 if failing:  # e.g. the broken file reverted: nothing else would say so
                     self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
                 return True
-            self._apply(desired, hashes, snapshot.revision, the_plan, now, accepted)
+            self._apply(desired, hashes, snapshot.revision, the_plan, now, accepted, snapshot.graph)
             self._record(snapshot.revision, desired, hashes, the_plan, now, snapshot.hashes)
             if failing:
                 self.log("revision.recovered", revision=snapshot.revision, rejected=rejected)
@@ -364,6 +371,10 @@ class Reconciler:
             self._pending |= delta.names
         else:
             self._pending = None
+        if self._unadvanced is not None and delta is not None and delta.base == self._seen:
+            self._unadvanced |= delta.names
+        else:
+            self._unadvanced = None
         self._seen = snapshot.number
 
     def _select(self, snapshot: Snapshot) -> tuple[Mapping[str, Schedule], Mapping[str, str]]:
@@ -414,12 +425,12 @@ class Reconciler:
         return state
 
     def _apply(self, desired: Mapping[str, Schedule], hashes: Mapping[str, str], revision: str, the_plan: Plan,
-               now: datetime, status: Mapping[str, Any]) -> None:
+               now: datetime, status: Mapping[str, Any], graph: Mapping[str, DepRef] | None = None) -> None:
         """Runner, then timer, then the live value: the runner learns the new set before the timer
         changes, so a slot of a removed schedule never starts and a new schedule's first slot always
         finds its spec; readers see the revision once the timer holds it."""
         self.runner.set_pools(self.source.library().pools or {})
-        self.runner.update(desired, revision)
+        self.runner.update(desired, revision, followers(graph, desired) if graph is not None else None)
         apply_plan(self.timer, the_plan, desired, now)
         changes = {**status, "applied_revision": revision, "applied_at": self.clock(), "ready": True}
         self._publish(lambda live: replace(live, schedules=desired, hashes=hashes,
@@ -433,27 +444,46 @@ class Reconciler:
         new = {c.name: desired[c.name] for c in (*the_plan.added, *the_plan.changed)}
         changes: dict[str, str | None] = {name: hashes[name] for name in new}
         changes.update((c.name, None) for c in the_plan.removed)
+        names, self._unadvanced = self._unadvanced, set()
+        heads = None if names is None else {n: every.get(n) for n in names}
         self._recorder.submit(self._write_revision, revision, now, the_plan.counts(), new, hashes, every, changes,
-                              lambda name: desired[name].spec)
+                              lambda name: desired[name].spec, heads)
 
     def _write_revision(self, revision: str, now: datetime, counts: dict[str, int], new: Mapping[str, Schedule],
                         hashes: Mapping[str, str], every: Mapping[str, str],
                         changes: dict[str, str | None] | None = None,
-                        spec: Callable[[str], dict[str, Any]] | None = None) -> None:
+                        spec: Callable[[str], dict[str, Any]] | None = None,
+                        heads: Mapping[str, str | None] | None = None) -> None:
         """Tell the ledger this replica applied `revision`, then record it, unless it is stale (a
         newer revision is known): then the newest stays the ledger's last, which is what a restart
         restores and `plan --ledger` compares with. Recorded as the changes against the revision
         this process recorded before (`changes` None: whole); the first after a start, against the
-        ledger's last revision (compared here, off the reconcile path)."""
+        ledger's last revision (compared here, off the reconcile path).
+
+        `heads`: the names of `every` that changed since the revision recorded before, so the ledger
+        writes only their heads; after a write that failed, every head is written again."""
         replica = self.runner.replica.id
+        whole = self._advance_whole
+        self._advance_whole = True  # until this write is known to have worked
         try:
-            newest = self.ledger.advance_revision(revision, every, replica=replica, previous=self._advanced)
+            newest = self.ledger.advance_revision(revision, every, replica=replica, previous=self._advanced,
+                                                  changes=None if whole else heads)
+            self._advance_whole = False
             if newest is None:
                 # Unpacked one at a time as the ledger writes them: the first revision holds every
                 # spec, and their dicts all at once would stay in the resident memory.
                 specs: Mapping[str, Any] = SpecsOf(new)
-                previous = self.ledger.last_revision()  # the audit's plan is against it (service/audit.py)
                 parent = self._parent if changes is not None else None
+                # The audit's plan is against the ledger's last revision (service/audit.py): when it
+                # is the one this process recorded, its hashes are at hand and only `changes`
+                # need comparing; otherwise (a start, another replica's) it is read whole.
+                newest_rows = self.ledger.revisions(1)
+                previous: AppliedRevision | None = None
+                against: tuple[Mapping[str, str], AbstractSet[str]] | None = None
+                if parent is not None and changes is not None and newest_rows and newest_rows[0][0] == parent:
+                    against = (self._recorded, changes.keys())
+                else:
+                    previous = self.ledger.last_revision()
                 if parent is None and changes is not None:
                     last = previous
                     if last is not None:
@@ -468,7 +498,7 @@ class Reconciler:
                                 parent = None
                 seq = self.ledger.record_revision(revision, now, counts, specs, hashes, parent=parent,
                                                   changes=changes, replica=replica)
-                self._parent = seq
+                self._parent, self._recorded = seq, hashes
                 if seq % PRUNE_EVERY == 0:
                     removed = self.ledger.prune_revisions()
                     if removed:
@@ -492,7 +522,7 @@ class Reconciler:
             return
         try:
             audit.record(self.ledger, seq, revision, now, previous, hashes, spec or (lambda name: new[name].spec),
-                         self.options.directory)
+                         self.options.directory, against=against)
         except Exception as e:  # recorded, but without who changed what
             self.log("revision.audit_failed", revision=revision, error=f"{type(e).__name__}: {e}")
 

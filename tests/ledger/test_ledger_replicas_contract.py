@@ -133,3 +133,30 @@ def test_run_counts_count_the_runs_in_each_state(ledger: Ledger) -> None:
     ledger.record("a", T0 + timedelta(minutes=2), attempt=1, cause=Cause.SCHEDULE, revision="r1",
                   outcome=Outcome(RunStatus.SKIPPED, T0))
     assert ledger.run_counts() == {RunStatus.FAILED: 1, RunStatus.RUNNING: 1, RunStatus.SKIPPED: 1}
+
+
+def test_an_advance_given_the_changes_since_the_newest_writes_only_those_heads_and_refuses_as_a_whole_one(
+        ledger: Ledger) -> None:
+    ledger.advance_revision("r1", {"a": "h1", "b": "hb", "c": "hc"}, replica="x")
+    assert ledger.advance_revision("r2", {"a": "h2", "b": "hb"}, replica="x", previous="r1",
+                                   changes={"a": "h2", "c": None}) is None
+    heads = ledger.revision_heads()
+    assert {n: h for n, (h, _) in heads.items()} == {"a": "h2", "b": "hb", "c": None}
+    # Only the changed heads were written: b still names the revision that last set it.
+    assert {n: rev for n, (_, rev) in heads.items()} == {"a": "r2", "b": "r1", "c": "r2"}
+    with pytest.raises(RevisionSuperseded):
+        claim(ledger, "r1", "h1")
+    with pytest.raises(RevisionSuperseded):
+        claim(ledger, "r1", "hc", name="c")
+    assert claim(ledger, "r1", "hb", name="b") is not None  # unchanged by r2
+    assert claim(ledger, "r2", "h2", minute=1) is not None
+
+
+def test_changes_relative_to_a_revision_that_is_no_longer_the_newest_are_not_trusted(ledger: Ledger) -> None:
+    ledger.advance_revision("r1", {"a": "h1", "b": "hb"}, replica="x")
+    ledger.advance_revision("r2", {"a": "h2", "b": "hb2"}, replica="y", previous="r1")
+    # x's changes are against r1, but y advanced r2 since: every head comes from x's whole map.
+    assert ledger.advance_revision("r3", {"a": "h3", "b": "hb"}, replica="x", previous="r1",
+                                   changes={"a": "h3"}) is None
+    assert {n: h for n, (h, _) in ledger.revision_heads().items()} == {"a": "h3", "b": "hb"}
+    assert claim(ledger, "r3", "hb", name="b") is not None

@@ -337,3 +337,67 @@ def test_a_rescan_that_finds_a_changed_defaults_file_reads_the_tree_whole(
     snap = src.rescan(NOW)
     assert src._index is not index
     assert snap.schedules["s1"].labels_dict.get("owner") == "z"
+
+
+class LedgerCalls:
+    """What the recorder asks of the ledger: the heads each advance writes, and whole revisions read."""
+
+    def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.advances: list[dict[str, Any]] = []
+        self.wholes = 0
+        advance, revision = ledger.advance_revision, ledger.revision
+
+        def advancing(rev: str, hashes: Any, **kw: Any) -> Any:
+            self.advances.append(dict(kw.get("changes") or {}) if kw.get("changes") is not None else {"*": len(hashes)})
+            return advance(rev, hashes, **kw)
+
+        def whole(seq: int) -> Any:
+            self.wholes += 1
+            return revision(seq)
+
+        monkeypatch.setattr(ledger, "advance_revision", advancing)
+        monkeypatch.setattr(ledger, "revision", whole)
+
+
+def test_a_one_file_change_writes_one_head_and_reads_no_whole_revision_yet_audits_that_change(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup.daemon._recorder.submit(lambda: None).result(timeout=30)  # the first revision is recorded
+    calls = LedgerCalls(setup.ledger, monkeypatch)
+    (setup.directory / "s7.yaml").write_text(doc("s7", "3h"))
+    assert setup.change("s7.yaml") is True
+    (setup.directory / "s8.yaml").unlink()
+    assert setup.change("s8.yaml") is True
+    setup.daemon._recorder.submit(lambda: None).result(timeout=30)
+    fresh = _fresh(setup)
+    assert calls.advances == [{"s7": fresh["s7"]}, {"s8": None}]
+    assert calls.wholes == 0
+    heads = setup.ledger.revision_heads()
+    assert {n: h for n, (h, _) in heads.items() if h is not None} == fresh
+    assert heads["s8"][0] is None
+    # Newest first: the first revision added them, these changed and removed them.
+    assert [c.action for r in setup.ledger.audit("s7", limit=5) for c in r.changes] == ["change", "add"]
+    assert [c.action for r in setup.ledger.audit("s8", limit=5) for c in r.changes] == ["remove", "add"]
+
+
+def test_after_a_failed_record_the_next_revision_writes_every_head_again(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup.daemon._recorder.submit(lambda: None).result(timeout=30)
+    real = setup.ledger.advance_revision
+    failing = [True]
+
+    def flaky(rev: str, hashes: Any, **kw: Any) -> Any:
+        if failing[0]:
+            failing[0] = False
+            raise OSError("disk gone for a moment")
+        return real(rev, hashes, **kw)
+
+    monkeypatch.setattr(setup.ledger, "advance_revision", flaky)
+    (setup.directory / "s1.yaml").write_text(doc("s1", "4h"))
+    assert setup.change("s1.yaml") is True
+    setup.daemon._recorder.submit(lambda: None).result(timeout=30)
+    calls = LedgerCalls(setup.ledger, monkeypatch)
+    (setup.directory / "s2.yaml").write_text(doc("s2", "5h"))
+    assert setup.change("s2.yaml") is True
+    setup.daemon._recorder.submit(lambda: None).result(timeout=30)
+    assert calls.advances == [{"*": 30}]  # s1's change was never written: the whole map is
+    assert {n: h for n, (h, _) in setup.ledger.revision_heads().items()} == _fresh(setup)
