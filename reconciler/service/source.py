@@ -757,13 +757,31 @@ def _read_stat(path: str) -> tuple[bytes | None, Stat | None]:
         return None, None  # deleted while we walked; the next event brings it up to date
     except OSError as e:
         raise PathError(f"{path}: cannot read: {e.strerror}") from e
-    with open(fd, "rb") as fh:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, None
-        data = fh.read(MAX_FILE_BYTES + 1)
+        data = _read_fd(fd, st.st_size)
+    finally:
+        os.close(fd)
     settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
     return data, (_stat_of(st) if settled else None)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes, asked for by the file's size: a buffered read of the
+    limit allocates (and faults in) a whole MiB for every small file."""
+    limit = MAX_FILE_BYTES + 1
+    parts: list[bytes] = []
+    total, want = 0, min(size + 1, limit)
+    while total < limit:
+        chunk = os.read(fd, min(want, limit - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+        want = 1 << 16  # it grew since fstat
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _same_stat(path: str, sig: Stat) -> bool:

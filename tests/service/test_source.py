@@ -133,6 +133,21 @@ def test_a_huge_file_is_refused_without_being_read_into_memory(reconciler: Any, 
     assert "huge.yaml:1:1: $: file is larger than 1048576 bytes (1 MiB)" in r.stdout
 
 
+@pytest.mark.parametrize("size", [1024 * 1024 - 10, 1024 * 1024 + 1, 4 * 1024**3])
+def test_the_daemons_source_reads_a_file_up_to_the_limit_and_refuses_one_past_it(tmp_path: Path, size: int) -> None:
+    body = doc("big").encode()
+    with (tmp_path / "big.yaml").open("wb") as fh:
+        fh.write(body + b"#" * max(0, min(size, 2 * 1024**2) - len(body) - 1) + b"\n")
+        fh.truncate(size)  # sparse past 2 MiB: a 4 GiB file takes no disk
+    snap = DirectorySource(tmp_path).full(NOW)
+    refused = [p.format_text() for p in snap.problems if "larger than" in p.format_text()]
+    if size <= 1024 * 1024:
+        assert (list(snap.schedules), refused) == (["big"], [])
+    else:
+        assert not snap.schedules
+        assert len(refused) == 1 and "big.yaml:1:1" in refused[0]
+
+
 def test_a_symlink_back_up_the_tree_is_read_once_not_walked_until_the_path_is_too_long(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yaml").write_text(doc("a"))
