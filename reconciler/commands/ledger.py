@@ -1,6 +1,7 @@
 """`reconciler ledger copy SRC DST`: move a ledger between SQLite and PostgreSQL (or between two of
-either). Runs, revisions with their specs, and max_runs counters are copied as they are (ids,
-instants, output bytes); replicas are not, since they are the source's processes, not history.
+either). Runs (with their pools), revisions with their specs, max_runs counters, operators' pauses,
+the audit trail and the activity list are copied as they are (ids, instants, output bytes);
+replicas are not, since they are the source's processes, not history.
 
 It refuses a destination that holds anything (a copy never merges into a used ledger: ids and
 slots would collide, and which history is true could not be told) and a source or destination on
@@ -43,13 +44,15 @@ def copy(source: str, destination: str, fmt: str = "text", out: TextIO = sys.std
     finally:
         src.close()
     counts = {"revisions": copied.revisions, "specs": copied.specs, "counters": copied.counters,
-              "runs": copied.runs, "running": running}
+              "runs": copied.runs, "running": running, "pauses": copied.pauses, "audit": copied.audits,
+              "activity": copied.actions}
     if fmt == "json":
         json.dump({"source": shown_src, "destination": shown_dst, **counts}, out, indent=2)
         out.write("\n")
         return 0
     out.write(f"copied {shown_src} to {shown_dst}: {copied.runs} runs, {copied.revisions} revisions, "
-              f"{copied.specs} specs, {copied.counters} max_runs counters\n")
+              f"{copied.specs} specs, {copied.counters} max_runs counters, {copied.pauses} pauses, "
+              f"{copied.audits} audit records, {copied.actions} actions\n")
     if running:
         out.write(f"{running} run(s) were still marked running, by reconcilers that are gone: the first "
                   "reconciler on the destination ends them `abandoned` once their leases expire\n")

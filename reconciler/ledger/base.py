@@ -198,6 +198,7 @@ class StoredRevision:
     counts: dict[str, int]
     hashes: dict[str, str | None]
     parent: int | None = None
+    replica: str | None = None  # who applied it
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +215,25 @@ class StoredRun:
     exclusive: bool
     processes: str | None
     lease_until: datetime | None  # the database's clock; only a `running` run has one that matters
+    pool: str | None = None
 
 
-Stored = StoredSpec | StoredRevision | StoredCounter | StoredRun
+@dataclass(frozen=True, slots=True)
+class StoredPause:
+    pause: Pause
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAudit:
+    record: AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StoredActivity:
+    activity: Activity
+
+
+Stored = (StoredSpec | StoredRevision | StoredCounter | StoredRun | StoredPause | StoredAudit | StoredActivity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +244,9 @@ class Copied:
     revisions: int = 0
     counters: int = 0
     runs: int = 0
+    pauses: int = 0
+    audits: int = 0
+    actions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,14 +612,17 @@ class Ledger(Protocol):
 
     def dump(self) -> Iterator[Stored]:
         """Everything a ledger holds but its replicas, as one consistent snapshot: specs, then
-        revisions (by seq), counters, then runs by id, each with every column. Runs are read in
+        revisions (by seq), counters, then runs by id, each with every column, then pauses, the
+        audit trail (by seq) and the activity list (by id). Revision heads are not copied: the
+        first replica on the copy writes them whole. Runs are read in
         pages, so memory stays bounded whatever the history; the snapshot (a read transaction) is
         held until the iterator is exhausted or closed."""
         ...
 
     def load(self, items: Iterable[Stored]) -> Copied:
         """Write what `dump` gave (of this backend or another) into this ledger, which must be
-        empty (no spec, revision, counter or run; replicas do not count): otherwise LedgerError,
+        empty (no spec, revision, counter, run, pause, audit record or action; replicas do not
+        count): otherwise LedgerError,
         and nothing is written. One transaction: a failure leaves the ledger empty. Run ids,
         revision sequence numbers and every instant are kept as they were, and the ids given
         after it continue after the largest copied. Output keeps every byte (NUL included);

@@ -56,7 +56,10 @@ from reconciler.ledger.base import (
     RunRecord,
     SpecChange,
     Stored,
+    StoredActivity,
+    StoredAudit,
     StoredCounter,
+    StoredPause,
     StoredRevision,
     StoredRun,
     StoredSpec,
@@ -886,31 +889,55 @@ class PostgresLedger:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for h, spec in conn.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
                 yield StoredSpec(h, spec)
-            for seq, rev, at, counts, snap, parent in conn.execute(
-                    "SELECT seq, revision, applied_at, counts, snapshot, parent FROM revisions "
+            for seq, rev, at, counts, snap, parent, replica in conn.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot, parent, replica FROM revisions "
                     "ORDER BY seq").fetchall():
                 yield StoredRevision(seq, rev, at.astimezone(UTC), dict(counts), json.loads(zlib.decompress(snap)),
-                                     parent)
+                                     parent, replica)
             for name, started in conn.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
                 yield StoredCounter(name, int(started))
             last = 0
             while True:
-                rows = conn.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, lease_until "
-                                    "FROM runs WHERE id > %s ORDER BY id LIMIT 500", (last,)).fetchall()
+                rows = conn.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, "
+                                    "lease_until, pool FROM runs WHERE id > %s ORDER BY id LIMIT 500",
+                                    (last,)).fetchall()
                 if not rows:
                     break
                 for r in rows:
                     yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
-                                    r[20].astimezone(UTC) if r[20] is not None else None)
+                                    r[20].astimezone(UTC) if r[20] is not None else None, r[21])
                 last = rows[-1][0]
+            for row in conn.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses "
+                                    "ORDER BY schedule").fetchall():
+                yield StoredPause(_pause(row))
+            for seq, rev, at, sha, author, email, authored, subject in conn.execute(
+                    "SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
+                    "FROM audit_revisions ORDER BY seq").fetchall():
+                changes = tuple(SpecChange(name, action, tuple(json.loads(fields))) for name, action, fields in
+                                conn.execute("SELECT schedule, action, fields FROM audit_changes WHERE seq = %s "
+                                             "ORDER BY schedule", (seq,)).fetchall())
+                yield StoredAudit(AuditRecord(seq, rev, at.astimezone(UTC), Commit(
+                    sha, author, email, authored.astimezone(UTC), subject) if sha else None, changes))
+            last = 0
+            while True:
+                acts = conn.execute("SELECT id, at, who, action, targets, reason, details FROM activity WHERE id > %s "
+                                    "ORDER BY id LIMIT 500", (last,)).fetchall()
+                if not acts:
+                    break
+                for i, at, who, action, targets, reason, details in acts:
+                    yield StoredActivity(Activity(i, at.astimezone(UTC), who, Action(action), tuple(targets), reason,
+                                                  details))
+                last = acts[-1][0]
 
     def load(self, items: Iterable[Stored]) -> Copied:
-        counts = {"specs": 0, "revisions": 0, "counters": 0, "runs": 0}
+        counts = {"specs": 0, "revisions": 0, "counters": 0, "runs": 0, "pauses": 0, "audit_revisions": 0,
+                  "activity": 0}
         batch: list[tuple[Any, ...]] = []
         statement = ""
         with self._write("cannot copy into the ledger") as conn, conn.transaction(), conn.cursor() as cur:
             # Replicas that start on it meanwhile wait for the copy, then find it complete.
-            conn.execute("LOCK TABLE specs, revisions, counters, runs IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE specs, revisions, counters, runs, pauses, audit_revisions, activity "
+                         "IN EXCLUSIVE MODE")
             for table in counts:
                 if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
                     raise LedgerError(f"{self.name}: the ledger is not empty (it has {table}); copy into a new one")
@@ -921,40 +948,64 @@ class PostgresLedger:
                     batch.clear()
 
             for item in items:
-                kind, sql, row = _load_row(item)
-                if sql != statement or len(batch) >= 500:
-                    flush()
-                    statement = sql
-                batch.append(row)
+                kind, rows = _load_rows(item)
+                for sql, row in rows:
+                    if sql != statement or len(batch) >= 500:
+                        flush()
+                        statement = sql
+                    batch.append(row)
                 counts[kind] += 1
             flush()
-            for table, column in (("runs", "id"), ("revisions", "seq")):
+            for table, column in (("runs", "id"), ("revisions", "seq"), ("activity", "id")):
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                              f"(SELECT coalesce(max({column}), 0) + 1 FROM {table}), false)")
-        return Copied(counts["specs"], counts["revisions"], counts["counters"], counts["runs"])
+        return Copied(counts["specs"], counts["revisions"], counts["counters"], counts["runs"], counts["pauses"],
+                      counts["audit_revisions"], counts["activity"])
 
 
-def _load_row(item: Stored) -> tuple[str, str, tuple[Any, ...]]:
-    """Which count an item adds to, its INSERT, and its values."""
+def _load_rows(item: Stored) -> tuple[str, list[tuple[str, tuple[Any, ...]]]]:
+    """Which count an item adds to, and its INSERTs with their values."""
     if isinstance(item, StoredSpec):
-        return "specs", "INSERT INTO specs (hash, spec) VALUES (%s, %s)", (item.hash, item.spec)
+        return "specs", [("INSERT INTO specs (hash, spec) VALUES (%s, %s)", (item.hash, item.spec))]
     if isinstance(item, StoredRevision):
-        return ("revisions", "INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (item.seq, item.revision, _utc(item.applied_at), json.dumps(item.counts), pack(item.hashes),
-                 item.parent))
+        return "revisions", [("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent, replica) "
+                              "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                              (item.seq, item.revision, _utc(item.applied_at), json.dumps(item.counts),
+                               pack(item.hashes), item.parent, _text(item.replica)))]
     if isinstance(item, StoredCounter):
-        return "counters", "INSERT INTO counters (schedule, started) VALUES (%s, %s)", (item.schedule, item.started)
+        return "counters", [("INSERT INTO counters (schedule, started) VALUES (%s, %s)", (item.schedule, item.started))]
+    if isinstance(item, StoredPause):
+        p = item.pause
+        return "pauses", [("INSERT INTO pauses (schedule, paused_by, paused_at, reason, until) "
+                           "VALUES (%s, %s, %s, %s, %s)",
+                           (_text(p.schedule), _text(p.by), _utc(p.at), _text(p.reason),
+                            _utc(p.until) if p.until is not None else None))]
+    if isinstance(item, StoredAudit):
+        a, c = item.record, item.record.commit
+        return "audit_revisions", [
+            ("INSERT INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, authored_at, subject) "
+             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+             (a.seq, a.revision, _utc(a.applied_at), c and c.sha, c and _text(c.author), c and _text(c.email),
+              _utc(c.authored_at) if c else None, c and _text(c.subject))),
+            *(("INSERT INTO audit_changes (schedule, seq, action, fields) VALUES (%s, %s, %s, %s)",
+               (ch.schedule, a.seq, ch.action, _text(json.dumps(list(ch.fields))))) for ch in a.changes)]
+    if isinstance(item, StoredActivity):
+        act = item.activity
+        return "activity", [("INSERT INTO activity (id, at, who, action, targets, reason, details) "
+                             "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                             (act.id, _utc(act.at), _text(act.who), act.action.value, _json(list(act.targets)),
+                              _text(act.reason), _json(act.details)))]
     r = item.record
-    return ("runs", "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
-            "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, processes, "
-            "lease_until, peak_memory, cpu_user, cpu_system) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (r.id, r.schedule, _utc(r.slot), r.attempt, r.cause, r.status, r.revision,
-             _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
-             r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped, _text(r.owner or None),
-             item.exclusive, _text(item.processes), _utc(item.lease_until) if item.lease_until else None,
-             r.peak_memory, r.cpu_user, r.cpu_system))
+    return "runs", [("INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
+                     "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, processes, "
+                     "lease_until, peak_memory, cpu_user, cpu_system, pool) "
+                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                     (r.id, r.schedule, _utc(r.slot), r.attempt, r.cause, r.status, r.revision,
+                      _utc(r.started_at) if r.started_at else None, _utc(r.finished_at) if r.finished_at else None,
+                      r.exit_code, r.http_status, _text(r.error), _bytes(r.output), r.output_dropped,
+                      _text(r.owner or None), item.exclusive, _text(item.processes),
+                      _utc(item.lease_until) if item.lease_until else None, r.peak_memory, r.cpu_user, r.cpu_system,
+                      item.pool))]
 
 
 def _claimed(schedule: str, row: Any) -> int | None:

@@ -54,7 +54,10 @@ from reconciler.ledger.base import (
     RunRecord,
     SpecChange,
     Stored,
+    StoredActivity,
+    StoredAudit,
     StoredCounter,
+    StoredPause,
     StoredRevision,
     StoredRun,
     StoredSpec,
@@ -825,23 +828,44 @@ class SqliteLedger:
             db.execute("BEGIN")
             for h, spec in db.execute("SELECT hash, spec FROM specs ORDER BY hash").fetchall():
                 yield StoredSpec(h, spec)
-            for seq, rev, at, counts, snap, parent in db.execute(
-                    "SELECT seq, revision, applied_at, counts, snapshot, parent FROM revisions "
+            for seq, rev, at, counts, snap, parent, replica in db.execute(
+                    "SELECT seq, revision, applied_at, counts, snapshot, parent, replica FROM revisions "
                     "ORDER BY seq").fetchall():
                 yield StoredRevision(seq, rev, from_micros(at), json.loads(counts), json.loads(zlib.decompress(snap)),
-                                     parent)
+                                     parent, replica)
             for name, started in db.execute("SELECT schedule, started FROM counters ORDER BY schedule").fetchall():
                 yield StoredCounter(name, started)
             last = 0
             while True:
-                rows = db.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, lease_until "
-                                  "FROM runs WHERE id > ? ORDER BY id LIMIT 500", (last,)).fetchall()
+                rows = db.execute(f"SELECT {_RUN_COLUMNS}, output, output_dropped, exclusive, processes, lease_until, "
+                                  "pool FROM runs WHERE id > ? ORDER BY id LIMIT 500", (last,)).fetchall()
                 if not rows:
                     break
                 for r in rows:
                     yield StoredRun(_record(r, with_output=True), bool(r[18]), r[19],
-                                    from_micros(r[20]) if r[20] is not None else None)
+                                    from_micros(r[20]) if r[20] is not None else None, r[21])
                 last = rows[-1][0]
+            for row in db.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses "
+                                  "ORDER BY schedule").fetchall():
+                yield StoredPause(_pause(row))
+            for seq, rev, at, sha, author, email, authored, subject in db.execute(
+                    "SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
+                    "FROM audit_revisions ORDER BY seq").fetchall():
+                changes = tuple(SpecChange(name, action, tuple(json.loads(fields))) for name, action, fields in
+                                db.execute("SELECT schedule, action, fields FROM audit_changes WHERE seq = ? "
+                                           "ORDER BY schedule", (seq,)))
+                yield StoredAudit(AuditRecord(seq, rev, from_micros(at), Commit(
+                    sha, author, email, from_micros(authored), subject) if sha else None, changes))
+            last = 0
+            while True:
+                acts = db.execute("SELECT id, at, who, action, targets, reason, details FROM activity WHERE id > ? "
+                                  "ORDER BY id LIMIT 500", (last,)).fetchall()
+                if not acts:
+                    break
+                for i, at, who, action, targets, reason, details in acts:
+                    yield StoredActivity(Activity(i, from_micros(at), who, Action(action), tuple(json.loads(targets)),
+                                                  reason, json.loads(details)))
+                last = acts[-1][0]
             db.execute("COMMIT")
         except sqlite3.Error as e:
             raise LedgerError(f"{self.path}: cannot read the ledger: {e}") from e
@@ -849,9 +873,9 @@ class SqliteLedger:
             db.close()
 
     def load(self, items: Iterable[Stored]) -> Copied:
-        specs = revisions = counters = runs = 0
+        specs = revisions = counters = runs = pauses = audits = actions = 0
         with self._write() as db:
-            for table in ("specs", "revisions", "counters", "runs"):
+            for table in ("specs", "revisions", "counters", "runs", "pauses", "audit_revisions", "activity"):
                 if db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
                     raise LedgerError(f"{self.path}: the ledger is not empty (it has {table}); copy into a new one")
             for item in items:
@@ -859,28 +883,52 @@ class SqliteLedger:
                     db.execute("INSERT INTO specs (hash, spec) VALUES (?, ?)", (item.hash, item.spec))
                     specs += 1
                 elif isinstance(item, StoredRevision):
-                    db.execute("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", (item.seq, item.revision, to_micros(item.applied_at),
-                                                             json.dumps(item.counts), pack(item.hashes), item.parent))
+                    db.execute("INSERT INTO revisions (seq, revision, applied_at, counts, snapshot, parent, replica) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (item.seq, item.revision, to_micros(item.applied_at), json.dumps(item.counts),
+                                pack(item.hashes), item.parent, item.replica))
                     revisions += 1
                 elif isinstance(item, StoredCounter):
                     db.execute("INSERT INTO counters (schedule, started) VALUES (?, ?)", (item.schedule, item.started))
                     counters += 1
+                elif isinstance(item, StoredPause):
+                    p = item.pause
+                    db.execute("INSERT INTO pauses (schedule, paused_by, paused_at, reason, until) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               (p.schedule, p.by, to_micros(p.at), p.reason,
+                                to_micros(p.until) if p.until is not None else None))
+                    pauses += 1
+                elif isinstance(item, StoredAudit):
+                    a, c = item.record, item.record.commit
+                    db.execute("INSERT INTO audit_revisions (seq, revision, applied_at, commit_sha, author, email, "
+                               "authored_at, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (a.seq, a.revision, to_micros(a.applied_at), c and c.sha, c and c.author,
+                                c and c.email, to_micros(c.authored_at) if c else None, c and c.subject))
+                    db.executemany("INSERT INTO audit_changes (schedule, seq, action, fields) VALUES (?, ?, ?, ?)",
+                                   ((ch.schedule, a.seq, ch.action, json.dumps(list(ch.fields))) for ch in a.changes))
+                    audits += 1
+                elif isinstance(item, StoredActivity):
+                    act = item.activity
+                    db.execute("INSERT INTO activity (id, at, who, action, targets, reason, details) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (act.id, to_micros(act.at), act.who, act.action.value, json.dumps(list(act.targets)),
+                                act.reason, json.dumps(act.details)))
+                    actions += 1
                 else:
                     r = item.record
                     db.execute(
                         "INSERT INTO runs (id, schedule, slot, attempt, trigger, status, revision, started_at, "
                         "finished_at, exit_code, http_status, error, output, output_dropped, owner, exclusive, "
-                        "processes, lease_until, peak_memory, cpu_user, cpu_system) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "processes, lease_until, peak_memory, cpu_user, cpu_system, pool) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (r.id, r.schedule, to_micros(r.slot), r.attempt, r.cause, r.status, r.revision,
                          to_micros(r.started_at) if r.started_at else None,
                          to_micros(r.finished_at) if r.finished_at else None, r.exit_code, r.http_status, r.error,
                          r.output, r.output_dropped, r.owner or None, item.exclusive, item.processes,
                          to_micros(item.lease_until) if item.lease_until else None, r.peak_memory, r.cpu_user,
-                         r.cpu_system))
+                         r.cpu_system, item.pool))
                     runs += 1
-        return Copied(specs, revisions, counters, runs)
+        return Copied(specs, revisions, counters, runs, pauses, audits, actions)
 
     # ---- health and the audit trail ----------------------------------------------------------
 

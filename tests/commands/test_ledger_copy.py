@@ -43,7 +43,8 @@ def test_a_sqlite_ledger_copied_to_postgresql_and_back_keeps_every_run_and_revis
     original = _source(first)
     there = reconciler("ledger", "copy", str(first), postgres_url)
     assert there.returncode == 0, there.stderr
-    assert there.stdout.splitlines()[0].endswith(f": {len(RunStatus)} runs, 3 revisions, 3 specs, 1 max_runs counters")
+    assert there.stdout.splitlines()[0].endswith(f": {len(RunStatus)} runs, 3 revisions, 3 specs, 1 max_runs counters, "
+                                              "0 pauses, 0 audit records, 0 actions")
     assert "1 run(s) were still marked running" in there.stdout
     assert _read(postgres_url) == original
     again = reconciler("ledger", "copy", postgres_url, str(back), "--format", "json")

@@ -145,7 +145,8 @@ def test_the_daemons_source_reads_a_file_up_to_the_limit_and_refuses_one_past_it
         assert (list(snap.schedules), refused) == (["big"], [])
     else:
         assert not snap.schedules
-        assert len(refused) == 1 and "big.yaml:1:1" in refused[0]
+        assert len(refused) == 1
+        assert "big.yaml:1:1" in refused[0]
 
 
 def test_a_symlink_back_up_the_tree_is_read_once_not_walked_until_the_path_is_too_long(tmp_path: Path) -> None:
