@@ -47,7 +47,12 @@ def run_daemon(options: Options, ledger: Ledger, log: Log, clock: Clock, stop: t
         except OSError as e:
             raise ListenError(f"--listen {host}:{port}: {e.strerror or e}") from e
     reconciler = Reconciler(options, ledger, log, clock)
-    reconciler.start()
+    reconciler.start(stop)
+    if not reconciler.started:  # stopped during the first load: serve nothing, run nothing
+        log("reconciler.stopping", grace=options.grace)
+        reconciler.stop()
+        log("reconciler.stopped")
+        return 0
     server = None
     if sock is not None:
         server = HttpServer(build_app(site_of(reconciler)), sock)

@@ -112,10 +112,14 @@ class Reconciler:
                                 Mapping[str, str]] | None = None
         self._warned: frozenset[str] = frozenset()  # warnings logged already, said once each
         self._lock = threading.Lock()
+        self.started = False  # the timer fires (start() went to its end)
 
     # ---- start-up -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Load, apply to the paused timer, catch up, then let the timer fire. A `stop` set by the
+        time the load ends (SIGTERM while a large tree was read) ends the start there: no slot is
+        caught up or fired, and `started` stays False."""
         self.notifier.seed(self.ledger.last_runs())
         last = self.ledger.last_revision()
         self._ledger_had_schedules = bool(last and last.hashes)
@@ -149,6 +153,11 @@ class Reconciler:
                 self._restore_from_ledger(cause)
         self.startup = {"load_ms": round((t1 - t0) * 1000), "apply_ms": round((time.perf_counter() - t1) * 1000),
                         "parallel_load": self.source.last_load_parallel}
+        if stop is not None and stop.is_set():
+            self.log("reconciler.start_stopped", reason="asked to stop during the first load: nothing was run",
+                     **self.startup)
+            return
+        self.started = True
         self.notifier.start()
         live = self.live
         if live.revision is not None:

@@ -401,3 +401,28 @@ def test_after_a_failed_record_the_next_revision_writes_every_head_again(
     setup.daemon._recorder.submit(lambda: None).result(timeout=30)
     assert calls.advances == [{"*": 30}]  # s1's change was never written: the whole map is
     assert {n: h for n, (h, _) in setup.ledger.revision_heads().items()} == _fresh(setup)
+
+
+def test_a_stop_asked_for_during_the_first_load_starts_no_slot_and_resumes_no_timer(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    sched = tmp_path / "schedules"
+    sched.mkdir()
+    (sched / "often.yaml").write_text("name: often\nschedule: {every: 1s}\nrun: {command: [/bin/true]}\n")
+    (sched / "late.yaml").write_text(
+        "name: late\nschedule: {every: 1h, start: '2026-01-01T00:00:00Z'}\n"
+        "policy: {catchup: latest, starting_deadline: 366d}\nrun: {command: [/bin/true]}\n")
+    ledger = open_ledger(tmp_path / "ledger.db")
+    stop = threading.Event()
+    stop.set()  # SIGTERM arrived while the tree was being read
+    daemon = Reconciler(Options(directory=str(sched), listen=None), ledger, make_log("json", io.StringIO()),
+                        lambda: datetime.now(UTC))
+    try:
+        daemon.start(stop)
+        assert daemon.started is False
+        time.sleep(1.5)  # `often` would have fired, and `late`'s missed slot been caught up
+        assert ledger.runs() == []
+    finally:
+        daemon.stop()
+        ledger.close()
