@@ -34,6 +34,10 @@ class FieldChange:
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One schedule's change. `old` and `new` are the specs of a CHANGE; an addition or a removal
+    carries its name alone (a first load adds every schedule, and reading each stored spec back
+    would cost as much as the rest of the plan), so read those from the maps that were planned."""
+
     action: Action
     name: str
     old: dict[str, Any] | None
@@ -109,8 +113,8 @@ def plan(desired: Specs, applied: Specs, *, desired_hashes: Hashes | None = None
     differ = {n for n, _ in dh.items() - ah.items()}  # added or changed
     added_names = dh.keys() - ah.keys()
     moved = differ - added_names
-    added = tuple(Change(Action.ADD, n, None, desired[n]) for n in sorted(added_names))
-    removed = tuple(Change(Action.REMOVE, n, applied[n], None) for n in sorted(ah.keys() - dh.keys()))
+    added = tuple(Change(Action.ADD, n, None, None) for n in sorted(added_names))
+    removed = tuple(Change(Action.REMOVE, n, None, None) for n in sorted(ah.keys() - dh.keys()))
     changed = tuple(Change(Action.CHANGE, n, applied[n], desired[n], tuple(diff(applied[n], desired[n])))
                     for n in sorted(moved))
     return Plan(added, changed, removed, frozenset(dh.keys() - differ))

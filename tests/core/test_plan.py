@@ -69,3 +69,19 @@ def test_removing_everything_is_planned_as_removals_the_service_decides_whether_
     p = plan({}, {"a": spec("a"), "b": spec("b")})
     assert [c.name for c in p.removed] == ["a", "b"]
     assert not p.added
+
+
+class _Unread(dict[str, Any]):
+    """Specs that may be named but must not be read (each read unpacks a stored spec)."""
+
+    def __getitem__(self, name: str) -> Any:
+        raise AssertionError(f"read the spec of {name}")
+
+
+def test_a_plan_of_additions_and_removals_reads_no_spec_only_their_names() -> None:
+    added = _Unread({f"new-{i}": {} for i in range(3)})
+    gone = _Unread({"old": {}})
+    p = plan(added, gone, desired_hashes={n: "h" for n in added}, applied_hashes={"old": "h0"})
+    assert [(c.action, c.name) for c in p.added] == [(Action.ADD, f"new-{i}") for i in range(3)]
+    assert [(c.action, c.name) for c in p.removed] == [(Action.REMOVE, "old")]
+    assert p.counts() == {"add": 3, "change": 0, "remove": 1, "unchanged": 0}
