@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+from reconciler.core.interning import interned, interned_pairs
 from reconciler.core.timerules import NO_RULES, TimeRules
 from reconciler.core.timing import Timing
 
@@ -41,7 +42,7 @@ def env_values(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, EnvValue],
             out.append((k, EnvValue(literal=v)))
         else:
             out.append((k, EnvValue(from_env=v.get("from_env"), from_file=v.get("from_file"))))
-    return tuple(out)
+    return interned_pairs(tuple(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,15 @@ class Schedule:
     # Whether the spec names shared windows or a calendar: asked for every schedule at each load,
     # so it is answered without unpacking the spec.
     shared: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Equal labels, notifications and (where the kind allows it) run records are kept once
+        # across the fleet: see core/interning.py.
+        object.__setattr__(self, "labels", interned_pairs(self.labels))
+        if self.notify:
+            object.__setattr__(self, "notify", interned(self.notify))
+        if getattr(self.run, "shareable", False):
+            object.__setattr__(self, "run", interned(self.run))
 
     @property
     def spec(self) -> dict[str, Any]:

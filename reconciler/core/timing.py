@@ -31,6 +31,9 @@ def _cron_next(cron: CronExpr, tz: ZoneInfo, after: datetime) -> datetime | None
     return cron.next_after(after, tz)
 
 
+_NO_JITTER = timedelta(0)
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     name: str
@@ -42,6 +45,10 @@ class Timing:
     start: datetime | None = None
     end: datetime | None = None
     jitter: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if not self.jitter:  # one zero for the fleet, not one per schedule
+            object.__setattr__(self, "jitter", _NO_JITTER)
 
     @property
     def kind(self) -> str:

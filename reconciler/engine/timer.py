@@ -49,6 +49,9 @@ PRIVATE_MEMBERS = (
 
 _FUNC_REF = f"{fire_placeholder.__module__}:{fire_placeholder.__qualname__}"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Every job's keyword arguments: none. One empty dict for all of them (APScheduler never changes
+# a job's kwargs in place; `modify_job(kwargs=...)` replaces the dict).
+_NO_KWARGS: dict[str, object] = {}
 # APScheduler sleeps on a monotonic clock until the next fire time as read from the wall clock
 # once; waking at least this often (seconds) sees a clock step within that time, not a slot later.
 MAX_SLEEP = 1.0
@@ -59,7 +62,7 @@ def slot_job(timer: Timer, name: str, trigger: SlotTrigger, next_run_time: datet
     every field fixed but the name, the trigger and the next fire time."""
     job = Job.__new__(Job)
     job.__setstate__({
-        "version": 1, "id": name, "name": name, "func": _FUNC_REF, "args": (), "kwargs": {},
+        "version": 1, "id": name, "name": name, "func": _FUNC_REF, "args": (), "kwargs": _NO_KWARGS,
         "trigger": trigger, "executor": "default",
         "misfire_grace_time": None,  # lateness is judged by the runner (policy.starting_deadline)
         "coalesce": False,  # every slot goes to the runner, which records skips and misses

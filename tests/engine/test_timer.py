@@ -111,3 +111,9 @@ def test_removing_a_job_says_whether_the_timer_held_it(timer: Timer) -> None:
     assert set(timer.next_fire_times()) == {"b"}
     timer.clear()
     assert timer.next_fire_times() == {}
+
+
+def test_every_job_shares_one_empty_kwargs_dict(timer: Timer) -> None:
+    a, b = job_of(timer, schedule("a")), job_of(timer, schedule("b"))
+    assert a.kwargs == {}
+    assert a.kwargs is b.kwargs

@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from reconciler.core.durations import parse_duration
 from reconciler.core.limits import Limits, build_limits, limit_problems
@@ -28,6 +28,9 @@ class CommandRun:
     env: tuple[tuple[str, EnvValue], ...]
     timeout: timedelta
     limits: Limits | None = None
+    # Equal records behave the same (strings, durations, limits: no bool beside an int), so
+    # schedules may share one (core/interning.py).
+    shareable: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:
