@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from apscheduler.job import Job
-
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, moves_fire_times
-from reconciler.engine.timer import Timer, slot_job
+from reconciler.engine.timer import Timer
 from reconciler.engine.trigger import SlotTrigger
 
 
@@ -24,14 +22,14 @@ def apply_plan(timer: Timer, plan: Plan, desired: Mapping[str, Schedule], now: d
             added.append(desired[change.name])
         # metadata-only: the timer keeps its job untouched
     added.extend(desired[change.name] for change in plan.added)
-    timer.put([job for s in added if (job := _job(timer, s, now)) is not None])
+    timer.put_slots(slot for s in added if (slot := _slot(s, now)) is not None)
 
 
-def _job(timer: Timer, schedule: Schedule, now: datetime) -> Job | None:
+def _slot(schedule: Schedule, now: datetime) -> tuple[str, SlotTrigger, datetime | None] | None:
     trigger = SlotTrigger(schedule.timing)
     if not schedule.enabled:
-        return slot_job(timer, schedule.name, trigger, None)
+        return schedule.name, trigger, None
     first = trigger.get_next_fire_time(None, now)
     if first is None:
         return None  # completed: no slot left (an `at` in the past, or after `end`)
-    return slot_job(timer, schedule.name, trigger, first)
+    return schedule.name, trigger, first

@@ -68,6 +68,11 @@ class SlotTrigger(BaseTrigger):  # type: ignore[misc]
         slots[fire] = slot
         return fire
 
+    @property
+    def keeps_slots(self) -> bool:
+        """Whether it remembers fire -> slot (jitter): then it is more than its timing."""
+        return self._slots is not None
+
     def slot_for(self, fire_time: datetime) -> datetime:
         return self._slots.get(fire_time, fire_time) if self._slots is not None else fire_time
 

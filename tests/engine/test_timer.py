@@ -44,7 +44,7 @@ def timer() -> Iterator[Timer]:
 
 def test_every_private_apscheduler_member_we_rely_on_is_still_there(timer: Timer) -> None:
     job = job_of(timer, schedule("a"))
-    instances = [timer._scheduler, job, SlotExecutor(lambda *_: None)]
+    instances = [timer._scheduler, timer._store, job, SlotExecutor(lambda *_: None)]
     missing = []
     for where, member, why in PRIVATE_MEMBERS:
         module, _, name = where.partition(":")
