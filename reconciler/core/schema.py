@@ -65,6 +65,10 @@ class SchemaValidator:
 
         return jsonschema.Draft202012Validator(self.schema)
 
+    def prepare(self) -> None:
+        """Compile the fast validator now (before a fork, so that the children share it)."""
+        self._fast  # noqa: B018 - a cached property: reading it compiles
+
     def is_valid(self, value: Any) -> bool:
         import fastjsonschema
 
