@@ -1,10 +1,10 @@
 """The JSON Schema, and validation of documents against it with precise locations.
 
-Two validators with one schema: a compiled fastjsonschema validator answers "valid?" in a few
-microseconds, and only documents it rejects go through `jsonschema`, which reports every error
-with its path. Tests keep the two in agreement on every example file and on ~1,900 one-edit
-mutations of them. Both apply the published schema less the few checks it carries for editors
-only, which the loader makes itself (`_EDITOR_ONLY`).
+Two validators with one schema: jsonschema-rs answers "valid?" in a few microseconds, and only
+documents it rejects go through `jsonschema`, which reports every error with its path. Tests keep
+the two in agreement on every example file and on ~1,900 one-edit mutations of them. Both apply
+the published schema less the few checks it carries for editors only, which the loader makes
+itself (`_EDITOR_ONLY`).
 """
 
 from __future__ import annotations
@@ -52,12 +52,11 @@ class SchemaValidator:
     schema: dict[str, Any] = field(default_factory=lambda: without_editor_only_checks(json.loads(schema_text())))
 
     @cached_property
-    def _fast(self) -> Callable[[Any], Any]:
-        import fastjsonschema
+    def _fast(self) -> Callable[[Any], bool]:
+        import jsonschema_rs
 
-        # fastjsonschema speaks draft-07; the schema keeps to keywords both drafts share.
-        draft7 = {**self.schema, "$schema": "http://json-schema.org/draft-07/schema#"}
-        return fastjsonschema.compile(draft7, use_default=False, use_formats=False)
+        # The schema's own draft (2020-12), as `_full` reads it; its $refs name its own $id.
+        return jsonschema_rs.validator_for(self.schema).is_valid
 
     @cached_property
     def _full(self) -> Any:
@@ -70,13 +69,7 @@ class SchemaValidator:
         self._fast  # noqa: B018 - a cached property: reading it compiles
 
     def is_valid(self, value: Any) -> bool:
-        import fastjsonschema
-
-        try:
-            self._fast(value)
-        except fastjsonschema.JsonSchemaValueException:
-            return False
-        return True
+        return self._fast(value)
 
     def problems(self, doc: Document, path: str) -> list[Problem]:
         if self.is_valid(doc.value):
