@@ -154,9 +154,22 @@ def _position(data: bytes, offset: int) -> Location:
 
 def read_capped(path: str | os.PathLike[str]) -> bytes:
     """A file's bytes, but never more than one byte past the size limit: a 10 GB file named
-    *.yaml is refused without being read into memory."""
-    with open(path, "rb") as fh:
-        return fh.read(MAX_FILE_BYTES + 1)
+    *.yaml is refused without being read into memory. Reads what the file's size asks for, not a
+    buffer of the limit's size for every file (the size is a hint: the file may have grown)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks, total = [], 0
+        want = min(os.fstat(fd).st_size, MAX_FILE_BYTES) + 1
+        while want > 0:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = MAX_FILE_BYTES + 1 - total
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:

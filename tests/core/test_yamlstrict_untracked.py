@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,29 @@ def test_the_untracked_reading_hands_over_at_whatever_the_tracked_one_reports(te
     with pytest.raises(_Untracked):
         _read(text, "x.yaml", track=False)
     assert yamlstrict.load_documents(text, "x.yaml")[1] == tracked
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, yamlstrict.MAX_FILE_BYTES, yamlstrict.MAX_FILE_BYTES + 1,
+                                  3 * yamlstrict.MAX_FILE_BYTES])
+def test_a_file_is_read_whole_up_to_one_byte_past_the_limit(tmp_path: Path, size: int) -> None:
+    data = bytes(i % 251 for i in range(size))
+    (tmp_path / "f.yaml").write_bytes(data)
+    assert yamlstrict.read_capped(tmp_path / "f.yaml") == data[:yamlstrict.MAX_FILE_BYTES + 1]
+
+
+def test_a_file_whose_size_the_system_does_not_know_is_read_whole(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_bytes(b"name: x\n" * 1000)
+    real = os.fstat
+
+    class Zero:
+        st_size = 0  # as /proc reports, or a file that grew after it was measured
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Zero() if fd > 2 else real(fd))
+    assert yamlstrict.read_capped(str(tmp_path / "f.yaml")) == b"name: x\n" * 1000
+
+
+def test_reading_a_directory_fails_as_opening_it_did(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as e:
+        yamlstrict.read_capped(tmp_path)
+    assert e.value.strerror == "Is a directory"
