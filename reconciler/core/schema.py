@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import difflib
 import json
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from importlib import resources
 from typing import Any
 
 from reconciler.core.durations import format_duration
@@ -34,7 +34,10 @@ _EDITOR_ONLY = {"cron": "pattern", "timezone": "enum"}
 
 
 def schema_text() -> str:
-    return resources.files("reconciler.data").joinpath("schedule.schema.json").read_text("utf-8")
+    # pkgutil rather than importlib.resources, which brings zipfile, tempfile and shutil to every start
+    data = pkgutil.get_data("reconciler.data", "schedule.schema.json")
+    assert data is not None  # the package's own file, from a loader that reads files
+    return data.decode("utf-8")
 
 
 def without_editor_only_checks(schema: dict[str, Any]) -> dict[str, Any]:
