@@ -154,18 +154,18 @@ def test_an_env_reference_names_exactly_one_source() -> None:
 
 
 def test_rebuilding_many_stored_specs_compiles_the_schema_validators_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import jsonschema_rs
+    import fastjsonschema
 
     from reconciler.core.loader import build_from_spec
 
     compiled: list[object] = []
-    real = jsonschema_rs.validator_for
+    real = fastjsonschema.compile
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         compiled.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(jsonschema_rs, "validator_for", counting)
+    monkeypatch.setattr(fastjsonschema, "compile", counting)
     loader = Loader()
     specs = [{"name": f"s-{i}", "schedule": {"every": f"{i + 1}m"}, "run": {"command": ["true"]}} for i in range(50)]
     built = [build_from_spec(spec, "ledger:x", loader, NOW) for spec in specs]
