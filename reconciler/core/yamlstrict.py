@@ -30,6 +30,7 @@ _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
 # A float needs a point or an exponent, and no leading zero before other digits (`0755` stays text).
 _FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)\.[0-9]*|\.[0-9]+|(?:0|[1-9][0-9]*)(?=[eE]))(?:[eE][-+]?[0-9]+)?\Z")
 _NULLS = frozenset(("", "~", "null"))
+_NUMBER_START = frozenset("+-.0123456789")
 Location = tuple[int, int]
 
 
@@ -122,6 +123,8 @@ def resolve_plain(value: str) -> Any:
         return True
     if value == "false":
         return False
+    if value[0] not in _NUMBER_START:  # most values are words: no pattern to try
+        return intern(value) if len(value) <= INTERN_MAX else value
     if _INT.match(value):
         return int(value)
     if _FLOAT.match(value):
@@ -151,9 +154,22 @@ def _position(data: bytes, offset: int) -> Location:
 
 def read_capped(path: str | os.PathLike[str]) -> bytes:
     """A file's bytes, but never more than one byte past the size limit: a 10 GB file named
-    *.yaml is refused without being read into memory."""
-    with open(path, "rb") as fh:
-        return fh.read(MAX_FILE_BYTES + 1)
+    *.yaml is refused without being read into memory. Reads what the file's size asks for, not a
+    buffer of the limit's size for every file (the size is a hint: the file may have grown)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks, total = [], 0
+        want = min(os.fstat(fd).st_size, MAX_FILE_BYTES) + 1
+        while want > 0:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = MAX_FILE_BYTES + 1 - total
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
@@ -243,7 +259,7 @@ def _read(text: str, path: str, *, track: bool, truncated: bool = False) -> tupl
             count += 1
             event = get()
             doc = Document(index=len(docs), value=None, line=_mark(event)[0], stream=stream)
-            doc.value = _node(get, event, (), doc, 0, track)
+            doc.value = _node(get, event, (), doc, 0) if track else _plain_node(get, event, 0)
             get()  # DocumentEnd
             problems.extend(doc.problems(path))
             if doc.value is not None:  # an empty document (a lone `---`) holds no schedule
@@ -287,7 +303,61 @@ def _syntax_hint(text: str, error: yaml.MarkedYAMLError) -> str | None:
     return None
 
 
-def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track: bool) -> Any:
+_Scalar, _SequenceStart, _SequenceEnd = yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.SequenceEndEvent
+_MappingStart, _MappingEnd = yaml.MappingStartEvent, yaml.MappingEndEvent
+
+
+def _plain_scalar(event: Any) -> Any:
+    """A scalar's value for the untracked reading, or _Untracked at anything `_node` would refuse."""
+    tag = event.tag
+    if event.anchor is not None or (tag is not None and not (tag == "!" and event.style)):
+        raise _Untracked
+    if not event.style and event.implicit[0]:
+        try:
+            return resolve_plain(event.value)
+        except ValueError:
+            raise _Untracked from None
+    return event.value
+
+
+def _plain_node(get: Any, event: Any, depth: int) -> Any:
+    """`_node` without locations, for the first reading of a file: the same values, and _Untracked
+    wherever `_node` would report a problem (the tracked reading then says what and where). Kept
+    apart from `_node` since every event of every file passes here."""
+    if depth > MAX_DEPTH:
+        raise _Untracked
+    kind = type(event)
+    if kind is _Scalar:
+        return _plain_scalar(event)
+    if event.anchor is not None or event.tag is not None:
+        raise _Untracked
+    if kind is _MappingStart:
+        mapping: dict[str, Any] = {}
+        event = get()
+        while type(event) is not _MappingEnd:
+            if type(event) is not _Scalar or event.anchor is not None or (event.tag is not None and not event.style):
+                raise _Untracked
+            key = intern(event.value)
+            if key in mapping:
+                raise _Untracked
+            event = get()
+            mapping[key] = _plain_scalar(event) if type(event) is _Scalar and depth < MAX_DEPTH \
+                else _plain_node(get, event, depth + 1)
+            event = get()
+        return mapping
+    if kind is _SequenceStart:
+        items: list[Any] = []
+        event = get()
+        while type(event) is not _SequenceEnd:
+            items.append(_plain_scalar(event) if type(event) is _Scalar and depth < MAX_DEPTH
+                         else _plain_node(get, event, depth + 1))
+            event = get()
+        return items
+    raise _Untracked  # an alias, or an event no document holds
+
+
+def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int) -> Any:
+    """A node's value, its locations recorded and every problem raised as _Reject (the tracked reading)."""
     if depth > MAX_DEPTH:
         raise _Reject(f"nesting deeper than {MAX_DEPTH} levels", *_mark(event), ptr)
     if isinstance(event, yaml.AliasEvent):
@@ -302,8 +372,7 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
     if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!" and event.style):
         # libyaml reports quoted scalars with the non-specific tag "!"; every explicit tag is refused.
         raise _Reject(f"tags ({_name(tag)}) are not allowed in schedule files", *_mark(event), ptr)
-    if track:
-        doc.locations[ptr] = _mark(event)
+    doc.locations[ptr] = _mark(event)
     if isinstance(event, yaml.ScalarEvent):
         if not event.style and event.implicit[0]:  # plain (libyaml says "" or None)
             try:
@@ -316,7 +385,7 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
         items: list[Any] = []
         event = get()
         while not isinstance(event, yaml.SequenceEndEvent):
-            items.append(_node(get, event, (*ptr, len(items)) if track else ptr, doc, depth + 1, track))
+            items.append(_node(get, event, (*ptr, len(items)), doc, depth + 1))
             event = get()
         return items
     if isinstance(event, yaml.MappingStartEvent):
@@ -328,19 +397,15 @@ def _node(get: Any, event: Any, ptr: JsonPath, doc: Document, depth: int, track:
             if event.anchor is not None or (event.tag is not None and not event.style):
                 raise _Reject("anchors and tags are not allowed on keys", *_mark(event), ptr)
             key = intern(event.value)  # keys are always strings: `on:` stays "on"
-            if not track:
-                if key in mapping:
-                    raise _Untracked
-                mapping[key] = _node(get, get(), ptr, doc, depth + 1, track)
-            elif key in mapping:
+            if key in mapping:
                 # Reported, and the first value kept, so the rest of the file is still checked.
                 kptr = (*ptr, key)
                 doc.duplicates.append((kptr, _mark(event), doc.key_locations[kptr][0]))
-                _node(get, get(), (*ptr, "\0dup"), doc, depth + 1, track)
+                _node(get, get(), (*ptr, "\0dup"), doc, depth + 1)
             else:
                 kptr = (*ptr, key)
                 doc.key_locations[kptr] = _mark(event)
-                mapping[key] = _node(get, get(), kptr, doc, depth + 1, track)
+                mapping[key] = _node(get, get(), kptr, doc, depth + 1)
             event = get()
         return mapping
     raise _Reject(f"unexpected YAML event {type(event).__name__}", *_mark(event), ptr)  # pragma: no cover

@@ -232,7 +232,7 @@ def test_shell_completion_completes_commands_and_choices(reconciler: Run) -> Non
 def test_start_up_imports_nothing_heavy_before_a_command_needs_it() -> None:
     code = ("import sys\nfrom reconciler.cli import main\nassert main(['--version']) == 0\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & ({'yaml', 'jsonschema', 'fastjsonschema', "
-            "'apscheduler', 'starlette', 'httpx', 'cron_descriptor'} "
+            "'jsonschema_rs', 'apscheduler', 'starlette', 'httpx', 'cron_descriptor'} "
             "| (set() if 'coverage' in sys.modules else {'sqlite3'}))), "
             "sorted(m for m in sys.modules if m.startswith(('reconciler.core', 'reconciler.commands'))))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.loader import Loader
+from reconciler.core.schema import FastEngine
 from tests.conftest import NOW, ROOT
 
 VALID = sorted((ROOT / "examples").glob("*.yaml")) + sorted((ROOT / "schedules").glob("*.yaml"))
@@ -41,12 +42,16 @@ def test_example_carries_a_modeline_pointing_at_the_schema(path: Path) -> None:
     assert (path.parent / m.group(1)).resolve() == ROOT / "schema" / "schedule.schema.json"
 
 
+ENGINES = ["fastjsonschema", "jsonschema-rs"]  # the daemon's and validate's
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", VALID + INVALID, ids=lambda p: p.name)
-def test_fast_and_full_validators_agree_on_every_example(path: Path) -> None:
+def test_fast_and_full_validators_agree_on_every_example(path: Path, engine: FastEngine) -> None:
     from reconciler.core.schema import SchemaValidator
     from reconciler.core.yamlstrict import decode, load_documents
 
-    validator = SchemaValidator()
+    validator = SchemaValidator(fast=engine)
     text, _ = decode(path.read_bytes(), str(path))
     assert text is not None
     docs, _ = load_documents(text, str(path))
@@ -75,11 +80,12 @@ def _mutations(value: object, rng: random.Random) -> list[object]:
     return out
 
 
-def test_fast_and_full_validators_agree_on_mutations_of_every_example() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_and_full_validators_agree_on_mutations_of_every_example(engine: FastEngine) -> None:
     from reconciler.core.schema import SchemaValidator
     from reconciler.core.yamlstrict import load_documents
 
-    validator = SchemaValidator()
+    validator = SchemaValidator(fast=engine)
     rng = random.Random(2026)
     checked = invalid = 0
     for path in VALID:

@@ -1,9 +1,12 @@
-"""`validate` on a large tree: a forked helper checks half the files; the output is the same."""
+"""`validate` on a large tree: a forked helper shares the files; the output is the same."""
 
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,13 +61,13 @@ def test_the_helper_refuses_the_cron_extensions_under_strict_cron_as_one_process
     assert "z-last-day.yaml" in together.getvalue()
 
 
-def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_helper_checks_the_files_it_claims_while_the_parent_is_busy(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: validate does not fork then")
     root = tree(tmp_path / "schedules")
     started: list[command._Helper] = []
-    real = command._Helper.start
+    real, real_one = command._Helper.start, command._load_one
 
     def spy(*args: object) -> command._Helper | None:
         helper = real(*args)  # type: ignore[arg-type]
@@ -72,13 +75,53 @@ def test_the_helper_checks_the_second_half_in_another_process(tmp_path: Path,
             started.append(helper)
         return helper
 
+    def slow_parent(*args: object) -> object:
+        time.sleep(0.02)  # the parent's core is busy elsewhere: the helper claims more
+        return real_one(*args)  # type: ignore[arg-type]
+
     monkeypatch.setattr(command._Helper, "start", spy)
+    monkeypatch.setattr(command, "_CHUNK", 2)
+    monkeypatch.setattr(command, "_load_one", slow_parent)
     result = command.load([str(root)], NOW, parallel_min=1)
     (helper,) = started
     assert helper.proc.exitcode == 0
-    assert len(helper.files) == 21  # of 42: the second half
+    assert len(helper.checked) > len(helper.files) // 2  # of 42, while the parent took 20 ms a file
     expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
     assert result == expected
+
+
+def test_the_files_a_helper_claimed_before_it_died_are_checked_by_the_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: validate does not fork then")
+    root = tree(tmp_path / "schedules")
+    started: list[command._Helper] = []
+    real, real_one = command._Helper.start, command._load_one
+
+    def spy(*args: object) -> command._Helper | None:
+        helper = real(*args)  # type: ignore[arg-type]
+        if helper is not None:
+            started.append(helper)
+        return helper
+
+    def dies(conn: object, loader: object, files: object, work: command._Work, *rest: object) -> None:
+        list(itertools.islice(work.claims(), 10))  # two chunks taken, never answered for
+        os._exit(3)
+
+    def slow_parent(*args: object) -> object:
+        time.sleep(0.01)  # so that the helper claims its chunks before the parent has taken all
+        return real_one(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(command._Helper, "start", spy)
+    monkeypatch.setattr(command, "_CHUNK", 5)
+    monkeypatch.setattr(command, "_helper_main", dies)
+    monkeypatch.setattr(command, "_load_one", slow_parent)
+    result = command.load([str(root)], NOW, parallel_min=1)
+    (helper,) = started
+    assert (helper.proc.exitcode, helper.checked) == (3, [])
+    expected = Loader().load_paths([str(root)], now=NOW, build_records=False)
+    assert result == expected
+    assert len(result.files) == 42
 
 
 def test_the_helper_reports_unknown_calendars_and_windows_in_its_half_as_one_process_does(

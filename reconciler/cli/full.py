@@ -1,4 +1,6 @@
-"""The command line: each command parses options and calls one function that returns an exit code."""
+"""The command line: each command parses options and calls one function that returns an exit code.
+
+`reconciler.cli.main` comes here for everything but `validate` with nothing but paths."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Annotated
 import typer
 
 from reconciler import __version__
+from reconciler.cli import STRICT_CRON_ENV
 from reconciler.errors import DEBUG_ENV, EXIT_INTERRUPTED, EXIT_PROBLEMS, EXIT_USAGE, handle
 
 try:  # newer typer carries its own copy of click
@@ -97,7 +100,6 @@ LEDGER_ENV = "RECONCILER_LEDGER"
 LedgerPath = Annotated[str, typer.Option("--ledger", metavar="PATH", envvar=LEDGER_ENV,
                                          help="SQLite ledger path or postgresql:// URL.")]
 Format = Annotated[TextOrJson, typer.Option("--format", "-f", help="Output format.")]
-STRICT_CRON_ENV = "RECONCILER_STRICT_CRON"
 StrictCron = Annotated[bool, typer.Option(
     "--strict-cron", envvar=STRICT_CRON_ENV, show_envvar=True,
     help="Refuse the cron extensions beyond cronie (L, W, #): plain cron only.")]
