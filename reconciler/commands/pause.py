@@ -19,6 +19,7 @@ from reconciler.core import pausing
 from reconciler.core.describe import utc_text
 from reconciler.core.pausing import pause_dict
 from reconciler.core.policy import Pause, pause_active
+from reconciler.core.selectors import SelectorError, parse_selector
 from reconciler.errors import FatalError, UsageError
 from reconciler.ledger.base import Action, Ledger, NoSuchLedger
 
@@ -52,12 +53,10 @@ def chosen(ledger: Ledger, names: Sequence[str], selectors: Sequence[str]) -> li
                 raise FatalError(f"no schedule named {name!r} in the revision applied last "
                                  f"({last.revision}){did_you_mean(name, known)}")
         return list(dict.fromkeys(names))
-    wanted: dict[str, str] = {}
-    for item in selectors:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"--selector {item!r}: write key=value")
-        wanted[key] = value
+    try:
+        wanted = parse_selector(selectors)
+    except SelectorError as e:
+        raise UsageError(str(e)) from None
     specs = last.specs(ledger)
     found = sorted(n for n, spec in specs.items()
                    if all(str((spec.get("labels") or {}).get(k)) == v for k, v in wanted.items()))

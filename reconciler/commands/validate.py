@@ -207,13 +207,12 @@ def _helper_main(conn: Any, loader: Loader, files: list[str], work: _Work, now: 
 
 
 def _selector(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--selector {item!r}: write key=value")
-        out[key] = value
-    return out
+    from reconciler.core.selectors import SelectorError, parse_selector
+
+    try:
+        return parse_selector(items)
+    except SelectorError as e:
+        raise UsageError(str(e)) from None
 
 
 def _effective(result: LoadResult, out: TextIO) -> None:

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from reconciler.core.model import SELF, Source
 from reconciler.core.problems import Problem
+from reconciler.core.selectors import selects
 
 
 class DepRef(NamedTuple):
@@ -52,7 +53,7 @@ def graph_problems(refs: Mapping[str, DepRef], known: Collection[str], labels: M
                 out.append(Problem(ref.source.path, ref.source.line, 1, ref.pointer(up),
                                    f"depends on {up!r}, which no schedule of the directory is named",
                                    document=ref.source.document))
-            elif selector and _selected(selector, labels.get(name, {})) != _selected(selector, labels.get(up, {})):
+            elif selector and selects(selector, labels.get(name, {})) != selects(selector, labels.get(up, {})):
                 out.append(Problem(ref.source.path, ref.source.line, 1, ref.pointer(up),
                                    f"depends on {up!r}, which --selector "
                                    f"{','.join(f'{k}={v}' for k, v in sorted(selector.items()))} puts in another "
@@ -65,10 +66,6 @@ def graph_problems(refs: Mapping[str, DepRef], known: Collection[str], labels: M
                                f"dependency cycle (each depends on the next): {where}",
                                document=src.document))
     return out
-
-
-def _selected(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:

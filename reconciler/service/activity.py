@@ -15,6 +15,7 @@ from reconciler.core.describe import utc_text
 from reconciler.core.model import Schedule
 from reconciler.core.pausing import pause_until
 from reconciler.core.policy import Pause
+from reconciler.core.selectors import SelectorError, parse_selector_text, selects
 from reconciler.ledger.base import Action, Activity, Ledger
 from reconciler.service.operator import Refused
 
@@ -39,17 +40,14 @@ def page(ledger: Ledger, schedule: str | None, before: int | None, limit: int) -
 
 def parse_selector(text: str) -> dict[str, str]:
     """`key=value[,key=value…]`, every pair required (as `reconciler pause --selector`)."""
-    wanted: dict[str, str] = {}
-    for item in (x.strip() for x in text.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise Refused(f"selector {text!r}: write key=value, several separated by commas")
-        wanted[key.strip()] = value.strip()
-    return wanted
+    try:
+        return parse_selector_text(text)
+    except SelectorError as e:
+        raise Refused(str(e)) from None
 
 
 def chosen(schedules: Mapping[str, Schedule], wanted: Mapping[str, str]) -> list[str]:
-    return sorted(n for n, s in schedules.items() if all(s.labels_dict.get(k) == v for k, v in wanted.items()))
+    return sorted(n for n, s in schedules.items() if selects(wanted, s.labels_dict))
 
 
 def confirm_code(names: list[str]) -> str:

@@ -24,10 +24,12 @@ from typing import Any
 
 import immutables
 
+from reconciler.core import selectors
 from reconciler.core.deps import DepRef, followers
 from reconciler.core.loader import Loader, PathError, build_from_spec, resolve
 from reconciler.core.model import Schedule
 from reconciler.core.plan import Plan, SpecsOf, plan
+from reconciler.core.selectors import selects
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.catchup import catch_up, resume_retries
 from reconciler.engine.leases import LeaseTimes
@@ -62,8 +64,7 @@ class Options:
 
 
 def matches(selector: Mapping[str, str], schedule: Schedule) -> bool:
-    labels = schedule.labels_dict
-    return all(labels.get(k) == v for k, v in selector.items())
+    return selects(selector, schedule.labels_dict)
 
 
 class Reconciler:
@@ -668,10 +669,4 @@ class _Unchanged(AbstractSet[str]):
 
 
 def parse_selector(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"--selector {item!r}: write key=value")
-        out[key] = value
-    return out
+    return selectors.parse_selector(items)
