@@ -113,8 +113,13 @@ def test_the_directory_appearing_is_a_recovery_only_if_something_ran_before(tmp_
     watcher.start()
     try:
         wait_for(lambda: '"source.waiting"' in stream.getvalue(), what="the daemon to wait for the directory")
-        sched.mkdir(parents=True, exist_ok=True)
-        (sched / "a.yaml").write_text(GOOD)
+        # It appears whole, as git-sync's worktree does: an empty directory seen between a mkdir
+        # and the file's write would be refused (it holds no schedule), and the file a recovery.
+        staged = tmp_path / "staged"
+        staged.mkdir()
+        (staged / "a.yaml").write_text(GOOD)
+        sched.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(sched)
         wait_for(lambda: daemon.live.status.error is None and daemon.live.status.attempted_revision is not None,
                  what="the directory to be applied")
     finally:
