@@ -253,7 +253,9 @@ def test_the_final_stage_holds_no_build_tools_and_its_size_is_reported(image: st
     if base.returncode == 0:
         added = size - int(base.stdout)
         timings["image size: added to the base"] = f"{added / 1e6:.0f} MB"
-        assert added < 80e6, "the layers above the base grew: build tools or caches in the final stage?"
+        # ~81 MB with jsonschema-rs (validate's fast validator, a compiled wheel of a few MB):
+        # build tools or a pip cache would add far more than this margin.
+        assert added < 90e6, "the layers above the base grew: build tools or caches in the final stage?"
 
 
 def test_a_data_directory_owned_by_root_fails_with_cannot_open_the_ledger_until_given_to_10001(
