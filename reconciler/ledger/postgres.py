@@ -819,10 +819,7 @@ class PostgresLedger:
             changes: dict[int, list[SpecChange]] = {}
             for name, seq, action, fields in found.fetchall():
                 changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
-        return [AuditRecord(seq, rev, at.astimezone(UTC),
-                            Commit(sha, author, email, authored.astimezone(UTC), subject) if sha else None,
-                            tuple(changes.get(seq, ())))
-                for seq, rev, at, sha, author, email, authored, subject in rows]
+        return [_audit_of(row, tuple(changes.get(row[0], ()))) for row in rows]
 
 
     # ---- pauses ------------------------------------------------------------------------------
@@ -878,8 +875,7 @@ class PostgresLedger:
         with self._conn("cannot read the activity") as conn:
             rows = conn.execute(f"SELECT id, at, who, action, targets, reason, details FROM activity{clause} "
                                 "ORDER BY id DESC LIMIT %s", (*args, limit)).fetchall()
-        return [Activity(i, at.astimezone(UTC), who, Action(action), tuple(targets), reason, details)
-                for i, at, who, action, targets, reason, details in rows]
+        return [_activity_of(row) for row in rows]
 
     # ---- copying a whole ledger ------------------------------------------------------------------
 
@@ -910,23 +906,20 @@ class PostgresLedger:
             for row in conn.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses "
                                     "ORDER BY schedule").fetchall():
                 yield StoredPause(_pause(row))
-            for seq, rev, at, sha, author, email, authored, subject in conn.execute(
-                    "SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
-                    "FROM audit_revisions ORDER BY seq").fetchall():
+            for row in conn.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, "
+                                    "subject FROM audit_revisions ORDER BY seq").fetchall():
                 changes = tuple(SpecChange(name, action, tuple(json.loads(fields))) for name, action, fields in
                                 conn.execute("SELECT schedule, action, fields FROM audit_changes WHERE seq = %s "
-                                             "ORDER BY schedule", (seq,)).fetchall())
-                yield StoredAudit(AuditRecord(seq, rev, at.astimezone(UTC), Commit(
-                    sha, author, email, authored.astimezone(UTC), subject) if sha else None, changes))
+                                             "ORDER BY schedule", (row[0],)).fetchall())
+                yield StoredAudit(_audit_of(row, changes))
             last = 0
             while True:
                 acts = conn.execute("SELECT id, at, who, action, targets, reason, details FROM activity WHERE id > %s "
                                     "ORDER BY id LIMIT 500", (last,)).fetchall()
                 if not acts:
                     break
-                for i, at, who, action, targets, reason, details in acts:
-                    yield StoredActivity(Activity(i, at.astimezone(UTC), who, Action(action), tuple(targets), reason,
-                                                  details))
+                for row in acts:
+                    yield StoredActivity(_activity_of(row))
                 last = acts[-1][0]
 
     def load(self, items: Iterable[Stored]) -> Copied:
@@ -1142,3 +1135,14 @@ def _password_from_file(name: str) -> str | None:
     except OSError as e:
         raise LedgerError(f"{name}: cannot read the password file {path} ({PASSWORD_FILE_ENV}): "
                           f"{e.strerror}") from None
+
+
+def _audit_of(row: Any, changes: tuple[SpecChange, ...]) -> AuditRecord:
+    seq, rev, at, sha, author, email, authored, subject = row
+    return AuditRecord(seq, rev, at.astimezone(UTC),
+                       Commit(sha, author, email, authored.astimezone(UTC), subject) if sha else None, changes)
+
+
+def _activity_of(row: Any) -> Activity:
+    i, at, who, action, targets, reason, details = row
+    return Activity(i, at.astimezone(UTC), who, Action(action), tuple(targets), reason, details)

@@ -848,23 +848,20 @@ class SqliteLedger:
             for row in db.execute("SELECT schedule, paused_by, paused_at, reason, until FROM pauses "
                                   "ORDER BY schedule").fetchall():
                 yield StoredPause(_pause(row))
-            for seq, rev, at, sha, author, email, authored, subject in db.execute(
-                    "SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
-                    "FROM audit_revisions ORDER BY seq").fetchall():
+            for row in db.execute("SELECT seq, revision, applied_at, commit_sha, author, email, authored_at, subject "
+                                  "FROM audit_revisions ORDER BY seq").fetchall():
                 changes = tuple(SpecChange(name, action, tuple(json.loads(fields))) for name, action, fields in
                                 db.execute("SELECT schedule, action, fields FROM audit_changes WHERE seq = ? "
-                                           "ORDER BY schedule", (seq,)))
-                yield StoredAudit(AuditRecord(seq, rev, from_micros(at), Commit(
-                    sha, author, email, from_micros(authored), subject) if sha else None, changes))
+                                           "ORDER BY schedule", (row[0],)))
+                yield StoredAudit(_audit_of(row, changes))
             last = 0
             while True:
                 acts = db.execute("SELECT id, at, who, action, targets, reason, details FROM activity WHERE id > ? "
                                   "ORDER BY id LIMIT 500", (last,)).fetchall()
                 if not acts:
                     break
-                for i, at, who, action, targets, reason, details in acts:
-                    yield StoredActivity(Activity(i, from_micros(at), who, Action(action), tuple(json.loads(targets)),
-                                                  reason, json.loads(details)))
+                for row in acts:
+                    yield StoredActivity(_activity_of(row))
                 last = acts[-1][0]
             db.execute("COMMIT")
         except sqlite3.Error as e:
@@ -986,10 +983,7 @@ class SqliteLedger:
                         f"({','.join('?' * len(chunk))}){only} ORDER BY schedule",
                         (*chunk, *([schedule] if schedule is not None else []))):
                     changes.setdefault(seq, []).append(SpecChange(name, action, tuple(json.loads(fields))))
-        return [AuditRecord(seq, rev, from_micros(at),
-                            Commit(sha, author, email, from_micros(authored), subject) if sha else None,
-                            tuple(changes.get(seq, ())))
-                for seq, rev, at, sha, author, email, authored, subject in rows]
+        return [_audit_of(row, tuple(changes.get(row[0], ()))) for row in rows]
 
     # ---- pauses ------------------------------------------------------------------------------
 
@@ -1041,8 +1035,7 @@ class SqliteLedger:
         with self._rlock:
             rows = self._rdb.execute(f"SELECT id, at, who, action, targets, reason, details FROM activity{clause} "
                                      "ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [Activity(i, from_micros(at), who, Action(action), tuple(json.loads(targets)), reason,
-                         json.loads(details)) for i, at, who, action, targets, reason, details in rows]
+        return [_activity_of(row) for row in rows]
 
     @staticmethod
     def _prune(db: sqlite3.Connection, schedule: str, keep: int) -> int:
@@ -1111,3 +1104,14 @@ class _Op(Generic[T]):
 def _pause(row: Any) -> Pause:
     schedule, by, at, reason, until = row
     return Pause(schedule, by, from_micros(at), reason, from_micros(until) if until is not None else None)
+
+
+def _audit_of(row: Any, changes: tuple[SpecChange, ...]) -> AuditRecord:
+    seq, rev, at, sha, author, email, authored, subject = row
+    return AuditRecord(seq, rev, from_micros(at),
+                       Commit(sha, author, email, from_micros(authored), subject) if sha else None, changes)
+
+
+def _activity_of(row: Any) -> Activity:
+    i, at, who, action, targets, reason, details = row
+    return Activity(i, from_micros(at), who, Action(action), tuple(json.loads(targets)), reason, json.loads(details))
