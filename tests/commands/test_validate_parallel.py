@@ -61,13 +61,10 @@ def test_the_helper_refuses_the_cron_extensions_under_strict_cron_as_one_process
     assert "z-last-day.yaml" in together.getvalue()
 
 
-def test_the_helper_checks_the_files_it_claims_while_the_parent_is_busy(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    if threading.active_count() > 1:
-        pytest.skip("another thread runs in this test process: validate does not fork then")
-    root = tree(tmp_path / "schedules")
+def _spy_on_helpers(monkeypatch: pytest.MonkeyPatch) -> list[command._Helper]:
+    """The helpers `validate` starts, as they start."""
     started: list[command._Helper] = []
-    real, real_one = command._Helper.start, command._load_one
+    real = command._Helper.start
 
     def spy(*args: object) -> command._Helper | None:
         helper = real(*args)  # type: ignore[arg-type]
@@ -75,11 +72,22 @@ def test_the_helper_checks_the_files_it_claims_while_the_parent_is_busy(tmp_path
             started.append(helper)
         return helper
 
+    monkeypatch.setattr(command._Helper, "start", spy)
+    return started
+
+
+def test_the_helper_checks_the_files_it_claims_while_the_parent_is_busy(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: validate does not fork then")
+    root = tree(tmp_path / "schedules")
+    started = _spy_on_helpers(monkeypatch)
+    real_one = command._load_one
+
     def slow_parent(*args: object) -> object:
         time.sleep(0.02)  # the parent's core is busy elsewhere: the helper claims more
         return real_one(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(command._Helper, "start", spy)
     monkeypatch.setattr(command, "_CHUNK", 2)
     monkeypatch.setattr(command, "_load_one", slow_parent)
     result = command.load([str(root)], NOW, parallel_min=1)
@@ -95,14 +103,8 @@ def test_the_files_a_helper_claimed_before_it_died_are_checked_by_the_parent(
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: validate does not fork then")
     root = tree(tmp_path / "schedules")
-    started: list[command._Helper] = []
-    real, real_one = command._Helper.start, command._load_one
-
-    def spy(*args: object) -> command._Helper | None:
-        helper = real(*args)  # type: ignore[arg-type]
-        if helper is not None:
-            started.append(helper)
-        return helper
+    started = _spy_on_helpers(monkeypatch)
+    real_one = command._load_one
 
     def dies(conn: object, loader: object, files: object, work: command._Work, *rest: object) -> None:
         list(itertools.islice(work.claims(), 10))  # two chunks taken, never answered for
@@ -112,7 +114,6 @@ def test_the_files_a_helper_claimed_before_it_died_are_checked_by_the_parent(
         time.sleep(0.01)  # so that the helper claims its chunks before the parent has taken all
         return real_one(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(command._Helper, "start", spy)
     monkeypatch.setattr(command, "_CHUNK", 5)
     monkeypatch.setattr(command, "_helper_main", dies)
     monkeypatch.setattr(command, "_load_one", slow_parent)
